@@ -1,0 +1,90 @@
+"""Library entry points: what the CLI calls, usable from Python too. They return reports and
+raise typed errors; they never print."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from toolkit.connection import Connection, connect_factory
+from toolkit.errors import BadInput
+from toolkit.executor import EventSink, Executor, _no_events
+from toolkit.inventory import Inventory, ResolvedHost, load_inventory
+from toolkit.playbook import load_playbook
+from toolkit.runner import RunReport, run_playbook
+from toolkit.yamlsrc import did_you_mean
+
+
+@dataclass
+class Options:
+    """Options every inventory-driven command shares."""
+
+    limit: str | None = None
+    forks: int | None = None
+    check: bool = False
+    verbose: bool = False
+    accept_new_host_keys: bool = False
+    overrides: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+    skip_tags: set[str] = field(default_factory=set)
+
+
+def load(path: Path, opts: Options) -> Inventory:
+    return load_inventory(path, opts.overrides)
+
+
+def select_hosts(inventory: Inventory, limit: str | None) -> list[ResolvedHost]:
+    """`--limit`: comma-separated host names or globs (matched on name and address)."""
+    if not limit:
+        return list(inventory.hosts)
+    patterns = [p.strip() for p in limit.split(",") if p.strip()]
+    chosen: list[ResolvedHost] = []
+    for pattern in patterns:
+        matched = [h for h in inventory.hosts if fnmatch.fnmatchcase(h.name, pattern) or fnmatch.fnmatchcase(h.address, pattern)]
+        if not matched:
+            guess = did_you_mean(pattern, [h.name for h in inventory.hosts])
+            raise BadInput(
+                f"--limit {pattern!r} matches no host in {inventory.path}",
+                hint=f"did you mean '{guess}'?" if guess else "hosts: " + ", ".join(h.name for h in inventory.hosts),
+            )
+        chosen.extend(h for h in matched if h not in chosen)
+    return [h for h in inventory.hosts if h in chosen]
+
+
+def make_executor(
+    inventory: Inventory,
+    opts: Options,
+    *,
+    emit: EventSink = _no_events,
+    connect: Callable[[ResolvedHost], Connection] | None = None,
+) -> Executor:
+    known = inventory.resolve_path(inventory.spec.known_hosts) if inventory.spec.known_hosts else None
+    factory = connect or connect_factory(known_hosts=known, accept_new_host_keys=opts.accept_new_host_keys)
+    return Executor(select_hosts(inventory, opts.limit), forks=opts.forks, connect=factory, emit=emit, stream_output=opts.verbose)
+
+
+def run(
+    playbook: str,
+    inventory: Inventory,
+    opts: Options,
+    *,
+    emit: EventSink = _no_events,
+    connect: Callable[[ResolvedHost], Connection] | None = None,
+) -> RunReport:
+    """Run a playbook (by bundled name or path) against the inventory."""
+    book = load_playbook(playbook)
+    with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        return run_playbook(book, inventory, executor, check=opts.check, tags=opts.tags or None, skip_tags=opts.skip_tags or None)
+
+
+def facts(
+    inventory: Inventory,
+    opts: Options,
+    *,
+    emit: EventSink = _no_events,
+    connect: Callable[[ResolvedHost], Connection] | None = None,
+) -> RunReport:
+    """Gather read-only facts from every selected host (the `facts` playbook)."""
+    return run("facts", inventory, opts, emit=emit, connect=connect)

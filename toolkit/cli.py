@@ -1,0 +1,280 @@
+"""The `ascend-deploy` command line: argument parsing and rendering only.
+
+Exit codes: 0 success; 1 a check or stage failed on some host; 2 bad input (inventory,
+arguments); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import functools
+import typer
+
+from toolkit import __version__, api
+from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Interrupted, ToolkitError
+from toolkit.inventory import Inventory, InventoryFile
+from toolkit.state import default_inventory
+
+EPILOG = (
+    "Exit codes: 0 success; 1 a check or stage failed on some host; 2 bad input (inventory, "
+    "arguments); 130 interrupted. Without INVENTORY, commands use the inventory the last `up` "
+    "in this folder recorded."
+)
+
+app = typer.Typer(
+    name="ascend-deploy",
+    help=(
+        "Deploy multi-node vLLM on Huawei Ascend (Atlas 800) clusters from one inventory file: "
+        "NPU + network preflight, environment, Ray head and workers, vLLM, readiness.\n\n"
+        "Start with `ascend-deploy facts INVENTORY` to see your hosts, `show-vars INVENTORY HOST` "
+        "to see every resolved setting and where it came from."
+    ),
+    epilog=EPILOG,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+# ------------------------------------------------------------------ shared options
+
+InventoryArg = Annotated[
+    Optional[Path],
+    typer.Argument(help="Inventory YAML (default: the one the last `up` in this folder used).", show_default=False),
+]
+LimitOpt = Annotated[Optional[str], typer.Option("--limit", "-l", help="Only these hosts: comma list of names or globs (e.g. 'node-a,node-c*').")]
+ForksOpt = Annotated[Optional[int], typer.Option("--forks", "-f", min=1, max=1024, help="Hosts worked on at once (default: all, up to 64).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Stream remote output, prefixed by host.")]
+CheckOpt = Annotated[bool, typer.Option("--check", help="Dry run: read facts, print per host what would run, change nothing.")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a setting for this run (highest precedence), e.g. --set serve.port=9000, --set env.HCCL_CONNECT_TIMEOUT=1200. Repeatable."),
+]
+AcceptKeysOpt = Annotated[
+    bool,
+    typer.Option("--accept-new-host-keys", help="Record host keys of hosts not yet in known_hosts (a CHANGED key is always refused)."),
+]
+
+
+def _inventory(path: Optional[Path], overrides: Optional[list[str]]) -> Inventory:
+    return api.load(path or default_inventory(), api.Options(overrides=overrides or []))
+
+
+def _options(limit: Optional[str], forks: Optional[int], verbose: bool, check: bool, accept: bool, overrides: Optional[list[str]]) -> api.Options:
+    return api.Options(limit=limit, forks=forks, verbose=verbose, check=check, accept_new_host_keys=accept, overrides=overrides or [])
+
+
+def _exit(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
+def guarded(fn):  # type: ignore[no-untyped-def]
+    """Turn Ctrl-C inside a command into our Interrupted error (exit 130), not the CLI library's generic "Aborted!" (exit 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+    return wrapper
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def facts(
+    inventory: InventoryArg = None,
+    limit: LimitOpt = None,
+    forks: ForksOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    check: CheckOpt = False,
+    set_: SetOpt = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+) -> None:
+    """Gather read-only facts from every host: hostname, OS, kernel, CPU/memory, NICs with addresses, Python and package versions (vllm, vllm-ascend, torch, torch_npu, ray), Ascend driver/CANN versions and NPU count. One SSH connection and one round trip per host."""
+    from toolkit import render
+
+    inv = _inventory(inventory, set_)
+    opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
+    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        report = api.facts(inv, opts, emit=progress)
+    if json_:
+        stage = report.stages[0]
+        render.print_json(
+            {
+                "ok": report.ok,
+                "hosts": {
+                    name: {"ok": h.error is None, "facts": h.data.get("facts"), "error": h.error.to_dict() if h.error else None}
+                    for name, h in stage.hosts.items()
+                },
+            }
+        )
+    else:
+        render.render_facts(report)
+        for name, host in report.stages[0].hosts.items():
+            if host.error:
+                render.render_error(host.error, as_json=False)
+    _exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def run(
+    playbook: Annotated[str, typer.Argument(help="Bundled playbook name (facts, env, ...) or a path to a playbook YAML.")],
+    inventory: InventoryArg = None,
+    limit: LimitOpt = None,
+    forks: ForksOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    check: CheckOpt = False,
+    set_: SetOpt = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    tags: Annotated[Optional[str], typer.Option("--tags", help="Only stages with one of these tags (comma list).")] = None,
+    skip_tags: Annotated[Optional[str], typer.Option("--skip-tags", help="Skip stages with one of these tags (comma list).")] = None,
+) -> None:
+    """Run a playbook: its stages in order, a barrier after each, stopping at the first stage that fails on any host. With --check, facts are read but nothing is changed, and each host's would-be commands are printed."""
+    from toolkit import render
+
+    inv = _inventory(inventory, set_)
+    opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
+    opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
+    opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
+    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        report = api.run(playbook, inv, opts, emit=progress)
+    if json_:
+        render.print_json(report.to_dict())
+    else:
+        render.render_report(report)
+    _exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@app.command("show-vars", epilog=EPILOG)
+@guarded
+def show_vars(
+    inventory: InventoryArg = None,
+    host: Annotated[Optional[str], typer.Argument(help="Host name (default: every host).", show_default=False)] = None,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Print every resolved setting of a host and the level it came from: default < defaults (inventory) < host (inventory entry) < --set."""
+    from toolkit import render
+    from toolkit.vars import cluster_vars, host_vars
+    from toolkit.yamlsrc import did_you_mean
+
+    if inventory is not None and host is None and not inventory.exists() and inventory.suffix not in (".yaml", ".yml"):
+        host, inventory = str(inventory), None  # `show-vars HOST` with the recorded inventory
+    inv = _inventory(inventory, set_)
+    names = [h.name for h in inv.hosts]
+    if host is not None and host not in names:
+        guess = did_you_mean(host, names)
+        raise BadInput(f"no host named '{host}' in {inv.path}", hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}")
+    chosen = [host] if host else names
+    if json_:
+        render.print_json(
+            {
+                "inventory": str(inv.path),
+                "hosts": {n: {k: {"value": v, "from": o} for k, v, o in host_vars(inv, n)} for n in chosen},
+                "cluster": {k: {"value": v, "from": o} for k, v, o in cluster_vars(inv)},
+            }
+        )
+        return
+    for name in chosen:
+        render.render_vars(name, host_vars(inv, name), cluster_vars(inv) if name == chosen[-1] else [])
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def schema(
+    playbook: Annotated[bool, typer.Option("--playbook", help="Print the playbook schema instead of the inventory schema.")] = False,
+) -> None:
+    """Print the JSON Schema of the inventory (for editor completion and validation), e.g. `ascend-deploy schema > inventory.schema.json`."""
+    from toolkit.playbook import Playbook
+
+    model = Playbook if playbook else InventoryFile
+    data = model.model_json_schema()
+    data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    data["title"] = "ascend-deploy playbook" if playbook else "ascend-deploy inventory"
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------ reserved commands
+
+RESERVED = {
+    "up": "Preflight, environment, Ray head and workers, vLLM, readiness, in stages (coming next).",
+    "down": "Stop vLLM and Ray on every host and verify the NPUs are free; probes live hosts.",
+    "check-net": "NPU + RoCE network preflight: hccn_tool link/health/IP/TLS/optical, card-to-card pings.",
+    "status": "Per host: reachable, Ray node alive, NPU resources, vLLM pid, health, endpoint.",
+    "logs": "Collect vLLM/Ray logs, env files, npu-smi and hccn_tool outputs into one archive.",
+    "plan": "Print the full deployment plan (env per host, ray start, vLLM command) and why.",
+    "plugins": "List model plugins, their source and the models they claim.",
+    "sim": "Simulated Ascend cluster on this Linux box (network namespaces + real sshd).",
+}
+
+
+def _reserved(name: str, text: str) -> None:
+    def command(args: Annotated[Optional[list[str]], typer.Argument(hidden=True)] = None) -> None:
+        raise BadInput(f"`ascend-deploy {name}` is not available in version {__version__} yet", hint="see README for what works today")
+
+    command.__doc__ = f"{text} [not yet available]"
+    app.command(name, epilog=EPILOG, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(command)
+
+
+for _name, _text in RESERVED.items():
+    _reserved(_name, _text)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ascend-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    pass
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: maps typed errors and signals to exit codes."""
+    from toolkit import render
+
+    args = sys.argv[1:] if argv is None else argv
+    as_json = _wants_json(args)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        app(args=args, prog_name="ascend-deploy")
+        code = EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_FAILED)
+    except ToolkitError as exc:
+        render.render_error(exc, as_json=as_json)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        render.render_error(Interrupted(), as_json=as_json)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -1,0 +1,271 @@
+"""Connections to hosts: one per host per run, opened once and reused for every command.
+
+`SSHConnection` is fabric (paramiko) with our host-key policy and ~/.ssh/config honoured;
+`LocalConnection` runs on the control machine. Both return `Result`s and raise typed
+`HostError`s; neither prints.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import invoke
+import paramiko
+from fabric import Config
+from fabric import Connection as FabricConnection
+
+from toolkit.errors import AuthError, CommandTimeout, ConnectError, HostError
+from toolkit.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error
+from toolkit.inventory import ResolvedHost
+from toolkit.remote import bash
+from toolkit.result import Result
+
+OutputCallback = Callable[[str, str], None]  # (stream name, line)
+
+#: How much longer than the on-host `timeout` the SSH side waits before giving up.
+TIMEOUT_GRACE = 10.0
+
+
+class Connection(Protocol):
+    """What the executor needs from a host connection."""
+
+    name: str
+
+    def open(self) -> None: ...
+
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result: ...
+
+    def close(self) -> None: ...
+
+
+class _LineStream:
+    """A file-like sink that calls back once per complete line (for `-v` streaming)."""
+
+    def __init__(self, stream: str, callback: OutputCallback) -> None:
+        self.stream = stream
+        self.callback = callback
+        self.buffer = ""
+
+    def write(self, data: str) -> int:
+        self.buffer += data
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            self.callback(self.stream, line)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.buffer:
+            self.callback(self.stream, self.buffer)
+            self.buffer = ""
+
+
+def _timed_out(host: str, script_timeout: float | None, command: str, started: float, stdout: str = "", stderr: str = "") -> CommandTimeout:
+    result = Result(host, command, 124, stdout, stderr, time.monotonic() - started)
+    return CommandTimeout(
+        host,
+        f"command timed out after {script_timeout:g}s: {command.splitlines()[-1][:120]}",
+        hint="raise the stage timeout or command_timeout if the host is just slow",
+        result=result,
+    )
+
+
+class SSHConnection:
+    """fabric Connection with verified host keys, explicit auth settings and typed errors."""
+
+    def __init__(
+        self,
+        host: ResolvedHost,
+        *,
+        known_hosts: Path | None = None,
+        accept_new_host_keys: bool = False,
+        ssh_config_path: str | None = None,
+    ) -> None:
+        self.name = host.name
+        self.host = host
+        self.known_hosts_files = [USER_KNOWN_HOSTS.expanduser()]
+        if known_hosts is not None:
+            self.known_hosts_files.append(known_hosts)
+        self.record_to = known_hosts or USER_KNOWN_HOSTS.expanduser()
+        self.accept_new = accept_new_host_keys
+        self.ssh_config_path = ssh_config_path
+        self._conn: FabricConnection | None = None
+
+    def _connect_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {"banner_timeout": self.host.connect_timeout, "auth_timeout": self.host.connect_timeout}
+        if self.host.key_file:
+            key = Path(self.host.key_file).expanduser()
+            if not key.is_file():
+                raise AuthError(self.name, f"key file {key} not found", hint="fix key_file in the inventory or create the key")
+            kwargs.update(key_filename=str(key), look_for_keys=False, allow_agent=False)
+        if self.host.key_passphrase_env:
+            kwargs["passphrase"] = self._secret(self.host.key_passphrase_env)
+        if self.host.password_env:
+            kwargs["password"] = self._secret(self.host.password_env)
+        return kwargs
+
+    def _secret(self, var: str) -> str:
+        value = os.environ.get(var)
+        if value is None:
+            raise AuthError(self.name, f"environment variable {var} is not set", hint=f"export {var}=... before running (the inventory names it)")
+        return value
+
+    def open(self) -> None:
+        if self._conn is not None and self._conn.is_connected:
+            return
+        overrides: dict[str, object] = {"load_ssh_configs": True}
+        if self.ssh_config_path:
+            overrides["ssh_config_path"] = self.ssh_config_path
+        config = Config(overrides=overrides)
+        conn = FabricConnection(
+            self.host.connect_to,
+            user=self.host.user,
+            port=self.host.port,
+            config=config,
+            connect_timeout=max(1, int(self.host.connect_timeout)),
+            connect_kwargs=self._connect_kwargs(),
+        )
+        client = conn.client
+        for path in self.known_hosts_files:
+            if path.is_file():
+                try:
+                    client.load_system_host_keys(str(path))
+                except (OSError, paramiko.SSHException) as exc:
+                    raise ConnectError(self.name, f"cannot read known_hosts {path}: {exc}") from None
+        client.set_missing_host_key_policy(VerifyingPolicy(self.name, accept_new=self.accept_new, record_to=self.record_to))
+        where = f"{conn.user}@{conn.host}:{conn.port}"
+        try:
+            conn.open()
+        except HostError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise changed_key_error(self.name, exc, self.known_hosts_files) from None
+        except paramiko.AuthenticationException as exc:
+            raise AuthError(
+                self.name,
+                f"authentication failed for {where}: {exc}",
+                hint="check user and key_file (or password_env) in the inventory and the host's authorized_keys",
+            ) from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            reason = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()})) or "refused"
+            raise ConnectError(self.name, f"cannot connect to {where}: {reason}", hint="is sshd running and the port open?") from None
+        except (socket.timeout, TimeoutError):
+            raise ConnectError(self.name, f"connection to {where} timed out after {self.host.connect_timeout:g}s", hint="host down or firewalled?") from None
+        except socket.gaierror as exc:
+            raise ConnectError(self.name, f"cannot resolve {conn.host}: {exc.strerror}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(self.name, f"SSH to {where} failed: {exc or type(exc).__name__}") from None
+        self._conn = conn
+
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+        self.open()
+        assert self._conn is not None
+        started = time.monotonic()
+        streams: dict[str, object] = {}
+        sinks: list[_LineStream] = []
+        if on_output is not None:
+            sinks = [_LineStream("stdout", on_output), _LineStream("stderr", on_output)]
+            streams = {"out_stream": sinks[0], "err_stream": sinks[1], "hide": False}
+        else:
+            streams = {"hide": True}
+        try:
+            res = self._conn.run(
+                bash(script, timeout=timeout),
+                warn=True,
+                pty=False,
+                in_stream=False,
+                timeout=(timeout + TIMEOUT_GRACE) if timeout else None,
+                **streams,
+            )
+        except invoke.exceptions.CommandTimedOut as exc:
+            self.close()  # the channel is in an unknown state; reconnect next time
+            raise _timed_out(self.name, timeout, script, started, exc.result.stdout, exc.result.stderr) from None
+        except (paramiko.SSHException, OSError, EOFError, invoke.exceptions.ThreadException) as exc:
+            self.close()
+            raise ConnectError(self.name, f"connection lost while running a command: {exc or type(exc).__name__}") from None
+        finally:
+            for sink in sinks:
+                sink.close()
+        if timeout is not None and res.exited in (124, 137) and time.monotonic() - started >= timeout:
+            raise _timed_out(self.name, timeout, script, started, res.stdout, res.stderr)
+        return Result(self.name, script, res.exited, res.stdout, res.stderr, time.monotonic() - started)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # closing a broken transport must never mask the real error
+                pass
+            self._conn = None
+
+
+class LocalConnection:
+    """Runs commands on the control machine (inventory `connection: local`)."""
+
+    def __init__(self, host: ResolvedHost) -> None:
+        self.name = host.name
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        pass
+
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise _timed_out(self.name, timeout, script, started, out, err) from None
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        if on_output is not None:
+            for line in out.splitlines():
+                on_output("stdout", line)
+            for line in err.splitlines():
+                on_output("stderr", line)
+        return Result(self.name, script, proc.returncode, out, err, time.monotonic() - started)
+
+    def close(self) -> None:
+        with self._lock:
+            for proc in list(self._procs):
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def connect_factory(
+    *, known_hosts: Path | None = None, accept_new_host_keys: bool = False, ssh_config_path: str | None = None
+) -> Callable[[ResolvedHost], Connection]:
+    """The default way the executor makes connections (tests pass their own factory)."""
+
+    def make(host: ResolvedHost) -> Connection:
+        if host.connection == "local":
+            return LocalConnection(host)
+        return SSHConnection(
+            host, known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys, ssh_config_path=ssh_config_path
+        )
+
+    return make

@@ -1,0 +1,75 @@
+"""Facts: each is a read-only command plus a parser from its raw output to a typed value.
+
+Parsers are pure and tested against captured output (tests/facts/golden). `gather` runs many
+facts in ONE remote round trip: their commands are joined into a script with per-fact
+markers, and the output is split back before parsing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+from toolkit.errors import CommandFailed
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """What one fact command printed (stderr of batched facts is dropped unless the command merges it)."""
+
+    stdout: str
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    name: str
+    command: str
+    parse: Callable[[Raw], T]
+    setup: bool = True  # run after the host's setup lines (needed for venv Python, Ascend env)
+
+
+def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
+    """One shell script that prints every fact's output between unique markers."""
+    parts = []
+    for fact in facts:
+        parts.append(f"echo '@@{nonce}@@ {fact.name}'")
+        parts.append(f"( {fact.command}\n) 2>/dev/null </dev/null")
+        parts.append(f"echo \"@@{nonce}@@ rc=$?\"")
+    return "\n".join(parts)
+
+
+def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
+    """Split a batch script's output back into per-fact raw outputs."""
+    out: dict[str, Raw] = {}
+    marker = f"@@{nonce}@@ "
+    name: str | None = None
+    lines: list[str] = []
+    for line in stdout.splitlines():
+        if line.startswith(marker):
+            tag = line[len(marker):]
+            if tag.startswith("rc=") and name is not None:
+                try:
+                    code = int(tag[3:])
+                except ValueError:
+                    code = 255
+                out[name] = Raw("\n".join(lines) + ("\n" if lines else ""), code)
+                name, lines = None, []
+            else:
+                name, lines = tag, []
+        elif name is not None:
+            lines.append(line)
+    return out
+
+
+def gather(session: Any, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:
+    """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
+    nonce = secrets.token_hex(6)
+    result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=all(f.setup for f in facts))
+    raw = split_batch(result.stdout, nonce)
+    if not raw and not result.ok:
+        raise CommandFailed(session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result)
+    return {fact.name: fact.parse(raw.get(fact.name, Raw("", 255))) for fact in facts}

@@ -1,0 +1,187 @@
+"""Running a playbook: stages in order, a barrier after each, stop at the first failed stage.
+
+Each host's step yields operations; under `--check` they are recorded, not run, so the report
+shows per host exactly what would change. The report keeps every host's outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.errors import AuthError, ConnectError, HostError, HostKeyError
+from toolkit.executor import Event, Executor, Session
+from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.playbook import Playbook, Stage
+from toolkit.steps import STEPS, StepContext, load_builtin_steps
+
+#: Errors a retry cannot fix: the host is unreachable or refused us.
+NOT_RETRIED = (ConnectError, AuthError, HostKeyError)
+
+
+@dataclass
+class OpReport:
+    command: str
+    description: str
+    ran: bool
+    exit_code: int | None = None
+    duration: float = 0.0
+
+
+@dataclass
+class HostReport:
+    host: str
+    status: str  # unchanged | changed | would-change | failed | skipped
+    ops: list[OpReport] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    error: HostError | None = None
+    attempts: int = 1
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status,
+            "ops": [vars(op) for op in self.ops],
+            "data": self.data,
+            "error": self.error.to_dict() if self.error else None,
+            "attempts": self.attempts,
+            "duration": round(self.duration, 3),
+        }
+
+
+@dataclass
+class StageReport:
+    name: str
+    step: str
+    hosts: dict[str, HostReport] = field(default_factory=dict)
+    duration: float = 0.0
+    skipped_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(h.status != "failed" for h in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "step": self.step,
+            "ok": self.ok,
+            "duration": round(self.duration, 3),
+            "skipped": self.skipped_reason,
+            "hosts": {name: h.to_dict() for name, h in self.hosts.items()},
+        }
+
+
+@dataclass
+class RunReport:
+    playbook: str
+    check: bool
+    stages: list[StageReport] = field(default_factory=list)
+    failed_stage: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "playbook": self.playbook,
+            "check": self.check,
+            "failed_stage": self.failed_stage,
+            "duration": round(self.duration, 3),
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:
+    if stage.hosts == "head":
+        return [h for h in hosts if h.is_head]
+    if stage.hosts == "workers":
+        return [h for h in hosts if not h.is_head]
+    return list(hosts)
+
+
+def _run_step(stage: Stage, inventory: Inventory, check: bool, session: Session) -> HostReport:
+    info = STEPS[stage.step]
+    report = HostReport(session.name, "unchanged")
+    attempt = 0
+    while True:
+        attempt += 1
+        report.ops, report.data = [], {}
+        ctx = StepContext(session, inventory, dict(stage.params), check)
+        try:
+            for op in info.fn(ctx):
+                if check and not info.read_only:
+                    report.ops.append(OpReport(op.command, op.description, ran=False))
+                    session.emit(Event("command", session.name, stage.name, f"[check] {op.description}"))
+                    continue
+                res = session.run(op.command, timeout=op.timeout or stage.timeout)
+                report.ops.append(OpReport(op.command, op.description, True, res.exit_code, res.duration))
+            break
+        except NOT_RETRIED:
+            raise
+        except HostError:
+            if attempt > stage.retries:
+                raise
+            session.emit(Event("retry", session.name, stage.name, f"attempt {attempt + 1}/{stage.retries + 1}"))
+            time.sleep(stage.delay)
+    report.data = ctx.data
+    report.attempts = attempt
+    if report.ops:
+        report.status = "would-change" if check else "changed"
+    return report
+
+
+def run_playbook(
+    playbook: Playbook,
+    inventory: Inventory,
+    executor: Executor,
+    *,
+    check: bool = False,
+    tags: set[str] | None = None,
+    skip_tags: set[str] | None = None,
+) -> RunReport:
+    """Run stages in order with a barrier between them; stop after the first failed stage.
+
+    Host failures never raise: they are in the report (`failed_stage`, per-host errors)."""
+    load_builtin_steps()
+    started = time.monotonic()
+    report = RunReport(playbook.name, check)
+    hosts = executor.hosts
+    for stage in playbook.stages:
+        stage_report = StageReport(stage.name, stage.step)
+        report.stages.append(stage_report)
+        if tags and not tags & set(stage.tags):
+            stage_report.skipped_reason = "not in --tags"
+            continue
+        if skip_tags and skip_tags & set(stage.tags):
+            stage_report.skipped_reason = "in --skip-tags"
+            continue
+        targets = select_hosts(stage, hosts)
+        if not targets:
+            stage_report.skipped_reason = f"no {stage.hosts} hosts selected"
+            continue
+        t0 = time.monotonic()
+        group = executor.map(
+            lambda s, st=stage: _run_step(st, inventory, check, s),
+            targets,
+            stage=stage.name,
+            parallel=stage.mode == "parallel",
+            timeout=stage.timeout,
+        )
+        stage_report.duration = time.monotonic() - t0
+        for outcome in group:
+            if outcome.ok and outcome.value is not None:
+                outcome.value.duration = outcome.duration
+                stage_report.hosts[outcome.host] = outcome.value
+            else:
+                stage_report.hosts[outcome.host] = HostReport(outcome.host, "failed", error=outcome.error, duration=outcome.duration)
+        if not stage_report.ok:
+            report.failed_stage = stage.name
+            break
+    report.duration = time.monotonic() - started
+    return report

@@ -1,0 +1,72 @@
+"""Steps: Python functions a playbook stage names. A step reads facts and yields only the
+operations needed to reach the desired state (pyinfra-style), so `--check` can show, per
+host, exactly what would run, and a converged host yields nothing.
+
+Register a step with `@step("name")`; read-only steps (facts, probes) also run under --check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from toolkit.executor import Session
+from toolkit.facts import Fact, gather
+from toolkit.inventory import Inventory
+
+
+@dataclass(frozen=True)
+class Op:
+    """One command that changes a host, with a line saying why it is needed."""
+
+    command: str
+    description: str
+    timeout: float | None = None
+
+
+@dataclass
+class StepContext:
+    session: Session
+    inventory: Inventory
+    params: dict[str, Any]
+    check: bool
+    data: dict[str, Any] = field(default_factory=dict)  # what the step reports (facts, state)
+
+    @property
+    def host(self) -> Any:
+        return self.session.host
+
+    def facts(self, facts: list[Fact[Any]]) -> dict[str, Any]:
+        """Read facts now (also under --check: facts never change a host)."""
+        return gather(self.session, facts)
+
+
+StepFn = Callable[[StepContext], Iterator[Op]]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    fn: StepFn
+    read_only: bool
+    doc: str
+
+
+STEPS: dict[str, StepInfo] = {}
+
+
+def step(name: str, *, read_only: bool = False) -> Callable[[StepFn], StepFn]:
+    def register(fn: StepFn) -> StepFn:
+        if name in STEPS:
+            raise ValueError(f"step {name!r} registered twice")
+        STEPS[name] = StepInfo(name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        return fn
+
+    return register
+
+
+def load_builtin_steps() -> dict[str, StepInfo]:
+    """Import the modules that register the built-in steps."""
+    from toolkit.steps import env_file, facts  # noqa: F401
+
+    return STEPS
