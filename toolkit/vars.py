@@ -94,7 +94,8 @@ def merge_layers(layers: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, An
 
     for level, data in layers:
         apply(merged, data, level, "")
-    return merged, origins
+    parents = {k.rsplit(".", 1)[0] for k in origins if "." in k}
+    return merged, {k: v for k, v in origins.items() if k not in parents}
 
 
 def _nest(override: Override) -> dict[str, Any]:

@@ -39,10 +39,15 @@ def parse_meminfo_mib(raw: Raw) -> int | None:
 
 
 def parse_cpu_model(raw: Raw) -> str | None:
+    """x86 prints `model name`; some ARM kernels only `Model`/`CPU part`: prefer the most specific."""
+    fields: dict[str, str] = {}
     for line in raw.stdout.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ("model name", "model", "cpu model") and value.strip():
-            return value.strip()
+        if sep and value.strip():
+            fields.setdefault(key.strip().lower(), value.strip())
+    for key in ("model name", "cpu model", "hardware", "model"):
+        if key in fields and not fields[key].isdigit():
+            return fields[key]
     return None
 
 

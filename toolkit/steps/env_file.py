@@ -31,10 +31,10 @@ def _file_digest(raw: Raw) -> str | None:
 def write_file_op(path: str, content: str, description: str) -> Op:
     """Atomic write with mode 0600 (umask before the file exists, then rename into place)."""
     folder = path.rsplit("/", 1)[0]
-    tmp = f"{path}.tmp"
+    tmp = f"{q(path + '.tmp')}.$$"  # per-process temp name: concurrent writers never collide
     cmd = (
-        f"umask 077 && mkdir -p {q(folder)} && printf '%s' {q(content)} > {q(tmp)} "
-        f"&& chmod 600 {q(tmp)} && mv -f {q(tmp)} {q(path)}"
+        f"umask 077 && mkdir -p {q(folder)} && printf '%s' {q(content)} > {tmp} "
+        f"&& chmod 600 {tmp} && mv -f {tmp} {q(path)}"
     )
     return Op(cmd, description)
 

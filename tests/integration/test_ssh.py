@@ -1,0 +1,249 @@
+"""The execution engine against real OpenSSH servers on loopback (one sshd per fake host)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from tests.conftest import SshLab, cli
+from tests.sshd import free_port, keygen
+from toolkit import api
+from toolkit.errors import AuthError, CommandFailed, CommandTimeout, ConnectError, HostKeyError
+from toolkit.inventory import load_inventory
+
+
+def test_facts_cli_against_three_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml")
+    table = cli("facts", str(inv), env={"HOME": str(home)})
+    assert table.returncode == 0, table.stderr
+    for h in ssh_lab.hosts:
+        assert h.name in table.stdout
+    assert "Python" in table.stdout
+    out = cli("facts", str(inv), "--json", env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["ok"] is True and set(data["hosts"]) == {"h0", "h1", "h2"}
+    facts = data["hosts"]["h1"]["facts"]
+    assert facts["hostname"] and facts["kernel"] and facts["cpus"] >= 1 and facts["memory_mib"] > 0
+    assert any("127.0.0.1/8" in n["addresses"] for n in facts["nics"])
+    assert facts["python"].startswith("3.")
+
+
+def test_one_handshake_per_host_per_run(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    before = {h.name: h.handshakes() for h in ssh_lab.hosts}
+    with api.make_executor(inv, api.Options()) as ex:
+        for _ in range(3):
+            group = ex.run("true")
+            assert group.ok, group.failed
+        ex.map(lambda s: [s.run("echo $HOME") for _ in range(4)])
+    for h in ssh_lab.hosts:
+        assert h.handshakes() - before[h.name] == 1, h.log.read_text()[-2000:]
+
+
+def test_commands_run_in_parallel_across_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    cmd = "date +%s.%N; sleep 1; date +%s.%N"
+
+    def spans(forks: int | None) -> list[tuple[float, float]]:
+        with api.make_executor(inv, api.Options(forks=forks)) as ex:
+            group = ex.run(cmd)
+        assert group.ok
+        return [tuple(map(float, o.value.stdout.split())) for o in group]  # type: ignore[union-attr]
+
+    parallel = spans(None)
+    latest_start = max(s for s, _ in parallel)
+    earliest_end = min(e for _, e in parallel)
+    assert latest_start < earliest_end, f"no overlap: {parallel}"
+    serial = sorted(spans(1))
+    for (_, end), (start, _) in zip(serial, serial[1:]):
+        assert start >= end, f"forks=1 overlapped: {serial}"
+
+
+def test_environment_reaches_every_command(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(
+        ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"HCCL_CONNECT_TIMEOUT": "1200"}, "setup": ["export FROM_SETUP=yes"]})
+    )
+    with api.make_executor(inv, api.Options()) as ex:
+        group = ex.run('echo "$HCCL_CONNECT_TIMEOUT $FROM_SETUP"')
+    assert {o.value.stdout.strip() for o in group} == {"1200 yes"}  # type: ignore[union-attr]
+
+
+def test_timeout_names_host_and_kills_remote_command(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    token = f"{time.time_ns()}"
+    with api.make_executor(inv, api.Options(limit="h1")) as ex:
+        group = ex.map(lambda s: s.run(f"sleep 30 # {token}", timeout=1))
+        err = group["h1"].error
+        assert isinstance(err, CommandTimeout)
+        assert err.host == "h1" and "timed out after 1s" in err.message
+        assert group["h1"].duration < 10
+        # the remote sleep is gone and the host is still usable
+        after = ex.map(lambda s: s.run(f"pgrep -f 'slee[p] 30 # {token}' || echo none"))
+        assert after["h1"].value.stdout.strip() == "none"  # type: ignore[union-attr]
+
+
+def test_nonzero_exit_is_command_failed_with_result(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    with api.make_executor(inv, api.Options(limit="h2")) as ex:
+        group = ex.run("echo out; echo boom >&2; exit 7")
+    err = group["h2"].error
+    assert isinstance(err, CommandFailed) and err.result is not None
+    assert err.result.exit_code == 7 and err.result.stdout == "out\n" and "boom" in err.message
+    assert str(err).startswith("h2: ")
+
+
+def test_setup_line_failure_is_named(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(
+        ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "setup": ["source /usr/local/Ascend/ascend-toolkit/set_env.sh"]})
+    )
+    with api.make_executor(inv, api.Options(limit="h0")) as ex:
+        group = ex.run("true")
+    err = group["h0"].error
+    assert isinstance(err, CommandFailed)
+    assert "setup line 1 failed: source /usr/local/Ascend/ascend-toolkit/set_env.sh" in err.message
+
+
+def test_host_down_others_still_report(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    dead_port = free_port("127.0.0.14")
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", extra_hosts=[{"name": "dead", "address": "127.0.0.14", "port": dead_port}])
+    out = cli("facts", str(inv), "--json", env={"HOME": str(home)})
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["ok"] is False
+    assert data["hosts"]["dead"]["error"]["kind"] == "connect"
+    assert f"127.0.0.14:{dead_port}" in data["hosts"]["dead"]["error"]["message"]
+    assert all(data["hosts"][h]["ok"] for h in ("h0", "h1", "h2"))
+    table = cli("facts", str(inv), env={"HOME": str(home)})
+    assert table.returncode == 1
+    assert "error: dead [facts]: cannot connect to" in table.stderr
+
+
+def test_wrong_key_is_auth_error(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    other = keygen(tmp_path / "other_key")
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(other)}))
+    with api.make_executor(inv, api.Options(limit="h0")) as ex:
+        group = ex.run("true")
+    err = group["h0"].error
+    assert isinstance(err, AuthError) and "authentication failed" in err.message
+
+
+def test_missing_key_file_is_auth_error(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(tmp_path / "nokey")}))
+    with api.make_executor(inv, api.Options(limit="h0")) as ex:
+        group = ex.run("true")
+    assert isinstance(group["h0"].error, AuthError) and "not found" in group["h0"].error.message
+
+
+def test_unknown_host_key_needs_opt_in_and_is_recorded(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", known_hosts=False)
+    out = cli("facts", str(inv), "--limit", "h0", "--json", env={"HOME": str(home)})
+    assert out.returncode == 1
+    err = json.loads(out.stdout)["hosts"]["h0"]["error"]
+    assert err["kind"] == "host-key" and err["changed"] is False
+    assert err["fingerprint"] == ssh_lab.hosts[0].fingerprint()
+    assert "--accept-new-host-keys" in err["hint"]
+    ok = cli("facts", str(inv), "--limit", "h0", "--accept-new-host-keys", env={"HOME": str(home)})
+    assert ok.returncode == 0, ok.stderr
+    recorded = (home / ".ssh" / "known_hosts").read_text()
+    assert ssh_lab.hosts[0].host_key_line() in recorded
+    assert oct((home / ".ssh" / "known_hosts").stat().st_mode & 0o777) == "0o600"
+    again = cli("facts", str(inv), "--limit", "h0", env={"HOME": str(home)})
+    assert again.returncode == 0, again.stderr
+
+
+def test_accept_new_records_into_inventory_known_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    known = tmp_path / "kh"
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", known_hosts=False)
+    data = yaml.safe_load(inv.read_text())
+    data["known_hosts"] = "kh"  # relative to the inventory file
+    inv.write_text(yaml.safe_dump(data))
+    out = cli("facts", str(inv), "--limit", "h1", "--accept-new-host-keys", env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert ssh_lab.hosts[1].host_key_line() in known.read_text()
+    assert not (home / ".ssh" / "known_hosts").exists()
+
+
+def test_changed_host_key_is_always_refused(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    impostor = keygen(tmp_path / "impostor")
+    kind, key = (tmp_path / "impostor.pub").read_text().split()[:2]
+    h = ssh_lab.hosts[2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{h.address}]:{h.port} {kind} {key}\n")
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", known_hosts=False)
+    data = yaml.safe_load(inv.read_text())
+    data["known_hosts"] = str(known)
+    inv.write_text(yaml.safe_dump(data))
+    for extra in ([], ["--accept-new-host-keys"]):
+        out = cli("facts", str(inv), "--limit", "h2", "--json", *extra, env={"HOME": str(home)})
+        assert out.returncode == 1
+        err = json.loads(out.stdout)["hosts"]["h2"]["error"]
+        assert err["kind"] == "host-key" and err["changed"] is True
+        assert "HOST KEY CHANGED" in err["message"] and err["fingerprint"] == h.fingerprint()
+    assert known.read_text() == f"[{h.address}]:{h.port} {kind} {key}\n"  # never rewritten
+
+
+def test_ssh_config_alias_is_honoured(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    h = ssh_lab.hosts[0]
+    (home / ".ssh" / "config").write_text(
+        f"Host lab-alias\n  HostName {h.address}\n  Port {h.port}\n  User root\n  IdentityFile {ssh_lab.client_key}\n"
+    )
+    shutil.copy(ssh_lab.known_hosts, home / ".ssh" / "known_hosts")
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"cluster": "c", "hosts": [{"name": "a", "address": "10.9.9.9", "ssh_host": "lab-alias", "role": "head"}]}))
+    with api.make_executor(load_inventory(inv), api.Options()) as ex:
+        group = ex.run("echo $USER@$SSH_CONNECTION")
+    assert group.ok, group.failed
+    assert f"{h.address} {h.port}" in group["a"].value.stdout  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def remote_cluster() -> "Iterator[str]":
+    """A unique cluster name; its state folder in the (shared, root) remote home is removed after."""
+    name = f"t{time.time_ns()}"
+    yield name
+    shutil.rmtree(Path("/root/.ascend-deploy") / name, ignore_errors=True)
+
+
+def test_injection_in_inventory_values_never_runs(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
+    marker = tmp_path / "pwned"
+    evil = [f"$(touch {marker})", f"`touch {marker}`", f"; touch {marker}", f"x\ntouch {marker}", f"' ; touch {marker} ; '", "a\\'b"]
+    env = {f"V{i}": v for i, v in enumerate(evil)}
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster, defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": env})
+    out = cli("run", "env", str(inv), "--json", "--set", f"env.EXTRA=$(touch {marker})", env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()
+    with api.make_executor(load_inventory(inv), api.Options(limit="h0")) as ex:
+        # a fresh shell without the inventory env: only the written file defines the values
+        group = ex.map(lambda s: s.run(f". .ascend-deploy/{remote_cluster}/env && " + " && ".join(f'printf "%s\\0" "$V{i}"' for i in range(len(evil))) + ' && printf "%s" "$EXTRA"', setup=False))
+    values = group["h0"].value.stdout.split("\0")  # type: ignore[union-attr]
+    assert values == evil + [f"$(touch {marker})"]
+    assert not marker.exists()
+
+
+def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster, defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"A": "1"}})
+    env_file = Path("/root/.ascend-deploy") / remote_cluster / "env"  # sshd runs as root here
+    check = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
+    assert check.returncode == 0, check.stderr
+    stage = json.loads(check.stdout)["stages"][0]
+    assert {h["status"] for h in stage["hosts"].values()} == {"would-change"}
+    assert "umask 077" in stage["hosts"]["h0"]["ops"][0]["command"]
+    assert not env_file.exists(), "--check changed a host"
+    text = cli("run", "env", str(inv), "--check", env={"HOME": str(home)})
+    assert f"would run: write .ascend-deploy/{remote_cluster}/env" in text.stdout
+    apply = cli("run", "env", str(inv), "--json", env={"HOME": str(home)})
+    assert apply.returncode == 0, apply.stderr
+    assert json.loads(apply.stdout)["stages"][0]["hosts"]["h0"]["status"] == "changed"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert "export A=1" in env_file.read_text()
+    again = cli("run", "env", str(inv), "--json", env={"HOME": str(home)})
+    assert {h["status"] for h in json.loads(again.stdout)["stages"][0]["hosts"].values()} == {"unchanged"}
+    check2 = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
+    assert all(h["ops"] == [] for h in json.loads(check2.stdout)["stages"][0]["hosts"].values())
