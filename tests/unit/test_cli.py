@@ -1,0 +1,116 @@
+"""The CLI as a user meets it: help, exit codes, messages, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import cli
+
+GOOD = "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2}\n"
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    out = cli("--help")
+    assert out.returncode == 0
+    for name in ("facts", "run", "show-vars", "schema", "up", "down", "check-net", "status", "logs", "plan", "plugins", "sim"):
+        assert name in out.stdout
+    assert "130 interrupted" in " ".join(out.stdout.split())
+
+
+def test_shared_options_on_facts_help() -> None:
+    text = " ".join(cli("facts", "--help").stdout.split())
+    for flag in ("--limit", "--forks", "--json", "--verbose", "--check", "--set", "--accept-new-host-keys"):
+        assert flag in text
+
+
+def test_bad_inventory_exits_2_with_file_line_field(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text("cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head, usr: x}\n")
+    out = cli("facts", str(f))
+    assert out.returncode == 2
+    assert f"{f}:3: hosts[0].usr: unknown key 'usr' (did you mean 'user'?)" in out.stderr
+    assert "Traceback" not in out.stderr
+    js = cli("facts", str(f), "--json")
+    assert js.returncode == 2
+    err = json.loads(js.stdout)["error"]
+    assert err["issues"][0] == {"file": str(f), "line": 3, "path": "hosts[0].usr", "message": "unknown key 'usr'", "hint": "did you mean 'user'?"}
+
+
+def test_no_inventory_and_no_recorded_one_says_what_to_pass(tmp_path: Path) -> None:
+    out = cli("facts", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "no inventory given" in out.stderr and "ascend-deploy facts inventories/prod.yaml" in out.stderr
+
+
+def test_recorded_inventory_is_used(tmp_path: Path) -> None:
+    from toolkit.state import record_inventory
+
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    record_inventory(f, cwd=tmp_path)
+    out = cli("show-vars", "b", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["inventory"] == str(f.resolve())
+    assert data["hosts"]["b"]["address"] == {"value": "10.0.0.2", "from": "host"}
+
+
+def test_show_vars_origins_and_unknown_host(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    out = cli("show-vars", str(f), "a", "--set", "user=ops", "--json")
+    data = json.loads(out.stdout)
+    assert data["hosts"]["a"]["user"] == {"value": "ops", "from": "--set"}
+    assert data["hosts"]["a"]["nic"] == {"value": "auto", "from": "default"}
+    table = cli("show-vars", str(f), "a")
+    assert table.returncode == 0 and "--set" not in table.stdout and "default" in table.stdout
+    bad = cli("show-vars", str(f), "c")
+    assert bad.returncode == 2 and "no host named 'c'" in bad.stderr
+
+
+def test_limit_matching_nothing_is_bad_input(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    out = cli("facts", str(f), "--limit", "x*")
+    assert out.returncode == 2 and "--limit 'x*' matches no host" in out.stderr
+
+
+def test_bad_set_is_bad_input(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    out = cli("facts", str(f), "--set", "serve.port=http")
+    assert out.returncode == 2 and "serve.port=http" in out.stderr
+
+
+def test_bad_forks_is_usage_error(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    assert cli("facts", str(f), "--forks", "0").returncode == 2
+
+
+def test_unknown_playbook_suggests(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    out = cli("run", "fact", str(f))
+    assert out.returncode == 2 and "did you mean 'facts'" in out.stderr
+
+
+def test_reserved_commands_exit_2_and_say_so() -> None:
+    out = cli("up", "inventories/example.yaml")
+    assert out.returncode == 2 and "not available" in out.stderr
+
+
+def test_schema_is_json_schema() -> None:
+    out = cli("schema")
+    data = json.loads(out.stdout)
+    assert data["title"] == "ascend-deploy inventory"
+    assert {"cluster", "hosts"} <= set(data["required"])
+    assert "additionalProperties" in json.dumps(data)
+    book = json.loads(cli("schema", "--playbook").stdout)
+    assert "stages" in book["properties"]
+
+
+def test_version() -> None:
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.startswith("ascend-deploy ")
