@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -16,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
-import invoke
 import paramiko
 from fabric import Config
 from fabric import Connection as FabricConnection
@@ -67,6 +68,51 @@ class _LineStream:
         if self.buffer:
             self.callback(self.stream, self.buffer)
             self.buffer = ""
+
+
+class _Deadline(Exception):
+    def __init__(self, out: str, err: str) -> None:
+        self.out, self.err = out, err
+
+
+def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None) -> tuple[str, str]:
+    """Drain stdout and stderr until the command exits (or the channel dies, or the deadline)."""
+    decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in ("stdout", "stderr")}
+    chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    sinks = {name: _LineStream(name, on_output) for name in chunks} if on_output else {}
+
+    def take(name: str, data: bytes) -> None:
+        text = decoders[name].decode(data)
+        chunks[name].append(text)
+        if name in sinks:
+            sinks[name].write(text)
+
+    while True:
+        busy = False
+        if chan.recv_ready():
+            take("stdout", chan.recv(65536))
+            busy = True
+        if chan.recv_stderr_ready():
+            take("stderr", chan.recv_stderr(65536))
+            busy = True
+        if busy:
+            continue
+        if chan.exit_status_ready() or chan.closed:
+            break  # nothing was pending above, and nothing more will come
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise _Deadline("".join(chunks["stdout"]), "".join(chunks["stderr"]))
+        wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
+        select.select([chan], [], [], wait)
+    for name in chunks:
+        tail = decoders[name].decode(b"", final=True)
+        if tail:
+            chunks[name].append(tail)
+            if name in sinks:
+                sinks[name].write(tail)
+    for sink in sinks.values():
+        sink.close()
+    return "".join(chunks["stdout"]), "".join(chunks["stderr"])
 
 
 def _timed_out(host: str, script_timeout: float | None, command: str, started: float, stdout: str = "", stderr: str = "") -> CommandTimeout:
@@ -167,37 +213,31 @@ class SSHConnection:
         self._conn = conn
 
     def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+        """Run on a new channel of the one transport. Our own read loop (not invoke's runner):
+        interruptible by Ctrl-C and by `close()` from another thread, no helper threads."""
         self.open()
-        assert self._conn is not None
+        assert self._conn is not None and self._conn.transport is not None
         started = time.monotonic()
-        streams: dict[str, object] = {}
-        sinks: list[_LineStream] = []
-        if on_output is not None:
-            sinks = [_LineStream("stdout", on_output), _LineStream("stderr", on_output)]
-            streams = {"out_stream": sinks[0], "err_stream": sinks[1], "hide": False}
-        else:
-            streams = {"hide": True}
+        deadline = started + timeout + TIMEOUT_GRACE if timeout else None
         try:
-            res = self._conn.run(
-                bash(script, timeout=timeout),
-                warn=True,
-                pty=False,
-                in_stream=False,
-                timeout=(timeout + TIMEOUT_GRACE) if timeout else None,
-                **streams,
-            )
-        except invoke.exceptions.CommandTimedOut as exc:
+            chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
+            chan.exec_command(bash(script, timeout=timeout))
+            chan.shutdown_write()
+            out, err = _read_channel(chan, deadline, on_output)
+            code = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            chan.close()
+        except _Deadline as exc:
             self.close()  # the channel is in an unknown state; reconnect next time
-            raise _timed_out(self.name, timeout, script, started, exc.result.stdout, exc.result.stderr) from None
-        except (paramiko.SSHException, OSError, EOFError, invoke.exceptions.ThreadException) as exc:
+            raise _timed_out(self.name, timeout, script, started, exc.out, exc.err) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise ConnectError(self.name, f"connection lost while running a command: {exc or type(exc).__name__}") from None
-        finally:
-            for sink in sinks:
-                sink.close()
-        if timeout is not None and res.exited in (124, 137) and time.monotonic() - started >= timeout:
-            raise _timed_out(self.name, timeout, script, started, res.stdout, res.stderr)
-        return Result(self.name, script, res.exited, res.stdout, res.stderr, time.monotonic() - started)
+        if timeout is not None and code in (124, 137) and time.monotonic() - started >= timeout:
+            raise _timed_out(self.name, timeout, script, started, out, err)
+        if code == -1:
+            self.close()
+            raise ConnectError(self.name, "connection lost while running a command (no exit status)")
+        return Result(self.name, script, code, out, err, time.monotonic() - started)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -123,6 +123,7 @@ class Executor:
         self._broken: dict[str, HostError] = {}
         self._lock = threading.Lock()
         self.running: dict[str, str] = {}
+        self._cut_short: dict[str, str] = {}  # hosts whose work Ctrl-C interrupted in this thread
 
     def __enter__(self) -> "Executor":
         return self
@@ -169,6 +170,10 @@ class Executor:
             outcome = group.outcomes[host.name]
             try:
                 outcome.value = fn(self.session(host, stage, timeout))
+            except KeyboardInterrupt:
+                with self._lock:
+                    self._cut_short[host.name] = stage or "running"
+                raise
             except HostError as exc:
                 exc.stage = exc.stage or stage
                 outcome.error = exc
@@ -202,7 +207,7 @@ class Executor:
         return group
 
     def _interrupted(self) -> Interrupted:
-        running = dict(self.running)
+        running = {**self.running, **self._cut_short}
         self.close()
         where = ", ".join(f"{h} ({s})" for h, s in sorted(running.items())) or "nothing"
         return Interrupted(f"interrupted; was running on: {where}", hint="run `ascend-deploy down` to clean up anything left running")

@@ -238,7 +238,8 @@ def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_p
     assert not env_file.exists(), "--check changed a host"
     text = cli("run", "env", str(inv), "--check", env={"HOME": str(home)})
     assert f"would run: write .ascend-deploy/{remote_cluster}/env" in text.stdout
-    apply = cli("run", "env", str(inv), "--json", env={"HOME": str(home)})
+    # the fake hosts share one filesystem: apply on one host so "changed" is deterministic
+    apply = cli("run", "env", str(inv), "--json", "--limit", "h0", env={"HOME": str(home)})
     assert apply.returncode == 0, apply.stderr
     assert json.loads(apply.stdout)["stages"][0]["hosts"]["h0"]["status"] == "changed"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
@@ -247,3 +248,44 @@ def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_p
     assert {h["status"] for h in json.loads(again.stdout)["stages"][0]["hosts"].values()} == {"unchanged"}
     check2 = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
     assert all(h["ops"] == [] for h in json.loads(check2.stdout)["stages"][0]["hosts"].values())
+
+
+@pytest.mark.parametrize("limit", ["h0", "h0,h1,h2"], ids=["serial", "parallel"])
+def test_sigint_stops_promptly_and_says_what_was_running(ssh_lab: SshLab, home: Path, tmp_path: Path, limit: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "setup": ["sleep 60"]})
+    h = ssh_lab.hosts[0]
+    before = h.handshakes()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "facts", str(inv), "--limit", limit],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+    )
+    deadline = time.monotonic() + 20
+    while h.handshakes() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert h.handshakes() > before, "never connected"
+    time.sleep(0.3)  # let the command start on the host
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 10
+    running = ", ".join(f"{name} (facts)" for name in limit.split(","))
+    assert f"interrupted; was running on: {running}" in err
+    assert "ascend-deploy down" in err
+
+
+def test_verbose_streams_remote_output_prefixed_by_host(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml")
+    out = cli("facts", str(inv), "-v", "--limit", "h1,h2", env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert any(line.startswith("[h1] ") and "MemTotal" in line for line in lines)
+    assert any(line.startswith("[h2] ") and "MemTotal" in line for line in lines)
