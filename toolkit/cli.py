@@ -219,7 +219,6 @@ RESERVED = {
     "logs": "Collect vLLM/Ray logs, env files, npu-smi and hccn_tool outputs into one archive.",
     "plan": "Print the full deployment plan (env per host, ray start, vLLM command) and why.",
     "plugins": "List model plugins, their source and the models they claim.",
-    "sim": "Simulated Ascend cluster on this Linux box (network namespaces + real sshd).",
 }
 
 
@@ -233,6 +232,10 @@ def _reserved(name: str, text: str) -> None:
 
 for _name, _text in RESERVED.items():
     _reserved(_name, _text)
+
+from toolkit.sim_cli import sim_app  # noqa: E402
+
+app.add_typer(sim_app, name="sim")
 
 
 def _version(value: bool) -> None:

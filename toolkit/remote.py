@@ -35,7 +35,7 @@ def compose(command: str, *, env: Mapping[str, str] | None = None, setup: Iterab
 
     A failing setup line stops the script with SETUP_FAILED and names itself on stderr, so a
     missing `set_env.sh` is reported as such instead of as a confusing later failure."""
-    lines = []
+    lines = ['cd "$HOME" 2>/dev/null || true']  # relative paths mean the user's home, whatever sshd's cwd
     if env:
         lines.append(export_env(env))
     for i, line in enumerate(setup):

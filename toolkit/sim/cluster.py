@@ -1,0 +1,353 @@
+"""`sim up`, `sim down`, `sim status`: a cluster of simulated Atlas 800 hosts on this machine.
+
+Each host is a network namespace on a bridge with its own mount, UTS and PID namespaces and a
+real OpenSSH sshd. `down` removes everything `up` made, found by name even when the state file
+is lost after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from toolkit.errors import BadInput
+from toolkit.sim import netns
+from toolkit.sim.hosttree import SSHD, new_ed25519, remove_tree, write_host, write_private
+from toolkit.sim.layout import HARDWARE, MAX_HOSTS, Paths, SimState, bridge_name, plan_hosts
+from toolkit.sim.netns import SimError
+
+BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
+#: Placeholders we created on the real filesystem, remembered machine-wide (survives a lost state file).
+PLACEHOLDERS = Path("/run/ascend-deploy-sim/placeholders")
+INVENTORY_MARKER = "# written by `ascend-deploy sim up`"
+Progress = Callable[[str], None]
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+@dataclass
+class SimOptions:
+    name: str = "sim"
+    hosts: int = 2
+    hardware: str = "910B3"
+    root: Path = field(default_factory=lambda: Path(".sim"))
+    inventory: Path | None = None  # default: inventories/sim.yaml (sim-NAME.yaml for other names)
+    ping_ms: int = 100
+    devices: list[int] | None = None  # devices the inventory asks for (default: all)
+
+    def inventory_path(self) -> Path:
+        if self.inventory is not None:
+            return self.inventory
+        return Path("inventories") / ("sim.yaml" if self.name == "sim" else f"sim-{self.name}.yaml")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise BadInput(
+            "`ascend-deploy sim` needs root: it creates network namespaces, bridges and mounts",
+            hint="run it with sudo (the simulated cluster lives on this machine only)",
+        )
+    if not os.path.exists(SSHD):
+        raise BadInput("OpenSSH server not found (/usr/sbin/sshd)", hint="apt-get install openssh-server (`make test` and `make demo` do it)")
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        raise BadInput("`unshare` and `ip` are needed", hint="apt-get install util-linux iproute2")
+
+
+def check_root_dir(root: Path) -> Path:
+    root = root.resolve()
+    for forbidden in ("/tmp", "/dev/shm", "/var/tmp"):
+        if root == Path(forbidden) or Path(forbidden) in root.parents:
+            raise BadInput(f"--root {root} is under {forbidden}", hint="simulated hosts mount their own /tmp and /dev/shm; pick a folder elsewhere (default .sim)")
+    return root
+
+
+def load_state(paths: Paths) -> SimState | None:
+    try:
+        return SimState.from_dict(json.loads(paths.state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save_state(paths: Paths, state: SimState) -> None:
+    tmp = paths.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_dict(), indent=2))
+    os.replace(tmp, paths.state)
+
+
+def _free_subnet() -> int:
+    used = netns.used_subnets()
+    for x in range(1, 251):
+        if x not in used:
+            return x
+    raise SimError("no free subnet left for another simulated cluster (10.213.1-250.0/24)")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+
+
+def _listening(address: str, port: int = 22) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def status(opts: SimOptions) -> dict[str, Any]:
+    """Hosts, addresses, state and injected faults, probed live (not trusted from the file)."""
+    paths = Paths(check_root_dir(opts.root) / opts.name)
+    state = load_state(paths)
+    live_ns = set(netns.netns_of(opts.name))
+    if state is None:
+        return {"name": opts.name, "up": False, "hosts": [], "leftovers": sorted(live_ns), "faults": []}
+    sshd_up = _sshd_hosts(state)
+    hosts = []
+    for h in state.hosts:
+        hosts.append(
+            {
+                "name": h.name,
+                "role": h.role,
+                "address": h.address,
+                "netns": h.netns in live_ns,
+                "init": _alive(h.pid1),
+                "sshd": h.name in sshd_up,
+                "ssh_port": _listening(h.address),
+                "faults": [f for f in state.faults if f["host"] == h.name],
+            }
+        )
+    up = bool(hosts) and all(x["netns"] and x["init"] for x in hosts)
+    return {
+        "name": state.name,
+        "up": up,
+        "hardware": state.hardware,
+        "root": str(paths.root),
+        "inventory": str(opts.inventory_path()),
+        "hosts": hosts,
+        "faults": state.faults,
+    }
+
+
+def _sshd_hosts(state: SimState) -> set[str]:
+    by_ns = netns.pids_in([h.netns for h in state.hosts])
+    up = set()
+    for h in state.hosts:
+        for pid in by_ns.get(h.netns, []):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd" and "-f" in Path(f"/proc/{pid}/cmdline").read_text():
+                    up.add(h.name)
+                    break
+            except OSError:
+                continue
+    return up
+
+
+def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
+    """Create the cluster (no-op when the same cluster is already up)."""
+    require_root()
+    if opts.hardware not in HARDWARE:
+        raise BadInput(f"unknown hardware {opts.hardware!r}", hint=f"one of {', '.join(HARDWARE)}")
+    if not 1 <= opts.hosts <= MAX_HOSTS:
+        raise BadInput(f"--hosts must be 1..{MAX_HOSTS}, got {opts.hosts}")
+    root = check_root_dir(opts.root)
+    paths = Paths(root / opts.name)
+    existing = load_state(paths)
+    if existing is not None:
+        current = status(opts)
+        same = existing.hosts_count == opts.hosts and existing.hardware == opts.hardware
+        if current["up"] and same:
+            _write_inventory(opts, existing, paths)
+            return {**current, "changed": False}
+        if current["up"]:
+            raise BadInput(
+                f"simulated cluster '{opts.name}' is up with {existing.hosts_count} x {existing.hardware}",
+                hint=f"run `ascend-deploy sim down --name {opts.name}` first",
+            )
+        progress("cleaning up a previous half-made cluster")
+        down(opts)
+    elif netns.netns_of(opts.name) or netns.bridges_of(opts.name):
+        progress("cleaning up leftovers of a crashed run")
+        down(opts)
+
+    hw = HARDWARE[opts.hardware]
+    subnet = _free_subnet()
+    state = SimState(opts.name, opts.hosts, opts.hardware, subnet, str(root), bridge_name(subnet), ping_ms=opts.ping_ms)
+    state.hosts = plan_hosts(opts.name, opts.hosts, hw, subnet)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    save_state(paths, state)  # first, so a crash half-way can be undone by `down`
+    try:
+        for target, kind in BIND_TARGETS.items():
+            if not os.path.exists(target):
+                PLACEHOLDERS.parent.mkdir(parents=True, exist_ok=True)
+                with PLACEHOLDERS.open("a") as fh:
+                    fh.write(target + "\n")
+                if kind == "dir":
+                    os.makedirs(target)
+                else:
+                    Path(target).touch()
+                state.created_paths.append(target)
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        progress(f"writing {opts.hosts} host trees")
+        client_private, client_public = new_ed25519()
+        write_private(paths.client_key, client_private)
+        (paths.root / "client_ed25519.pub").write_text(client_public + "\n")
+        (paths.fabric / "cards").mkdir(parents=True, exist_ok=True)
+        (paths.fabric / "loss").mkdir(parents=True, exist_ok=True)
+        host_keys = {}
+        for host in state.hosts:
+            host_keys[host.name] = write_host(paths, state, host, hw, client_public)
+            for ip in host.card_ips:
+                (paths.fabric / "cards" / ip).write_text("up\n")
+        paths.known_hosts.write_text("".join(f"{h.address} {' '.join(host_keys[h.name].split()[:2])}\n" for h in state.hosts))
+        progress("creating namespaces, bridge and links")
+        netns.create_network(state)
+        save_state(paths, state)
+        progress(f"starting {opts.hosts} hosts")
+        procs = {}
+        for host in state.hosts:
+            log = open(paths.host(host.name) / "init.log", "wb")
+            procs[host.name] = subprocess.Popen(
+                ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+                 "--propagation", "private", "/bin/bash", str(paths.host(host.name) / "init.sh")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+            log.close()
+            host.holder = procs[host.name].pid
+        _wait_hosts(state, paths, procs, progress)
+        save_state(paths, state)
+    except BaseException:
+        save_state(paths, state)
+        raise
+    _write_inventory(opts, state, paths)
+    return {**status(opts), "changed": True}
+
+
+def _wait_hosts(state: SimState, paths: Paths, procs: dict[str, subprocess.Popen[bytes]], progress: Progress, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {h.name: h for h in state.hosts}
+    while pending:
+        for name, host in list(pending.items()):
+            proc = procs[name]
+            if proc.poll() is not None:
+                log = (paths.host(name) / "init.log").read_text(errors="replace").strip()
+                raise SimError(f"simulated host {name} failed to start (exit {proc.returncode}): {log[-500:]}")
+            if host.pid1 is None:
+                kids = _children(proc.pid)
+                host.pid1 = kids[0] if kids else None
+            if (paths.host(name) / "init.ready").exists() and _listening(host.address):
+                del pending[name]
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise SimError(f"simulated hosts not ready after {timeout:g}s: {', '.join(sorted(pending))}")
+        time.sleep(0.02)
+    progress(f"{len(state.hosts)} hosts listening")
+
+
+def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
+    from toolkit.sim.hostenv import host_env_paths
+
+    env = host_env_paths(Path(state.root))
+    hw = HARDWARE[state.hardware]
+    inv_path = opts.inventory_path()
+    inv_path.parent.mkdir(parents=True, exist_ok=True)
+    known = os.path.relpath(paths.known_hosts, inv_path.resolve().parent)
+    data: dict[str, Any] = {
+        "cluster": state.name,
+        "hardware": "A3" if state.hardware == "A3" else state.hardware,
+        "known_hosts": known,
+        "defaults": {
+            "user": "root",
+            "key_file": str(paths.client_key),
+            "nic": "auto",
+            "devices": opts.devices or list(range(hw.devices)),
+            "setup": [
+                "source /usr/local/Ascend/ascend-toolkit/set_env.sh",
+                "source /usr/local/Ascend/nnal/atb/set_env.sh",
+                f"source {env.venv / 'bin' / 'activate'}",
+            ],
+            "env": {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"},
+        },
+        "hosts": [{"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})} for h in state.hosts],
+        "model": {"path": str(env.model), "served_name": "tiny-llama"},
+        "serve": {"port": 8000, "max_model_len": 1024},
+        "ray": {"port": 6379, "object_store_memory": 200_000_000, "num_cpus": 2},
+    }
+    text = (
+        f"{INVENTORY_MARKER} for simulated cluster '{state.name}'\n"
+        f"# {len(state.hosts)} x {state.hardware} hosts on 10.213.{state.subnet}.0/24; remove with `ascend-deploy sim down --name {state.name}`\n"
+        + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+    )
+    if not inv_path.exists() or inv_path.read_text() != text:
+        inv_path.write_text(text)
+
+
+def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
+    """Remove every namespace, process, interface, mount target and file of the cluster.
+
+    Idempotent, and works from names alone when the state file is missing."""
+    require_root()
+    root = check_root_dir(opts.root)
+    paths = Paths(root / opts.name)
+    state = load_state(paths)
+    spaces = sorted(set(netns.netns_of(opts.name)) | ({h.netns for h in state.hosts} if state else set()))
+    bridges = sorted(set(netns.bridges_of(opts.name)) | ({state.bridge} if state else set()))
+    holders = [p for h in (state.hosts if state else []) for p in (h.holder, h.pid1) if p]
+    for pid in holders:
+        try:
+            os.kill(pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+    survivors = netns.kill_all(spaces)
+    if survivors:
+        raise SimError(f"processes survived SIGKILL in simulated hosts: {survivors[:10]}")
+    netns.delete([ns for ns in spaces if (netns.NETNS_DIR / ns).exists()], [b for b in bridges if b])
+    if not netns.all_sim_netns() and PLACEHOLDERS.exists():
+        for target in set(PLACEHOLDERS.read_text().split()):
+            _remove_placeholder(target)
+        PLACEHOLDERS.unlink()
+    inv = opts.inventory_path()
+    if inv.exists() and inv.read_text().startswith(INVENTORY_MARKER):
+        inv.unlink()
+    remove_tree(paths.root)
+    removed = {"name": opts.name, "netns": spaces, "bridges": bridges}
+    progress(f"removed {len(spaces)} hosts")
+    return removed
+
+
+def _remove_placeholder(target: str) -> None:
+    path = Path(target)
+    try:
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        elif path.is_file() and path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass

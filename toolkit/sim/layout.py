@@ -1,0 +1,143 @@
+"""The simulated cluster's plan: hardware kinds, names, addresses and on-disk layout. Pure data.
+
+Every host gets a main NIC named like a server NIC on the cluster subnet, a second NIC on
+another subnet (so that picking the NIC that owns the address matters), and 8 cards (16 dies on
+A3) with RoCE IPs on a separate card subnet, one /24 per device index (rail-aligned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAIN_NIC = "enp67s0f5"
+SECOND_NIC = "enp67s0f6"
+MAX_HOSTS = 200
+NETNS_PREFIX = "adsim-"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    kind: str  # what the user passes (--hardware)
+    npu_name: str  # the Name column of npu-smi info
+    soc: str  # acl.get_soc_name(), Ray's accelerator_type
+    hbm_mb: int
+    cards: int
+    dies: int
+
+    @property
+    def devices(self) -> int:
+        return self.cards * self.dies
+
+
+HARDWARE: dict[str, Hardware] = {
+    "910B3": Hardware("910B3", "910B3", "Ascend910B3", 65536, 8, 1),
+    "910B4": Hardware("910B4", "910B4", "Ascend910B4", 32768, 8, 1),
+    "A3": Hardware("A3", "Ascend910", "Ascend910_9391", 65536, 8, 2),
+}
+
+
+@dataclass
+class SimHost:
+    name: str
+    index: int  # 1-based
+    address: str  # main NIC, cluster subnet
+    second_address: str  # second NIC, other subnet
+    netns: str
+    veth: str  # root-namespace end of the veth pair
+    card_ips: list[str]
+    pid1: int | None = None  # root-namespace pid of the host's init (PID 1 inside)
+    holder: int | None = None  # root-namespace pid of the `unshare` parent
+
+    @property
+    def role(self) -> str:
+        return "head" if self.index == 1 else "worker"
+
+
+@dataclass
+class SimState:
+    """What `sim up` made; written to ROOT/NAME/state.json so `down` can undo it (it also
+    scans for leftovers by name, in case this file is lost)."""
+
+    name: str
+    hosts_count: int
+    hardware: str
+    subnet: int  # the X in 10.213.X.0/24 (cluster), 10.214.X.0/24 (second NIC), 29.X.d.0 (cards)
+    root: str
+    bridge: str
+    hosts: list[SimHost] = field(default_factory=list)
+    created_paths: list[str] = field(default_factory=list)  # bind-mount targets we created
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    ping_ms: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SimState":
+        hosts = [SimHost(**h) for h in data.pop("hosts", [])]
+        return cls(**data, hosts=hosts)
+
+    def host(self, name: str) -> SimHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def bridge_name(subnet: int) -> str:
+    return f"adsim{subnet}br"
+
+
+def plan_hosts(name: str, count: int, hardware: Hardware, subnet: int) -> list[SimHost]:
+    hosts = []
+    for i in range(1, count + 1):
+        host = f"{name}-{i}"
+        hosts.append(
+            SimHost(
+                name=host,
+                index=i,
+                address=f"10.213.{subnet}.{10 + i}",
+                second_address=f"10.214.{subnet}.{10 + i}",
+                netns=f"{NETNS_PREFIX}{name}-{i}",
+                veth=f"ads{subnet}h{i}",
+                card_ips=[f"29.{subnet}.{d}.{10 + i}" for d in range(hardware.devices)],
+            )
+        )
+    return hosts
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a simulated cluster keeps its files (never under /tmp: hosts mount their own /tmp)."""
+
+    root: Path  # ROOT/NAME
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def fabric(self) -> Path:
+        return self.root / "fabric"
+
+    @property
+    def client_key(self) -> Path:
+        return self.root / "client_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
+
+    def host(self, name: str) -> Path:
+        return self.root / "hosts" / name
+
+    def ascend(self, name: str) -> Path:
+        return self.host(name) / "Ascend"
+
+    def sim(self, name: str) -> Path:
+        return self.ascend(name) / "sim"
+
+    def home(self, name: str) -> Path:
+        return self.host(name) / "home"

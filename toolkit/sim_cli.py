@@ -1,0 +1,141 @@
+"""`ascend-deploy sim ...`: the simulated cluster's sub-commands (parsing and rendering only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from toolkit.sim.layout import HARDWARE, MAX_HOSTS
+
+sim_app = typer.Typer(
+    help=(
+        "Simulated Ascend cluster on this Linux box (root): each host a network namespace with its own "
+        "mount/UTS/PID view and a real sshd, simulated hccn_tool, npu-smi and acl. Rehearse every command "
+        "against it before production. Writes inventories/sim.yaml."
+    ),
+    no_args_is_help=True,
+)
+
+NameOpt = Annotated[str, typer.Option("--name", help="Cluster name (several can coexist).")]
+RootOpt = Annotated[Path, typer.Option("--root", help="Folder for the cluster's files (not under /tmp).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+def _opts(name: str, root: Path, **kw: Any) -> Any:
+    from toolkit.sim.cluster import SimOptions
+
+    return SimOptions(name=name, root=root, **kw)
+
+
+def _progress(enabled: bool) -> Any:
+    from toolkit.render import err
+
+    def show(msg: str) -> None:
+        if enabled:
+            err.print(Text(f"sim: {msg}", style="dim"))
+
+    return show
+
+
+def _render_status(data: dict[str, Any]) -> None:
+    from toolkit.render import out
+
+    if not data.get("hosts"):
+        out.print(f"simulated cluster '{data['name']}' is not up" + (f" (leftovers: {', '.join(data['leftovers'])})" if data.get("leftovers") else ""))
+        return
+    table = Table(title=f"simulated cluster {data['name']} ({data.get('hardware')}), inventory {data.get('inventory')}", title_justify="left")
+    for col in ("host", "role", "address", "netns", "init", "sshd", "ssh port", "faults"):
+        table.add_column(col)
+    tick = lambda ok: Text("yes", style="green") if ok else Text("no", style="red")  # noqa: E731
+    for h in data["hosts"]:
+        faults = ", ".join(f"{f['kind']}" + (f"(card {f['card']})" if "card" in f else "") + (f"={f['value']}" if "value" in f else "") for f in h["faults"])
+        table.add_row(h["name"], h["role"], h["address"], tick(h["netns"]), tick(h["init"]), tick(h["sshd"]), tick(h["ssh_port"]), faults or "-")
+    out.print(table)
+
+
+@sim_app.command("up")
+def sim_up(
+    hosts: Annotated[int, typer.Option("--hosts", "-n", min=1, max=MAX_HOSTS, help="Number of hosts (the first is the head).")] = 2,
+    hardware: Annotated[str, typer.Option("--hardware", help=f"NPU kind: {', '.join(HARDWARE)} (A3: 16 dies per host).")] = "910B3",
+    name: NameOpt = "sim",
+    root: RootOpt = Path(".sim"),
+    ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
+    inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Where to write the inventory (default inventories/sim.yaml).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
+    from toolkit import render
+    from toolkit.sim import cluster
+
+    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory), _progress(not json_))
+    if json_:
+        render.print_json(data)
+        return
+    _render_status(data)
+    render.out.print(("created" if data.get("changed") else "already up, nothing changed") + f"; try: ascend-deploy facts {data['inventory']}")
+
+
+@sim_app.command("down")
+def sim_down(name: NameOpt = "sim", root: RootOpt = Path(".sim"), json_: JsonOpt = False) -> None:
+    """Remove every namespace, process, interface, mount and file the cluster made (also after a crash half-way)."""
+    from toolkit import render
+    from toolkit.sim import cluster
+
+    data = cluster.down(_opts(name, root), _progress(not json_))
+    if json_:
+        render.print_json(data)
+    else:
+        render.out.print(f"simulated cluster '{name}' removed ({len(data['netns'])} hosts)")
+
+
+@sim_app.command("status")
+def sim_status(name: NameOpt = "sim", root: RootOpt = Path(".sim"), json_: JsonOpt = False) -> None:
+    """Hosts, addresses, live state (namespace, init, sshd, port 22) and injected faults."""
+    from toolkit import render
+    from toolkit.sim import cluster
+
+    data = cluster.status(_opts(name, root))
+    if json_:
+        render.print_json(data)
+    else:
+        _render_status(data)
+
+
+@sim_app.command("fault")
+def sim_fault(
+    host: Annotated[Optional[str], typer.Argument(help="Simulated host name (e.g. sim-2).", show_default=False)] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="Fault kind, see below.", show_default=False)] = None,
+    card: Annotated[int, typer.Option("--card", "-c", min=0, help="Device (phy id) for card faults.")] = 0,
+    peer: Annotated[Optional[str], typer.Option("--peer", help="Other host, for ping-loss.")] = None,
+    value: Annotated[Optional[str], typer.Option("--value", help="Fault value (health string, percent, ms, version).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Clear all faults (of HOST when given).")] = False,
+    name: NameOpt = "sim",
+    root: RootOpt = Path(".sim"),
+    json_: JsonOpt = False,
+) -> None:
+    """Inject a fault into a simulated host, or clear faults.
+
+    Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent, host-down, slow, missing-model, version-skew."""
+    from toolkit import render
+    from toolkit.errors import BadInput
+    from toolkit.sim import faults
+
+    opts = _opts(name, root)
+    if clear:
+        cleared = faults.clear(opts, host)
+        if json_:
+            render.print_json({"cleared": cleared})
+        else:
+            render.out.print(f"cleared {len(cleared)} fault(s)")
+        return
+    if host is None or kind is None:
+        raise BadInput("sim fault needs HOST and KIND (or --clear)", hint="kinds: " + ", ".join(faults.KINDS))
+    record = faults.inject(opts, host, kind, card=card, peer=peer, value=value)
+    if json_:
+        render.print_json(record)
+    else:
+        render.out.print(f"injected {kind} on {host}: {faults.KINDS[kind]}")
