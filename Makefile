@@ -4,19 +4,22 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit system-deps venv clean help
+.PHONY: test unit system-deps venv host-env clean help
 
 help:
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
 	@echo "make unit    - unit tests only (no root needed)"
+	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under .sim/"
 	@echo "make clean   - remove the venv and caches"
 
-# Debian packages the tests need: OpenSSH server (one sshd per fake host) and iproute2.
+# Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
+# (namespaces), bash-builtins (the simulated hccn_tool sleeps and unlocks without forking).
+DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || ! command -v ip >/dev/null || ! command -v ssh-keygen >/dev/null; then \
-		echo "installing openssh-server, openssh-client, iproute2"; \
+	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null; then \
+		echo "installing $(DEBS)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server openssh-client iproute2 procps >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -26,11 +29,16 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: system-deps venv
+# The simulated hosts' Python: Ray + vLLM (CPU build) + the tiny local model (a few minutes once).
+host-env: venv
+	$(VENV)/bin/python -m toolkit.sim.hostenv --root .sim
+
+test: system-deps venv host-env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/python -m pytest tests/unit tests/facts $(PYTEST_ARGS)
 
 clean:
+	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -12,6 +12,9 @@ from typing import Iterator
 import pytest
 import yaml
 
+from toolkit.sim.cluster import SimOptions
+
+from tests.simlab import SimLab
 from tests.sshd import Sshd, free_port, keygen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,3 +91,31 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+SIM_NAME = "pytest"
+
+
+@pytest.fixture(scope="session")
+def sim_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
+    """A 3-host simulated cluster for the whole session; leftovers of a crashed run are removed first."""
+    from toolkit.sim import cluster, hostenv
+
+    root = (ROOT / ".sim").resolve()
+    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
+    lab = SimLab(SIM_NAME, root, tmp_path_factory.mktemp("sim") / "sim.yaml")
+    cluster.down(lab.opts)
+    cluster.up(SimOptions(name=SIM_NAME, hosts=3, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms))
+    try:
+        yield lab
+    finally:
+        cluster.down(lab.opts)
+
+
+@pytest.fixture
+def sim(sim_session: SimLab) -> Iterator[SimLab]:
+    """The session cluster, with every injected fault cleared after each test."""
+    from toolkit.sim import faults
+
+    yield sim_session
+    faults.clear(sim_session.opts)

@@ -23,6 +23,7 @@ sim_app = typer.Typer(
 NameOpt = Annotated[str, typer.Option("--name", help="Cluster name (several can coexist).")]
 RootOpt = Annotated[Path, typer.Option("--root", help="Folder for the cluster's files (not under /tmp).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", help="The inventory file (default inventories/sim.yaml, or sim-NAME.yaml).")]
 
 
 def _opts(name: str, root: Path, **kw: Any) -> Any:
@@ -64,7 +65,7 @@ def sim_up(
     name: NameOpt = "sim",
     root: RootOpt = Path(".sim"),
     ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
-    inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Where to write the inventory (default inventories/sim.yaml).")] = None,
+    inventory: InventoryOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
@@ -80,12 +81,12 @@ def sim_up(
 
 
 @sim_app.command("down")
-def sim_down(name: NameOpt = "sim", root: RootOpt = Path(".sim"), json_: JsonOpt = False) -> None:
+def sim_down(name: NameOpt = "sim", root: RootOpt = Path(".sim"), inventory: InventoryOpt = None, json_: JsonOpt = False) -> None:
     """Remove every namespace, process, interface, mount and file the cluster made (also after a crash half-way)."""
     from toolkit import render
     from toolkit.sim import cluster
 
-    data = cluster.down(_opts(name, root), _progress(not json_))
+    data = cluster.down(_opts(name, root, inventory=inventory), _progress(not json_))
     if json_:
         render.print_json(data)
     else:

@@ -198,7 +198,8 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
 
     hw = HARDWARE[opts.hardware]
     subnet = _free_subnet()
-    state = SimState(opts.name, opts.hosts, opts.hardware, subnet, str(root), bridge_name(subnet), ping_ms=opts.ping_ms)
+    state = SimState(opts.name, opts.hosts, opts.hardware, subnet, str(root), bridge_name(subnet), ping_ms=opts.ping_ms,
+                     inventory=str(opts.inventory_path().resolve()))
     state.hosts = plan_hosts(opts.name, opts.hosts, hw, subnet)
     paths.root.mkdir(parents=True, exist_ok=True)
     save_state(paths, state)  # first, so a crash half-way can be undone by `down`
@@ -333,9 +334,9 @@ def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         for target in set(PLACEHOLDERS.read_text().split()):
             _remove_placeholder(target)
         PLACEHOLDERS.unlink()
-    inv = opts.inventory_path()
-    if inv.exists() and inv.read_text().startswith(INVENTORY_MARKER):
-        inv.unlink()
+    for inv in {opts.inventory_path().resolve(), *([Path(state.inventory)] if state and state.inventory else [])}:
+        if inv.exists() and inv.read_text().startswith(INVENTORY_MARKER):
+            inv.unlink()
     remove_tree(paths.root)
     removed = {"name": opts.name, "netns": spaces, "bridges": bridges}
     progress(f"removed {len(spaces)} hosts")

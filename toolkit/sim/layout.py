@@ -70,6 +70,7 @@ class SimState:
     created_paths: list[str] = field(default_factory=list)  # bind-mount targets we created
     faults: list[dict[str, Any]] = field(default_factory=list)
     ping_ms: int = 100
+    inventory: str | None = None  # the inventory file `up` wrote
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
