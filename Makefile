@@ -4,7 +4,7 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit system-deps venv host-env clean help
+.PHONY: test unit system-deps venv host-env bench bench-sim clean help
 
 help:
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
@@ -38,6 +38,12 @@ test: system-deps venv host-env
 
 unit: venv
 	$(VENV)/bin/python -m pytest tests/unit tests/facts $(PYTEST_ARGS)
+
+# Benchmarks (root): results go to docs/*.md
+bench-sim: system-deps venv
+	$(VENV)/bin/python bench/sim_bench.py --hosts 64 --runs 3
+
+bench: bench-sim
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down
