@@ -376,3 +376,26 @@ def test_sim_needs_root() -> None:
 def test_root_under_tmp_is_refused(tmp_path: Path) -> None:
     out = cli("sim", "up", "--root", str(tmp_path), "--name", "x")
     assert out.returncode == 2 and "is under /tmp" in out.stderr
+
+
+def test_a3_hosts_have_16_dies_and_dies_of_one_card_cannot_ping(tmp_path: Path) -> None:
+    name = "pytesta3"
+    opts = SimOptions(name=name, hosts=2, hardware="A3", root=ROOT / ".sim", inventory=tmp_path / "inv.yaml", ping_ms=5)
+    cluster.down(opts)
+    cluster.up(opts)
+    try:
+        lab = SimLab(name, opts.root.resolve(), opts.inventory, ping_ms=5)
+        table = lab.ssh(1, "npu-smi info").stdout
+        assert "| Chip  Phy-ID              |" in table
+        assert re.search(r"^\| 7\s+Ascend910\s+\| OK\s+\| -\s+", table, re.M)  # second die of card 7: no power
+        assert re.search(r"^\| 1\s+15\s+\| 0000:", table, re.M)
+        assert "Chip Count                     : 2" in lab.ssh(1, "npu-smi info -l").stdout
+        assert lab.ssh(1, "hccn_tool -i 15 -ip -g").stdout == f"ipaddr:29.{lab.subnet}.15.11\nnetmask:255.255.0.0\n"
+        same_card = lab.ssh(1, f"hccn_tool -i 4 -ping -g address 29.{lab.subnet}.5.11")
+        assert same_card.returncode != 0 and "100.00% packet loss" in same_card.stdout
+        rail = lab.ssh(1, f"hccn_tool -i 5 -ping -g address 29.{lab.subnet}.5.12")
+        assert rail.returncode == 0 and "0.00% packet loss" in rail.stdout
+        assert "accelerator" not in lab.inventory_data()  # inventory says hardware A3, devices 0..15
+        assert lab.inventory_data()["hardware"] == "A3" and lab.inventory_data()["defaults"]["devices"] == list(range(16))
+    finally:
+        cluster.down(opts)
