@@ -105,8 +105,8 @@ def sim_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
     hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
     lab = SimLab(SIM_NAME, root, tmp_path_factory.mktemp("sim") / "sim.yaml")
     cluster.down(lab.opts)
-    cluster.up(SimOptions(name=SIM_NAME, hosts=3, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms))
     try:
+        cluster.up(SimOptions(name=SIM_NAME, hosts=3, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms))
         yield lab
     finally:
         cluster.down(lab.opts)

@@ -245,6 +245,11 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         save_state(paths, state)
     except BaseException:
         save_state(paths, state)
+        progress("start failed: removing what was made")
+        try:
+            down(opts)
+        except Exception:  # the original error matters more; `sim down` can be re-run
+            pass
         raise
     _write_inventory(opts, state, paths)
     return {**status(opts), "changed": True}
@@ -329,7 +334,9 @@ def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
     survivors = netns.kill_all(spaces)
     if survivors:
         raise SimError(f"processes survived SIGKILL in simulated hosts: {survivors[:10]}")
-    netns.delete([ns for ns in spaces if (netns.NETNS_DIR / ns).exists()], [b for b in bridges if b])
+    veths = [h.veth for h in state.hosts] if state else []
+    existing = {Path(p).name for p in Path("/sys/class/net").iterdir()}
+    netns.delete([ns for ns in spaces if (netns.NETNS_DIR / ns).exists()], [b for b in bridges if b in existing], [v for v in veths if v in existing])
     if not netns.all_sim_netns() and PLACEHOLDERS.exists():
         for target in set(PLACEHOLDERS.read_text().split()):
             _remove_placeholder(target)

@@ -117,5 +117,13 @@ def kill_all(netns: list[str], timeout: float = 5.0) -> list[int]:
         time.sleep(0.05)
 
 
-def delete(netns: list[str], bridges: list[str]) -> None:
-    ip_batch([f"netns del {ns}" for ns in netns] + [f"link del {br}" for br in bridges], force=True)
+def ports_of(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-j", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+    return [link["ifname"] for link in json.loads(out or "[]")]
+
+
+def delete(netns: list[str], bridges: list[str], veths: list[str] = ()) -> None:
+    """Delete veths first (synchronous, frees their names at once; a netns dies asynchronously),
+    then namespaces and bridges."""
+    ports = sorted({*veths, *(p for br in bridges for p in ports_of(br))})
+    ip_batch([f"link del {v}" for v in ports] + [f"netns del {ns}" for ns in netns] + [f"link del {br}" for br in bridges], force=True)
