@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from toolkit.connection import Connection, connect_factory
 from toolkit.errors import BadInput
@@ -15,6 +15,9 @@ from toolkit.inventory import Inventory, ResolvedHost, load_inventory
 from toolkit.playbook import load_playbook
 from toolkit.runner import RunReport, run_playbook
 from toolkit.yamlsrc import did_you_mean
+
+if TYPE_CHECKING:
+    from toolkit.checks.report import CheckNetReport
 
 
 @dataclass
@@ -77,6 +80,24 @@ def run(
     book = load_playbook(playbook)
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         return run_playbook(book, inventory, executor, check=opts.check, tags=opts.tags or None, skip_tags=opts.skip_tags or None)
+
+
+def check_net(
+    inventory: Inventory,
+    opts: Options,
+    *,
+    mode: str = "rail",
+    packets: int = 3,
+    emit: EventSink = _no_events,
+    connect: Callable[[ResolvedHost], Connection] | None = None,
+) -> "CheckNetReport":
+    """NPU + network preflight (the `check-net` playbook), evaluated into problems."""
+    from toolkit.checks.report import build
+
+    book = load_playbook("check-net")
+    with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        run = run_playbook(book, inventory, executor, params={"pings": {"mode": mode, "packets": packets}})
+    return build(inventory, run, mode)
 
 
 def facts(

@@ -160,6 +160,36 @@ def run(
     _exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+@app.command("check-net", epilog=EPILOG)
+@guarded
+def check_net(
+    inventory: InventoryArg = None,
+    mode: Annotated[str, typer.Option("--mode", "-m", help="rail: device i of every host pings device i of every other host (default); ring: device i pings device i of the next host, O(N), for large clusters; full: every device pair across hosts.")] = "rail",
+    packets: Annotated[int, typer.Option("--packets", min=1, max=100, help="Packets per ping.")] = 3,
+    limit: LimitOpt = None,
+    forks: ForksOpt = None,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    set_: SetOpt = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+) -> None:
+    """NPU + network preflight in seconds: per NPU (npu-smi health, hccn_tool IP, link, net_health, optical, TLS switch, LLDP), card-to-card pings across hosts, the NIC that owns each host's address, routes and reachability of the head's Ray port, versions, model directory and clock on every host. Each problem names host, NPU, check, what was seen, what was expected and what to do. Exit 0 when clean, 1 when any problem is found."""
+    from toolkit import render
+    from toolkit.checks.pings import MODES
+
+    if mode not in MODES:
+        raise BadInput(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    inv = _inventory(inventory, set_)
+    opts = _options(limit, forks, verbose, False, accept_new_host_keys, set_)
+    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        report = api.check_net(inv, opts, mode=mode, packets=packets, emit=progress)
+    if json_:
+        render.print_json(report.to_dict())
+    else:
+        render.render_check_net(report)
+    _exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
 @app.command("show-vars", epilog=EPILOG)
 @guarded
 def show_vars(
@@ -214,7 +244,6 @@ def schema(
 RESERVED = {
     "up": "Preflight, environment, Ray head and workers, vLLM, readiness, in stages (coming next).",
     "down": "Stop vLLM and Ray on every host and verify the NPUs are free; probes live hosts.",
-    "check-net": "NPU + RoCE network preflight: hccn_tool link/health/IP/TLS/optical, card-to-card pings.",
     "status": "Per host: reachable, Ray node alive, NPU resources, vLLM pid, health, endpoint.",
     "logs": "Collect vLLM/Ray logs, env files, npu-smi and hccn_tool outputs into one archive.",
     "plan": "Print the full deployment plan (env per host, ray start, vLLM command) and why.",

@@ -28,6 +28,9 @@ class Stage(BaseModel):
     delay: float = Field(1.0, ge=0, le=3600, description="seconds between retries")
     tags: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="stop: later stages do not run; continue: later stages run on the hosts that did not fail"
+    )
 
 
 class Playbook(BaseModel):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -33,9 +34,17 @@ STATUS_STYLE = {
 }
 
 
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, ToolkitError):
+        return value.to_dict()
+    return str(value)
+
+
 def print_json(data: Any) -> None:
     """One JSON document on stdout (no rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 
@@ -175,3 +184,74 @@ def render_vars(host: str, rows: list[tuple[str, Any, str]], cluster_rows: list[
         for key, value, origin in data:
             table.add_row(key, escape(json.dumps(value) if not isinstance(value, str) else value), Text(origin, style="dim" if origin == "default" else "bold"))
         out.print(table)
+
+
+def _mark(ok: bool | None, text: str = "") -> Text:
+    if ok is None:
+        return Text(text or "-", style="dim")
+    return Text(("✓ " if ok else "✗ ") + text, style="green" if ok else "bold red")
+
+
+def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
+    """Per-host device tables, the ping matrix (small clusters) or failing pairs, then the problems."""
+    problem_hosts = {p.host for p in report.problems}
+    show_all = len(report.views) <= matrix_limit
+    for view in report.views:
+        if view.data is None:
+            out.print(Text(f"{view.host.name} ({view.host.address}): unreachable", style="bold red"))
+            continue
+        if not show_all and view.host.name not in problem_hosts:
+            continue
+        by_dev = {}
+        for p in view.pings:
+            by_dev.setdefault(p.device, []).append(p)
+        flagged = {(p.device, p.check) for p in report.problems if p.host == view.host.name}
+        table = Table(title=f"{view.host.name} ({view.host.address})", title_justify="left")
+        for col in ("NPU", "ip", "link", "health", "optical", "tls", "lldp", "pings"):
+            table.add_column(col)
+        for d in view.host.devices:
+            dev = view.devices.get(d)
+            if dev is None:
+                continue
+            pl = by_dev.get(d, [])
+            good = sum(1 for p in pl if p.ok)
+            table.add_row(
+                str(d),
+                _mark(("ip" not in dev.errors and bool(dev.ip)), dev.ip or dev.errors.get("ip", "")[:30]),
+                _mark(dev.link == "UP", dev.link or "?"),
+                _mark(dev.health == "Success" if dev.link == "UP" else None, dev.health or ""),
+                _mark(dev.optical == "present" if dev.link == "UP" else None, dev.optical or ""),
+                _mark((d, "tls") not in flagged, str(dev.tls_switch)),
+                Text(dev.lldp_port or "-", style="dim"),
+                _mark(good == len(pl) if pl else None, f"{good}/{len(pl)}" if pl else ""),
+            )
+        out.print(table)
+    reachable = [v for v in report.views if v.data is not None]
+    if 1 < len(reachable) <= matrix_limit and report.pings:
+        table = Table(title=f"ping matrix ({report.mode}): cards answering / cards pinged", title_justify="left")
+        table.add_column("from \\ to")
+        for v in reachable:
+            table.add_column(v.host.name)
+        for src in reachable:
+            cells = []
+            for dst in reachable:
+                pl = [p for p in src.pings if p.peer_host == dst.host.name]
+                cells.append(_mark(all(p.ok for p in pl), f"{sum(p.ok for p in pl)}/{len(pl)}") if pl else Text("-", style="dim"))
+            table.add_row(src.host.name, *cells)
+        out.print(table)
+    elif report.pings:
+        bad = [p for p in report.pings if not p.ok]
+        out.print(f"pings ({report.mode}): {len(report.pings) - len(bad)}/{len(report.pings)} answered" + (f"; failing pairs: {len(bad)}" if bad else ""))
+        for p in bad[:40]:
+            out.print(Text(f"  {p.host} NPU {p.device} -> {p.peer_host} NPU {p.peer_device} ({p.peer_ip}): {p.loss_pct:g}% loss {p.error or ''}", style="red"))
+    if report.problems:
+        table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left", show_lines=True)
+        for col in ("host", "NPU", "check", "observed", "expected", "what to do"):
+            table.add_column(col, overflow="fold")
+        for p in report.problems:
+            table.add_row(p.host, "-" if p.device is None else str(p.device), p.check, escape(p.observed), escape(p.expected), escape(p.hint))
+        out.print(table)
+        out.print(Text(f"check-net: {len(report.problems)} problem(s) on {len({p.host for p in report.problems})} host(s) in {report.duration:.1f}s", style="bold red"))
+    else:
+        devices = sum(len(v.devices) for v in reachable)
+        out.print(Text(f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, mode {report.mode}) in {report.duration:.1f}s", style="bold green"))

@@ -105,14 +105,14 @@ def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:
     return list(hosts)
 
 
-def _run_step(stage: Stage, inventory: Inventory, check: bool, session: Session) -> HostReport:
+def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[str, dict[str, Any]], session: Session) -> HostReport:
     info = STEPS[stage.step]
     report = HostReport(session.name, "unchanged")
     attempt = 0
     while True:
         attempt += 1
         report.ops, report.data = [], {}
-        ctx = StepContext(session, inventory, dict(stage.params), check)
+        ctx = StepContext(session, inventory, dict(stage.params), check, previous=previous)
         try:
             for op in info.fn(ctx):
                 if check and not info.read_only:
@@ -144,15 +144,22 @@ def run_playbook(
     check: bool = False,
     tags: set[str] | None = None,
     skip_tags: set[str] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> RunReport:
-    """Run stages in order with a barrier between them; stop after the first failed stage.
+    """Run stages in order with a barrier between them; stop after the first failed stage unless
+    it says `on_failure: continue` (then later stages skip only the hosts that failed).
 
-    Host failures never raise: they are in the report (`failed_stage`, per-host errors)."""
+    Host failures never raise: they are in the report (`failed_stage`, per-host errors).
+    `params` overrides stage parameters by stage name (e.g. check-net's --mode)."""
     load_builtin_steps()
     started = time.monotonic()
     report = RunReport(playbook.name, check)
-    hosts = executor.hosts
+    hosts = list(executor.hosts)
+    previous: dict[str, dict[str, Any]] = {}
+    failed_hosts: dict[str, str] = {}
     for stage in playbook.stages:
+        if params and stage.name in params:
+            stage = stage.model_copy(update={"params": {**stage.params, **params[stage.name]}})
         stage_report = StageReport(stage.name, stage.step)
         report.stages.append(stage_report)
         if tags and not tags & set(stage.tags):
@@ -161,13 +168,16 @@ def run_playbook(
         if skip_tags and skip_tags & set(stage.tags):
             stage_report.skipped_reason = "in --skip-tags"
             continue
-        targets = select_hosts(stage, hosts)
+        targets = [h for h in select_hosts(stage, hosts) if h.name not in failed_hosts]
+        for h in select_hosts(stage, hosts):
+            if h.name in failed_hosts:
+                stage_report.hosts[h.name] = HostReport(h.name, "skipped", data={"reason": f"failed in stage '{failed_hosts[h.name]}'"})
         if not targets:
-            stage_report.skipped_reason = f"no {stage.hosts} hosts selected"
+            stage_report.skipped_reason = stage_report.skipped_reason or f"no {stage.hosts} hosts to run on"
             continue
         t0 = time.monotonic()
         group = executor.map(
-            lambda s, st=stage: _run_step(st, inventory, check, s),
+            lambda s, st=stage: _run_step(st, inventory, check, previous, s),
             targets,
             stage=stage.name,
             parallel=stage.mode == "parallel",
@@ -180,8 +190,11 @@ def run_playbook(
                 stage_report.hosts[outcome.host] = outcome.value
             else:
                 stage_report.hosts[outcome.host] = HostReport(outcome.host, "failed", error=outcome.error, duration=outcome.duration)
+                failed_hosts.setdefault(outcome.host, stage.name)
+        previous[stage.name] = {name: h.data for name, h in stage_report.hosts.items() if h.status != "failed"}
         if not stage_report.ok:
-            report.failed_stage = stage.name
-            break
+            report.failed_stage = report.failed_stage or stage.name
+            if stage.on_failure == "stop":
+                break
     report.duration = time.monotonic() - started
     return report

@@ -31,6 +31,7 @@ class StepContext:
     params: dict[str, Any]
     check: bool
     data: dict[str, Any] = field(default_factory=dict)  # what the step reports (facts, state)
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> host -> that host's data
 
     @property
     def host(self) -> Any:
@@ -67,6 +68,6 @@ def step(name: str, *, read_only: bool = False) -> Callable[[StepFn], StepFn]:
 
 def load_builtin_steps() -> dict[str, StepInfo]:
     """Import the modules that register the built-in steps."""
-    from toolkit.steps import env_file, facts  # noqa: F401
+    from toolkit.steps import env_file, facts, preflight  # noqa: F401
 
     return STEPS

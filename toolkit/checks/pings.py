@@ -1,0 +1,143 @@
+"""Card-to-card pings across hosts: which pairs (pure), the on-host script, and its parser.
+
+Modes: `rail` (device i of every host pings device i of every other host), `ring` (device i of
+each host pings device i of the next host: O(N)), `full` (every device pair across hosts). Each
+host runs its pings in one remote round trip: devices in parallel, one ping at a time per device,
+retrying when the tool answers busy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from toolkit.facts import Raw
+from toolkit.facts.hccn import BUSY, HCCN
+
+MODES = ("rail", "ring", "full")
+
+
+@dataclass(frozen=True)
+class Target:
+    device: int  # local device that pings
+    peer_host: str
+    peer_device: int
+    peer_ip: str
+
+
+@dataclass
+class PingResult:
+    host: str
+    device: int
+    peer_host: str
+    peer_device: int
+    peer_ip: str
+    sent: int = 0
+    received: int = 0
+    loss_pct: float = 100.0
+    rtt_ms: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.sent > 0 and self.received == self.sent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail") -> dict[str, list[Target]]:
+    """Who pings whom. `card_ips`: host -> device -> IP, hosts in inventory order; devices without an
+    IP are left out (their own check reports them). Pings only cross hosts, so the two dies of one
+    A3 card are never asked to ping each other."""
+    if mode not in MODES:
+        raise ValueError(f"unknown ping mode {mode!r}")
+    hosts = list(card_ips)
+    out: dict[str, list[Target]] = {h: [] for h in hosts}
+    for i, host in enumerate(hosts):
+        if mode == "ring":
+            peers = [hosts[(i + 1) % len(hosts)]] if len(hosts) > 1 else []
+        else:
+            peers = [p for p in hosts if p != host]
+        for dev in sorted(card_ips[host]):
+            for peer in peers:
+                if mode == "full":
+                    for pdev, pip in sorted(card_ips[peer].items()):
+                        out[host].append(Target(dev, peer, pdev, pip))
+                elif dev in card_ips[peer]:
+                    out[host].append(Target(dev, peer, dev, card_ips[peer][dev]))
+    return out
+
+
+def script(targets: list[Target], nonce: str, packets: int = 3) -> str:
+    """Per device a sequential queue of pings (background per device); output buffered per device."""
+    by_dev: dict[int, list[Target]] = {}
+    for t in targets:
+        by_dev.setdefault(t.device, []).append(t)
+    if not by_dev:
+        return "true"
+    lines = [
+        "t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT",
+        "p() { local out rc try; for try in 1 2 3 4 5 6 7 8; do",
+        f"  out=$({HCCN} -i \"$1\" -ping -g address \"$2\" pkt {int(packets)} 2>&1); rc=$?",
+        f"  case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac; done",
+        f"  echo \"@@{nonce}@@ $1 $2\"; printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"; }}",
+    ]
+    for dev, items in sorted(by_dev.items()):
+        calls = "; ".join(f"p {dev} {t.peer_ip}" for t in items)
+        lines.append(f"( {calls} ) > \"$t/{dev}\" &")
+    lines.append("wait")
+    lines.append(" ".join(f"cat \"$t/{dev}\";" for dev in sorted(by_dev)))
+    return "\n".join(lines)
+
+
+_SUMMARY = re.compile(r"(\d+)\s+packets transmitted,\s*(\d+)\s+received,\s*([\d.]+)%\s+packet loss")
+_RTT = re.compile(r"recv seq=\d+,\s*time=([\d.]+)\s*ms")
+
+
+def parse_one(text: str, code: int) -> tuple[int, int, float, float | None, str | None]:
+    """(sent, received, loss %, mean RTT ms, error) from one ping's output."""
+    m = _SUMMARY.search(text)
+    rtts = [float(x) for x in _RTT.findall(text)]
+    rtt = sum(rtts) / len(rtts) if rtts else None
+    error = None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith(("Execute failed", "Get ", "Cmd execute failed", "permission denied")) or s == BUSY:
+            error = s
+            break
+    if m:
+        sent, received, loss = int(m.group(1)), int(m.group(2)), float(m.group(3))
+        if "Destination Host Unreachable" in text and received == 0:
+            error = error or "Destination Host Unreachable"
+        return sent, received, loss, rtt, error
+    return 0, 0, 100.0, rtt, error or (f"no ping summary (exit {code})" if text.strip() else f"no output (exit {code})")
+
+
+def parse(raw: Raw, nonce: str, host: str, targets: list[Target]) -> list[PingResult]:
+    """Every planned target gets a result; one missing from the output is an error, not a pass."""
+    by_key = {(t.device, t.peer_ip): t for t in targets}
+    results: dict[tuple[int, str], PingResult] = {}
+    marker = f"@@{nonce}@@ "
+    key: tuple[int, str] | None = None
+    lines: list[str] = []
+    for line in raw.stdout.splitlines():
+        if line.startswith(marker):
+            tag = line[len(marker):]
+            if tag.startswith("rc=") and key is not None:
+                code = int(tag[3:]) if tag[3:].lstrip("-").isdigit() else 255
+                t = by_key.get(key)
+                if t is not None:
+                    sent, received, loss, rtt, error = parse_one("\n".join(lines), code)
+                    results[key] = PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error)
+                key, lines = None, []
+            else:
+                parts = tag.split()
+                if len(parts) == 2 and parts[0].isdigit():
+                    key, lines = (int(parts[0]), parts[1]), []
+        elif key is not None:
+            lines.append(line)
+    out = []
+    for k, t in by_key.items():
+        out.append(results.get(k) or PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, error="no result (output cut short)"))
+    return out

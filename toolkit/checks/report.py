@@ -1,0 +1,94 @@
+"""The check-net report: per-host summaries, every ping, every problem; built from a playbook run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any
+
+from toolkit.checks import Problem
+from toolkit.checks.pings import PingResult
+from toolkit.checks.rules import HostView, evaluate
+from toolkit.inventory import Inventory
+from toolkit.runner import RunReport
+
+
+@dataclass
+class CheckNetReport:
+    mode: str
+    views: list[HostView]
+    pings: list[PingResult]
+    problems: list[Problem]
+    duration: float = 0.0
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "mode": self.mode,
+            "duration": round(self.duration, 3),
+            "hosts": self.hosts,
+            "pings": [p.to_dict() for p in self.pings],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def host_summary(view: HostView) -> dict[str, Any]:
+    if view.data is None:
+        return {"name": view.host.name, "address": view.host.address, "reachable": False, "error": getattr(view.error, "message", str(view.error))}
+    data = view.data
+    info = data.get("npu_smi")
+    return {
+        "name": view.host.name,
+        "address": view.host.address,
+        "reachable": True,
+        "hostname": data.get("hostname"),
+        "nics": _plain(data.get("nics")),
+        "npus": _plain(info.chips) if info else None,
+        "npu_processes": _plain(info.processes) if info else None,
+        "devices": [_plain(view.devices[d]) for d in sorted(view.devices)],
+        "versions": {"driver": data.get("driver"), "cann": data.get("cann"), "python": data.get("python"), **(data.get("packages") or {})},
+        "model": _plain(data.get("model")),
+        "probes": _plain(data.get("probes")),
+        "clock_offset_s": data.get("clock_offset_s"),
+        "tool_latency_ms": data.get("tool_latency_ms"),
+    }
+
+
+def build(inventory: Inventory, run: RunReport, mode: str) -> CheckNetReport:
+    facts_stage = next((s for s in run.stages if s.step == "preflight_facts"), None)
+    ping_stage = next((s for s in run.stages if s.step == "card_pings"), None)
+    views = []
+    for host in inventory.hosts:
+        report = facts_stage.hosts.get(host.name) if facts_stage else None
+        if report is None:
+            continue  # not selected (--limit)
+        if report.status == "failed":
+            views.append(HostView(host, None, report.error))
+            continue
+        view = HostView(host, report.data)
+        ping_report = ping_stage.hosts.get(host.name) if ping_stage else None
+        if ping_report is not None and ping_report.status == "failed":
+            view.error = ping_report.error
+        elif ping_report is not None:
+            view.pings = list(ping_report.data.get("pings", []))
+        views.append(view)
+    problems = evaluate(inventory, views)
+    for view in views:  # a host whose ping round trip itself failed
+        if view.data is not None and view.error is not None:
+            problems.append(Problem(view.host.name, None, "ping-run", view.error.message, "the ping round trip to finish", view.error.hint or "re-run check-net; see -v for the host's output"))
+    all_pings = [p for v in views for p in v.pings]
+    return CheckNetReport(mode, views, all_pings, problems, run.duration, [host_summary(v) for v in views])

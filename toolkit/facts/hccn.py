@@ -1,0 +1,145 @@
+"""Per-device RoCE NIC facts from `hccn_tool` (formats: ascend-reference.md section 1).
+
+One remote round trip reads every command for every device: devices run in parallel, each
+device's commands one after another (the real tool serves one command per device at a time),
+each device's output buffered to a file so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from toolkit.facts import Raw
+
+#: The usual per-device preflight (vllm-ascend "Verify Multi-Node Communication").
+COMMANDS = ("ip", "link", "net_health", "netdetect", "gateway", "tls", "optical", "lldp")
+BUSY = "hccn_tool is busy, please try again."
+ERRORS = (
+    "Get invalid device id.",
+    "Get ipconf failed, because no ip was preset there!",
+    "Get gateway failed, because no gateway was preset there!",
+    BUSY,
+    "permission denied: pls check this cmd run permission.",
+    "The device is not exist!",
+    "Execute failed: Link status is down.",
+    "Cmd execute failed!",
+)
+HCCN = "hccn_tool"
+
+
+@dataclass
+class DeviceFacts:
+    id: int
+    ip: str | None = None
+    netmask: str | None = None
+    link: str | None = None  # UP / DOWN
+    health: str | None = None  # net_health: Success, Socket fail, ...
+    netdetect: str | None = None
+    gateway: str | None = None
+    tls_switch: int | None = None
+    optical: str | None = None  # "present" or what the tool said instead
+    lldp_port: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # command -> error text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _error_of(text: str) -> str | None:
+    for line in text.splitlines():
+        line = line.strip()
+        if line in ERRORS or line.startswith(("Get ", "Execute failed", "Cmd execute failed", "permission denied")):
+            return line
+    return None
+
+
+def _value(text: str, key: str) -> str | None:
+    """`key: value` or `key:value` on any line (tolerant of spacing and case)."""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*:\s*(.+?)\s*$", re.I | re.M)
+    m = pattern.search(text)
+    return m.group(1) if m else None
+
+
+def parse_command(dev: DeviceFacts, command: str, raw: Raw) -> None:
+    """Fold one command's output (stdout and stderr merged) into `dev`."""
+    text = raw.stdout
+    error = _error_of(text)
+    if error:
+        dev.errors[command] = error
+        return
+    if command == "ip":
+        dev.ip = _value(text, "ipaddr")
+        dev.netmask = _value(text, "netmask")
+    elif command == "link":
+        value = _value(text, "link status")
+        dev.link = value.upper() if value else None
+    elif command == "net_health":
+        dev.health = _value(text, "net health status")
+    elif command == "netdetect":
+        dev.netdetect = _value(text, "netdetect addr")
+    elif command == "gateway":
+        m = re.search(r"default gateway\s*:\s*([^,\s]+)", text, re.I)
+        dev.gateway = m.group(1) if m else None
+    elif command == "tls":
+        m = re.search(r"tls switch\[(\d)\]", text)
+        dev.tls_switch = int(m.group(1)) if m else None
+    elif command == "optical":
+        dev.optical = _value(text, "present")
+    elif command == "lldp":
+        dev.lldp_port = _value(text, "Ifname")
+    if raw.exit_code != 0 and command not in dev.errors:
+        dev.errors[command] = f"exit {raw.exit_code}: {text.strip()[:200]}"
+    if command in ("ip", "link", "net_health", "tls", "optical") and not text.strip():
+        dev.errors.setdefault(command, "no output")
+
+
+def device_script(devices: list[int], nonce: str, commands: tuple[str, ...] = COMMANDS) -> str:
+    """Shell that reads `commands` for every device: devices in parallel, commands in sequence."""
+    devs = " ".join(str(d) for d in devices)
+    cmds = " ".join(commands)
+    return (
+        f"t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT\n"
+        f"for d in {devs}; do (\n"
+        f"  for c in {cmds}; do\n"
+        f"    echo \"@@{nonce}@@ $d $c\"\n"
+        f"    for try in 1 2 3 4 5; do\n"
+        f"      out=$({HCCN} -i \"$d\" -\"$c\" -g 2>&1); rc=$?\n"
+        f"      case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac\n"
+        f"    done\n"
+        f"    printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"\n"
+        f"  done > \"$t/$d\" ) & done; wait\n"
+        f"for d in {devs}; do cat \"$t/$d\"; done"
+    )
+
+
+def parse_devices(raw: Raw, nonce: str, devices: list[int]) -> dict[int, DeviceFacts]:
+    """Split the device script's output back into DeviceFacts per device (partial output tolerated:
+    a command whose section never ended is recorded as an error)."""
+    result = {d: DeviceFacts(d) for d in devices}
+    seen: set[tuple[int, str]] = set()
+    marker = f"@@{nonce}@@ "
+    current: tuple[int, str] | None = None
+    lines: list[str] = []
+    for line in raw.stdout.splitlines():
+        if line.startswith(marker):
+            tag = line[len(marker):]
+            if tag.startswith("rc=") and current is not None:
+                dev, cmd = current
+                code = int(tag[3:]) if tag[3:].lstrip("-").isdigit() else 255
+                if dev in result:
+                    parse_command(result[dev], cmd, Raw("\n".join(lines) + "\n", code))
+                    seen.add((dev, cmd))
+                current, lines = None, []
+            else:
+                parts = tag.split()
+                if len(parts) == 2 and parts[0].isdigit():
+                    current, lines = (int(parts[0]), parts[1]), []
+        elif current is not None:
+            lines.append(line)
+    for dev in result.values():
+        for cmd in COMMANDS:
+            if (dev.id, cmd) not in seen:
+                dev.errors[cmd] = "no answer (output cut short)"
+    return result

@@ -1,0 +1,72 @@
+"""Host network facts for preflight: the route to each peer, TCP reachability, clock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from toolkit.facts import Raw
+from toolkit.remote import q
+
+
+def route_command(peers: list[str]) -> str:
+    """One `ip -batch` for every peer: a process per host, not per peer."""
+    if not peers:
+        return "true"
+    lines = "\\n".join(f"route get {p}" for p in peers)
+    return f"printf '{lines}\\n' | ip -batch - 2>&1"
+
+
+def parse_routes(raw: Raw) -> dict[str, str | None]:
+    """`10.0.0.2 dev enp67s0f5 src 10.0.0.1 uid 0` lines -> {peer: dev}."""
+    routes: dict[str, str | None] = {}
+    for line in raw.stdout.splitlines():
+        m = re.match(r"^\s*(?:local\s+)?([0-9a-fA-F.:]+)\s+(?:via\s+\S+\s+)?dev\s+(\S+)", line)
+        if m:
+            routes[m.group(1)] = m.group(2)
+    return routes
+
+
+@dataclass(frozen=True)
+class Probe:
+    target: str  # "ip:port"
+    state: str  # open | refused (reachable, nothing listening) | timeout | unreachable | error
+
+    @property
+    def reachable(self) -> bool:
+        return self.state in ("open", "refused")
+
+
+def probe_command(targets: list[tuple[str, int]], timeout: int = 3) -> str:
+    """TCP connect to each target in parallel: 'refused' still proves the path is open."""
+    if not targets:
+        return "true"
+    parts = []
+    for ip, port in targets:
+        t = f"{ip}:{port}"
+        parts.append(
+            f"( err=$(timeout {timeout} bash -c {q(f'exec 3<>/dev/tcp/{ip}/{port}')} 2>&1); rc=$?; "
+            f"if [ $rc = 0 ]; then s=open; elif [ $rc = 124 ]; then s=timeout; "
+            f"else case $err in *refused*) s=refused ;; *unreachable*|*'No route'*) s=unreachable ;; *) s=error ;; esac; fi; "
+            f"echo {q(t)} $s ) &"
+        )
+    return "\n".join(parts) + "\nwait"
+
+
+def parse_probes(raw: Raw) -> dict[str, Probe]:
+    out = {}
+    for line in raw.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and ":" in parts[0]:
+            out[parts[0]] = Probe(parts[0], parts[1])
+    return out
+
+
+def parse_latency_ms(raw: Raw) -> int | None:
+    text = raw.stdout.strip()
+    return int(text) if raw.exit_code == 0 and text.isdigit() else None
+
+
+def latency_command(device: int) -> str:
+    """Wall milliseconds of one cheap hccn_tool call (a slow driver makes every check slow)."""
+    return f"s=$(date +%s%N); hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))"

@@ -1,0 +1,94 @@
+"""Preflight steps (read-only): every NPU/network fact of a host in one round trip, then the
+card-to-card pings planned from all hosts' facts, in one round trip per host."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Iterator
+
+from toolkit.checks import pings
+from toolkit.facts import Fact, Raw
+from toolkit.facts.hccn import device_script, parse_devices
+from toolkit.facts.host import HOST_FACTS
+from toolkit.facts.model import model_command, parse_model
+from toolkit.facts.net import latency_command, parse_latency_ms, parse_probes, parse_routes, probe_command, route_command
+from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
+from toolkit.steps import Op, StepContext, step
+
+#: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
+#: neighbour (O(N) connections instead of O(N^2)).
+FULL_MESH_PROBES = 8
+
+
+def probe_targets(ctx: StepContext) -> list[tuple[str, int]]:
+    inv = ctx.inventory
+    hosts = inv.hosts
+    me = ctx.host
+    targets: list[tuple[str, int]] = []
+    if not me.is_head:
+        targets.append((inv.head.address, inv.spec.ray.port))
+    others = [h for h in hosts if h.name != me.name]
+    if len(hosts) <= FULL_MESH_PROBES:
+        targets += [(h.address, h.port or 22) for h in others]
+    elif others:
+        idx = [h.name for h in hosts].index(me.name)
+        nxt = hosts[(idx + 1) % len(hosts)]
+        targets.append((nxt.address, nxt.port or 22))
+    return targets
+
+
+@step("preflight_facts", read_only=True)
+def preflight_facts(ctx: StepContext) -> Iterator[Op]:
+    """Read npu-smi, every hccn_tool check per device, NICs, routes, reachability, versions, model, clock."""
+    host, inv = ctx.host, ctx.inventory
+    devices = list(host.devices)
+    nonce = secrets.token_hex(5)
+    peers = [h.address for h in inv.hosts if h.name != host.name]
+    facts: list[Fact[Any]] = [
+        *HOST_FACTS,
+        Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
+        Fact("npu_list", "npu-smi info -l", parse_info_list),
+        Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
+        Fact("routes", route_command(peers), parse_routes),
+        Fact("probes", probe_command(probe_targets(ctx)), parse_probes),
+        Fact("tool_latency_ms", latency_command(devices[0]), parse_latency_ms),
+    ]
+    if inv.spec.model is not None:
+        facts.append(Fact("model", model_command(inv.spec.model.path), parse_model(inv.spec.model.path)))
+    values = ctx.facts(facts)
+    t0 = time.time()
+    res = ctx.session.run("date +%s.%N", setup=False, check=False)
+    t1 = time.time()
+    try:
+        values["clock_offset_s"] = float(res.stdout.strip()) - (t0 + t1) / 2
+    except ValueError:
+        values["clock_offset_s"] = None
+    values["round_trip_s"] = t1 - t0
+    ctx.data.update(values)
+    return iter(())
+
+
+@step("card_pings", read_only=True)
+def card_pings(ctx: StepContext) -> Iterator[Op]:
+    """Ping peer cards (mode rail, ring or full) from every device of this host, one at a time per device."""
+    mode = str(ctx.params.get("mode", "rail"))
+    packets = int(ctx.params.get("packets", 3))
+    source = ctx.previous.get(str(ctx.params.get("facts_stage", "npu-facts")), {})
+    card_ips = {name: pingable(data) for name, data in source.items() if "devices" in data}
+    order = [h.name for h in ctx.inventory.hosts if h.name in card_ips]
+    planned = pings.plan({name: card_ips[name] for name in order}, mode).get(ctx.host.name, [])
+    ctx.data["mode"] = mode
+    if not planned:
+        ctx.data["pings"] = []
+        return iter(())
+    nonce = secrets.token_hex(5)
+    timeout = max(60.0, ctx.session.default_timeout or 0)
+    res = ctx.session.run(pings.script(planned, nonce, packets), check=False, timeout=timeout)
+    ctx.data["pings"] = pings.parse(Raw(res.stdout, res.exit_code), nonce, ctx.host.name, planned)
+    return iter(())
+
+
+def pingable(data: dict[str, Any]) -> dict[int, str]:
+    """Devices worth pinging: an IP and a link that is UP (others are reported by their own checks)."""
+    return {d.id: d.ip for d in data["devices"].values() if d.ip and d.link == "UP" and "ip" not in d.errors}
