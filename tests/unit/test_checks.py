@@ -1,0 +1,158 @@
+"""Preflight rules and ping planning on synthetic facts (pure functions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from toolkit.checks import pings
+from toolkit.checks.pings import PingResult
+from toolkit.checks.rules import HostView, evaluate
+from toolkit.errors import ConnectError
+from toolkit.facts.hccn import DeviceFacts
+from toolkit.facts.host import Nic
+from toolkit.facts.model import ModelDir
+from toolkit.facts.net import Probe
+from toolkit.facts.npu import Chip, NpuInfo
+from toolkit.inventory import load_inventory
+
+INV = """\
+cluster: c
+hardware: 910B3
+defaults: {devices: [0, 1]}
+hosts:
+  - {name: a, address: 10.0.0.1, role: head}
+  - {name: b, address: 10.0.0.2}
+  - {name: c, address: 10.0.0.3}
+model: {path: /m}
+"""
+
+
+@pytest.fixture
+def inventory(tmp_path: Path):
+    f = tmp_path / "inv.yaml"
+    f.write_text(INV)
+    return load_inventory(f)
+
+
+def healthy(inventory, name: str, **changes) -> HostView:
+    host = inventory.host(name)
+    idx = [h.name for h in inventory.hosts].index(name) + 11
+    devices = {d: DeviceFacts(d, ip=f"29.1.{d}.{idx}", netmask="255.255.0.0", link="UP", health="Success", netdetect="29.1.0.1",
+                              gateway="29.1.0.1", tls_switch=0, optical="present", lldp_port="x") for d in (0, 1)}
+    chips = tuple(Chip(d, 0, d, "910B3", "OK", None, 3000, 65536) for d in range(8))
+    data = {
+        "devices": devices,
+        "npu_smi": NpuInfo(chips, (), False),
+        "nics": [Nic("enp67s0f5", "UP", None, (f"{host.address}/24",))],
+        "routes": {h.address: "enp67s0f5" for h in inventory.hosts if h.name != name},
+        "probes": {f"10.0.0.1:6379": Probe("10.0.0.1:6379", "refused")} if name != "a" else {},
+        "driver": "24.1", "cann": "8.0", "packages": {"vllm": "0.11.0", "ray": "2.60.0"},
+        "model": ModelDir("/m", True, "f" * 64, {}, 100000),
+        "clock_offset_s": 0.01,
+        "tool_latency_ms": 20,
+    }
+    data.update(changes)
+    return HostView(host, data)
+
+
+def ping_all(views: list[HostView]) -> None:
+    ips = {v.host.name: {d: dev.ip for d, dev in v.devices.items()} for v in views}
+    for v in views:
+        for t in pings.plan(ips, "rail")[v.host.name]:
+            v.pings.append(PingResult(v.host.name, t.device, t.peer_host, t.peer_device, t.peer_ip, 3, 3, 0.0, 0.1))
+
+
+def test_clean_cluster_has_no_problems(inventory) -> None:
+    views = [healthy(inventory, n) for n in "abc"]
+    ping_all(views)
+    assert evaluate(inventory, views) == []
+
+
+def test_link_down_is_one_problem_even_with_failed_pings(inventory) -> None:
+    views = [healthy(inventory, n) for n in "abc"]
+    ping_all(views)
+    views[1].devices[1].link = "DOWN"
+    views[1].devices[1].health = "Fault"
+    for v in views:
+        for p in v.pings:
+            if (p.host, p.device) == ("b", 1) or (p.peer_host, p.peer_device) == ("b", 1):
+                p.received, p.loss_pct = 0, 100.0
+    problems = evaluate(inventory, views)
+    assert [(p.host, p.device, p.check) for p in problems] == [("b", 1, "link")]
+
+
+def test_lossy_pair_is_one_problem(inventory) -> None:
+    views = [healthy(inventory, n) for n in "abc"]
+    ping_all(views)
+    for v in views:
+        for p in v.pings:
+            if {(p.host, p.device), (p.peer_host, p.peer_device)} == {("a", 0), ("c", 0)}:
+                p.received, p.loss_pct = 2, 33.33
+    problems = evaluate(inventory, views)
+    assert [(p.host, p.device, p.check) for p in problems] == [("a", 0, "ping")]
+    assert "33.33% loss to c NPU 0" in problems[0].observed
+
+
+def test_unreachable_host_and_minorities(inventory) -> None:
+    a = healthy(inventory, "a")
+    b = healthy(inventory, "b", cann="8.2", packages={"vllm": "0.9.1", "ray": "2.60.0"})
+    c = HostView(inventory.host("c"), None, ConnectError("c", "cannot connect to root@10.0.0.3:22: Connection refused"))
+    b.devices[0].tls_switch = 1
+    problems = {(p.host, p.device, p.check): p for p in evaluate(inventory, [a, b, c])}
+    assert set(problems) == {("c", None, "ssh"), ("b", None, "versions"), ("b", 0, "tls")}
+    assert "cann 8.2 (others 8.0)" in problems[("b", None, "versions")].observed
+    assert "Connection refused" in problems[("c", None, "ssh")].observed
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"npu_smi": None}, ("b", None, "npu-smi")),
+        ({"nics": [Nic("eth9", "UP", None, ("192.168.0.2/24",))]}, ("b", None, "nic")),
+        ({"routes": {"10.0.0.1": "eth1", "10.0.0.3": "enp67s0f5"}}, ("b", None, "route")),
+        ({"probes": {"10.0.0.1:6379": Probe("10.0.0.1:6379", "timeout")}}, ("b", None, "reach-head")),
+        ({"model": ModelDir("/m", False, None, None, 100000)}, ("b", None, "model")),
+        ({"model": ModelDir("/m", True, "e" * 64, {}, 100000)}, ("b", None, "model-config")),
+        ({"model": ModelDir("/m", True, "f" * 64, {}, 10)}, ("b", None, "disk")),
+        ({"clock_offset_s": 5.0}, ("b", None, "clock")),
+        ({"tool_latency_ms": 2500}, ("b", None, "tool-latency")),
+    ],
+)
+def test_each_host_rule(inventory, change: dict, expected: tuple) -> None:
+    views = [healthy(inventory, "a"), healthy(inventory, "b", **change), healthy(inventory, "c")]
+    assert [(p.host, p.device, p.check) for p in evaluate(inventory, views)] == [expected]
+
+
+@pytest.mark.parametrize(
+    "field,value,check",
+    [("health", "Socket fail", "net-health"), ("optical", "not present", "optical"), ("ip", None, "ip")],
+)
+def test_each_device_rule(inventory, field: str, value: object, check: str) -> None:
+    views = [healthy(inventory, n) for n in "abc"]
+    setattr(views[2].devices[0], field, value)
+    assert [(p.host, p.device, p.check) for p in evaluate(inventory, views)] == [("c", 0, check)]
+
+
+def test_npu_rules(inventory) -> None:
+    sick = tuple(Chip(d, 0, d, "910B3", "Critical" if d == 1 else "OK", None, 3000, 65536) for d in range(8))
+    wrong_kind = tuple(Chip(d, 0, d, "910B4", "OK", None, 3000, 32768) for d in range(8))
+    views = [healthy(inventory, "a", npu_smi=NpuInfo(sick, (), False)), healthy(inventory, "b", npu_smi=NpuInfo(wrong_kind, (), False)), healthy(inventory, "c", npu_smi=NpuInfo(sick[:1], (), False))]
+    got = [(p.host, p.device, p.check) for p in evaluate(inventory, views)]
+    assert got == [("a", 1, "npu-health"), ("b", None, "hardware"), ("c", 1, "npu-present")]
+
+
+def test_ping_plans() -> None:
+    ips = {h: {d: f"29.1.{d}.{i}" for d in range(2)} for i, h in enumerate("abcd")}
+    rail = pings.plan(ips, "rail")
+    assert len(rail["a"]) == 2 * 3 and all(t.device == t.peer_device for t in rail["a"])
+    ring = pings.plan(ips, "ring")
+    assert [(t.peer_host, t.device) for t in ring["d"]] == [("a", 0), ("a", 1)]
+    full = pings.plan(ips, "full")
+    assert len(full["b"]) == 2 * 3 * 2
+    assert all(t.peer_host != "b" for t in full["b"])
+    partial = pings.plan({"a": {0: "x"}, "b": {1: "y"}}, "rail")
+    assert partial == {"a": [], "b": []}
+    with pytest.raises(ValueError):
+        pings.plan(ips, "star")
