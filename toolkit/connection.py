@@ -34,6 +34,22 @@ OutputCallback = Callable[[str, str], None]  # (stream name, line)
 TIMEOUT_GRACE = 10.0
 
 
+class _Transport(paramiko.Transport):
+    """paramiko's transport tuned for many hosts: AES-GCM preferred (an AEAD cipher needs no
+    per-packet MAC check in Python, where paramiko compares HMACs byte by byte; servers without
+    GCM get the usual ciphers), and a calmer reader thread."""
+
+    #: paramiko wakes its reader thread this often to check for shutdown; 0.1 s costs measurable
+    #: CPU with 64 idle connections during long pings. Closing does not wait on it.
+    _active_check_timeout = 0.5
+
+    _preferred_ciphers = (
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
+    )
+
+
 class Connection(Protocol):
     """What the executor needs from a host connection."""
 
@@ -147,7 +163,11 @@ class SSHConnection:
         self._conn: FabricConnection | None = None
 
     def _connect_kwargs(self) -> dict[str, object]:
-        kwargs: dict[str, object] = {"banner_timeout": self.host.connect_timeout, "auth_timeout": self.host.connect_timeout}
+        kwargs: dict[str, object] = {
+            "banner_timeout": self.host.connect_timeout,
+            "auth_timeout": self.host.connect_timeout,
+            "transport_factory": _Transport,
+        }
         if self.host.key_file:
             key = Path(self.host.key_file).expanduser()
             if not key.is_file():

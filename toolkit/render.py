@@ -43,8 +43,10 @@ def _json_default(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """One JSON document on stdout (no rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default, sort_keys=False) + "\n")
+    """One JSON document on stdout (no rich markup, no wrapping). Indented for a terminal; compact
+    when piped, where the C encoder is many times faster on large reports."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=_json_default, sort_keys=False) + "\n")
     sys.stdout.flush()
 
 

@@ -13,7 +13,7 @@ from toolkit.errors import ConnectError
 from toolkit.facts.hccn import DeviceFacts
 from toolkit.facts.host import Nic
 from toolkit.facts.model import ModelDir
-from toolkit.facts.net import Probe
+from toolkit.facts.net import Latency, Probe
 from toolkit.facts.npu import Chip, NpuInfo
 from toolkit.inventory import load_inventory
 
@@ -51,7 +51,7 @@ def healthy(inventory, name: str, **changes) -> HostView:
         "driver": "24.1", "cann": "8.0", "packages": {"vllm": "0.11.0", "ray": "2.60.0"},
         "model": ModelDir("/m", True, "f" * 64, {}, 100000),
         "clock_offset_s": 0.01,
-        "tool_latency_ms": 20,
+        "tool_latency": Latency(20, 3),
     }
     data.update(changes)
     return HostView(host, data)
@@ -117,12 +117,14 @@ def test_unreachable_host_and_minorities(inventory) -> None:
         ({"model": ModelDir("/m", True, "e" * 64, {}, 100000)}, ("b", None, "model-config")),
         ({"model": ModelDir("/m", True, "f" * 64, {}, 10)}, ("b", None, "disk")),
         ({"clock_offset_s": 5.0}, ("b", None, "clock")),
-        ({"tool_latency_ms": 2500}, ("b", None, "tool-latency")),
+        ({"tool_latency": Latency(2500, 4)}, ("b", None, "tool-latency")),
+        ({"tool_latency": Latency(2500, 1900)}, None),  # a busy host, not a slow driver
+        ({"clock_offset_s": 1.5, "clock_uncertainty_s": 0.8}, None),  # within the measurement error
     ],
 )
-def test_each_host_rule(inventory, change: dict, expected: tuple) -> None:
+def test_each_host_rule(inventory, change: dict, expected: tuple | None) -> None:
     views = [healthy(inventory, "a"), healthy(inventory, "b", **change), healthy(inventory, "c")]
-    assert [(p.host, p.device, p.check) for p in evaluate(inventory, views)] == [expected]
+    assert [(p.host, p.device, p.check) for p in evaluate(inventory, views)] == ([expected] if expected else [])
 
 
 @pytest.mark.parametrize(

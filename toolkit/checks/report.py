@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from toolkit.checks import Problem
@@ -37,8 +37,9 @@ class CheckNetReport:
 
 
 def _plain(value: Any) -> Any:
+    """Dataclasses to dicts without asdict's deep copies (reports are large at 64 hosts)."""
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -64,7 +65,8 @@ def host_summary(view: HostView) -> dict[str, Any]:
         "model": _plain(data.get("model")),
         "probes": _plain(data.get("probes")),
         "clock_offset_s": data.get("clock_offset_s"),
-        "tool_latency_ms": data.get("tool_latency_ms"),
+        "clock_uncertainty_s": data.get("clock_uncertainty_s"),
+        "tool_latency": _plain(data.get("tool_latency")),
     }
 
 

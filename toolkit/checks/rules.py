@@ -79,10 +79,10 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         problems += _devices(v)
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
-        latency = v.data.get("tool_latency_ms")
-        if latency is not None and latency > TOOL_LATENCY_LIMIT_MS:
-            problems.append(Problem(v.host.name, None, "tool-latency", f"hccn_tool answers in {latency} ms", f"under {TOOL_LATENCY_LIMIT_MS} ms",
-                                    "the NPU driver or the host is overloaded; check load, dmesg and the driver before deploying"))
+        latency = v.data.get("tool_latency")
+        if latency is not None and latency.excess_ms > TOOL_LATENCY_LIMIT_MS and latency.tool_ms > 10 * max(1, latency.shell_ms):
+            problems.append(Problem(v.host.name, None, "tool-latency", f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)",
+                                    f"under {TOOL_LATENCY_LIMIT_MS} ms", "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying"))
     problems += _tls(reachable)
     problems += _versions(reachable)
     problems += _model_consistency(inventory, reachable)
@@ -232,15 +232,17 @@ def _versions(views: list[HostView]) -> list[Problem]:
 
 
 def _clock(views: list[HostView]) -> list[Problem]:
-    offsets = {v.host.name: v.data.get("clock_offset_s") for v in views if v.data.get("clock_offset_s") is not None}
+    """Offsets are measured against the control machine; a host is off when it is more than the
+    limit away from the median of all hosts, beyond its measurement uncertainty."""
+    offsets = {v.host.name: (v.data["clock_offset_s"], v.data.get("clock_uncertainty_s") or 0.0) for v in views if v.data.get("clock_offset_s") is not None}
     if len(offsets) < 2:
         return []
-    ordered = sorted(offsets.values())
+    ordered = sorted(off for off, _ in offsets.values())
     median = ordered[len(ordered) // 2]
     return [
-        Problem(host, None, "clock", f"clock {off - median:+.2f} s from the other hosts", f"within {CLOCK_LIMIT_S:g} s",
+        Problem(host, None, "clock", f"clock {off - median:+.2f} s (+- {err:.2f} s) from the other hosts", f"within {CLOCK_LIMIT_S:g} s",
                 "enable NTP/chrony on every node; skewed clocks break Ray health checks and log correlation")
-        for host, off in sorted(offsets.items()) if abs(off - median) > CLOCK_LIMIT_S
+        for host, (off, err) in sorted(offsets.items()) if abs(off - median) - err > CLOCK_LIMIT_S
     ]
 
 

@@ -32,6 +32,10 @@ class Fact(Generic[T]):
     setup: bool = True  # run after the host's setup lines (needed for venv Python, Ascend env)
 
 
+def needs_setup(facts: Iterable[Fact[Any]]) -> bool:
+    return all(f.setup for f in facts)
+
+
 def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
     """One shell script that prints every fact's output between unique markers."""
     parts = []
@@ -68,7 +72,7 @@ def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
 def gather(session: Any, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:
     """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
     nonce = secrets.token_hex(6)
-    result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=all(f.setup for f in facts))
+    result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))
     raw = split_batch(result.stdout, nonce)
     if not raw and not result.ok:
         raise CommandFailed(session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result)

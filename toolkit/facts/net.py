@@ -62,11 +62,29 @@ def parse_probes(raw: Raw) -> dict[str, Probe]:
     return out
 
 
-def parse_latency_ms(raw: Raw) -> int | None:
-    text = raw.stdout.strip()
-    return int(text) if raw.exit_code == 0 and text.isdigit() else None
+@dataclass(frozen=True)
+class Latency:
+    """Wall ms of one cheap hccn_tool call, and of an empty bash started the same way just before:
+    on a busy host both grow together, on a slow driver only the first does."""
+
+    tool_ms: int
+    shell_ms: int
+
+    @property
+    def excess_ms(self) -> int:
+        return self.tool_ms - self.shell_ms
+
+
+def parse_latency(raw: Raw) -> Latency | None:
+    parts = raw.stdout.split()
+    if raw.exit_code != 0 or len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return Latency(int(parts[0]), int(parts[1]))
 
 
 def latency_command(device: int) -> str:
-    """Wall milliseconds of one cheap hccn_tool call (a slow driver makes every check slow)."""
-    return f"s=$(date +%s%N); hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))"
+    return (
+        "a=$(date +%s%N); bash -c : ; b=$(date +%s%N); "
+        f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); "
+        "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 ))"
+    )

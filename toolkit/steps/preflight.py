@@ -12,8 +12,9 @@ from toolkit.facts import Fact, Raw
 from toolkit.facts.hccn import device_script, parse_devices
 from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
-from toolkit.facts.net import latency_command, parse_latency_ms, parse_probes, parse_routes, probe_command, route_command
+from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
+from toolkit.inventory import Inventory, ResolvedHost
 from toolkit.steps import Op, StepContext, step
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
@@ -21,10 +22,8 @@ from toolkit.steps import Op, StepContext, step
 FULL_MESH_PROBES = 8
 
 
-def probe_targets(ctx: StepContext) -> list[tuple[str, int]]:
-    inv = ctx.inventory
+def probe_targets(inv: Inventory, me: ResolvedHost) -> list[tuple[str, int]]:
     hosts = inv.hosts
-    me = ctx.host
     targets: list[tuple[str, int]] = []
     if not me.is_head:
         targets.append((inv.head.address, inv.spec.ray.port))
@@ -38,35 +37,44 @@ def probe_targets(ctx: StepContext) -> list[tuple[str, int]]:
     return targets
 
 
-@step("preflight_facts", read_only=True)
-def preflight_facts(ctx: StepContext) -> Iterator[Op]:
-    """Read npu-smi, every hccn_tool check per device, NICs, routes, reachability, versions, model, clock."""
-    host, inv = ctx.host, ctx.inventory
+def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[Fact[Any]]:
+    """Every fact check-net reads on one host (one batch, one round trip)."""
     devices = list(host.devices)
-    nonce = secrets.token_hex(5)
     peers = [h.address for h in inv.hosts if h.name != host.name]
     facts: list[Fact[Any]] = [
+        Fact("tool_latency", latency_command(devices[0]), parse_latency),  # first: before the device reads load the host
         *HOST_FACTS,
         Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
         Fact("routes", route_command(peers), parse_routes),
-        Fact("probes", probe_command(probe_targets(ctx)), parse_probes),
-        Fact("tool_latency_ms", latency_command(devices[0]), parse_latency_ms),
+        Fact("probes", probe_command(probe_targets(inv, host)), parse_probes),
     ]
     if inv.spec.model is not None:
         facts.append(Fact("model", model_command(inv.spec.model.path), parse_model(inv.spec.model.path)))
-    values = ctx.facts(facts)
+    return facts
+
+
+@step("preflight_facts", read_only=True)
+def preflight_facts(ctx: StepContext) -> Iterator[Op]:
+    """Read npu-smi, every hccn_tool check per device, NICs, routes, reachability, versions, model, clock."""
+    clock = read_clock(ctx)  # first, while the host is idle: the round trip bounds the error
+    values = ctx.facts(preflight_fact_list(ctx.inventory, ctx.host, secrets.token_hex(5)))
+    values.update(clock)
+    ctx.data.update(values)
+    return iter(())
+
+
+def read_clock(ctx: StepContext) -> dict[str, float | None]:
+    """Host clock minus ours, +- half the round trip (the uncertainty)."""
     t0 = time.time()
     res = ctx.session.run("date +%s.%N", setup=False, check=False)
     t1 = time.time()
     try:
-        values["clock_offset_s"] = float(res.stdout.strip()) - (t0 + t1) / 2
+        offset: float | None = float(res.stdout.strip()) - (t0 + t1) / 2
     except ValueError:
-        values["clock_offset_s"] = None
-    values["round_trip_s"] = t1 - t0
-    ctx.data.update(values)
-    return iter(())
+        offset = None
+    return {"clock_offset_s": offset, "clock_uncertainty_s": (t1 - t0) / 2}
 
 
 @step("card_pings", read_only=True)
