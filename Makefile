@@ -4,12 +4,13 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit system-deps venv host-env bench bench-sim clean help
+.PHONY: test unit system-deps venv host-env bench bench-sim bench-checknet clean help
 
 help:
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
 	@echo "make unit    - unit tests only (no root needed)"
 	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under .sim/"
+	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts (root; writes docs/*-benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
@@ -43,7 +44,10 @@ unit: venv
 bench-sim: system-deps venv
 	$(VENV)/bin/python bench/sim_bench.py --hosts 64 --runs 3
 
-bench: bench-sim
+bench-checknet: system-deps venv host-env
+	$(VENV)/bin/python bench/checknet_bench.py --sizes 8,32,64 --runs 3
+
+bench: bench-sim bench-checknet
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down

@@ -154,3 +154,12 @@ def test_routes_probes_model() -> None:
     assert model.present and model.config == {"model_type": "llama"} and model.free_mb == 82000000 // 1024
     missing = parse(Raw("absent\n--\n\n--\n/dev/vda 1 1 2048 1% /\n", 0))
     assert not missing.present and missing.config_sha256 is None and missing.free_mb == 2
+
+
+def test_latency_parser() -> None:
+    from toolkit.facts.net import parse_latency
+
+    lat = parse_latency(Raw("1503 4 3 2\n", 0))
+    assert lat is not None and lat.excess_ms == 1499 and not lat.host_busy
+    assert parse_latency(Raw("12 3 40 2\n", 0)).host_busy
+    assert parse_latency(Raw("bash: hccn_tool: not found", 1)) is None

@@ -289,3 +289,19 @@ def test_verbose_streams_remote_output_prefixed_by_host(ssh_lab: SshLab, home: P
     lines = out.stderr.splitlines()
     assert any(line.startswith("[h1] ") and "MemTotal" in line for line in lines)
     assert any(line.startswith("[h2] ") and "MemTotal" in line for line in lines)
+
+
+def test_local_connection_runs_on_the_control_machine(home: Path, tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    marker = tmp_path / "ran-here"
+    inv.write_text(yaml.safe_dump({
+        "cluster": "c",
+        "hosts": [{"name": "me", "address": "127.0.0.1", "role": "head", "connection": "local", "env": {"WHERE": "control"}}],
+    }))
+    with api.make_executor(load_inventory(inv), api.Options()) as ex:
+        group = ex.run(f'echo "$WHERE" > {marker}; exit 3')
+    assert marker.read_text() == "control\n"
+    err = group["me"].error
+    assert isinstance(err, CommandFailed) and err.result is not None and err.result.exit_code == 3
+    out = cli("facts", str(inv), "--json", env={"HOME": str(home)})
+    assert out.returncode == 0 and json.loads(out.stdout)["hosts"]["me"]["facts"]["hostname"]

@@ -51,7 +51,7 @@ def healthy(inventory, name: str, **changes) -> HostView:
         "driver": "24.1", "cann": "8.0", "packages": {"vllm": "0.11.0", "ray": "2.60.0"},
         "model": ModelDir("/m", True, "f" * 64, {}, 100000),
         "clock_offset_s": 0.01,
-        "tool_latency": Latency(20, 3),
+        "tool_latency": Latency(20, 3, 1, 8),
     }
     data.update(changes)
     return HostView(host, data)
@@ -117,8 +117,9 @@ def test_unreachable_host_and_minorities(inventory) -> None:
         ({"model": ModelDir("/m", True, "e" * 64, {}, 100000)}, ("b", None, "model-config")),
         ({"model": ModelDir("/m", True, "f" * 64, {}, 10)}, ("b", None, "disk")),
         ({"clock_offset_s": 5.0}, ("b", None, "clock")),
-        ({"tool_latency": Latency(2500, 4)}, ("b", None, "tool-latency")),
-        ({"tool_latency": Latency(2500, 1900)}, None),  # a busy host, not a slow driver
+        ({"tool_latency": Latency(2500, 4, 2, 8)}, ("b", None, "tool-latency")),
+        ({"tool_latency": Latency(2500, 1900, 2, 8)}, None),  # everything is slow, not the driver
+        ({"tool_latency": Latency(2500, 90, 120, 2)}, None),  # 120 runnable on 2 CPUs: timing means nothing
         ({"clock_offset_s": 1.5, "clock_uncertainty_s": 0.8}, None),  # within the measurement error
     ],
 )

@@ -8,7 +8,7 @@ retrying when the tool answers busy."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from toolkit.facts import Raw
@@ -43,7 +43,12 @@ class PingResult:
         return self.error is None and self.sent > 0 and self.received == self.sent
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        # by hand: asdict() deep-copies, and a 64-host rail check has 32k of these
+        return {
+            "host": self.host, "device": self.device, "peer_host": self.peer_host, "peer_device": self.peer_device,
+            "peer_ip": self.peer_ip, "sent": self.sent, "received": self.received, "loss_pct": self.loss_pct,
+            "rtt_ms": self.rtt_ms, "error": self.error, "ok": self.ok,
+        }
 
 
 def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail") -> dict[str, list[Target]]:

@@ -80,7 +80,7 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
         latency = v.data.get("tool_latency")
-        if latency is not None and latency.excess_ms > TOOL_LATENCY_LIMIT_MS and latency.tool_ms > 10 * max(1, latency.shell_ms):
+        if latency is not None and not latency.host_busy and latency.excess_ms > TOOL_LATENCY_LIMIT_MS and latency.tool_ms > 10 * max(1, latency.shell_ms):
             problems.append(Problem(v.host.name, None, "tool-latency", f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)",
                                     f"under {TOOL_LATENCY_LIMIT_MS} ms", "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying"))
     problems += _tls(reachable)

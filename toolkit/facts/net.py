@@ -69,22 +69,30 @@ class Latency:
 
     tool_ms: int
     shell_ms: int
+    runnable: int = 0  # processes ready to run (procs_running in /proc/stat) when measured
+    cpus: int = 1
 
     @property
     def excess_ms(self) -> int:
         return self.tool_ms - self.shell_ms
 
+    @property
+    def host_busy(self) -> bool:
+        """More runnable processes than twice the CPUs: any timing is the scheduler's, not the tool's."""
+        return self.runnable > 2 * max(1, self.cpus)
+
 
 def parse_latency(raw: Raw) -> Latency | None:
     parts = raw.stdout.split()
-    if raw.exit_code != 0 or len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if raw.exit_code != 0 or len(parts) != 4 or not all(p.isdigit() for p in parts):
         return None
-    return Latency(int(parts[0]), int(parts[1]))
+    return Latency(*(int(p) for p in parts))
 
 
 def latency_command(device: int) -> str:
     return (
+        "r=0; while read -r k v _; do [ \"$k\" = procs_running ] && r=$v; done < /proc/stat; "
         "a=$(date +%s%N); bash -c : ; b=$(date +%s%N); "
         f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); "
-        "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 ))"
+        "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 )) $r $(nproc)"
     )
