@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.facts import Raw
+from toolkit.facts import Raw, sections
 from toolkit.facts.hccn import BUSY, HCCN
 
 MODES = ("rail", "ring", "full")
@@ -123,25 +123,13 @@ def parse(raw: Raw, nonce: str, host: str, targets: list[Target]) -> list[PingRe
     """Every planned target gets a result; one missing from the output is an error, not a pass."""
     by_key = {(t.device, t.peer_ip): t for t in targets}
     results: dict[tuple[int, str], PingResult] = {}
-    marker = f"@@{nonce}@@ "
-    key: tuple[int, str] | None = None
-    lines: list[str] = []
-    for line in raw.stdout.splitlines():
-        if line.startswith(marker):
-            tag = line[len(marker):]
-            if tag.startswith("rc=") and key is not None:
-                code = int(tag[3:]) if tag[3:].lstrip("-").isdigit() else 255
-                t = by_key.get(key)
-                if t is not None:
-                    sent, received, loss, rtt, error = parse_one("\n".join(lines), code)
-                    results[key] = PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error)
-                key, lines = None, []
-            else:
-                parts = tag.split()
-                if len(parts) == 2 and parts[0].isdigit():
-                    key, lines = (int(parts[0]), parts[1]), []
-        elif key is not None:
-            lines.append(line)
+    for tag, text, code in sections(raw.stdout, nonce):
+        parts = tag.split()
+        key = (int(parts[0]), parts[1]) if len(parts) == 2 and parts[0].isdigit() else None
+        t = by_key.get(key) if key else None
+        if t is not None:
+            sent, received, loss, rtt, error = parse_one(text, code)
+            results[key] = PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error)  # type: ignore[index]
     out = []
     for k, t in by_key.items():
         out.append(results.get(k) or PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, error="no result (output cut short)"))

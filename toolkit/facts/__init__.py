@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from toolkit.errors import CommandFailed
 
@@ -46,27 +46,28 @@ def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
     return "\n".join(parts)
 
 
-def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
-    """Split a batch script's output back into per-fact raw outputs."""
-    out: dict[str, Raw] = {}
+def sections(stdout: str, nonce: str) -> Iterator[tuple[str, str, int]]:
+    """(tag, text, exit code) of each `@@nonce@@ TAG` ... `@@nonce@@ rc=N` section of a script's
+    output. A section cut short (no rc line) is left out: callers treat missing as failed."""
     marker = f"@@{nonce}@@ "
-    name: str | None = None
+    tag: str | None = None
     lines: list[str] = []
     for line in stdout.splitlines():
         if line.startswith(marker):
-            tag = line[len(marker):]
-            if tag.startswith("rc=") and name is not None:
-                try:
-                    code = int(tag[3:])
-                except ValueError:
-                    code = 255
-                out[name] = Raw("\n".join(lines) + ("\n" if lines else ""), code)
-                name, lines = None, []
+            rest = line[len(marker):]
+            if rest.startswith("rc=") and tag is not None:
+                code = int(rest[3:]) if rest[3:].lstrip("-").isdigit() else 255
+                yield tag, "\n".join(lines) + ("\n" if lines else ""), code
+                tag, lines = None, []
             else:
-                name, lines = tag, []
-        elif name is not None:
+                tag, lines = rest, []
+        elif tag is not None:
             lines.append(line)
-    return out
+
+
+def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
+    """Split a batch script's output back into per-fact raw outputs."""
+    return {tag: Raw(text, code) for tag, text, code in sections(stdout, nonce)}
 
 
 def gather(session: Any, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:

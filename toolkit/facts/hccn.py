@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toolkit.facts import Raw
+from toolkit.facts import Raw, sections
 
 #: The usual per-device preflight (vllm-ascend "Verify Multi-Node Communication").
 COMMANDS = ("ip", "link", "net_health", "netdetect", "gateway", "tls", "optical", "lldp")
@@ -119,25 +119,12 @@ def parse_devices(raw: Raw, nonce: str, devices: list[int]) -> dict[int, DeviceF
     a command whose section never ended is recorded as an error)."""
     result = {d: DeviceFacts(d) for d in devices}
     seen: set[tuple[int, str]] = set()
-    marker = f"@@{nonce}@@ "
-    current: tuple[int, str] | None = None
-    lines: list[str] = []
-    for line in raw.stdout.splitlines():
-        if line.startswith(marker):
-            tag = line[len(marker):]
-            if tag.startswith("rc=") and current is not None:
-                dev, cmd = current
-                code = int(tag[3:]) if tag[3:].lstrip("-").isdigit() else 255
-                if dev in result:
-                    parse_command(result[dev], cmd, Raw("\n".join(lines) + "\n", code))
-                    seen.add((dev, cmd))
-                current, lines = None, []
-            else:
-                parts = tag.split()
-                if len(parts) == 2 and parts[0].isdigit():
-                    current, lines = (int(parts[0]), parts[1]), []
-        elif current is not None:
-            lines.append(line)
+    for tag, text, code in sections(raw.stdout, nonce):
+        parts = tag.split()
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in result:
+            dev, cmd = int(parts[0]), parts[1]
+            parse_command(result[dev], cmd, Raw(text, code))
+            seen.add((dev, cmd))
     for dev in result.values():
         for cmd in COMMANDS:
             if (dev.id, cmd) not in seen:
