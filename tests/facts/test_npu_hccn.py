@@ -161,5 +161,5 @@ def test_latency_parser() -> None:
 
     lat = parse_latency(Raw("1503 4 3 2\n", 0))
     assert lat is not None and lat.excess_ms == 1499 and not lat.host_busy
-    assert parse_latency(Raw("12 3 40 2\n", 0)).host_busy
+    assert parse_latency(Raw("12 3 40 2\n", 0)).host_busy and not parse_latency(Raw("12 3 16 2\n", 0)).host_busy
     assert parse_latency(Raw("bash: hccn_tool: not found", 1)) is None

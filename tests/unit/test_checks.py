@@ -120,6 +120,7 @@ def test_unreachable_host_and_minorities(inventory) -> None:
         ({"tool_latency": Latency(2500, 4, 2, 8)}, ("b", None, "tool-latency")),
         ({"tool_latency": Latency(2500, 1900, 2, 8)}, None),  # everything is slow, not the driver
         ({"tool_latency": Latency(2500, 90, 120, 2)}, None),  # 120 runnable on 2 CPUs: timing means nothing
+        ({"tool_latency": Latency(2500, 5, 12, 2)}, ("b", None, "tool-latency")),  # busy-ish, but the driver is the slow part
         ({"clock_offset_s": 1.5, "clock_uncertainty_s": 0.8}, None),  # within the measurement error
     ],
 )
@@ -155,6 +156,7 @@ def test_ping_plans() -> None:
     full = pings.plan(ips, "full")
     assert len(full["b"]) == 2 * 3 * 2
     assert all(t.peer_host != "b" for t in full["b"])
+    assert pings.plan(ips, "full", only="b") == {"b": full["b"]}
     partial = pings.plan({"a": {0: "x"}, "b": {1: "y"}}, "rail")
     assert partial == {"a": [], "b": []}
     with pytest.raises(ValueError):

@@ -51,15 +51,18 @@ class PingResult:
         }
 
 
-def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail") -> dict[str, list[Target]]:
+def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail", only: str | None = None) -> dict[str, list[Target]]:
     """Who pings whom. `card_ips`: host -> device -> IP, hosts in inventory order; devices without an
     IP are left out (their own check reports them). Pings only cross hosts, so the two dies of one
-    A3 card are never asked to ping each other."""
+    A3 card are never asked to ping each other. `only` plans for one host (each host's step plans its
+    own pings: planning the whole cluster on every host would be O(N^3))."""
     if mode not in MODES:
         raise ValueError(f"unknown ping mode {mode!r}")
     hosts = list(card_ips)
-    out: dict[str, list[Target]] = {h: [] for h in hosts}
+    out: dict[str, list[Target]] = {h: [] for h in hosts if only is None or h == only}
     for i, host in enumerate(hosts):
+        if host not in out:
+            continue
         if mode == "ring":
             peers = [hosts[(i + 1) % len(hosts)]] if len(hosts) > 1 else []
         else:

@@ -78,8 +78,8 @@ class Latency:
 
     @property
     def host_busy(self) -> bool:
-        """More runnable processes than twice the CPUs: any timing is the scheduler's, not the tool's."""
-        return self.runnable > 2 * max(1, self.cpus)
+        """Far more runnable processes than CPUs: any timing is the scheduler's, not the tool's."""
+        return self.runnable > 8 * max(1, self.cpus)
 
 
 def parse_latency(raw: Raw) -> Latency | None:
@@ -90,9 +90,10 @@ def parse_latency(raw: Raw) -> Latency | None:
 
 
 def latency_command(device: int) -> str:
+    runnable = "while read -r k v _; do [ \"$k\" = procs_running ] && r=$(( v > r ? v : r )); done < /proc/stat; "
     return (
-        "r=0; while read -r k v _; do [ \"$k\" = procs_running ] && r=$v; done < /proc/stat; "
+        "r=0; " + runnable +
         "a=$(date +%s%N); bash -c : ; b=$(date +%s%N); "
-        f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); "
+        f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); " + runnable +
         "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 )) $r $(nproc)"
     )

@@ -85,7 +85,7 @@ def card_pings(ctx: StepContext) -> Iterator[Op]:
     source = ctx.previous.get(str(ctx.params.get("facts_stage", "npu-facts")), {})
     card_ips = {name: pingable(data) for name, data in source.items() if "devices" in data}
     order = [h.name for h in ctx.inventory.hosts if h.name in card_ips]
-    planned = pings.plan({name: card_ips[name] for name in order}, mode).get(ctx.host.name, [])
+    planned = pings.plan({name: card_ips[name] for name in order}, mode, only=ctx.host.name).get(ctx.host.name, [])
     ctx.data["mode"] = mode
     if not planned:
         ctx.data["pings"] = []
