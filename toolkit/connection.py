@@ -114,7 +114,13 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
         if busy:
             continue
         if chan.exit_status_ready() or chan.closed:
-            break  # nothing was pending above, and nothing more will come
+            # The last data may have landed between the checks above and this one; the exit
+            # status comes after all data on the wire, so draining now gets everything.
+            while chan.recv_ready():
+                take("stdout", chan.recv(65536))
+            while chan.recv_stderr_ready():
+                take("stderr", chan.recv_stderr(65536))
+            break
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             raise _Deadline("".join(chunks["stdout"]), "".join(chunks["stderr"]))

@@ -305,3 +305,20 @@ def test_local_connection_runs_on_the_control_machine(home: Path, tmp_path: Path
     assert isinstance(err, CommandFailed) and err.result is not None and err.result.exit_code == 3
     out = cli("facts", str(inv), "--json", env={"HOME": str(home)})
     assert out.returncode == 0 and json.loads(out.stdout)["hosts"]["me"]["facts"]["hostname"]
+
+
+def test_no_output_is_lost_when_commands_end(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    """The last bytes of a command may arrive together with its exit status: none may be dropped."""
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+
+    def burst(session):  # type: ignore[no-untyped-def]
+        got = []
+        for i in range(60):
+            res = session.run(f"head -c {1000 + i * 37} /dev/zero | tr '\\0' x; printf 'END{i}' >&2", setup=False)
+            got.append((len(res.stdout), res.stderr))
+        return got
+
+    with api.make_executor(inv, api.Options()) as ex:
+        group = ex.map(burst)
+    for outcome in group:
+        assert outcome.value == [(1000 + i * 37, f"END{i}") for i in range(60)], outcome.host
