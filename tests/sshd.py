@@ -58,6 +58,10 @@ class Sshd:
         return out.stdout.split()[1]
 
     @property
+    def home(self) -> Path:
+        return self.folder / "home"
+
+    @property
     def log(self) -> Path:
         return self.folder / "sshd.log"
 
@@ -71,6 +75,7 @@ class Sshd:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         if not (self.folder / "host_ed25519").exists():
             keygen(self.folder / "host_ed25519", f"host-{self.name}")
+        (self.folder / "home").mkdir(exist_ok=True)
         config = self.folder / "sshd_config"
         config.write_text(
             "\n".join(
@@ -89,6 +94,8 @@ class Sshd:
                     "LogLevel VERBOSE",
                     "MaxSessions 64",
                     "MaxStartups 200",
+                    # each fake host its own HOME: hermetic (no root dotfiles, no shared state) and fast
+                    f"SetEnv HOME={self.folder / 'home'}",
                     "",
                 ]
             )

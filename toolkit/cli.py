@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import functools
 import typer
@@ -73,6 +73,17 @@ def _options(limit: Optional[str], forks: Optional[int], verbose: bool, check: b
 
 def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
+
+
+def _finish(report: Any, as_json: bool, render_table: Any) -> NoReturn:
+    """Print a report (JSON document or tables) and exit 0 if it is ok, else 1."""
+    from toolkit import render
+
+    if as_json:
+        render.print_json(report.to_dict())
+    else:
+        render_table(report)
+    _exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 def guarded(fn):  # type: ignore[no-untyped-def]
@@ -153,11 +164,7 @@ def run(
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with render.Progress(verbose=verbose, enabled=not json_) as progress:
         report = api.run(playbook, inv, opts, emit=progress)
-    if json_:
-        render.print_json(report.to_dict())
-    else:
-        render.render_report(report)
-    _exit(EXIT_OK if report.ok else EXIT_FAILED)
+    _finish(report, json_, render.render_report)
 
 
 @app.command("check-net", epilog=EPILOG)
@@ -183,11 +190,7 @@ def check_net(
     opts = _options(limit, forks, verbose, False, accept_new_host_keys, set_)
     with render.Progress(verbose=verbose, enabled=not json_) as progress:
         report = api.check_net(inv, opts, mode=mode, packets=packets, emit=progress)
-    if json_:
-        render.print_json(report.to_dict())
-    else:
-        render.render_check_net(report)
-    _exit(EXIT_OK if report.ok else EXIT_FAILED)
+    _finish(report, json_, render.render_check_net)
 
 
 @app.command("show-vars", epilog=EPILOG)

@@ -305,6 +305,8 @@ def test_sim_status_cli_shows_faults(sim: SimLab) -> None:
         (["{name}-1", "ping-loss"], "needs --peer"),
         (["{name}-1", "net-health", "--value", "Bad"], "not one hccn_tool reports"),
         (["{name}-1", "no-ip", "--card", "8"], "out of range 0..7"),
+        (["{name}-1", "ping-loss", "--peer", "{name}-2", "--value", "lots"], "must be a whole number"),
+        (["{name}-1", "slow", "--value", "-5"], "must be 0..600000 ms"),
     ],
 )
 def test_bad_fault_arguments_exit_2(sim: SimLab, args: list[str], words: str) -> None:

@@ -6,7 +6,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -204,11 +203,9 @@ def test_ssh_config_alias_is_honoured(ssh_lab: SshLab, home: Path, tmp_path: Pat
 
 
 @pytest.fixture
-def remote_cluster() -> "Iterator[str]":
-    """A unique cluster name; its state folder in the (shared, root) remote home is removed after."""
-    name = f"t{time.time_ns()}"
-    yield name
-    shutil.rmtree(Path("/root/.ascend-deploy") / name, ignore_errors=True)
+def remote_cluster() -> str:
+    """A unique cluster name (each fake host keeps its state under its own HOME)."""
+    return f"t{time.time_ns()}"
 
 
 def test_injection_in_inventory_values_never_runs(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
@@ -229,7 +226,7 @@ def test_injection_in_inventory_values_never_runs(ssh_lab: SshLab, home: Path, t
 
 def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
     inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster, defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"A": "1"}})
-    env_file = Path("/root/.ascend-deploy") / remote_cluster / "env"  # sshd runs as root here
+    env_file = ssh_lab.hosts[0].home / ".ascend-deploy" / remote_cluster / "env"
     check = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
     assert check.returncode == 0, check.stderr
     stage = json.loads(check.stdout)["stages"][0]
@@ -238,14 +235,16 @@ def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_p
     assert not env_file.exists(), "--check changed a host"
     text = cli("run", "env", str(inv), "--check", env={"HOME": str(home)})
     assert f"would run: write .ascend-deploy/{remote_cluster}/env" in text.stdout
-    # the fake hosts share one filesystem: apply on one host so "changed" is deterministic
     apply = cli("run", "env", str(inv), "--json", "--limit", "h0", env={"HOME": str(home)})
     assert apply.returncode == 0, apply.stderr
     assert json.loads(apply.stdout)["stages"][0]["hosts"]["h0"]["status"] == "changed"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert "export A=1" in env_file.read_text()
     again = cli("run", "env", str(inv), "--json", env={"HOME": str(home)})
-    assert {h["status"] for h in json.loads(again.stdout)["stages"][0]["hosts"].values()} == {"unchanged"}
+    statuses = {name: h["status"] for name, h in json.loads(again.stdout)["stages"][0]["hosts"].items()}
+    assert statuses == {"h0": "unchanged", "h1": "changed", "h2": "changed"}
+    final = cli("run", "env", str(inv), "--json", env={"HOME": str(home)})
+    assert {h["status"] for h in json.loads(final.stdout)["stages"][0]["hosts"].values()} == {"unchanged"}
     check2 = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
     assert all(h["ops"] == [] for h in json.loads(check2.stdout)["stages"][0]["hosts"].values())
 

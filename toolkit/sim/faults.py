@@ -43,6 +43,13 @@ KINDS = {
 SKEW_CANN = "8.2.RC1"
 
 
+def _int_value(kind: str, value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        raise BadInput(f"{kind} --value must be a whole number, got {value!r}") from None
+
+
 def _resolve(opts: SimOptions) -> tuple[Paths, SimState]:
     require_root()
     paths = Paths(check_root_dir(opts.root) / opts.name)
@@ -133,7 +140,7 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
         other = _host(state, peer)
         if other.name == host.name:
             raise BadInput("--peer must be another host")
-        pct = int(value or 100)
+        pct = _int_value(kind, value, 100)
         if not 0 < pct <= 100:
             raise BadInput(f"ping-loss --value must be 1..100 percent, got {pct}")
         _set_card(paths, state, host, card)
@@ -161,7 +168,9 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
             except ProcessLookupError:
                 pass
     elif kind == "slow":
-        ms = int(value or 2000)
+        ms = _int_value(kind, value, 2000)
+        if not 0 <= ms <= 600_000:
+            raise BadInput(f"slow --value must be 0..600000 ms, got {ms}")
         _conf(paths, state, host, ms)
         record["value"] = ms
     elif kind == "missing-model":
