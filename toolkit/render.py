@@ -18,6 +18,7 @@ from rich.text import Text
 
 from toolkit.errors import ToolkitError
 from toolkit.executor import Event
+from toolkit.result import plain
 from toolkit.runner import RunReport
 
 out = Console(soft_wrap=False, highlight=False)
@@ -36,7 +37,7 @@ STATUS_STYLE = {
 
 def _json_default(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return plain(value)
     if isinstance(value, ToolkitError):
         return value.to_dict()
     return str(value)

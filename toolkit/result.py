@@ -6,12 +6,24 @@ hides what the others returned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Generic, Iterator, TypeVar
 
 from toolkit.errors import HostError
 
 T = TypeVar("T")
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, tuples and dicts to JSON-ready data, without `asdict`'s deep copies
+    (a 64-host report holds tens of thousands of records)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.facts import Raw, sections
-from toolkit.facts.hccn import BUSY, HCCN
+from toolkit.facts.hccn import BUSY, per_device, retrying_call
+from toolkit.remote import q
 
 MODES = ("rail", "ring", "full")
 
@@ -79,24 +80,13 @@ def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail", only: str | No
 
 def script(targets: list[Target], nonce: str, packets: int = 3) -> str:
     """Per device a sequential queue of pings (background per device); output buffered per device."""
-    by_dev: dict[int, list[Target]] = {}
+    queues: dict[int, list[str]] = {}
     for t in targets:
-        by_dev.setdefault(t.device, []).append(t)
-    if not by_dev:
+        # peer IPs were read from other hosts' tool output: quoted like any remote argument
+        queues.setdefault(t.device, []).append(f"h {q(f'{t.device} {t.peer_ip}')} -i {int(t.device)} -ping -g address {q(t.peer_ip)} pkt {int(packets)}")
+    if not queues:
         return "true"
-    lines = [
-        "t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT",
-        "p() { local out rc try; for try in 1 2 3 4 5 6 7 8; do",
-        f"  out=$({HCCN} -i \"$1\" -ping -g address \"$2\" pkt {int(packets)} 2>&1); rc=$?",
-        f"  case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac; done",
-        f"  echo \"@@{nonce}@@ $1 $2\"; printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"; }}",
-    ]
-    for dev, items in sorted(by_dev.items()):
-        calls = "; ".join(f"p {dev} {t.peer_ip}" for t in items)
-        lines.append(f"( {calls} ) > \"$t/{dev}\" &")
-    lines.append("wait")
-    lines.append(" ".join(f"cat \"$t/{dev}\";" for dev in sorted(by_dev)))
-    return "\n".join(lines)
+    return retrying_call(nonce, 8) + "\n" + per_device(queues)
 
 
 _SUMMARY = re.compile(r"(\d+)\s+packets transmitted,\s*(\d+)\s+received,\s*([\d.]+)%\s+packet loss")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.inventory import Inventory
+from toolkit.result import plain
 from toolkit.runner import RunReport
 
 
@@ -36,17 +37,6 @@ class CheckNetReport:
         }
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses to dicts without asdict's deep copies (reports are large at 64 hosts)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def host_summary(view: HostView) -> dict[str, Any]:
     if view.data is None:
         return {"name": view.host.name, "address": view.host.address, "reachable": False, "error": getattr(view.error, "message", str(view.error))}
@@ -57,16 +47,16 @@ def host_summary(view: HostView) -> dict[str, Any]:
         "address": view.host.address,
         "reachable": True,
         "hostname": data.get("hostname"),
-        "nics": _plain(data.get("nics")),
-        "npus": _plain(info.chips) if info else None,
-        "npu_processes": _plain(info.processes) if info else None,
-        "devices": [_plain(view.devices[d]) for d in sorted(view.devices)],
+        "nics": plain(data.get("nics")),
+        "npus": plain(info.chips) if info else None,
+        "npu_processes": plain(info.processes) if info else None,
+        "devices": [plain(view.devices[d]) for d in sorted(view.devices)],
         "versions": {"driver": data.get("driver"), "cann": data.get("cann"), "python": data.get("python"), **(data.get("packages") or {})},
-        "model": _plain(data.get("model")),
-        "probes": _plain(data.get("probes")),
+        "model": plain(data.get("model")),
+        "probes": plain(data.get("probes")),
         "clock_offset_s": data.get("clock_offset_s"),
         "clock_uncertainty_s": data.get("clock_uncertainty_s"),
-        "tool_latency": _plain(data.get("tool_latency")),
+        "tool_latency": plain(data.get("tool_latency")),
     }
 
 

@@ -95,23 +95,35 @@ def parse_command(dev: DeviceFacts, command: str, raw: Raw) -> None:
         dev.errors.setdefault(command, "no output")
 
 
+def retrying_call(nonce: str, tries: int) -> str:
+    """Shell function `h TAG ARG...`: runs `hccn_tool ARG...`, retrying while the device answers
+    busy (the real tool serves one command per device at a time), and prints the output as a
+    section `@@nonce@@ TAG` ... `@@nonce@@ rc=N` (read back by `toolkit.facts.sections`)."""
+    attempts = " ".join(str(n) for n in range(1, tries + 1))
+    return (
+        f"h() {{ local tag=$1 out rc try; shift; for try in {attempts}; do\n"
+        f"  out=$({HCCN} \"$@\" 2>&1); rc=$?\n"
+        f"  case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac; done\n"
+        f"  echo \"@@{nonce}@@ $tag\"; printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"; }}"
+    )
+
+
+def per_device(queues: dict[int, list[str]]) -> str:
+    """Each device's commands in sequence, devices in parallel; each device's output buffered to a
+    file and printed in device order, so sections of different devices never interleave."""
+    if not queues:
+        return "true"
+    lines = ["t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT"]
+    lines += [f"( {'; '.join(cmds)} ) > \"$t/{dev}\" &" for dev, cmds in sorted(queues.items())]
+    lines.append("wait")
+    lines.append(" ".join(f"cat \"$t/{dev}\";" for dev in sorted(queues)))
+    return "\n".join(lines)
+
+
 def device_script(devices: list[int], nonce: str, commands: tuple[str, ...] = COMMANDS) -> str:
     """Shell that reads `commands` for every device: devices in parallel, commands in sequence."""
-    devs = " ".join(str(d) for d in devices)
-    cmds = " ".join(commands)
-    return (
-        f"t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT\n"
-        f"for d in {devs}; do (\n"
-        f"  for c in {cmds}; do\n"
-        f"    echo \"@@{nonce}@@ $d $c\"\n"
-        f"    for try in 1 2 3 4 5; do\n"
-        f"      out=$({HCCN} -i \"$d\" -\"$c\" -g 2>&1); rc=$?\n"
-        f"      case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac\n"
-        f"    done\n"
-        f"    printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"\n"
-        f"  done > \"$t/$d\" ) & done; wait\n"
-        f"for d in {devs}; do cat \"$t/$d\"; done"
-    )
+    queues = {d: [f"h '{int(d)} {c}' -i {int(d)} -{c} -g" for c in commands] for d in devices}
+    return retrying_call(nonce, 5) + "\n" + per_device(queues)
 
 
 def parse_devices(raw: Raw, nonce: str, devices: list[int]) -> dict[int, DeviceFacts]:

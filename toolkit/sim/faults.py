@@ -43,6 +43,13 @@ KINDS = {
 SKEW_CANN = "8.2.RC1"
 
 
+def _choice(kind: str, value: str | None, allowed: tuple[str, ...], default: str, tool: str) -> str:
+    chosen = value or default
+    if chosen not in allowed:
+        raise BadInput(f"{kind} value {chosen!r} is not one {tool} reports", hint=f"one of: {', '.join(allowed)}")
+    return chosen
+
+
 def _int_value(kind: str, value: str | None, default: int) -> int:
     try:
         return int(value) if value is not None else default
@@ -77,14 +84,7 @@ def _in_host(host: SimHost, *argv: str) -> None:
 
 
 def _sshd_pids(host: SimHost) -> list[int]:
-    out = []
-    for pid in netns.pids_in([host.netns]).get(host.netns, []):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() in ("sshd", "sshd-session"):
-                out.append(pid)
-        except OSError:
-            continue
-    return out
+    return netns.sshd_pids([host.netns])[host.netns]
 
 
 def _set_card(paths: Paths, state: SimState, host: SimHost, card: int, **values: str) -> None:
@@ -129,9 +129,7 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
         _set_card(paths, state, host, card, link="DOWN")
         _fabric(paths, host.card_ips[card], "down")
     elif kind == "net-health":
-        v = value or "Socket fail"
-        if v not in NET_HEALTH:
-            raise BadInput(f"net-health value {v!r} is not one hccn_tool reports", hint=f"one of: {', '.join(NET_HEALTH)}")
+        v = _choice(kind, value, NET_HEALTH, "Socket fail", "hccn_tool")
         _set_card(paths, state, host, card, health=v)
         record["value"] = v
     elif kind == "ping-loss":
@@ -149,9 +147,7 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
             (paths.fabric / "loss" / f"{src}_{dst}").write_text(f"{pct}\n")
         record.update(peer=other.name, value=pct)
     elif kind == "card-unhealthy":
-        v = value or "Critical"
-        if v not in CARD_HEALTH:
-            raise BadInput(f"card-unhealthy value {v!r}", hint=f"one of: {', '.join(CARD_HEALTH)}")
+        v = _choice(kind, value, CARD_HEALTH, "Critical", "npu-smi")
         _set_card(paths, state, host, card, npu_health=v)
         record["value"] = v
     elif kind == "no-ip":

@@ -100,6 +100,24 @@ def pids_in(netns: list[str]) -> dict[str, list[int]]:
     return found
 
 
+def sshd_pids(netns: list[str], *, listener_only: bool = False) -> dict[str, list[int]]:
+    """sshd processes in each namespace: the listener (started with -f) and, unless
+    `listener_only`, the per-connection session processes."""
+    found: dict[str, list[int]] = {}
+    for ns, pids in pids_in(netns).items():
+        found[ns] = []
+        for pid in pids:
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                # the listener retitles itself "sshd: /usr/sbin/sshd -f CONFIG ... [listener]"
+                listener = comm == "sshd" and b"-f" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if listener or (not listener_only and comm in ("sshd", "sshd-session")):
+                found[ns].append(pid)
+    return found
+
+
 def kill_all(netns: list[str], timeout: float = 5.0) -> list[int]:
     """SIGKILL every process in these namespaces and wait until they are gone; returns survivors."""
     deadline = time.monotonic() + timeout
