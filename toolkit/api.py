@@ -18,6 +18,8 @@ from toolkit.yamlsrc import did_you_mean
 
 if TYPE_CHECKING:
     from toolkit.checks.report import CheckNetReport
+    from toolkit.plan import Plan
+    from toolkit.plugins import Plugins
 
 
 @dataclass
@@ -109,3 +111,46 @@ def facts(
 ) -> RunReport:
     """Gather read-only facts from every selected host (the `facts` playbook)."""
     return run("facts", inventory, opts, emit=emit, connect=connect)
+
+
+def plugins_for(inventory: Inventory | None) -> "Plugins":
+    """Built-in plugins, entry points, and the inventory's plugin folders."""
+    from toolkit.plugins import load_plugins
+
+    folders = [inventory.resolve_path(p) for p in inventory.spec.plugins] if inventory is not None else []
+    return load_plugins(folders)
+
+
+def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
+    """config.json for planning: `model.config` if set, else `model.path` if it exists here.
+    Returns (config, where it came from), or (None, None) when neither is readable."""
+    import json
+
+    model = inventory.spec.model
+    if model is None:
+        return None, None
+    candidates = []
+    if model.config:
+        candidates.append(inventory.resolve_path(model.config))
+    candidates.append(Path(model.path).expanduser() / "config.json")
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise BadInput(f"{path}: cannot read the model's config.json: {exc}", hint="point model.config at a valid copy") from None
+            if not isinstance(data, dict):
+                raise BadInput(f"{path}: config.json is not a JSON object")
+            return data, str(path)
+        if model.config and path == candidates[0]:
+            raise BadInput(f"model.config {model.config!r}: {path} does not exist", hint="paths in the inventory are relative to the inventory file")
+    return None, None
+
+
+def plan(inventory: Inventory, config: dict | None = None, config_source: str | None = None) -> "Plan":
+    """The full deployment plan (pure); `config` defaults to the locally readable config.json."""
+    from toolkit.plan import make_plan
+
+    if config is None:
+        config, config_source = read_model_config(inventory)
+    return make_plan(inventory, plugins_for(inventory), config, config_source)

@@ -242,6 +242,46 @@ def schema(
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+@app.command(epilog=EPILOG)
+@guarded
+def plan(
+    inventory: InventoryArg = None,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Print the full deployment without touching a host: roles, each host's environment and `ray start`
+    command, the exact vLLM command, the memory estimate, and where every value came from (plugin row,
+    inventory, default). Invalid combinations (TP x PP vs devices, max length vs the model, memory,
+    flags removed in the target vLLM) fail here with exit 2, before anything starts."""
+    from toolkit import render
+    from toolkit.plan import plan_to_dict
+
+    inv = _inventory(inventory, set_)
+    result = api.plan(inv)
+    if json_:
+        render.print_json({"ok": True, "inventory": str(inv.path), "plan": plan_to_dict(result)})
+    else:
+        render.render_plan(result, str(inv.path))
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def plugins(
+    inventory: Annotated[Optional[Path], typer.Argument(help="Also load the plugin folders this inventory lists.", show_default=False)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List every plugin (built-in `plugins/`, entry points in group `ascend_deploy.plugins`, inventory
+    `plugins:` folders), where it was loaded from, the models it claims and the runtime profiles it adds."""
+    from toolkit import render
+
+    inv = api.load(inventory, api.Options()) if inventory is not None else None
+    infos = api.plugins_for(inv).describe()
+    if json_:
+        render.print_json({"ok": True, "plugins": infos})
+    else:
+        render.render_plugins(infos)
+
+
 # ------------------------------------------------------------------ reserved commands
 
 RESERVED = {
@@ -249,8 +289,6 @@ RESERVED = {
     "down": "Stop vLLM and Ray on every host and verify the NPUs are free; probes live hosts.",
     "status": "Per host: reachable, Ray node alive, NPU resources, vLLM pid, health, endpoint.",
     "logs": "Collect vLLM/Ray logs, env files, npu-smi and hccn_tool outputs into one archive.",
-    "plan": "Print the full deployment plan (env per host, ray start, vLLM command) and why.",
-    "plugins": "List model plugins, their source and the models they claim.",
 }
 
 

@@ -178,7 +178,9 @@ class ResolvedHost(BaseModel):
 class ModelSettings(_Strict):
     path: str = Field(..., min_length=1, description="model directory on every host (same path everywhere)")
     served_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", description="name clients ask for")
-    trust_remote_code: bool = False
+    trust_remote_code: bool | None = Field(None, description="allow the model's own Python code (default: the model plugin decides)")
+    config: str | None = Field(None, description="local copy of the model's config.json, for planning where the weights are not local")
+    quantization: Literal["w8a8", "w8a8_dynamic", "w4a8"] | None = Field(None, description="weight format (default: inferred from the name, e.g. '-w8a8')")
 
 
 class ServeSettings(_Strict):
@@ -190,6 +192,16 @@ class ServeSettings(_Strict):
     ready_timeout: PositiveSeconds = Field(1800, description="seconds to wait for vLLM readiness")
     initial_delay: float = Field(0, ge=0, description="seconds before the first readiness probe")
     extra_args: list[str] = Field(default_factory=list, description="extra vLLM arguments, passed through quoted")
+    tensor_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else NPUs per host")
+    pipeline_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else number of hosts")
+    data_parallel_size: int | None = Field(None, gt=0, description="default 1")
+    max_num_seqs: int | None = Field(None, gt=0, description="default 256")
+    max_num_batched_tokens: int | None = Field(None, gt=0, description="default: max-model-len without chunked prefill, else 8192")
+    block_size: int | None = Field(None, gt=0, description="KV cache block size (default: the runtime's, 128 on Ascend)")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="share of each NPU's HBM vLLM may use (default 0.9)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(None, description="default auto")
+    enforce_eager: bool | None = Field(None, description="disable graph capture (default off)")
+    enable_chunked_prefill: bool | None = Field(None, description="default: the runtime's default (on)")
 
     @field_validator("api_key_env")
     @classmethod
@@ -203,6 +215,7 @@ class RaySettings(_Strict):
     port: Port = Field(6379, description="Ray GCS port on the head")
     object_store_memory: int | None = Field(None, gt=0, description="bytes of object store per node")
     num_cpus: int | None = Field(None, gt=0)
+    extra_args: list[str] = Field(default_factory=list, description="extra `ray start` arguments, passed through quoted")
 
 
 class InventoryFile(_Strict):
@@ -210,6 +223,7 @@ class InventoryFile(_Strict):
 
     cluster: str = Field(..., pattern=NAME_RE, description="cluster name (used in remote paths)")
     hardware: Literal[HARDWARE_KINDS] | None = Field(None, description="NPU kind (default 910B, 64 GB per device)")  # type: ignore[valid-type]
+    runtime: str | None = Field(None, description="target vLLM / vllm-ascend profile, e.g. vllm-ascend-0.23.0 (default: newest)")
     known_hosts: str | None = Field(None, description="extra known_hosts file, relative to the inventory")
     plugins: list[str] = Field(default_factory=list, description="extra plugin folders, relative to the inventory")
     defaults: HostSettings = Field(default_factory=HostSettings)

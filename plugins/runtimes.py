@@ -1,0 +1,56 @@
+"""Runtime profiles: the vllm-ascend releases and what their command lines may contain.
+
+Source: ../shared/ascend-reference.md section 4 (vllm-ascend release notes and tutorials):
+compatibility sets (vllm-ascend / vLLM / CANN / torch_npu); `--num-scheduler-steps` and
+`--multi-step-stream-outputs` removed from vLLM (Aug 2025); `--additional-config` key
+`torchair_graph_config` removed in vllm-ascend 0.12; Ray resource `NPU` (never `--num-gpus`).
+"""
+
+from __future__ import annotations
+
+from toolkit.plugin_api import RuntimeProfile, hookimpl
+
+SOURCE = "vllm-ascend release notes / compatibility matrix (ascend-reference.md section 4)"
+
+MULTI_STEP = {
+    "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag (the V1 engine schedules asynchronously)",
+    "--multi-step-stream-outputs": "removed with multi-step scheduling (Aug 2025); drop the flag",
+}
+TORCHAIR = {
+    "torchair_graph_config": "vllm-ascend 0.12 removed the torchair graph knob of --additional-config; use --compilation-config",
+}
+RAY = {
+    "--num-gpus": "registers 'GPU' resources that vllm-ascend never requests ('Current node has no NPU available'); "
+    "ascend-deploy registers each host's devices as Ray's 'NPU' resource",
+}
+
+#: (vllm-ascend, vLLM, CANN, torch_npu)
+SETS = [
+    ("0.23.0", "0.23.0", "9.1.0", "2.10.0.post4"),
+    ("0.18.0", "0.18.0", "8.5.1", "2.9.0.post1"),
+    ("0.13.0", "0.13.0", "8.5.0", "2.8.0.post2"),
+    ("0.11.0", "0.11.0", "8.3.RC2", "2.7.1.post1"),
+    ("0.9.1", "0.9.1", "8.2.RC1", "2.5.1.post1"),
+]
+
+
+def _profile(ascend: str, vllm: str, cann: str, torch_npu: str) -> RuntimeProfile:
+    major_minor = tuple(int(p) for p in vllm.split(".")[:2])
+    removed = dict(MULTI_STEP) if major_minor >= (0, 11) else {}
+    keys = dict(TORCHAIR) if tuple(int(p) for p in ascend.split(".")[:2]) >= (0, 12) else {}
+    return RuntimeProfile(
+        name=f"vllm-ascend-{ascend}",
+        vllm=vllm,
+        vllm_ascend=ascend,
+        cann=cann,
+        torch_npu=torch_npu,
+        source=SOURCE,
+        removed_vllm_flags=removed,
+        removed_ray_flags=RAY,
+        removed_config_keys=keys,
+    )
+
+
+@hookimpl
+def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
+    return [_profile(*s) for s in SETS]

@@ -1,0 +1,29 @@
+"""The hooks a plugin may implement. A plugin is a module (or object) with functions named
+after these specs and marked with `toolkit.plugin_api.hookimpl`; any other function whose name
+starts with `ascend_deploy_` is an error (a typo would otherwise be ignored silently)."""
+
+from __future__ import annotations
+
+import pluggy
+
+from toolkit.plugin_api import PROJECT, ModelInfo, ModelProfile, RuntimeProfile
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
+    """Return this plugin's profile for `model` if the model is its own, else None.
+
+    The first non-None answer wins; later-registered plugins (inventory folders, entry points)
+    are asked before built-ins, and the generic fallback is asked last."""
+
+
+@hookspec
+def ascend_deploy_claims() -> list[str]:
+    """Human-readable names of the models this plugin claims, for `ascend-deploy plugins`."""
+
+
+@hookspec
+def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
+    """vLLM / vllm-ascend versions this plugin describes."""

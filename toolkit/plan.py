@@ -1,0 +1,591 @@
+"""The deployment planner: inventory + config.json + plugins -> every command and variable of a
+deployment, each value with where it came from. Pure: no SSH, no file reads (the caller passes
+config.json), so `plan` can be rendered, diffed and tested without a cluster.
+
+Validation happens here, before anything starts: a bad combination is a `PlanInvalid` (exit 2)
+listing every problem with the field to change, instead of a vLLM crash minutes into loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from toolkit import memory
+from toolkit.errors import BadInput
+from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.plugin_api import (
+    DEVICE_CLASS,
+    DEVICES_PER_NODE,
+    HBM_GIB,
+    SINGLE_NODE_ONLY,
+    ModelInfo,
+    ModelProfile,
+    Row,
+    RuntimeProfile,
+)
+from toolkit.plugins import Plugins
+
+#: Variables the planner owns; users set the inventory field named instead.
+PLANNED_ENV = {
+    "HCCL_IF_IP": "address",
+    "GLOO_SOCKET_IFNAME": "nic",
+    "TP_SOCKET_IFNAME": "nic",
+    "HCCL_SOCKET_IFNAME": "nic",
+    "VLLM_HOST_IP": "address",
+    "ASCEND_RT_VISIBLE_DEVICES": "devices",
+    "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": "(always 1)",
+    "VLLM_API_KEY": "serve.api_key_env or serve.api_key_file",
+}
+NIC_VARS = ("GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME")
+#: vLLM flags the planner writes; in extra_args they would silently fight the plan.
+MANAGED_FLAGS = {
+    "--model": "model.path",
+    "--served-model-name": "model.served_name",
+    "--host": "serve.host",
+    "--port": "serve.port",
+    "--tensor-parallel-size": "serve.tensor_parallel_size",
+    "-tp": "serve.tensor_parallel_size",
+    "--pipeline-parallel-size": "serve.pipeline_parallel_size",
+    "-pp": "serve.pipeline_parallel_size",
+    "--data-parallel-size": "serve.data_parallel_size",
+    "-dp": "serve.data_parallel_size",
+    "--max-model-len": "serve.max_model_len",
+    "--max-num-seqs": "serve.max_num_seqs",
+    "--max-num-batched-tokens": "serve.max_num_batched_tokens",
+    "--block-size": "serve.block_size",
+    "--gpu-memory-utilization": "serve.gpu_memory_utilization",
+    "--dtype": "serve.dtype",
+    "--distributed-executor-backend": "(ray for several hosts, mp for one)",
+    "--api-key": "serve.api_key_env (a key on the command line shows in `ps` on the host)",
+    "--trust-remote-code": "model.trust_remote_code",
+    "--enforce-eager": "serve.enforce_eager",
+}
+MANAGED_RAY_FLAGS = {
+    "--head": "the head's role in hosts",
+    "--address": "(the head's address)",
+    "--port": "ray.port",
+    "--node-ip-address": "the host's address",
+    "--resources": "devices (the NPU resource)",
+    "--num-cpus": "ray.num_cpus",
+    "--object-store-memory": "ray.object_store_memory",
+    "--temp-dir": "(per cluster)",
+}
+DEFAULT_UTILIZATION = 0.9
+DEFAULT_MAX_SEQS = 256
+CHUNKED_BATCH_TOKENS = 8192
+GENERIC_MAX_LEN = 32768
+
+
+@dataclass(frozen=True)
+class Value:
+    """A planned value and why it has that value."""
+
+    value: Any
+    origin: str
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    field: str
+    message: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        return f"{self.field}: {self.message}" + (f"\n    hint: {self.hint}" if self.hint else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message, "hint": self.hint}
+
+
+class PlanInvalid(BadInput):
+    """Every reason the deployment would fail, found before anything starts (exit 2)."""
+
+    kind = "plan-invalid"
+
+    def __init__(self, inventory: str, issues: list[PlanIssue]) -> None:
+        super().__init__(f"{inventory}: the deployment plan is not valid ({len(issues)} problem{'s' if len(issues) != 1 else ''})")
+        self.inventory = inventory
+        self.issues = issues
+
+    def lines(self) -> list[str]:
+        out = [self.message]
+        for issue in self.issues:
+            out += ["  " + line for line in issue.render().splitlines()]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "issues": [i.to_dict() for i in self.issues]}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One vLLM flag; `value` None for a switch that is on, False for one that stays off."""
+
+    flag: str
+    value: Any
+    origin: str
+
+    def argv(self) -> list[str]:
+        if self.value is False:
+            return []
+        if self.value is None or self.value is True:
+            return [self.flag]
+        return [self.flag, str(self.value)]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    address: str
+    role: str
+    devices: tuple[int, ...]
+    nic: str | None  # None: 'auto', resolved at run time from the address
+    env: Mapping[str, Value]
+    ray_argv: tuple[str, ...]
+
+    def resolved_env(self, nic: str | None = None) -> dict[str, str]:
+        """The environment with the NIC filled in (`nic` is the run-time answer for 'auto')."""
+        chosen = self.nic or nic
+        if chosen is None:
+            raise ValueError(f"{self.name}: the NIC is 'auto' and was not resolved")
+        return {k: (chosen if k in NIC_VARS and self.nic is None else str(v.value)) for k, v in self.env.items()}
+
+    @property
+    def ray_command(self) -> str:
+        return shlex.join(self.ray_argv)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    per_device: memory.Estimate
+    min_devices: int | None
+    max_len_fits: int
+    hbm_gib: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    hardware: Value
+    device_class: str
+    runtime: RuntimeProfile
+    runtime_origin: str
+    model_path: str
+    served_name: Value
+    family: str
+    plugin: str
+    plugin_source: str
+    row: Row | None
+    config_source: str | None
+    tp: Value
+    pp: Value
+    dp: Value
+    backend: Value
+    vllm_args: tuple[Arg, ...]
+    api_key: str | None  # where the key comes from (never the key)
+    hosts: tuple[HostPlan, ...]
+    memory: MemoryPlan | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    endpoint: str = ""
+
+    @property
+    def head(self) -> HostPlan:
+        return next(h for h in self.hosts if h.role == "head")
+
+    @property
+    def devices(self) -> int:
+        return sum(len(h.devices) for h in self.hosts)
+
+    def vllm_argv(self) -> list[str]:
+        argv = ["python3", "-m", self.runtime.server_module]
+        for arg in self.vllm_args:
+            argv += arg.argv()
+        return argv
+
+    @property
+    def vllm_command(self) -> str:
+        return shlex.join(self.vllm_argv())
+
+    def fingerprints(self, nics: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+        """Per host: a hash of what shaped its Ray node (env + ray args) and of the vLLM server.
+        `up` stores them on each host and compares on the next run (idempotence)."""
+        out = {}
+        vllm = _digest({"argv": self.vllm_argv(), "api_key": self.api_key})
+        for h in self.hosts:
+            env = h.resolved_env((nics or {}).get(h.name)) if h.nic or (nics or {}).get(h.name) else {k: str(v.value) for k, v in h.env.items()}
+            ray = _digest({"env": env, "ray": list(h.ray_argv)})
+            out[h.name] = {"ray": ray, "vllm": _digest({"ray": ray, "vllm": vllm}) if h.role == "head" else ""}
+        return out
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- planning
+
+
+def model_info(inventory: Inventory, config: Mapping[str, Any] | None) -> ModelInfo:
+    spec = inventory.spec.model
+    assert spec is not None
+    name = spec.served_name or spec.path.rstrip("/").rsplit("/", 1)[-1]
+    quant = spec.quantization
+    if quant is None and any(t in (spec.path + name).lower() for t in ("w8a8",)):
+        quant = "w8a8"
+    return ModelInfo(path=spec.path, name=name, config=dict(config or {}), quantization=quant)
+
+
+def _origin(inventory: Inventory, key: str) -> str:
+    where = inventory.section_origins.get(key, "default")
+    return f"inventory {key}" if where == "inventory" else f"--set {key}" if where == "--set" else "default"
+
+
+def _flag_in(args: list[str] | tuple[str, ...], flags: Mapping[str, str]) -> list[tuple[str, str]]:
+    found = []
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in flags:
+            found.append((flag, flags[flag]))
+    return found
+
+
+class _Planner:
+    """One planning pass; collects issues instead of stopping at the first."""
+
+    def __init__(self, inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None, config_source: str | None) -> None:
+        self.inv = inventory
+        self.spec = inventory.spec
+        self.serve = inventory.spec.serve
+        self.plugins = plugins
+        self.config = config
+        self.config_source = config_source
+        self.issues: list[PlanIssue] = []
+        self.notes: list[str] = []
+
+    def issue(self, field_: str, message: str, hint: str | None = None) -> None:
+        self.issues.append(PlanIssue(field_, message, hint))
+
+    # -------------------------------------------------------------- pieces
+    def runtime(self) -> tuple[RuntimeProfile, str]:
+        prof = self.plugins.runtime(self.spec.runtime)
+        return prof, _origin(self.inv, "runtime") if self.spec.runtime else "default: newest vllm-ascend profile"
+
+    def parallel(self, profile: ModelProfile, row: Row | None) -> tuple[Value, Value, Value]:
+        hosts = self.inv.hosts
+        total = sum(len(h.devices) for h in hosts)
+        s = self.serve
+        if s.tensor_parallel_size or s.pipeline_parallel_size or s.data_parallel_size:
+            dp = Value(s.data_parallel_size or 1, _origin(self.inv, "serve.data_parallel_size"))
+            if s.tensor_parallel_size and s.pipeline_parallel_size:
+                return Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")), Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")), dp
+            if s.tensor_parallel_size:
+                pp = max(1, total // (s.tensor_parallel_size * dp.value))
+                return Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")), Value(pp, "derived: devices / (TP x DP)"), dp
+            if s.pipeline_parallel_size:
+                tp = max(1, total // (s.pipeline_parallel_size * dp.value))
+                return Value(tp, "derived: devices / (PP x DP)"), Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")), dp
+            per = max(1, total // dp.value)
+            tp, pp = memory.split(per, max(len(h.devices) for h in hosts))
+            return Value(tp, "derived: devices per DP rank, TP fills a node"), Value(pp, "derived"), dp
+        counts = {len(h.devices) for h in hosts}
+        if row is not None and row.devices == total and row.tp in counts | {total} and row.tp * row.pp * row.dp == total:
+            where = f"plugin {profile.family} row {row.hardware}"
+            return Value(row.tp, where), Value(row.pp, where), Value(row.dp, where)
+        if len(counts) > 1:
+            self.issue("hosts[].devices", f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so TP = NPUs per node is ambiguous",
+                       "set serve.tensor_parallel_size and serve.pipeline_parallel_size")
+        per_node = max(counts)
+        rule = "rule of thumb: TP = NPUs per node, PP = nodes"
+        return Value(per_node, rule), Value(len(hosts), rule), Value(1, "default")
+
+    def max_len(self, row: Row | None, limit: int | None) -> Value:
+        if self.serve.max_model_len:
+            return Value(self.serve.max_model_len, _origin(self.inv, "serve.max_model_len"))
+        if row is not None:
+            if limit is not None and row.max_model_len > limit:
+                return Value(limit, f"plugin row {row.max_model_len} capped to the model's limit {limit}")
+            return Value(row.max_model_len, f"plugin row {row.hardware}")
+        if limit is not None:
+            return Value(min(limit, GENERIC_MAX_LEN), f"default: min(model limit {limit}, {GENERIC_MAX_LEN})")
+        return Value(GENERIC_MAX_LEN, "default (config.json unknown)")
+
+    def check_extra_args(self, runtime: RuntimeProfile, args: list[str], where: str) -> None:
+        for flag, replacement in _flag_in(args, runtime.removed_vllm_flags):
+            self.issue(where, f"{flag} does not exist in vLLM {runtime.vllm} ({runtime.name})", replacement)
+        for arg in args:
+            for key, replacement in runtime.removed_config_keys.items():
+                if key in arg:
+                    self.issue(where, f"{key} is not accepted by {runtime.name}", replacement)
+        for flag, field_ in _flag_in(args, MANAGED_FLAGS):
+            self.issue(where, f"{flag} is set by the planner", f"set {field_} instead")
+
+    def check_ray_args(self, runtime: RuntimeProfile) -> None:
+        args = self.spec.ray.extra_args
+        for flag, replacement in _flag_in(args, runtime.removed_ray_flags):
+            self.issue("ray.extra_args", f"`ray start {flag}` must not be used with {runtime.name}", replacement)
+        for flag, field_ in _flag_in(args, MANAGED_RAY_FLAGS):
+            self.issue("ray.extra_args", f"{flag} is set by the planner", f"set {field_} instead")
+
+    def host_env(self, host: ResolvedHost, profile: ModelProfile, row: Row | None, nic_auto: bool) -> dict[str, Value]:
+        env: dict[str, Value] = {}
+        for key, value in {**profile.env, **(row.env if row else {})}.items():
+            env[key] = Value(value, f"plugin {profile.family}")
+        nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
+        nic_origin = "auto: resolved at run time from the host's address" if nic_auto else f"{self.inv.origins[host.name].get('nic', 'default')} nic"
+        env.update({
+            "HCCL_IF_IP": Value(host.address, "host address"),
+            "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
+            "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
+            "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
+            "VLLM_HOST_IP": Value(host.address, "host address (= Ray node IP)"),
+            "ASCEND_RT_VISIBLE_DEVICES": Value(",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"),
+            "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": Value("1", "required: Ray must not rewrite the visible devices"),
+        })
+        for key, value in host.env.items():
+            level = self.inv.origins[host.name].get(f"env.{key}", "host")
+            if key in PLANNED_ENV:
+                self.issue(f"{level} env.{key}" if level != "--set" else f"--set env.{key}", f"{key} is set by the planner from {PLANNED_ENV[key]}",
+                           f"remove it from env and set {PLANNED_ENV[key]} instead")
+                continue
+            env[key] = Value(value, f"inventory {level} env")
+        return env
+
+    def ray_argv(self, host: ResolvedHost, runtime: RuntimeProfile) -> tuple[str, ...]:
+        ray = self.spec.ray
+        head = self.inv.head
+        argv = ["ray", "start"]
+        if host.is_head:
+            argv += ["--head", "--port", str(ray.port)]
+        else:
+            argv += ["--address", f"{head.address}:{ray.port}"]
+        argv += ["--node-ip-address", host.address, "--resources", json.dumps({runtime.ray_resource: len(host.devices)})]
+        if ray.num_cpus:
+            argv += ["--num-cpus", str(ray.num_cpus)]
+        if ray.object_store_memory:
+            argv += ["--object-store-memory", str(ray.object_store_memory)]
+        argv += ["--temp-dir", ray_temp_dir(self.inv.name), "--disable-usage-stats"]
+        if host.is_head:
+            argv += ["--include-dashboard=false"]
+        return tuple(argv + list(ray.extra_args))
+
+    # -------------------------------------------------------------- whole plan
+    def build(self) -> Plan:
+        if self.spec.model is None:
+            raise PlanInvalid(str(self.inv.path), [PlanIssue("model", "the inventory has no model section", "add model: {path: /data/models/NAME, served_name: NAME}")])
+        runtime, runtime_origin = self.runtime()
+        kind = self.spec.hardware or "910B"
+        device_class = DEVICE_CLASS[kind]
+        hardware = Value(kind, _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device")
+        info = model_info(self.inv, self.config)
+        profile, plugin_name = self.plugins.profile_for(info)
+        row = profile.row_for(device_class)
+        if profile.note:
+            self.notes.append(profile.note)
+        merged_config = {**info.config, **(row.hf_overrides if row else {})}
+        shape = memory.shape_of(merged_config) if self.config else None
+        limit = memory.max_positions(merged_config) if self.config else None
+        if self.config is None:
+            self.notes.append("config.json not available here: memory, head-count and length checks are skipped "
+                              "(set model.config to a local copy, or run where model.path exists)")
+        elif shape is None:
+            self.notes.append(f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped")
+
+        hosts = self.inv.hosts
+        total = sum(len(h.devices) for h in hosts)
+        if device_class in SINGLE_NODE_ONLY and len(hosts) > 1:
+            self.issue("hardware", f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
+                       "serve from one host (Atlas 300I Duo is single-node only)")
+        tp, pp, dp = self.parallel(profile, row)
+        if tp.value * pp.value * dp.value != total:
+            self.issue("serve.tensor_parallel_size", f"TP {tp.value} x PP {pp.value} x DP {dp.value} = {tp.value * pp.value * dp.value}, "
+                       f"but the hosts give {total} devices ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)})",
+                       "TP x PP x DP must equal the devices across hosts: change the sizes or hosts[].devices")
+        if shape is not None and shape.heads % tp.value:
+            valid = [t for t in memory.DEVICE_STEPS if shape.heads % t == 0 and t <= total]
+            self.issue("serve.tensor_parallel_size", f"{shape.heads} attention heads are not divisible by TP {tp.value}",
+                       f"use a TP that divides {shape.heads}: {', '.join(map(str, valid))}")
+        if shape is not None and pp.value > shape.layers:
+            self.issue("serve.pipeline_parallel_size", f"PP {pp.value} exceeds the model's {shape.layers} layers")
+        if row is not None and row.devices != total:
+            self.notes.append(f"the {profile.family} table row for {device_class} uses {row.devices} devices; the inventory gives {total}"
+                              + (" (more than the model needs: fewer hosts, or data parallel, would serve more requests per device)" if row.devices < total else ""))
+
+        max_len = self.max_len(row, limit)
+        if limit is not None and max_len.value > limit:
+            self.issue("serve.max_model_len", f"{max_len.value} exceeds the model's limit of {limit} tokens (max_position_embeddings / seq_length"
+                       + (" with rope scaling" if merged_config.get("rope_scaling") else "") + ")",
+                       f"use at most {limit}, or extend the window with rope scaling (--hf-overrides) where the model supports it")
+
+        chunked_default = runtime.chunked_prefill_default
+        chunked = self.serve.enable_chunked_prefill if self.serve.enable_chunked_prefill is not None else chunked_default
+        if self.serve.max_num_batched_tokens:
+            batched = Value(self.serve.max_num_batched_tokens, _origin(self.inv, "serve.max_num_batched_tokens"))
+            if not chunked and batched.value < max_len.value:
+                self.issue("serve.max_num_batched_tokens", f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length prompt could never be scheduled",
+                           f"raise it to at least {max_len.value} or set serve.enable_chunked_prefill: true")
+        elif chunked:
+            batched = Value(CHUNKED_BATCH_TOKENS, "default: chunked prefill splits long prompts")
+        else:
+            batched = Value(max_len.value, "default: = max-model-len (chunked prefill off)")
+
+        util = Value(self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION, _origin(self.inv, "serve.gpu_memory_utilization") if self.serve.gpu_memory_utilization else "default (vLLM)")
+        dtype = Value(self.serve.dtype or "auto", _origin(self.inv, "serve.dtype") if self.serve.dtype else "default")
+        mem_plan = None
+        if shape is not None:
+            hbm = HBM_GIB[device_class]
+            quant = info.quantization
+            est = memory.estimate(shape, tp=tp.value, pp=pp.value, max_len=max_len.value, hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
+            need = memory.min_devices(shape, max_len=max_len.value, hbm_gib=hbm, utilization=util.value, per_node=DEVICES_PER_NODE[device_class], quantization=quant, dtype=dtype.value)
+            fits_len = memory.max_len_that_fits(shape, tp=tp.value, pp=pp.value, hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
+            if limit is not None:
+                fits_len = min(fits_len, limit)
+            mem_plan = MemoryPlan(est, need, fits_len, hbm)
+            if not est.fits and tp.value * pp.value > 0:
+                gib = memory.GIB
+                ways = []
+                if need:
+                    ways.append(f"{need} devices hold it at max-model-len {max_len.value}")
+                if fits_len >= 1024:
+                    ways.append(f"max-model-len {fits_len} fits on these {tp.value * pp.value} devices")
+                self.issue("serve.max_model_len" if fits_len >= 1024 else "hosts[].devices",
+                           f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache {est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
+                           f"{kind} offers {est.available / gib:.1f} GiB ({hbm} GiB x {util.value})",
+                           "; or ".join(ways) or "the model does not fit this hardware")
+
+        self.check_extra_args(runtime, list(self.serve.extra_args), "serve.extra_args")
+        self.check_extra_args(runtime, list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {plugin_name}")
+        self.check_ray_args(runtime)
+
+        spec_model = self.spec.model
+        served = Value(info.name, _origin(self.inv, "model.served_name") if spec_model.served_name else "default: model directory name")
+        trust = spec_model.trust_remote_code
+        trust_v = Value(trust, _origin(self.inv, "model.trust_remote_code")) if trust is not None else Value(profile.trust_remote_code, f"plugin {profile.family}")
+        backend = Value("ray" if len(hosts) > 1 else "mp", f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {'ray' if len(hosts) > 1 else 'mp'} backend")
+        block = self.serve.block_size or runtime.block_size
+        args: list[Arg] = [
+            Arg("--model", spec_model.path, _origin(self.inv, "model.path")),
+            Arg("--served-model-name", served.value, served.origin),
+            Arg("--host", self.serve.host, _origin(self.inv, "serve.host")),
+            Arg("--port", self.serve.port, _origin(self.inv, "serve.port")),
+            Arg("--tensor-parallel-size", tp.value, tp.origin),
+            Arg("--pipeline-parallel-size", pp.value, pp.origin),
+        ]
+        if dp.value > 1:
+            args.append(Arg("--data-parallel-size", dp.value, dp.origin))
+            if len(hosts) > 1:
+                args.append(Arg("--data-parallel-backend", "ray", backend.origin))
+        args += [
+            Arg("--distributed-executor-backend", backend.value, backend.origin),
+            Arg("--max-model-len", max_len.value, max_len.origin),
+            Arg("--max-num-seqs", self.serve.max_num_seqs or DEFAULT_MAX_SEQS, _origin(self.inv, "serve.max_num_seqs") if self.serve.max_num_seqs else "default (vLLM)"),
+            Arg("--max-num-batched-tokens", batched.value, batched.origin),
+        ]
+        if block:
+            args.append(Arg("--block-size", block, _origin(self.inv, "serve.block_size") if self.serve.block_size else f"runtime {runtime.name}"))
+        args += [Arg("--gpu-memory-utilization", util.value, util.origin), Arg("--dtype", dtype.value, dtype.origin)]
+        if self.serve.enable_chunked_prefill is not None and self.serve.enable_chunked_prefill != chunked_default:
+            args.append(Arg("--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill", None, _origin(self.inv, "serve.enable_chunked_prefill")))
+        args.append(Arg("--trust-remote-code", True if trust_v.value else False, trust_v.origin))
+        args.append(Arg("--enforce-eager", True if self.serve.enforce_eager else False, _origin(self.inv, "serve.enforce_eager") if self.serve.enforce_eager is not None else "default (graph mode)"))
+        if profile.quantization:
+            args.append(Arg("--quantization", profile.quantization, f"plugin {profile.family} ({info.quantization} weights)"))
+        if row is not None and row.hf_overrides and "--hf-overrides" not in " ".join(self.serve.extra_args):
+            args.append(Arg("--hf-overrides", json.dumps(dict(row.hf_overrides), separators=(",", ":")), f"plugin row {row.hardware}"))
+        for extra in list(profile.extra_args) + list(row.extra_args if row else ()):
+            if extra not in self.serve.extra_args:
+                args.append(Arg(extra, None, f"plugin {profile.family}"))
+        for extra in self.serve.extra_args:
+            args.append(Arg(extra, None, _origin(self.inv, "serve.extra_args")))
+        api_key = None
+        if self.serve.api_key_env:
+            api_key = f"local ${self.serve.api_key_env}"
+        elif self.serve.api_key_file:
+            api_key = f"local file {self.serve.api_key_file}"
+
+        host_plans = []
+        for host in hosts:
+            auto = host.nic == "auto"
+            host_plans.append(HostPlan(host.name, host.address, host.role, host.devices, None if auto else host.nic,
+                                       self.host_env(host, profile, row, auto), self.ray_argv(host, runtime)))
+        if self.issues:
+            raise PlanInvalid(str(self.inv.path), self.issues)
+        head = self.inv.head
+        return Plan(
+            cluster=self.inv.name, hardware=hardware, device_class=device_class, runtime=runtime, runtime_origin=runtime_origin,
+            model_path=spec_model.path, served_name=served, family=profile.family, plugin=plugin_name, plugin_source=profile.source,
+            row=row, config_source=self.config_source, tp=tp, pp=pp, dp=dp, backend=backend, vllm_args=tuple(args),
+            api_key=api_key, hosts=tuple(host_plans), memory=mem_plan, notes=tuple(self.notes),
+            endpoint=f"http://{head.address}:{self.serve.port}/v1",
+        )
+
+
+def ray_temp_dir(cluster: str) -> str:
+    """Per-cluster Ray temp dir; short, because Ray's socket paths must stay under 107 bytes."""
+    return f"/tmp/ray-{cluster[:32]}"
+
+
+def make_plan(inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None = None, config_source: str | None = None) -> Plan:
+    """Plan the deployment; raises `PlanInvalid` listing every problem found."""
+    return _Planner(inventory, plugins, config, config_source).build()
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan for `--json`: every value with its origin, plus the exact commands."""
+    from toolkit.result import plain
+
+    def v(value: Value) -> dict[str, Any]:
+        return {"value": value.value, "from": value.origin}
+
+    mem = None
+    if plan.memory is not None:
+        est = plan.memory.per_device
+        mem = {
+            "per_device_bytes": {"weights": est.weights, "kv_cache": est.kv_cache, "reserve": est.reserve, "total": est.total, "available": est.available},
+            "fits": est.fits,
+            "hbm_gib": plan.memory.hbm_gib,
+            "min_devices": plan.memory.min_devices,
+            "max_model_len_that_fits": plan.memory.max_len_fits,
+        }
+    return {
+        "cluster": plan.cluster,
+        "hardware": v(plan.hardware),
+        "device_class": plan.device_class,
+        "runtime": {**plain(plan.runtime), "from": plan.runtime_origin},
+        "model": {
+            "path": plan.model_path,
+            "served_name": v(plan.served_name),
+            "family": plan.family,
+            "plugin": plan.plugin,
+            "source": plan.plugin_source,
+            "row": plain(plan.row),
+            "config": plan.config_source,
+        },
+        "parallel": {"tp": v(plan.tp), "pp": v(plan.pp), "dp": v(plan.dp), "backend": v(plan.backend), "devices": plan.devices},
+        "hosts": [
+            {
+                "name": h.name,
+                "role": h.role,
+                "address": h.address,
+                "devices": list(h.devices),
+                "nic": h.nic or "auto",
+                "env": {k: v(val) for k, val in h.env.items()},
+                "ray_command": h.ray_command,
+                "ray_argv": list(h.ray_argv),
+            }
+            for h in plan.hosts
+        ],
+        "vllm": {
+            "host": plan.head.name,
+            "command": plan.vllm_command,
+            "argv": plan.vllm_argv(),
+            "args": [{"flag": a.flag, "value": a.value, "from": a.origin} for a in plan.vllm_args],
+            "api_key": plan.api_key,
+            "endpoint": plan.endpoint,
+        },
+        "memory": mem,
+        "notes": list(plan.notes),
+    }

@@ -1,0 +1,133 @@
+"""What plugin authors import: the hook marker and the data their hooks return.
+
+A model plugin answers two questions about a model (does it belong to me? which table rows,
+arguments and environment does it need?); a runtime plugin describes a vLLM / vllm-ascend
+version (flags that exist, flags removed and what replaces them, the Ray resource name).
+Everything here is plain frozen data so the planner stays pure and plugins stay testable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pluggy
+
+PROJECT = "ascend_deploy"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Inventory `hardware` kind -> device class used by sizing rows.
+DEVICE_CLASS = {
+    "910B": "910B",
+    "910B1": "910B",
+    "910B2": "910B",
+    "910B3": "910B",
+    "910B4": "910B4",
+    "A3": "A3",
+    "300I-Duo": "310P",
+}
+#: HBM per device in GiB (A3: per die; 310P: per chip of an Atlas 300I Duo card).
+HBM_GIB = {"910B": 64, "910B4": 32, "A3": 64, "310P": 24}
+#: NPUs one host carries (A3: dies), for splitting a device count into TP per node x PP.
+DEVICES_PER_NODE = {"910B": 8, "910B4": 8, "A3": 16, "310P": 8}
+#: Hardware that cannot span hosts (no RoCE between cards).
+SINGLE_NODE_ONLY = {"310P"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the planner knows about the model before anything runs."""
+
+    path: str
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    quantization: str | None = None  # "w8a8", "w4a8", ... (inventory, or inferred from the name)
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(self.config.get("architectures") or ())
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type") or "")
+
+    def name_matches(self, pattern: str) -> bool:
+        """Case-insensitive regex search on the served name and the directory name."""
+        base = self.path.rstrip("/").rsplit("/", 1)[-1]
+        return any(re.search(pattern, text, re.IGNORECASE) for text in (self.name, base))
+
+    def size_b(self) -> float | None:
+        """Parameter count in billions from the name (`Qwen2.5-72B`, `Qwen3-30B-A3B` -> 30)."""
+        for text in (self.name, self.path.rstrip("/").rsplit("/", 1)[-1]):
+            m = re.search(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)[bB](?![A-Za-z0-9])", text) or re.search(r"-(\d+(?:\.\d+)?)[bB]", text)
+            if m:
+                return float(m.group(1))
+        return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a sizing table: what a model needs on one device class."""
+
+    hardware: str  # a DEVICE_CLASS value
+    devices: int
+    tp: int
+    pp: int = 1
+    dp: int = 1
+    max_model_len: int = 32768
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    hf_overrides: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A plugin's answer for one model: its family, table rows, and what every launch needs."""
+
+    family: str
+    source: str
+    rows: tuple[Row, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    trust_remote_code: bool = False
+    quantization: str | None = None  # the vLLM `--quantization` value, e.g. "ascend"
+    note: str = ""
+
+    def row_for(self, device_class: str) -> Row | None:
+        return next((r for r in self.rows if r.hardware == device_class), None)
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """One vLLM / vllm-ascend version: what its command lines may contain."""
+
+    name: str
+    vllm: str
+    vllm_ascend: str | None
+    cann: str | None
+    torch_npu: str | None
+    source: str
+    ray_resource: str = "NPU"
+    server_module: str = "vllm.entrypoints.openai.api_server"
+    removed_vllm_flags: Mapping[str, str] = field(default_factory=dict)  # flag -> what to use instead
+    removed_ray_flags: Mapping[str, str] = field(default_factory=dict)
+    removed_config_keys: Mapping[str, str] = field(default_factory=dict)  # key inside a JSON flag value
+    block_size: int | None = 128
+    chunked_prefill_default: bool = True
+
+    @property
+    def version_key(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", self.vllm)[:3])
+
+
+def sizing_rows(devices_64gb: int, max_model_len: int, *, classes: tuple[str, ...] = ("910B", "A3", "910B4"), **extra: Any) -> tuple[Row, ...]:
+    """Rows for one table entry given in 64 GB cards: 910B and A3 dies take the count as is,
+    32 GB 910B4 cards double it (the reference's rule). TP fills a node, PP spans nodes."""
+    rows = []
+    for cls in classes:
+        n = devices_64gb * 64 // HBM_GIB[cls] if HBM_GIB[cls] < 64 else devices_64gb
+        tp = min(n, DEVICES_PER_NODE[cls])
+        rows.append(Row(hardware=cls, devices=n, tp=tp, pp=n // tp, max_model_len=max_model_len, **extra))
+    return tuple(rows)
