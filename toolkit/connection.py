@@ -57,7 +57,9 @@ class Connection(Protocol):
 
     def open(self) -> None: ...
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result: ...
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+        """`stdin` is fed to the command: the way to hand a host a secret (never in argv)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -91,6 +93,9 @@ class _Deadline(Exception):
         self.out, self.err = out, err
 
 
+EOF_GRACE_S = 2.0
+
+
 def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None) -> tuple[str, str]:
     """Drain stdout and stderr until the command exits (or the channel dies, or the deadline)."""
     decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in ("stdout", "stderr")}
@@ -114,12 +119,24 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
         if busy:
             continue
         if chan.exit_status_ready() or chan.closed:
-            # The last data may have landed between the checks above and this one; the exit
-            # status comes after all data on the wire, so draining now gets everything.
-            while chan.recv_ready():
-                take("stdout", chan.recv(65536))
-            while chan.recv_stderr_ready():
-                take("stderr", chan.recv_stderr(65536))
+            # sshd may send the exit status before the last output (stdout and stderr are drained
+            # separately): read on until the server's EOF, bounded, because a background process
+            # that kept the pipes open would withhold EOF forever.
+            until = time.monotonic() + EOF_GRACE_S
+            while True:
+                got = False
+                while chan.recv_ready():
+                    take("stdout", chan.recv(65536))
+                    got = True
+                while chan.recv_stderr_ready():
+                    take("stderr", chan.recv_stderr(65536))
+                    got = True
+                if chan.eof_received or chan.closed or time.monotonic() >= until:
+                    if not (chan.recv_ready() or chan.recv_stderr_ready()):
+                        break
+                    continue
+                if not got:
+                    select.select([chan], [], [], 0.05)
             break
         now = time.monotonic()
         if deadline is not None and now >= deadline:
@@ -238,7 +255,7 @@ class SSHConnection:
             raise ConnectError(self.name, f"SSH to {where} failed: {exc or type(exc).__name__}") from None
         self._conn = conn
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
         """Run on a new channel of the one transport. Our own read loop (not invoke's runner):
         interruptible by Ctrl-C and by `close()` from another thread, no helper threads."""
         self.open()
@@ -248,6 +265,8 @@ class SSHConnection:
         try:
             chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
             chan.exec_command(bash(script, timeout=timeout))
+            if stdin:
+                chan.sendall(stdin.encode())
             chan.shutdown_write()
             out, err = _read_channel(chan, deadline, on_output)
             code = chan.recv_exit_status() if chan.exit_status_ready() else -1
@@ -285,11 +304,11 @@ class LocalConnection:
     def open(self) -> None:
         pass
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
         started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "-c", script],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -298,7 +317,7 @@ class LocalConnection:
         with self._lock:
             self._procs.add(proc)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(input=stdin or None, timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
