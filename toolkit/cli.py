@@ -282,26 +282,98 @@ def plugins(
         render.render_plugins(infos)
 
 
-# ------------------------------------------------------------------ reserved commands
+@app.command(epilog=EPILOG)
+@guarded
+def up(
+    inventory: InventoryArg = None,
+    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Skip the check-net preflight (NPU links, IPs, pings, versions).")] = False,
+    forks: ForksOpt = None,
+    verbose: VerboseOpt = False,
+    check: CheckOpt = False,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Deploy: preflight (check-net), env file on every host, Ray head then workers (NPU resource,
+    never --num-gpus), wait until Ray reports every node and NPU, vLLM on the head (setsid, log and
+    pid file, API key by environment), readiness (/health, /v1/models, one completion, one chat).
 
-RESERVED = {
-    "up": "Preflight, environment, Ray head and workers, vLLM, readiness, in stages (coming next).",
-    "down": "Stop vLLM and Ray on every host and verify the NPUs are free; probes live hosts.",
-    "status": "Per host: reachable, Ray node alive, NPU resources, vLLM pid, health, endpoint.",
-    "logs": "Collect vLLM/Ray logs, env files, npu-smi and hccn_tool outputs into one archive.",
-}
+    Idempotent: a re-run on a healthy cluster changes nothing; a serve change restarts only vLLM; an
+    env or Ray change restarts Ray and vLLM; after a failure, the next `up` resumes. Records the
+    inventory so `status`, `logs` and `down` can omit it. Stops at the first failed stage with the
+    host, the cause and the log tail."""
+    from toolkit import lifecycle, render
+    from toolkit.state import record_inventory
+
+    inv = _inventory(inventory, set_)
+    opts = _options(None, forks, verbose, check, accept_new_host_keys, set_)
+    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        report = lifecycle.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
+    _finish(report, json_, render.render_up)
 
 
-def _reserved(name: str, text: str) -> None:
-    def command(args: Annotated[Optional[list[str]], typer.Argument(hidden=True)] = None) -> None:
-        raise BadInput(f"`ascend-deploy {name}` is not available in version {__version__} yet", hint="see README for what works today")
+@app.command(epilog=EPILOG)
+@guarded
+def down(
+    inventory: InventoryArg = None,
+    forks: ForksOpt = None,
+    verbose: VerboseOpt = False,
+    check: CheckOpt = False,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Stop vLLM (TERM, wait, KILL), `ray stop` on the workers then the head, remove the cluster's
+    markers, env and key files, and verify nothing is left: no vLLM or Ray process, no process on
+    the NPUs (npu-smi). Probes the live hosts (works after a partial `up`, lost local state, or on
+    clean hosts); idempotent; an unreachable host is reported and the others are still cleaned."""
+    from toolkit import lifecycle, render
 
-    command.__doc__ = f"{text} [not yet available]"
-    app.command(name, epilog=EPILOG, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(command)
+    inv = _inventory(inventory, None)
+    opts = _options(None, forks, verbose, check, accept_new_host_keys, None)
+    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        report = lifecycle.down(inv, opts, emit=progress)
+    _finish(report, json_, render.render_down)
 
 
-for _name, _text in RESERVED.items():
-    _reserved(_name, _text)
+@app.command(epilog=EPILOG)
+@guarded
+def status(
+    inventory: InventoryArg = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Per host: reachable, Ray running, Ray node alive with its NPU count; on the head the vLLM pid,
+    uptime, /health, served models and the endpoint. Exit 1 unless every node is alive and vLLM is healthy."""
+    from toolkit import lifecycle, render
+
+    inv = _inventory(inventory, set_)
+    opts = _options(None, None, False, False, accept_new_host_keys, set_)
+    with render.Progress(verbose=False, enabled=not json_) as progress:
+        report = lifecycle.status(inv, opts, emit=progress)
+    _finish(report, json_, render.render_status)
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def logs(
+    inventory: InventoryArg = None,
+    tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=1, max=100000, help="Print the last N lines of each host's vLLM and Ray logs instead of writing an archive.")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Only these hosts (names or globs, comma-separated).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the archive.")] = Path("."),
+    accept_new_host_keys: AcceptKeysOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Collect from every host the vLLM log, Ray logs, env file, `npu-smi info`, `hccn_tool` outputs
+    and versions into one local tar.gz (mode 0600; the API key is never included)."""
+    from toolkit import lifecycle, render
+
+    inv = _inventory(inventory, None)
+    opts = _options(host, None, False, False, accept_new_host_keys, None)
+    with render.Progress(verbose=False, enabled=not json_) as progress:
+        report = lifecycle.logs(inv, opts, tail=tail, out_dir=out_dir, emit=progress)
+    _finish(report, json_, render.render_logs)
+
 
 from toolkit.sim_cli import sim_app  # noqa: E402
 

@@ -116,11 +116,13 @@ class HostError(ToolkitError):
         hint: str | None = None,
         stage: str | None = None,
         result: "Result | None" = None,
+        details: list[str] | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.host = host
         self.stage = stage
         self.result = result
+        self.details = list(details or [])  # e.g. the tail of a log: shown under the message
 
     def __str__(self) -> str:
         stage = f" [{self.stage}]" if self.stage else ""
@@ -130,12 +132,15 @@ class HostError(ToolkitError):
         out = [str(self)]
         if self.hint:
             out.append(f"  hint: {self.hint}")
+        out.extend(f"  | {line}" for line in self.details)
         return out
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["host"] = self.host
         data["stage"] = self.stage
+        if self.details:
+            data["details"] = self.details
         if self.result is not None:
             data["result"] = self.result.to_dict()
         return data

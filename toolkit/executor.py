@@ -67,6 +67,8 @@ class Session:
         check: bool = True,
         setup: bool = True,
         env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        on_output: Callable[[str, str], None] | None = None,
     ) -> Result:
         """Run one command with the host's environment and setup lines.
 
@@ -75,11 +77,14 @@ class Session:
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
         self.emit(Event("command", self.name, self.stage, command))
-        on_output = None
+        callback = on_output
         if self.stream_output:
-            on_output = lambda stream, line: self.emit(Event("output", self.name, self.stage, line, stream=stream))  # noqa: E731
+            def callback(stream: str, line: str) -> None:
+                self.emit(Event("output", self.name, self.stage, line, stream=stream))
+                if on_output is not None:
+                    on_output(stream, line)
         self.commands += 1
-        raw = self.conn.run(script, timeout=limit, on_output=on_output)
+        raw = self.conn.run(script, timeout=limit, on_output=callback, stdin=stdin)
         result = Result(raw.host, command, raw.exit_code, raw.stdout, raw.stderr, raw.duration)
         if result.exit_code == SETUP_FAILED and "ascend-deploy: setup line" in result.stderr:
             line = next(ln for ln in result.stderr.splitlines() if "ascend-deploy: setup line" in ln)

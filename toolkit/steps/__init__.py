@@ -22,6 +22,7 @@ class Op:
     command: str
     description: str
     timeout: float | None = None
+    stdin: str | None = None  # fed to the command (secrets), never shown or recorded
 
 
 @dataclass
@@ -32,6 +33,7 @@ class StepContext:
     check: bool
     data: dict[str, Any] = field(default_factory=dict)  # what the step reports (facts, state)
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> host -> that host's data
+    shared: dict[str, Any] = field(default_factory=dict)  # what the caller hands every step (the plan)
 
     @property
     def host(self) -> Any:
@@ -68,6 +70,6 @@ def step(name: str, *, read_only: bool = False) -> Callable[[StepFn], StepFn]:
 
 def load_builtin_steps() -> dict[str, StepInfo]:
     """Import the modules that register the built-in steps."""
-    from toolkit.steps import env_file, facts, preflight  # noqa: F401
+    from toolkit.steps import deploy, env_file, facts, observe, preflight, teardown  # noqa: F401
 
     return STEPS

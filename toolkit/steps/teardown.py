@@ -1,0 +1,59 @@
+"""The steps of `down`: stop vLLM, stop Ray (workers, then the head), remove the cluster's
+markers and files, then verify nothing is left. Every step probes the live host, so `down`
+works after a partial `up`, after the control machine lost its state, and on clean hosts."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from toolkit.errors import CommandFailed
+from toolkit.facts import Fact
+from toolkit.facts.deploy import Paths, state_fact
+from toolkit.facts.npu import parse_npu_smi_info
+from toolkit.remote import q
+from toolkit.steps import Op, StepContext, step
+from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_command
+
+
+@step("vllm_stop")
+def vllm_stop(ctx: StepContext) -> Iterator[Op]:
+    """Stop every vLLM server of this user on the host: TERM, wait, then KILL."""
+    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    pids = ([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)
+    ctx.data["vllm_pids"] = pids
+    if pids:
+        yield Op(stop_vllm_command(Paths.of(ctx.inventory.name)), f"stop vLLM (pid {', '.join(map(str, pids))})", timeout=STOP_WAIT_S + 15)
+
+
+@step("ray_stop")
+def ray_stop(ctx: StepContext) -> Iterator[Op]:
+    """`ray stop` when any Ray process of this user runs on the host."""
+    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    running = state.raylet_pids + state.gcs_pids + state.worker_pids
+    ctx.data["ray_pids"] = list(running)
+    if running:
+        yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)
+
+
+FILES = ("env", "api_key", "ray_hash", "vllm_hash", "vllm_pid")
+
+
+@step("deploy_clean")
+def deploy_clean(ctx: StepContext) -> Iterator[Op]:
+    """Remove the cluster's markers, env and key files (logs stay for `logs`), then verify that no
+    vLLM or Ray process is left and `npu-smi` shows no process on the NPUs."""
+    p = Paths.of(ctx.inventory.name)
+    present = ctx.facts([Fact("files", " ; ".join(f"[ -e {q(getattr(p, f))} ] && echo {f}" for f in FILES) + "; true", lambda r: r.stdout.split(), setup=False)])["files"]
+    if present:
+        yield Op("rm -f " + " ".join(q(getattr(p, f)) for f in present), f"remove {', '.join(present)}")
+    if ctx.check:
+        return
+    facts = ctx.facts([state_fact(ctx.inventory.name), Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])
+    state, npu = facts["deploy_state"], facts["npu_smi"]
+    left = {"vLLM": (([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)), "Ray": list(state.raylet_pids + state.gcs_pids + state.worker_pids)}
+    busy = [f"NPU {proc.npu} pid {proc.pid} ({proc.name})" for proc in (npu.processes if npu else ())]
+    ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
+    problems = [f"{kind} pids {', '.join(map(str, pids))}" for kind, pids in left.items() if pids] + busy
+    if problems:
+        raise CommandFailed(ctx.host.name, "still running after down: " + "; ".join(problems),
+                            hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another user or cluster)")
