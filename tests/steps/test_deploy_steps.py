@@ -1,0 +1,242 @@
+"""`up`/`down` steps against fake hosts that keep state: (live state, plan) -> the commands that
+run. Checks idempotence (a re-run yields nothing), what a serve or env change restarts, that a
+failed run resumes, and that the API key only travels on stdin."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.test_plan import inventory
+from toolkit import api
+from toolkit.executor import Executor
+from toolkit.playbook import load_playbook
+from toolkit.runner import RunReport, run_playbook
+from toolkit.steps.env_file import render_env
+from toolkit.testing import fake_factory
+
+NONCE = re.compile(r"echo '@@([0-9a-f]+)@@ (\w+)'")
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    nic: str = "eth0"
+    reach: bool = True
+    raylet: bool = False
+    gcs: bool = False
+    ray_hash: str | None = None
+    vllm_pid: int | None = None
+    vllm_hash: str | None = None
+    env_sha: str | None = None
+    key_sha: str | None = None
+    launch_fails: bool = False
+    ops: list[str] = field(default_factory=list)
+
+
+class Cluster:
+    """Answers fact batches from each host's state and applies the commands that change it."""
+
+    def __init__(self, inv: Any) -> None:
+        self.hosts = {h.name: Host(h.name, h.address) for h in inv.hosts}
+        self.env_content: dict[str, str] = {}
+
+    def state_lines(self, h: Host) -> str:
+        return "\n".join([
+            f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"env_sha={h.env_sha or ''}", f"key_sha={h.key_sha or ''}",
+            f"raylet={'100 ' if h.raylet else ''}", f"gcs={'101 ' if h.gcs else ''}",
+            f"vllm={h.vllm_pid} 30" if h.vllm_pid else "vllm=", f"vllm_all={h.vllm_pid or ''}", "workers=",
+        ])
+
+    def __call__(self, name: str, script: str) -> tuple[int, str, str]:
+        h = self.hosts[name]
+        facts = NONCE.findall(script)
+        if facts:
+            out = []
+            for nonce, fact in facts:
+                text = {"deploy_state": self.state_lines(h), "nic": h.nic, "reach": "open" if h.reach else "closed Connection refused",
+                        "files": ""}.get(fact, "")
+                out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
+            return 0, "\n".join(out) + "\n", ""
+        if "RAYWAIT" in script:
+            nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
+            expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])
+            ok = all(nodes.get(ip, 0) >= n for ip, n in expected.items())
+            return 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", ""
+        if "alive=1" in script and "/health" in script:
+            return 0, ("alive=1\nhealth=200\nlast=ready\n" if h.vllm_pid else "alive=0\nhealth=\nlast=\n"), ""
+        if "curl -s -m 120" in script:
+            if "/v1/models" in script:
+                return 0, json.dumps({"data": [{"id": "Qwen2.5-7B-Instruct"}]}) + "\nHTTP 200", ""
+            if "/chat/" in script:
+                return 0, json.dumps({"choices": [{"message": {"content": "hi"}}]}) + "\nHTTP 200", ""
+            return 0, json.dumps({"choices": [{"text": " Paris"}]}) + "\nHTTP 200", ""
+        return self.apply(h, script)
+
+    def apply(self, h: Host, script: str) -> tuple[int, str, str]:
+        command = script
+        h.ops.append(command)
+        if "kill -TERM" in command:
+            h.vllm_pid = None
+            h.vllm_hash = None
+        if "ray stop" in command:
+            h.raylet = h.gcs = False
+        if "ray start" in command:
+            h.ray_hash = None
+            h.raylet = True
+            h.gcs = "--head" in command
+        if "setsid nohup" in command:
+            if h.launch_fails:
+                return 1, "", "launch failed"
+            h.vllm_pid = 4242
+        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/(ray|vllm)\.hash", command)
+        if m:
+            setattr(h, f"{m.group(2)}_hash", m.group(1))
+        if "/env.tmp" in command:
+            h.env_sha = "written"
+        if "api-key.tmp" in command:
+            h.key_sha = "written"
+        return 0, "", ""
+
+
+def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
+    connect, _ = fake_factory(cluster)
+    with Executor(inv.hosts, connect=connect) as ex:
+        return run_playbook(load_playbook(book), inv, ex, shared={"plan": plan, "api_key": key})
+
+
+def ops(report: RunReport) -> dict[str, list[str]]:
+    """stage -> 'host: description' for every op that ran."""
+    out: dict[str, list[str]] = {}
+    for s in report.stages:
+        for name, h in s.hosts.items():
+            for op in h.ops:
+                out.setdefault(s.name, []).append(f"{name}: {op.description}")
+    return out
+
+
+def settle(cluster: Cluster, inv: Any, plan: Any) -> None:
+    """Make env_sha match what the step computes, as a real host would after the write."""
+    for hp in plan.hosts:
+        content = render_env(hp.resolved_env(cluster.hosts[hp.name].nic))
+        if cluster.hosts[hp.name].env_sha == "written":
+            cluster.hosts[hp.name].env_sha = hashlib.sha256(content.encode()).hexdigest()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Any, Cluster, Any]:
+    inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2})
+    return inv, Cluster(inv), api.plan(inv)
+
+
+def test_first_up_starts_everything_in_order(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    report = run(inv, cluster, plan)
+    assert report.ok, report.to_dict()
+    done = ops(report)
+    assert [o.split(":")[0] for o in done["env"]] == ["n0", "n1"]
+    assert done["ray-head"][0].startswith("n0: start Ray head on 10.0.0.1 with 1 NPU")
+    assert done["ray-workers"][0].startswith("n1: start Ray worker on 10.0.0.2")
+    assert any("start vLLM: TP 2 x PP 1, backend ray" in o for o in done["vllm"])
+    start = next(c for c in cluster.hosts["n1"].ops if "ray start" in c)
+    assert "--address 10.0.0.1:6379" in start and "--resources '{\"NPU\": 1}'" in start and "--num-gpus" not in start
+    assert "set -a; . ./.ascend-deploy/t/env; set +a" in start  # env loaded before `ray start`
+    answers = next(s for s in report.stages if s.name == "ready").hosts["n0"].data["answers"]
+    assert answers == {"models": ["Qwen2.5-7B-Instruct"], "completion": " Paris", "chat": "hi"}
+
+
+def test_rerun_on_a_healthy_cluster_changes_nothing(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    again = run(inv, cluster, plan)
+    assert again.ok and ops(again) == {}
+    assert {h.status for s in again.stages for h in s.hosts.values()} == {"unchanged"}
+
+
+def test_serve_change_restarts_only_vllm(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2, "max_num_seqs": 8})
+    report = run(inv2, cluster, api.plan(inv2))
+    done = ops(report)
+    assert set(done) == {"vllm"}
+    assert done["vllm"][0] == "n0: stop the running vLLM (serve settings changed)"
+
+
+def test_env_change_restarts_ray_everywhere_and_vllm(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2},
+                     defaults={"devices": [0], "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": "1200"}})
+    report = run(inv2, cluster, api.plan(inv2))
+    done = ops(report)
+    assert len(done["env"]) == 2
+    assert "n0: stop vLLM first (it runs on this Ray cluster)" in done["ray-head"]
+    assert any(o.startswith("n0: stop Ray (settings changed)") for o in done["ray-head"])
+    assert any(o.startswith("n1: stop Ray (settings changed") for o in done["ray-workers"])
+    assert any("start vLLM" in o for o in done["vllm"])
+
+
+def test_head_restart_makes_workers_rejoin(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    cluster.hosts["n0"].raylet = cluster.hosts["n0"].gcs = False  # the head died
+    done = ops(run(inv, cluster, plan))
+    assert any("not running" in o for o in done["ray-head"])
+    assert any("the head restarted" in o for o in done["ray-workers"])
+    assert any("start vLLM" in o for o in done["vllm"])
+
+
+def test_worker_that_cannot_reach_the_head_is_named(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    cluster.hosts["n1"].reach = False
+    report = run(inv, cluster, plan)
+    assert report.failed_stage == "ray-workers"
+    err = next(s for s in report.stages if s.name == "ray-workers").hosts["n1"].error
+    assert err is not None and "n1 cannot reach the Ray head n0 at 10.0.0.1:6379 (Connection refused)" in err.message
+    assert not any("ray start" in c for c in cluster.hosts["n1"].ops)
+
+
+def test_failed_up_resumes_where_it_stopped(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    cluster.hosts["n0"].launch_fails = True
+    first = run(inv, cluster, plan)
+    assert first.failed_stage == "vllm"
+    settle(cluster, inv, plan)
+    cluster.hosts["n0"].launch_fails = False
+    done = ops(run(inv, cluster, plan))
+    assert "ray-head" not in done and "ray-workers" not in done and any("start vLLM" in o for o in done["vllm"])
+
+
+def test_api_key_travels_only_on_stdin(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    connect, made = fake_factory(cluster)
+    with Executor(inv.hosts, connect=connect) as ex:
+        report = run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": "sk-secret-123"})
+    assert report.ok
+    assert all("sk-secret-123" not in s for conn in made.values() for s in conn.scripts)
+    assert made["n0"].stdins.count("sk-secret-123") == 1 and "sk-secret-123" not in made["n1"].stdins
+    assert "sk-secret-123" not in json.dumps(report.to_dict(), default=str)
+
+
+def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    first = ops(run(inv, cluster, plan, book="down"))
+    assert any("stop vLLM (pid 4242)" in o for o in first["vllm-stop"])
+    assert first["ray-stop-workers"][0].startswith("n1: stop Ray") and first["ray-stop-head"][0].startswith("n0: stop Ray")
+    assert not any(h.raylet or h.vllm_pid for h in cluster.hosts.values())
+    second = ops(run(inv, cluster, plan, book="down"))
+    assert not {"vllm-stop", "ray-stop-workers", "ray-stop-head"} & set(second)

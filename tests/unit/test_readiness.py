@@ -1,0 +1,91 @@
+"""Readiness loop (fake clock), failure signatures, and the parsers behind up/status."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolkit.diagnose import likely_cause
+from toolkit.facts import Raw
+from toolkit.facts.deploy import parse_nic, parse_reach, parse_state
+from toolkit.readiness import Probe, wait_ready
+from toolkit.steps.deploy import parse_answer, parse_probe
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.now += s
+
+
+def scripted(*probes: Probe):  # type: ignore[no-untyped-def]
+    items = list(probes)
+    return lambda: items.pop(0) if len(items) > 1 else items[0]
+
+
+def test_ready_after_initial_delay_and_probes() -> None:
+    clock = Clock()
+    seen = []
+    out = wait_ready(scripted(Probe(True, None), Probe(True, 503), Probe(True, 200)), timeout=60, initial_delay=10, interval=2,
+                     on_probe=lambda e, p: seen.append((e, p.health)), clock=clock, sleep=clock.sleep)
+    assert out.state == "ready" and out.probes == 3
+    assert clock.sleeps[0] == 10 and seen == [(10, None), (12, 503), (14, 200)]
+
+
+def test_exit_stops_waiting_at_once() -> None:
+    clock = Clock()
+    out = wait_ready(scripted(Probe(True, None), Probe(False, None, "ValueError: bad")), timeout=1800, interval=2, clock=clock, sleep=clock.sleep)
+    assert out.state == "exited" and out.elapsed == 2 and out.probe.last_line == "ValueError: bad"
+
+
+def test_timeout_is_bounded() -> None:
+    clock = Clock()
+    out = wait_ready(lambda: Probe(True, None), timeout=7, interval=2, clock=clock, sleep=clock.sleep)
+    assert out.state == "timeout" and clock.now == 7 and out.probes == 5
+
+
+@pytest.mark.parametrize(
+    "log, cause",
+    [
+        ("foo\nvllm: error: unrecognized arguments: --bogus-flag\n", "vLLM rejected a command-line argument"),
+        ("RuntimeError: Gloo connectFullMesh failed with ...", "Gloo could not connect the ranks"),
+        ("ValueError: Current node has no NPU available. ... {'GPU': 8.0}", "Ray has no NPU resource for vLLM's workers"),
+        ("[ERROR] EI0006: wait socket establish timeout", "HCCL could not connect between NPUs (EI0006)"),
+        ("ValueError: No available memory for the cache blocks.", "not enough device memory for the weights and the KV cache"),
+    ],
+)
+def test_failure_signatures(log: str, cause: str) -> None:
+    sig = likely_cause(log)
+    assert sig is not None and sig.cause == cause
+
+
+def test_latest_error_wins_and_unknown_is_none() -> None:
+    assert likely_cause("Gloo connectFullMesh failed\nlater: error: unrecognized arguments: --x").cause.startswith("vLLM rejected")
+    assert likely_cause("all good\n") is None
+
+
+def test_parse_state_and_helpers() -> None:
+    raw = Raw("ray_hash=abc\nvllm_hash=\nenv_sha=e1\nkey_sha=\nraylet=10 11 \ngcs=12 \nvllm=300 95\nvllm_all=300 301 \nworkers=400\n", 0)
+    st = parse_state(raw)
+    assert (st.ray_hash, st.vllm_hash, st.raylet_pids, st.gcs_pids, st.vllm_pid, st.vllm_uptime_s) == ("abc", None, (10, 11), (12,), 300, 95)
+    assert st.stray_vllm_pids == (301,) and st.worker_pids == (400,) and st.ray_running and not st.clean
+    empty = parse_state(Raw("ray_hash=\nvllm_hash=\nenv_sha=\nkey_sha=\nraylet=\ngcs=\nvllm=\nvllm_all=\nworkers=\n", 0))
+    assert empty.clean and empty.vllm_pid is None
+    assert parse_nic(Raw("enp67s0f5@if12\n", 0)) == "enp67s0f5" and parse_nic(Raw("", 0)) is None
+    assert parse_reach(Raw("open\n", 0)) == (True, "")
+    assert parse_reach(Raw("closed Connection refused\n", 0)) == (False, "Connection refused")
+    assert parse_reach(Raw("closed\n", 0)) == (False, "timed out")
+
+
+def test_probe_and_answer_parsers() -> None:
+    assert parse_probe("alive=1\nhealth=200\nlast=INFO ok\n") == Probe(True, 200, "INFO ok")
+    assert parse_probe("alive=0\nhealth=000\nlast=\n") == Probe(False, None, "")
+    assert parse_answer("models", '{"data": [{"id": "m"}]}\nHTTP 200') == (200, ["m"])
+    assert parse_answer("chat", '{"choices": [{"message": {"content": "hi"}}]}\nHTTP 200') == (200, "hi")
+    assert parse_answer("completion", "Unauthorized\nHTTP 401") == (401, "Unauthorized")
