@@ -4,9 +4,11 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit system-deps venv host-env bench bench-sim bench-checknet clean help
+.PHONY: test unit demo demo-down system-deps venv host-env bench bench-sim bench-checknet clean help
 
 help:
+	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
+	@echo "make demo-down - tear the demo down (vLLM, Ray, then the simulated hosts)"
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
 	@echo "make unit    - unit tests only (no root needed)"
 	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under .sim/"
@@ -36,6 +38,23 @@ host-env: venv
 
 test: system-deps venv host-env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The README's first command: everything a new user needs to see the tool work, on one box.
+AD := $(VENV)/bin/ascend-deploy
+DEMO_INV := inventories/demo.yaml
+demo: system-deps venv host-env
+	$(AD) sim up --name demo --hosts 2 --devices 0 --tensor-parallel 2 --inventory $(DEMO_INV)
+	$(AD) check-net $(DEMO_INV)
+	$(AD) up $(DEMO_INV)
+	$(VENV)/bin/python docs/examples/openai_chat.py $(DEMO_INV) "Hello from the demo!"
+	$(AD) status $(DEMO_INV)
+	@echo
+	@echo "The demo cluster keeps running. Try: $(AD) plan $(DEMO_INV) | $(AD) logs --tail 20 | $(AD) up $(DEMO_INV) (a no-op)"
+	@echo "Tear it down: make demo-down   (= $(AD) down $(DEMO_INV) && $(AD) sim down --name demo)"
+
+demo-down: venv
+	-[ -f $(DEMO_INV) ] && $(AD) down $(DEMO_INV)
+	$(AD) sim down --name demo
 
 unit: venv
 	$(VENV)/bin/python -m pytest tests/unit tests/facts $(PYTEST_ARGS)

@@ -68,6 +68,7 @@ def sim_up(
     ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
     inventory: InventoryOpt = None,
     devices: Annotated[Optional[str], typer.Option("--devices", help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.")] = None,
+    tensor_parallel: Annotated[Optional[int], typer.Option("--tensor-parallel", min=1, help="Write serve.tensor_parallel_size into the inventory (e.g. 2 with --devices 0 on 2 hosts: one TP rank per host).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
@@ -80,7 +81,7 @@ def sim_up(
             chosen = [int(d) for d in devices.split(",") if d.strip()]
         except ValueError:
             raise BadInput(f"--devices {devices!r}: expected comma-separated NPU ids, e.g. 0,1") from None
-    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory, devices=chosen), _progress(not json_))
+    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory, devices=chosen, tensor_parallel=tensor_parallel), _progress(not json_))
     if json_:
         render.print_json(data)
         return
@@ -119,7 +120,7 @@ def sim_fault(
     host: Annotated[Optional[str], typer.Argument(help="Simulated host name (e.g. sim-2).", show_default=False)] = None,
     kind: Annotated[Optional[str], typer.Argument(help="Fault kind, see below.", show_default=False)] = None,
     card: Annotated[int, typer.Option("--card", "-c", min=0, help="Device (phy id) for card faults.")] = 0,
-    peer: Annotated[Optional[str], typer.Option("--peer", help="Other host, for ping-loss.")] = None,
+    peer: Annotated[Optional[str], typer.Option("--peer", help="Other host, for ping-loss and unreachable.")] = None,
     value: Annotated[Optional[str], typer.Option("--value", help="Fault value (health string, percent, ms, version).")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Clear all faults (of HOST when given).")] = False,
     name: NameOpt = "sim",

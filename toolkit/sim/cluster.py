@@ -46,6 +46,7 @@ class SimOptions:
     inventory: Path | None = None  # default: inventories/sim.yaml (sim-NAME.yaml for other names)
     ping_ms: int = 100
     devices: list[int] | None = None  # devices the inventory asks for (default: all)
+    tensor_parallel: int | None = None  # serve.tensor_parallel_size written into the inventory
 
     def inventory_path(self) -> Path:
         if self.inventory is not None:
@@ -296,7 +297,7 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
         },
         "hosts": [{"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})} for h in state.hosts],
         "model": {"path": str(env.model), "served_name": "tiny-llama"},
-        "serve": {"port": 8000, "max_model_len": 1024},
+        "serve": {"port": 8000, "max_model_len": 1024, **({"tensor_parallel_size": opts.tensor_parallel} if opts.tensor_parallel else {})},
         "ray": {"port": 6379, "object_store_memory": 200_000_000, "num_cpus": 2},
     }
     text = (

@@ -39,6 +39,7 @@ KINDS = {
     "slow": "every simulated tool on the host answers VALUE ms late (default 2000)",
     "missing-model": "the model directory vanishes on that host",
     "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
+    "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine still works)",
 }
 SKEW_CANN = "8.2.RC1"
 
@@ -174,6 +175,14 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
         model.parent.mkdir(parents=True, exist_ok=True)
         _in_host(host, "mount", "-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", str(model.parent))
         record["value"] = str(model)
+    elif kind == "unreachable":
+        if peer is None:
+            raise BadInput("unreachable needs --peer HOST (the address this host can no longer reach)")
+        other = _host(state, peer)
+        if other.name == host.name:
+            raise BadInput("--peer must be another host")
+        subprocess.run(["ip", "-n", host.netns, "route", "replace", "unreachable", f"{other.address}/32"], check=True, capture_output=True)
+        record.update(peer=other.name, value=other.address)
     elif kind == "version-skew":
         version = value or "0.9.1"
         _skew(paths, host, version, SKEW_CANN)
@@ -225,6 +234,9 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _in_host(host, "umount", str(model.parent))
         if "version-skew" in kinds:
             _skew(paths, host, None, CANN_VERSION)
+        for f in cleared:
+            if f["host"] == host.name and f["kind"] == "unreachable":
+                subprocess.run(["ip", "-n", host.netns, "route", "del", "unreachable", f"{f['value']}/32"], capture_output=True)
     state.faults = [f for f in state.faults if f not in cleared]
     save_state(paths, state)
     return cleared

@@ -1,0 +1,161 @@
+"""End to end on the simulated cluster with real sshd, real Ray and real vLLM (CPU build) serving
+the locally generated tiny model, driven through the CLI as an operator would, and checked with
+the OpenAI Python client and by looking at the hosts directly over OpenSSH.
+
+Two hosts with one NPU each: TP=2 (one rank per host, gloo over TCP across the namespaces) and
+PP=2; then the failure paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from openai import OpenAI
+
+from tests.conftest import ROOT, cli
+from tests.simlab import SimLab
+from toolkit.sim.cluster import SimOptions
+
+NAME = "e2e"
+TP2 = ["--set", "serve.tensor_parallel_size=2"]
+PP2 = ["--set", "serve.tensor_parallel_size=1", "--set", "serve.pipeline_parallel_size=2"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
+    from toolkit.sim import cluster, hostenv
+
+    root = (ROOT / ".sim").resolve()
+    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
+    lab = SimLab(NAME, root, tmp_path_factory.mktemp("e2e") / "e2e.yaml")
+    cluster.down(lab.opts)
+    try:
+        cluster.up(SimOptions(name=NAME, hosts=2, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms, devices=[0]))
+        yield lab
+    finally:
+        cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
+        cluster.down(lab.opts)
+
+
+def run(lab: SimLab, *args: str, timeout: float = 900) -> tuple[int, dict[str, Any], str]:
+    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
+    try:
+        data = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
+    return r.returncode, data, r.stderr
+
+
+def stages(data: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in data["stages"]}
+
+
+def host_pids(lab: SimLab, index: int, pattern: str) -> set[int]:
+    out = lab.ssh(index, f"pgrep -f {pattern!r} || true").stdout
+    return {int(p) for p in out.split()}
+
+
+def nothing_left(lab: SimLab) -> None:
+    for i in (1, 2):  # simulated hosts are NAME-1 (head) and NAME-2
+        assert host_pids(lab, i, "[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[R]ayWorker") == set(), f"host {i}"
+        npu = lab.ssh(i, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+        assert "No running processes found in NPU 0" in npu and "Process id" not in npu.split("No running processes")[0].split("+====")[-1]
+
+
+def ask(endpoint: str) -> tuple[str, str]:
+    client = OpenAI(base_url=endpoint, api_key="EMPTY", timeout=120)
+    chat = client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "Hello, who are you?"}], max_tokens=12)
+    comp = client.completions.create(model="tiny-llama", prompt="def main():", max_tokens=12)
+    return chat.choices[0].message.content or "", comp.choices[0].text
+
+
+def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    code, data, err = run(lab, "up", inv, *TP2)
+    assert code == 0, err[-3000:]
+    plan = data["plan"]
+    assert (plan["parallel"]["tp"]["value"], plan["parallel"]["pp"]["value"], plan["parallel"]["backend"]["value"]) == (2, 1, "ray")
+    assert stages(data)["ray-head"] == stages(data)["ray-workers"] == stages(data)["vllm"] == "changed"
+    assert isinstance(data["answers"]["chat"], str) and data["answers"]["models"] == ["tiny-llama"]
+
+    chat, completion = ask(data["endpoint"])
+    assert chat and completion
+    # one TP rank really runs on the worker host, holding its NPU
+    assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+
+    code, status, err = run(lab, "status", *TP2)  # the recorded inventory
+    assert code == 0, err
+    rows = {r["host"]: r for r in status["hosts"]}
+    assert all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
+    head = rows[f"{NAME}-1"]
+    assert head["health"] == 200 and head["models"] == ["tiny-llama"] and head["ray_nodes"] == 2 and head["vllm_pid"]
+
+    raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
+    code, again, err = run(lab, "up", inv, *TP2)
+    assert code == 0 and again["changed"] is False, err[-2000:]
+    assert set(stages(again).values()) <= {"ok", "unchanged"}
+
+    code, changed, err = run(lab, "up", inv, *TP2, "--set", "serve.max_num_seqs=32")
+    assert code == 0, err[-3000:]
+    st = stages(changed)
+    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == st["env"] == "unchanged"
+    assert [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)] == raylets  # Ray was not restarted
+    assert "--max-num-seqs 32" in changed["plan"]["vllm"]["command"]
+    assert all(ask(changed["endpoint"]))
+
+    code, down, err = run(lab, "down", inv)
+    assert code == 0 and all(h["clean"] for h in down["hosts"].values()), err
+    nothing_left(lab)
+    code, down, _ = run(lab, "down", inv)  # idempotent on clean hosts
+    assert code == 0
+
+
+def test_pp2_across_hosts(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    try:
+        code, data, err = run(lab, "up", inv, *PP2)
+        assert code == 0, err[-3000:]
+        assert (data["plan"]["parallel"]["tp"]["value"], data["plan"]["parallel"]["pp"]["value"]) == (1, 2)
+        assert all(ask(data["endpoint"]))
+        assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+    finally:
+        code, _, err = run(lab, "down", inv)
+        assert code == 0, err
+    nothing_left(lab)
+
+
+def test_vllm_that_exits_at_start_fails_fast_with_its_log(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    try:
+        r = cli("up", inv, *TP2, "--set", "serve.extra_args=[--bogus-flag]", "--skip-preflight", cwd=lab.inventory.parent, timeout=900)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert f"{NAME}-1 [ready]: vLLM exited: vLLM rejected a command-line argument" in r.stderr
+        assert "hint: fix serve.extra_args" in r.stderr
+        assert any("bogus-flag" in line for line in r.stderr.splitlines() if line.lstrip().startswith("|"))  # the log tail
+        assert "ready        failed" in r.stdout or "ready" in r.stdout
+    finally:
+        code, _, err = run(lab, "down", inv)
+        assert code == 0, err
+    nothing_left(lab)
+
+
+def test_worker_that_cannot_reach_the_head(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    lab.fault(2, "unreachable", peer=f"{NAME}-1")  # the worker loses its route to the head
+    try:
+        code, data, err = run(lab, "up", inv, *TP2, "--skip-preflight")
+        assert code == 1 and data["failed_stage"] == "ray-workers"
+        worker = next(s for s in data["run"]["stages"] if s["name"] == "ray-workers")["hosts"][f"{NAME}-2"]
+        assert f"{NAME}-2 cannot reach the Ray head {NAME}-1" in worker["error"]["message"]
+        code, data, err = run(lab, "up", inv, *TP2)  # the preflight sees it first
+        assert code == 1 and data["failed_stage"] == "preflight"
+        assert any(p["host"] == f"{NAME}-2" and "6379" in p["observed"] for p in data["preflight"]["problems"])
+    finally:
+        from toolkit.sim import faults
+
+        faults.clear(lab.opts)
+        code, _, err = run(lab, "down", inv)
+        assert code == 0, err
+    nothing_left(lab)
