@@ -375,6 +375,130 @@ def logs(
     _finish(report, json_, render.render_logs)
 
 
+# ------------------------------------------------------------------ sampling options (ask, generate)
+
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", help="Tokens to generate per answer (>= 1).")]
+TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", help=">= 0; 0 = greedy.")]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling, in (0, 1].")]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="-1 = all tokens, else >= 1.")]
+PresenceOpt = Annotated[Optional[float], typer.Option("--presence-penalty", help="In [-2, 2].")]
+FrequencyOpt = Annotated[Optional[float], typer.Option("--frequency-penalty", help="In [-2, 2].")]
+StopOpt = Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")]
+NOpt = Annotated[int, typer.Option("--n", help="Answers per prompt, 1..10 (n > 1 needs --temperature > 0).")]
+IgnoreEosOpt = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past the end-of-sequence token.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Sampling seed.")]
+SchemaOpt = Annotated[Optional[Path], typer.Option("--json-schema", help="Structured output: the answer must be JSON valid against this JSON Schema file.")]
+
+
+def _sampling(max_tokens: int, temperature: Optional[float], top_p: Optional[float], top_k: Optional[int], presence: Optional[float],
+              frequency: Optional[float], stop: Optional[list[str]], n: int, ignore_eos: bool, seed: Optional[int],
+              json_schema: Optional[Path], beam_width: Optional[int] = None, stream: bool = False, beam: bool = True) -> Any:
+    from toolkit import sampling
+
+    return sampling.make(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, presence_penalty=presence,
+                         frequency_penalty=frequency, stop=stop, n=n, ignore_eos=ignore_eos, seed=seed, json_schema=json_schema,
+                         beam_width=beam_width, stream=stream, beam_search_available=beam)
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def ask(
+    inventory: Annotated[Optional[Path], typer.Argument(help="Inventory (default: the last `up`'s). May be omitted: `ask \"prompt\"`.", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt.", show_default=False)] = None,
+    chat: Annotated[bool, typer.Option("--chat", help="Use /v1/chat/completions (a user message) instead of /v1/completions.")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Stream tokens as they come; reports time to first token.")] = False,
+    max_tokens: MaxTokensOpt = 16,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    top_k: TopKOpt = None,
+    presence_penalty: PresenceOpt = None,
+    frequency_penalty: FrequencyOpt = None,
+    stop: StopOpt = None,
+    n: NOpt = 1,
+    ignore_eos: IgnoreEosOpt = False,
+    seed: SeedOpt = None,
+    json_schema: SchemaOpt = None,
+    beam_width: Annotated[Optional[int], typer.Option("--beam-width", help="Beam search with this many beams (2..10; no streaming, no --n/--top-p/--top-k).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the answer.")] = 300,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Send one request to the deployed endpoint and print the answer, latency, time to first token
+    (with --stream) and token counts. The API key comes from the variable serve.api_key_env names."""
+    from toolkit import ask as ask_mod, lifecycle, render
+
+    if prompt is None and inventory is not None and not inventory.exists():
+        prompt, inventory = str(inventory), None
+    if prompt is None:
+        raise BadInput("no prompt given", hint='ascend-deploy ask [INVENTORY] "your prompt"')
+    inv = _inventory(inventory, set_)
+    plan = api.plan(inv)
+    params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema,
+                       beam_width, stream, plan.runtime.beam_search)
+    report = ask_mod.ask(plan.endpoint, plan.served_name.value, prompt, params, chat=chat, stream=stream,
+                         api_key=lifecycle.read_api_key(inv), timeout=timeout)
+    _finish(report, json_, render.render_ask)
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def generate(
+    inventory: InventoryArg = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", "-p", help="Required. Prompts: a text file (one per line) or .jsonl ({\"prompt\": ...} per line).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results as JSONL here (default: stdout).")] = None,
+    stop_server: Annotated[bool, typer.Option("--stop-server", help="Stop the vLLM server that holds the devices first (`up` starts it again).")] = False,
+    max_tokens: MaxTokensOpt = 16,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    top_k: TopKOpt = None,
+    presence_penalty: PresenceOpt = None,
+    frequency_penalty: FrequencyOpt = None,
+    stop: StopOpt = None,
+    n: NOpt = 1,
+    ignore_eos: IgnoreEosOpt = False,
+    seed: SeedOpt = None,
+    json_schema: SchemaOpt = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds the batch may take (model load included).")] = 3600,
+    forks: ForksOpt = None,
+    verbose: VerboseOpt = False,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Offline batch inference with vLLM's LLM API on the cluster: the same plan as `up` (parallelism,
+    max length, environment; backend ray over the running Ray cluster across hosts, mp on one host).
+    Results stream back as JSONL (prompt, text, token counts, finish reason) with progress and
+    throughput. Refuses while a vLLM server holds the devices unless --stop-server."""
+    import json as _json
+
+    from toolkit import lifecycle, render
+
+    inv = _inventory(inventory, set_)
+    params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema, beam=False)
+    if prompts is None:
+        raise BadInput("--prompts FILE is required", hint="a text file with one prompt per line, or JSONL with a 'prompt' field")
+    items = lifecycle.read_prompts(prompts)
+    opts = _options(None, forks, verbose, False, accept_new_host_keys, set_)
+    sink = open(out, "w", encoding="utf-8") if out is not None else None  # noqa: SIM115 - closed below
+    try:
+        def on_result(record: dict[str, Any]) -> None:
+            line = _json.dumps(record, ensure_ascii=False) + "\n"
+            if sink is not None:
+                sink.write(line)
+                sink.flush()
+            elif not json_:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+        with render.Progress(verbose=verbose, enabled=not json_) as progress:
+            report = lifecycle.generate(inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress)
+    finally:
+        if sink is not None:
+            sink.close()
+    report.out = str(out) if out is not None else None
+    _finish(report, json_, render.render_generate)
+
+
 from toolkit.sim_cli import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")

@@ -116,6 +116,7 @@ class RuntimeProfile:
     removed_config_keys: Mapping[str, str] = field(default_factory=dict)  # key inside a JSON flag value
     block_size: int | None = 128
     chunked_prefill_default: bool = True
+    beam_search: bool = True  # the server's use_beam_search
 
     @property
     def version_key(self) -> tuple[int, ...]:

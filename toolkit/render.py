@@ -441,3 +441,30 @@ def render_logs(report: Any) -> None:
     if report.archive:
         total = sum(r.get("files", 0) for r in report.hosts.values())
         out.print(Text("archive: ", style="bold") + Text(f"{report.archive} ({total} files from {len(report.hosts)} hosts)"))
+
+
+def render_ask(report: Any) -> None:
+    for i, answer in enumerate(report.answers):
+        prefix = f"[{i}] " if len(report.answers) > 1 else ""
+        out.print(Text(prefix, style="bold") + Text(answer), soft_wrap=True)
+    timing = f"{report.latency_s * 1000:.0f} ms" + (f", first token {report.ttft_s * 1000:.0f} ms" if report.ttft_s is not None else "")
+    tokens = f"{report.prompt_tokens} prompt + {report.completion_tokens} completion tokens" if report.completion_tokens is not None else "tokens: n/a"
+    reasons = ", ".join(str(r) for r in report.finish_reasons)
+    err.print(Text(f"{report.mode}{' (stream)' if report.stream else ''} -> {report.endpoint}  model '{report.model}'  {timing}  {tokens}  finish: {reasons}", style="dim"))
+    if report.parsed is not None:
+        err.print(Text("JSON valid against the schema", style="green"))
+    if report.problem:
+        err.print(Text("error: ", style="bold red") + Text(report.problem))
+
+
+def render_generate(report: Any) -> None:
+    if not report.ok:
+        render_report(report.run)
+        return
+    s = report.summary
+    rates = report.rates()
+    err.print(Text("generate: ", style="bold green") + Text(
+        f"{report.results} results" + (f" -> {report.out}" if report.out else "") +
+        f"; model load {s.get('load_s', 0):.0f}s, batch {s.get('seconds', 0):.1f}s, "
+        f"{rates.get('prompts_per_s', 0):.2f} prompts/s, {rates.get('output_tokens_per_s', 0):.0f} output tokens/s "
+        f"(TP {report.plan.tp.value} x PP {report.plan.pp.value}, backend {report.plan.backend.value})"))

@@ -8,11 +8,12 @@ PP=2; then the failure paths."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from openai import OpenAI
+from openai import AuthenticationError, OpenAI
 
 from tests.conftest import ROOT, cli
 from tests.simlab import SimLab
@@ -39,8 +40,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
         cluster.down(lab.opts)
 
 
-def run(lab: SimLab, *args: str, timeout: float = 900) -> tuple[int, dict[str, Any], str]:
-    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
+KEY = "e2e-secret-7f3a9c"
+
+
+def run(lab: SimLab, *args: str, timeout: float = 900, key: bool = False) -> tuple[int, dict[str, Any], str]:
+    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout, env={"E2E_KEY": KEY} if key else None)
     try:
         data = json.loads(r.stdout)
     except ValueError:
@@ -64,8 +68,8 @@ def nothing_left(lab: SimLab) -> None:
         assert "No running processes found in NPU 0" in npu and "Process id" not in npu.split("No running processes")[0].split("+====")[-1]
 
 
-def ask(endpoint: str) -> tuple[str, str]:
-    client = OpenAI(base_url=endpoint, api_key="EMPTY", timeout=120)
+def ask(endpoint: str, key: str = "EMPTY") -> tuple[str, str]:
+    client = OpenAI(base_url=endpoint, api_key=key, timeout=120, max_retries=0)
     chat = client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "Hello, who are you?"}], max_tokens=12)
     comp = client.completions.create(model="tiny-llama", prompt="def main():", max_tokens=12)
     return chat.choices[0].message.content or "", comp.choices[0].text
@@ -97,13 +101,33 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert code == 0 and again["changed"] is False, err[-2000:]
     assert set(stages(again).values()) <= {"ok", "unchanged"}
 
-    code, changed, err = run(lab, "up", inv, *TP2, "--set", "serve.max_num_seqs=32")
+    # a serve change (more sequences, and now an API key): only vLLM restarts
+    serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY"]
+    code, changed, err = run(lab, "up", inv, *serve, key=True)
     assert code == 0, err[-3000:]
     st = stages(changed)
-    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == st["env"] == "unchanged"
+    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == "unchanged"
     assert [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)] == raylets  # Ray was not restarted
     assert "--max-num-seqs 32" in changed["plan"]["vllm"]["command"]
-    assert all(ask(changed["endpoint"]))
+    assert all(ask(changed["endpoint"], KEY))
+    with pytest.raises(AuthenticationError):
+        ask(changed["endpoint"], "wrong-key")
+    assert KEY not in lab.ssh(1, "ps -eo args").stdout  # never on a command line
+    assert lab.ssh(1, "cd \"$HOME\" && stat -c %a .ascend-deploy/e2e/api-key .ascend-deploy/e2e/env").stdout.split() == ["600", "600"]
+    assert KEY not in json.dumps(changed)
+    code, status, err = run(lab, "status", inv, *serve, key=True)
+    assert code == 0 and status["hosts"][0]["models"] == ["tiny-llama"], err
+
+    code, tails, err = run(lab, "logs", inv, "--tail", "5")
+    assert code == 0 and any(path.endswith("vllm.log") and lines for path, lines in tails["tails"][f"{NAME}-1"].items()), err
+    code, logs, err = run(lab, "logs", inv, "--out", str(lab.inventory.parent))
+    assert code == 0, err
+    with tarfile.open(logs["archive"]) as archive:
+        names = archive.getnames()
+        assert {f"{NAME}-1/cluster/vllm.log", f"{NAME}-2/npu-smi-info.txt", f"{NAME}-1/hccn_tool.txt", f"{NAME}-2/versions.txt"} <= set(names)
+        assert not any("api-key" in n for n in names)
+        assert all(KEY.encode() not in archive.extractfile(m).read() for m in archive.getmembers() if m.isfile())
+    assert oct(Path(logs["archive"]).stat().st_mode & 0o777) == "0o600"
 
     code, down, err = run(lab, "down", inv)
     assert code == 0 and all(h["clean"] for h in down["hosts"].values()), err

@@ -240,3 +240,32 @@ def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any])
     assert not any(h.raylet or h.vllm_pid for h in cluster.hosts.values())
     second = ops(run(inv, cluster, plan, book="down"))
     assert not {"vllm-stop", "ray-stop-workers", "ray-stop-head"} & set(second)
+
+
+def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Cluster, Any]) -> None:
+    """Ray's own node list decides; the host that is missing gets the tail of its Ray log."""
+    from toolkit import lifecycle
+    from toolkit.steps.deploy import NodesMissing
+
+    inv, cluster, plan = setup
+    real = cluster.apply
+
+    def apply(h: Host, script: str) -> tuple[int, str, str]:
+        rc = real(h, script)
+        if h.name == "n1" and "ray start" in script:
+            h.raylet = False  # `ray start` returned, but the node never registered
+        return rc
+
+    def handler(name: str, script: str) -> tuple[int, str, str]:
+        if "tail -n 12" in script and "ray-start.log" in script:
+            return 0, "2026-11-25 INFO Connecting to existing Ray cluster\nraylet: failed to register with GCS\n", ""
+        return cluster(name, script)
+
+    cluster.apply = apply  # type: ignore[method-assign]
+    connect, _ = fake_factory(handler)
+    report = lifecycle.up(inv, api.Options(), skip_preflight=True, connect=connect)
+    assert report.failed_stage == "ray-ready"
+    err = next(s for s in report.run.stages if s.name == "ray-ready").hosts["n0"].error
+    assert isinstance(err, NodesMissing) and err.missing == ["n1"]
+    assert "1/2 nodes and 1/2 NPU; missing: n1 (10.0.0.2: not joined)" in err.message
+    assert "n1: Ray log tail" in err.details and any("failed to register" in d for d in err.details)

@@ -70,6 +70,6 @@ def step(name: str, *, read_only: bool = False) -> Callable[[StepFn], StepFn]:
 
 def load_builtin_steps() -> dict[str, StepInfo]:
     """Import the modules that register the built-in steps."""
-    from toolkit.steps import deploy, env_file, facts, observe, preflight, teardown  # noqa: F401
+    from toolkit.steps import deploy, env_file, facts, generate, observe, preflight, teardown  # noqa: F401
 
     return STEPS
