@@ -48,6 +48,7 @@ def _profile(ascend: str, vllm: str, cann: str, torch_npu: str) -> RuntimeProfil
         removed_vllm_flags=removed,
         removed_ray_flags=RAY,
         removed_config_keys=keys,
+        structured_output="structured_outputs" if major_minor >= (0, 11) else "guided_json",  # renamed in vLLM 0.10.2
     )
 
 

@@ -392,12 +392,13 @@ SchemaOpt = Annotated[Optional[Path], typer.Option("--json-schema", help="Struct
 
 def _sampling(max_tokens: int, temperature: Optional[float], top_p: Optional[float], top_k: Optional[int], presence: Optional[float],
               frequency: Optional[float], stop: Optional[list[str]], n: int, ignore_eos: bool, seed: Optional[int],
-              json_schema: Optional[Path], beam_width: Optional[int] = None, stream: bool = False, beam: bool = True) -> Any:
+              json_schema: Optional[Path], beam_width: Optional[int] = None, stream: bool = False, beam: bool = True,
+              structured: str = "structured_outputs") -> Any:
     from toolkit import sampling
 
     return sampling.make(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, presence_penalty=presence,
                          frequency_penalty=frequency, stop=stop, n=n, ignore_eos=ignore_eos, seed=seed, json_schema=json_schema,
-                         beam_width=beam_width, stream=stream, beam_search_available=beam)
+                         beam_width=beam_width, stream=stream, beam_search_available=beam, structured=structured)
 
 
 @app.command(epilog=EPILOG)
@@ -434,7 +435,7 @@ def ask(
     inv = _inventory(inventory, set_)
     plan = api.plan(inv)
     params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema,
-                       beam_width, stream, plan.runtime.beam_search)
+                       beam_width, stream, plan.runtime.beam_search, plan.runtime.structured_output)
     report = ask_mod.ask(plan.endpoint, plan.served_name.value, prompt, params, chat=chat, stream=stream,
                          api_key=lifecycle.read_api_key(inv), timeout=timeout)
     _finish(report, json_, render.render_ask)

@@ -5,7 +5,7 @@ or for vLLM's offline `SamplingParams`."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class Sampling:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     beam_width: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    structured: str = "structured_outputs"  # how the target vLLM takes a JSON schema (runtime profile)
 
     def body(self) -> dict[str, Any]:
         """Request fields for /v1/completions and /v1/chat/completions."""
@@ -46,13 +46,18 @@ class Sampling:
         elif self.n != 1:
             data["n"] = self.n
         if self.json_schema is not None:
-            data["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": self.json_schema}}
+            if self.structured == "structured_outputs":
+                data["structured_outputs"] = {"json": self.json_schema}
+            elif self.structured == "guided_json":
+                data["guided_json"] = self.json_schema
+            else:
+                data["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": self.json_schema}}
         return data
 
     def offline(self) -> dict[str, Any]:
         """Keyword arguments for vLLM's `SamplingParams` (the JSON schema travels separately)."""
-        data = {k: v for k, v in self.body().items() if k not in ("response_format", "use_beam_search")}
-        return data
+        drop = ("response_format", "use_beam_search", "structured_outputs", "guided_json")
+        return {k: v for k, v in self.body().items() if k not in drop}
 
 
 def _fail(rule: str, hint: str | None = None) -> BadInput:
@@ -94,6 +99,7 @@ def make(
     beam_width: int | None = None,
     stream: bool = False,
     beam_search_available: bool = True,
+    structured: str = "structured_outputs",
 ) -> Sampling:
     """Check every rule, then build the options. Raises BadInput (exit 2) with the rule broken."""
     if max_tokens < 1:
@@ -127,7 +133,8 @@ def make(
     elif n > 1 and (temperature is None or temperature == 0):
         raise _fail(f"--n {n} needs --temperature > 0: greedy sampling returns {n} identical answers", "add e.g. --temperature 0.8, or use --beam-width")
     schema = load_schema(json_schema) if json_schema is not None else None
-    return Sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, tuple(stop or ()), n, ignore_eos, seed, schema, beam_width)
+    return Sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, tuple(stop or ()), n, ignore_eos, seed, schema,
+                    beam_width, structured)
 
 
 def validate_answer(text: str, schema: dict[str, Any]) -> Any:

@@ -136,7 +136,12 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert code == 0
 
 
-def test_pp2_across_hosts(lab: SimLab) -> None:
+SCHEMA = {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0, "maximum": 99}, "ok": {"type": "boolean"},
+          "color": {"enum": ["red", "green", "blue"]}}, "required": ["count", "ok", "color"], "additionalProperties": False}
+
+
+def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
+    """PP=2 across the hosts; `ask` in every mode against it; then an offline `generate` batch."""
     inv = str(lab.inventory)
     try:
         code, data, err = run(lab, "up", inv, *PP2)
@@ -144,6 +149,39 @@ def test_pp2_across_hosts(lab: SimLab) -> None:
         assert (data["plan"]["parallel"]["tp"]["value"], data["plan"]["parallel"]["pp"]["value"]) == (1, 2)
         assert all(ask(data["endpoint"]))
         assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+
+        code, a, err = run(lab, "ask", inv, *PP2, "def main():", "--max-tokens", "8")
+        assert code == 0 and a["mode"] == "completion" and a["usage"]["completion_tokens"] == 8 and len(a["answers"]) == 1, err
+        code, a, err = run(lab, "ask", inv, *PP2, "Hello", "--chat", "--max-tokens", "8")
+        assert code == 0 and a["mode"] == "chat" and a["answers"][0], err
+        code, a, err = run(lab, "ask", inv, *PP2, "Hello", "--chat", "--stream", "--max-tokens", "8")
+        assert code == 0 and a["stream"] and 0 < a["ttft_s"] <= a["latency_s"] and a["usage"]["completion_tokens"] == 8, err
+        code, a, err = run(lab, "ask", inv, *PP2, "x", "--n", "2", "--temperature", "0.9", "--max-tokens", "6")
+        assert code == 0 and len(a["answers"]) == 2, err
+        code, a, err = run(lab, "ask", inv, *PP2, "x", "--stop", "e", "--max-tokens", "64", "--temperature", "1", "--seed", "7")
+        assert code == 0 and "e" not in a["answers"][0], err
+        schema = tmp_path / "schema.json"
+        schema.write_text(json.dumps(SCHEMA))
+        for _ in range(3):  # random weights, but the grammar must still give valid JSON
+            code, a, err = run(lab, "ask", inv, *PP2, "JSON:", "--json-schema", str(schema), "--max-tokens", "40", "--temperature", "1")
+            assert code == 0 and a["ok"] and a["parsed"][0]["color"] in ("red", "green", "blue"), (a, err)
+        r = cli("ask", inv, *PP2, "x", "--top-p", "0", cwd=lab.inventory.parent)
+        assert r.returncode == 2 and "--top-p must be in (0, 1]" in r.stderr
+
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("".join(f"Prompt {i}: def f{i}(\n" for i in range(20)))
+        out = tmp_path / "results.jsonl"
+        code, g, err = run(lab, "generate", inv, *PP2, "--prompts", str(prompts), "--max-tokens", "8")
+        assert code == 1 and "holds the devices" in json.dumps(g["run"]) and "--stop-server" in json.dumps(g["run"])
+        code, g, err = run(lab, "generate", inv, *PP2, "--prompts", str(prompts), "--out", str(out), "--max-tokens", "8", "--stop-server")
+        assert code == 0, err[-3000:]
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == g["results"] == 20 and sorted(r["id"] for r in rows) == list(range(1, 21))
+        assert all(r["outputs"][0]["tokens"] == 8 and r["outputs"][0]["finish_reason"] == "length" and r["prompt_tokens"] > 0 for r in rows)
+        assert g["rates"]["prompts_per_s"] > 0 and g["rates"]["output_tokens_per_s"] > 0
+        assert host_pids(lab, 1, "[v]llm.entrypoints") == set()  # the server was stopped, and says so in status
+        code, status, _ = run(lab, "status", inv, *PP2)
+        assert code == 1 and status["hosts"][0]["vllm_pid"] is None
     finally:
         code, _, err = run(lab, "down", inv)
         assert code == 0, err

@@ -297,7 +297,13 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
         },
         "hosts": [{"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})} for h in state.hosts],
         "model": {"path": str(env.model), "served_name": "tiny-llama"},
-        "serve": {"port": 8000, "max_model_len": 1024, **({"tensor_parallel_size": opts.tensor_parallel} if opts.tensor_parallel else {})},
+        "serve": {
+            "port": 8000,
+            "max_model_len": 1024,
+            **({"tensor_parallel_size": opts.tensor_parallel} if opts.tensor_parallel else {}),
+            # JSON-schema decoding without free whitespace: the random tiny model would pad with it until max_tokens
+            "extra_args": ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}'],
+        },
         "ray": {"port": 6379, "object_store_memory": 200_000_000, "num_cpus": 2},
     }
     text = (
