@@ -269,3 +269,16 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
     assert isinstance(err, NodesMissing) and err.missing == ["n1"]
     assert "1/2 nodes and 1/2 NPU; missing: n1 (10.0.0.2: not joined)" in err.message
     assert "n1: Ray log tail" in err.details and any("failed to register" in d for d in err.details)
+
+
+def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, Cluster, Any]) -> None:
+    from toolkit import lifecycle
+
+    inv, cluster, plan = setup
+    connect, made = fake_factory(cluster)
+    report = lifecycle.up(inv, api.Options(check=True), skip_preflight=True, connect=connect)
+    assert report.ok and report.changed
+    would = [op.description for s in report.run.stages for h in s.hosts.values() for op in h.ops if not op.ran]
+    assert any(d.startswith("start Ray head") for d in would) and any(d.startswith("start vLLM") for d in would)
+    assert not any(h.ops for h in cluster.hosts.values())  # no changing command reached a host
+    assert {s.name for s in report.run.stages if s.skipped_reason} == {"ray-ready", "ready"}
