@@ -49,7 +49,11 @@ demo: system-deps venv host-env
 	$(VENV)/bin/python docs/examples/openai_chat.py $(DEMO_INV) "Hello from the demo!"
 	$(AD) status $(DEMO_INV)
 	@echo
-	@echo "The demo cluster keeps running. Try: $(AD) plan $(DEMO_INV) | $(AD) logs --tail 20 | $(AD) up $(DEMO_INV) (a no-op)"
+	@echo "The demo cluster keeps running. Try:"
+	@echo "  $(AD) plan $(DEMO_INV)            # every command and variable, and why"
+	@echo "  $(AD) ask --chat --stream \"Hi\"      # one request (the last up's cluster)"
+	@echo "  $(AD) logs --tail 20"
+	@echo "  $(AD) up $(DEMO_INV)              # again: changes nothing"
 	@echo "Tear it down: make demo-down   (= $(AD) down $(DEMO_INV) && $(AD) sim down --name demo)"
 
 demo-down: venv

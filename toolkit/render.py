@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import threading
 import time
@@ -21,7 +22,17 @@ from toolkit.executor import Event
 from toolkit.result import plain
 from toolkit.runner import RunReport
 
-out = Console(soft_wrap=False, highlight=False)
+def _width() -> int | None:
+    """A terminal's own width; when piped (CI logs, `make demo`), wide enough for the tables."""
+    if sys.stdout.isatty():
+        return None
+    try:
+        return max(80, int(os.environ.get("COLUMNS", "160")))
+    except ValueError:
+        return 160
+
+
+out = Console(soft_wrap=False, highlight=False, width=_width())
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLE = {
