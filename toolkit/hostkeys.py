@@ -65,3 +65,33 @@ def changed_key_error(host: str, exc: paramiko.BadHostKeyException, files: list[
         changed=True,
         hint=f"possible man-in-the-middle or a reinstalled host; if the change is legitimate, remove the old line from {where} (ssh-keygen -R)",
     )
+
+
+_PARSED: dict[tuple[str, int, int], paramiko.HostKeys] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _parsed(path: Path) -> paramiko.HostKeys:
+    """A known_hosts file parsed once per run (per content), not once per connection: parsing
+    every key of a 64-line file for each of 64 hosts cost more CPU than the key exchanges."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+        if found is None:
+            found = paramiko.HostKeys(str(path))
+            _PARSED[key] = found
+        return found
+
+
+def known_keys(paths: list[Path], hostname: str, port: int) -> tuple[str, dict[str, paramiko.PKey]]:
+    """The name paramiko looks a server up by, and its known keys by type (later files win, as
+    with paramiko's own loading). Raises OSError/SSHException for an unreadable file."""
+    name = hostname if port == 22 else f"[{hostname}]:{port}"
+    keys: dict[str, paramiko.PKey] = {}
+    for path in paths:
+        if path.is_file():
+            entry = _parsed(path).lookup(name)
+            if entry is not None:
+                keys.update({kind: entry[kind] for kind in entry.keys()})
+    return name, keys

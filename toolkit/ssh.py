@@ -16,7 +16,7 @@ from fabric import Connection as FabricConnection
 
 from toolkit.connection import TIMEOUT_GRACE, OutputCallback, _timed_out
 from toolkit.errors import AuthError, ConnectError, HostError
-from toolkit.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error
+from toolkit.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
 from toolkit.inventory import ResolvedHost
 from toolkit.remote import bash
 from toolkit.result import Result
@@ -188,12 +188,12 @@ class SSHConnection:
             connect_kwargs=self._connect_kwargs(),
         )
         client = conn.client
-        for path in self.known_hosts_files:
-            if path.is_file():
-                try:
-                    client.load_system_host_keys(str(path))
-                except (OSError, paramiko.SSHException) as exc:
-                    raise ConnectError(self.name, f"cannot read known_hosts {path}: {exc}") from None
+        try:
+            name, keys = known_keys(self.known_hosts_files, conn.host, conn.port)
+        except (OSError, paramiko.SSHException) as exc:
+            raise ConnectError(self.name, f"cannot read known_hosts ({', '.join(map(str, self.known_hosts_files))}): {exc}") from None
+        for kind, key in keys.items():
+            client.get_host_keys().add(name, kind, key)
         client.set_missing_host_key_policy(VerifyingPolicy(self.name, accept_new=self.accept_new, record_to=self.record_to))
         where = f"{conn.user}@{conn.host}:{conn.port}"
         try:
