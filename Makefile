@@ -67,8 +67,16 @@ unit: venv
 bench-sim: system-deps venv
 	$(VENV)/bin/python bench/sim_bench.py --hosts 64 --runs 3
 
-bench-checknet: system-deps venv host-env
+# Benchmark tools live in their own venv: the toolkit never depends on Ansible or matplotlib.
+BENCH_VENV := .bench-venv
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check 'ansible-core==2.19.14' 'matplotlib>=3.8'
+	touch $@
+
+bench-checknet: system-deps venv host-env $(BENCH_VENV)/.installed
 	$(VENV)/bin/python bench/checknet_bench.py --sizes 8,32,64 --runs 3
+	$(BENCH_VENV)/bin/python bench/plot.py docs/benchmarks.json
 
 bench: bench-sim bench-checknet
 

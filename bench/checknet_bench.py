@@ -7,7 +7,8 @@ device with devices in parallel, NICs, routes, probes, versions, model), a clock
 card pings (rail or ring; one at a time per device). Its ping plan is computed before the timer
 starts, so it is a lower bound. All simulated hosts share this machine's cores, so the hosts' own
 work is part of both numbers.
-Writes docs/checknet-benchmarks.md. Run as root: `make bench-checknet`.
+Also Ansible (bench/ansible/checknet.yml, same remote scripts) with its defaults and tuned.
+Writes docs/benchmarks.md and .json (bench/plot.py draws docs/benchmarks.png). Run as root: `make bench`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,36 @@ def baseline_script(scripts: dict[str, tuple[str, str]], key: str, known: str, c
     return "\n".join(lines)
 
 
+ANSIBLE = ROOT / ".bench-venv" / "bin" / "ansible-playbook"
+PLAYBOOK = ROOT / "bench" / "ansible" / "checknet.yml"
+
+
+def ansible_files(folder: Path, scripts: dict[str, tuple[str, str]], key: str, known: str, *, forks: int, pipelining: bool) -> dict[str, str]:
+    """Inventory, per-host variables and ansible.cfg for one Ansible run; returns its environment."""
+    (folder / "host_vars").mkdir(parents=True, exist_ok=True)
+    (folder / "hosts.ini").write_text("[all]\n" + "".join(f"{h}\n" for h in scripts))
+    for host, (facts, ping) in scripts.items():
+        (folder / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump({"facts_script": facts, "ping_script": ping}, width=10**9))
+    (folder / "ansible.cfg").write_text(
+        "[defaults]\n"
+        f"forks = {forks}\nhost_key_checking = True\ninterpreter_python = /usr/bin/python3\nremote_user = root\n"
+        f"private_key_file = {key}\nretry_files_enabled = False\n"
+        "[ssh_connection]\n"
+        f"pipelining = {pipelining}\ncontrol_path_dir = {folder}/cp\n"
+        f"ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o KexAlgorithms=curve25519-sha256 -o UserKnownHostsFile={known}\n"
+    )
+    return {**os.environ, "ANSIBLE_CONFIG": str(folder / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(folder / "tmp")}
+
+
+def ansible_run(scripts: dict[str, tuple[str, str]], key: str, known: str, *, forks: int, pipelining: bool) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory(dir="/run") as tmp:
+        env = ansible_files(Path(tmp), scripts, key, known, forks=forks, pipelining=pipelining)
+        wall, cpu, proc = timed([str(ANSIBLE), "-i", f"{tmp}/hosts.ini", str(PLAYBOOK)], env=env)
+        if proc.returncode != 0:
+            raise SystemExit(f"ansible failed (forks {forks}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        return wall, cpu
+
+
 def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Wall seconds and the controller's CPU seconds (children of this process) for one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -88,16 +119,44 @@ def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.Comple
     return wall, cpu, proc
 
 
+PEAK = "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True); " \
+       "sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr); " \
+       "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)"
+
+
+def ours(inv_path: Path, mode: str) -> tuple[float, float, int]:
+    """check-net through the CLI: wall, controller CPU (s) and peak RSS (KiB) of that one process."""
+    wall, cpu, proc = timed([sys.executable, "-c", PEAK, *CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"check-net failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    peak = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")))
+    return wall, cpu, peak
+
+
+def openssh(scripts: dict[str, tuple[str, str]], key: str, known: str) -> float:
+    with tempfile.TemporaryDirectory(dir="/run") as ctl:
+        script = Path(ctl) / "baseline.sh"
+        script.write_text(baseline_script(scripts, key, known, Path(ctl)))
+        wall, _cpu, proc = timed(["bash", str(script)])
+        if proc.returncode != 0:
+            raise SystemExit(f"baseline failed: {proc.stderr[-2000:]}")
+        return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="8,32,64")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--ping-ms", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "checknet-benchmarks.md")
+    parser.add_argument("--ping-ms", type=int, default=20)
+    parser.add_argument("--ansible-modes", default="rail,ring", help="modes to also run under Ansible (its runs are the long ones)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
-    rows = []
+    if not ANSIBLE.exists():
+        sys.exit(f"{ANSIBLE} missing: `make bench` creates the bench venv (ansible-core, matplotlib)")
+    med = statistics.median
+    results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         inv_path = SIM_ROOT / f"bench-checknet-{size}.yaml"
         opts = SimOptions(name="benchnet", hosts=size, root=SIM_ROOT, inventory=inv_path, ping_ms=args.ping_ms)
@@ -109,40 +168,70 @@ def main() -> None:
             known = str((inv_path.parent / inv["known_hosts"]).resolve())
             for mode in ("rail", "ring"):
                 scripts = remote_scripts(inv_path, mode)
-                ours, theirs, our_cpu = [], [], []
+                row: dict[str, object] = {"hosts": size, "mode": mode}
+                samples: dict[str, list[float]] = {k: [] for k in ("ours", "cpu", "peak", "openssh", "ansible5", "ansible5_cpu", "ansibleN", "ansibleN_cpu")}
                 for _ in range(args.runs):
-                    wall, cpu, proc = timed([*CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
-                    if proc.returncode != 0:
-                        raise SystemExit(f"check-net failed at {size} hosts:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-                    ours.append(wall)
-                    our_cpu.append(cpu)
-                    with tempfile.TemporaryDirectory(dir="/run") as ctl:
-                        script = Path(ctl) / "baseline.sh"
-                        script.write_text(baseline_script(scripts, key, known, Path(ctl)))
-                        wall, _cpu, proc = timed(["bash", str(script)])
-                        if proc.returncode != 0:
-                            raise SystemExit(f"baseline failed: {proc.stderr[-2000:]}")
-                        theirs.append(wall)
-                med = statistics.median
-                rows.append((size, mode, med(ours), med(theirs), med(our_cpu) / size * 1000))
-                print(rows[-1], flush=True)
+                    wall, cpu, peak = ours(inv_path, mode)
+                    samples["ours"].append(wall)
+                    samples["cpu"].append(cpu)
+                    samples["peak"].append(peak)
+                    samples["openssh"].append(openssh(scripts, key, known))
+                    if mode in args.ansible_modes.split(","):
+                        wall, cpu = ansible_run(scripts, key, known, forks=5, pipelining=False)
+                        samples["ansible5"].append(wall)
+                        samples["ansible5_cpu"].append(cpu)
+                        wall, cpu = ansible_run(scripts, key, known, forks=size, pipelining=True)
+                        samples["ansibleN"].append(wall)
+                        samples["ansibleN_cpu"].append(cpu)
+                for name, values in samples.items():
+                    row[name] = med(values) if values else None
+                results.append(row)
+                print(row, flush=True)
         finally:
             cluster.down(opts)
+    write_report(args, results)
+
+
+def write_report(args: argparse.Namespace, results: list[dict]) -> None:
+    import json
+
+    data = {"machine": machine(), "ping_ms": args.ping_ms, "runs": args.runs, "results": results}
+    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+
+    def x(a: object, b: object) -> str:
+        return f"{a / b:.2f}x" if isinstance(a, float) and isinstance(b, float) and b else "-"
+
+    def s(v: object) -> str:
+        return f"{v:.2f}" if isinstance(v, float) else "-"
+
     lines = [
-        "# check-net benchmarks",
+        "# Benchmarks",
         "",
-        f"Generated by `make bench-checknet` (bench/checknet_bench.py) on {machine()}; "
-        f"simulated hosts with {args.ping_ms} ms per ping packet (3 packets per ping); median of {args.runs} runs.",
+        f"Generated by `make bench` (bench/checknet_bench.py, plot by bench/plot.py) on {machine()}; simulated Atlas 800 "
+        f"hosts (8 NPUs each) with {args.ping_ms} ms per ping packet (3 packets per ping); median of {args.runs} runs; "
+        "every tool runs against the same hosts in the same run.",
         "",
-        "Baseline: the best plain-OpenSSH shell script doing the same hccn_tool and npu-smi work with the same on-host "
-        "concurrency (one multiplexed connection per host, opened in the run, key exchange curve25519-sha256 like paramiko). "
-        "All simulated hosts share this machine's cores, so thousands of simulated tool processes are part of both numbers.",
+        "- **check-net**: `ascend-deploy check-net --json` through the CLI (interpreter start-up included).",
+        "- **OpenSSH**: the best plain-OpenSSH shell script doing the same remote work with the same on-host concurrency: "
+        "one multiplexed connection per host opened in the run (key exchange curve25519-sha256, like paramiko), the "
+        "same rounds, all hosts in parallel; its ping plan is computed before the timer starts. The practical lower bound here.",
+        "- **Ansible**: ansible-core 2.19 running bench/ansible/checknet.yml, whose tasks are the very same remote scripts "
+        "(so only the control plane differs): with its defaults (forks 5, no pipelining) and with forks = hosts and pipelining.",
         "",
-        "| hosts | mode | check-net (s) | OpenSSH script (s) | ratio | target | controller CPU per host (ms) |",
-        "|---|---|---|---|---|---|---|",
+        "All simulated hosts share this machine's 2 cores, so the hosts' own work (thousands of simulated tool processes) "
+        "is part of every number.",
+        "",
+        "| hosts | mode | check-net (s) | OpenSSH (s) | ratio (<= 1.25x) | Ansible forks 5 (s) | speed-up (>= 3x at 32) | Ansible forks=N + pipelining (s) | speed-up (>= 2.5x at 32) | check-net CPU / host (ms) | Ansible CPU / host (ms) | check-net peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size, mode, ours, theirs, cpu in rows:
-        lines.append(f"| {size} | {mode} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}x | <= 1.25x | {cpu:.0f} |")
+    for r in results:
+        n = r["hosts"]
+        lines.append(
+            f"| {n} | {r['mode']} | {s(r['ours'])} | {s(r['openssh'])} | {x(r['ours'], r['openssh'])} | {s(r['ansible5'])} | "
+            f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {r['cpu'] / n * 1000:.0f} | "
+            + (f"{r['ansible5_cpu'] / n * 1000:.0f}" if r["ansible5_cpu"] else "-") + f" | {r['peak'] / 1024:.0f} |"
+        )
+    lines += ["", "![wall time versus hosts](benchmarks.png)", ""]
     publish(args.out, lines)
 
 
