@@ -4,7 +4,7 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit demo demo-down system-deps venv host-env bench bench-sim bench-checknet clean help
+.PHONY: test unit demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle clean help
 
 help:
 	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
@@ -78,7 +78,10 @@ bench-checknet: system-deps venv host-env $(BENCH_VENV)/.installed
 	$(VENV)/bin/python bench/checknet_bench.py --sizes 8,32,64 --runs 3
 	$(BENCH_VENV)/bin/python bench/plot.py docs/benchmarks.json
 
-bench: bench-sim bench-checknet
+bench-lifecycle: system-deps venv host-env
+	$(VENV)/bin/python bench/lifecycle_bench.py --hosts 2 --runs 3
+
+bench: bench-sim bench-checknet bench-lifecycle
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down
