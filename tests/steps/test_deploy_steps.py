@@ -282,3 +282,12 @@ def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, C
     assert any(d.startswith("start Ray head") for d in would) and any(d.startswith("start vLLM") for d in would)
     assert not any(h.ops for h in cluster.hosts.values())  # no changing command reached a host
     assert {s.name for s in report.run.stages if s.skipped_reason} == {"ray-ready", "ready"}
+
+
+def test_noop_up_checks_models_but_sends_no_test_requests(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    first = run(inv, cluster, plan)
+    assert set(next(s for s in first.stages if s.name == "ready").hosts["n0"].data["answers"]) == {"models", "completion", "chat"}
+    settle(cluster, inv, plan)
+    again = run(inv, cluster, plan)
+    assert next(s for s in again.stages if s.name == "ready").hosts["n0"].data["answers"] == {"models": ["Qwen2.5-7B-Instruct"]}
