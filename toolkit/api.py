@@ -78,10 +78,18 @@ def run(
     emit: EventSink = _no_events,
     connect: Callable[[ResolvedHost], Connection] | None = None,
 ) -> RunReport:
-    """Run a playbook (by bundled name or path) against the inventory."""
+    """Run a playbook (by bundled name or path) against the inventory. Playbooks whose steps act on
+    the deployment (up's stages, status) get the plan and the API key, as `up` gives them."""
+    from toolkit.steps import PLAN_STEPS
+
     book = load_playbook(playbook)
+    shared: dict = {}
+    if any(stage.step in PLAN_STEPS for stage in book.stages):
+        from toolkit.lifecycle import read_api_key
+
+        shared = {"plan": plan(inventory), "api_key": read_api_key(inventory)}
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        return run_playbook(book, inventory, executor, check=opts.check, tags=opts.tags or None, skip_tags=opts.skip_tags or None)
+        return run_playbook(book, inventory, executor, check=opts.check, tags=opts.tags or None, skip_tags=opts.skip_tags or None, shared=shared)
 
 
 def check_net(

@@ -291,3 +291,11 @@ def test_noop_up_checks_models_but_sends_no_test_requests(setup: tuple[Any, Clus
     settle(cluster, inv, plan)
     again = run(inv, cluster, plan)
     assert next(s for s in again.stages if s.name == "ready").hosts["n0"].data["answers"] == {"models": ["Qwen2.5-7B-Instruct"]}
+
+
+def test_run_command_gives_deploy_playbooks_the_plan(setup: tuple[Any, Cluster, Any]) -> None:
+    """`ascend-deploy run up INVENTORY` works like up's stages (no KeyError on the plan)."""
+    inv, cluster, _ = setup
+    connect, _ = fake_factory(cluster)
+    report = api.run("up", inv, api.Options(), connect=connect)
+    assert report.ok and any(h.status == "changed" for s in report.stages for h in s.hosts.values())

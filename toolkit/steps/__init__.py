@@ -46,6 +46,9 @@ class StepContext:
 
 StepFn = Callable[[StepContext], Iterator[Op]]
 
+#: Steps that act on the deployment plan (`ctx.shared["plan"]`); `api.run` provides it for them.
+PLAN_STEPS = frozenset({"deploy_env", "ray_start", "ray_ready", "vllm_start", "vllm_ready", "status_probe", "generate_run"})
+
 
 @dataclass(frozen=True)
 class StepInfo:
