@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from toolkit.connection import Connection
-from toolkit.errors import BadInput, HostError
+from toolkit.errors import BadInput
 from toolkit.executor import EventSink, _no_events
 from toolkit.facts.deploy import Paths
 from toolkit.inventory import Inventory, ResolvedHost
@@ -116,13 +116,14 @@ def usage_examples(plan: Plan) -> dict[str, str]:
     return {"curl": curl, "python": python}
 
 
-def _plan_for(inventory: Inventory, executor: Any | None = None) -> Plan:
-    """Plan with the local config.json, else the head's (read over SSH once)."""
+def _plan_for(inventory: Inventory, executor: Any | None = None, local: tuple[dict | None, str | None] | None = None) -> Plan:
+    """Plan with the local config.json (`local` when already read), else the head's (read over SSH once)."""
     import json
 
     from toolkit import api
+    from toolkit.plan import make_plan
 
-    config, source = api.read_model_config(inventory)
+    config, source = local if local is not None else api.read_model_config(inventory)
     if config is None and executor is not None and inventory.spec.model is not None:
         head = inventory.head
         path = inventory.spec.model.path.rstrip("/") + "/config.json"
@@ -133,7 +134,7 @@ def _plan_for(inventory: Inventory, executor: Any | None = None) -> Plan:
             config, source = (json.loads(text), f"{head.name}:{path}") if text.strip() else (None, None)
         except ValueError:
             config, source = None, None
-    return api.plan(inventory, config or None, source) if config else api.plan(inventory)
+    return make_plan(inventory, api.plugins_for(inventory), config, source)
 
 
 def _require_all_hosts(opts: Any, command: str) -> None:
@@ -158,12 +159,13 @@ def up(
 
     _require_all_hosts(opts, "up")
     started = time.monotonic()
-    plan = api.plan(inventory) if api.read_model_config(inventory)[0] is not None else None  # fail fast, before any SSH
+    local = api.read_model_config(inventory)
+    plan = _plan_for(inventory, local=local) if local[0] is not None else None  # fail fast, before any SSH
     key = read_api_key(inventory)
     if record is not None:
         record(inventory.path)
     with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor), check=opts.check)
+        report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor, local), check=opts.check)
         if not skip_preflight:
             run = run_playbook(load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}})
             pre = build(inventory, run, "rail")
@@ -173,8 +175,6 @@ def up(
                 report.failed_stage = "preflight"
                 report.duration = time.monotonic() - started
                 return report
-        if plan is None:
-            report.plan = _plan_for(inventory, executor)
         run = run_playbook(load_playbook("up"), inventory, executor, check=opts.check, skip_tags={"verify"} if opts.check else None,
                            shared={"plan": report.plan, "api_key": key})
         report.run = run
@@ -367,10 +367,6 @@ def logs(inventory: Inventory, opts: Any, *, tail: int | None = None, out_dir: P
             fh.write(buf.getvalue())
         archive = str(path)
     return LogsReport(str(inventory.path), archive, hosts, tails, time.monotonic() - started)
-
-
-def host_errors(run: RunReport) -> dict[str, HostError]:
-    return {name: h.error for s in run.stages for name, h in s.hosts.items() if h.error is not None}
 
 
 # ---------------------------------------------------------------------------- generate
