@@ -12,7 +12,7 @@ help:
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
 	@echo "make unit    - unit tests only (no root needed)"
 	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under .sim/"
-	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts (root; writes docs/*-benchmarks.md)"
+	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
