@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -45,15 +44,14 @@ def ray_query_command(inv_path: Path) -> tuple[str, str, str]:
     """(head address, the remote script `status` runs to list Ray's nodes, ssh options)."""
     from toolkit import api
     from toolkit.facts.deploy import Paths
-    from toolkit.remote import bash, compose, q
-    from toolkit.steps.deploy import RAY_WAIT_SCRIPT, source_env
+    from toolkit.remote import bash, compose
+    from toolkit.steps.deploy import ray_nodes_command, source_env
 
     inv = api.load(inv_path, api.Options())
     plan = api.plan(inv)
     head = inv.head
     p = Paths.of(inv.name)
-    command = (f"{source_env(p)} 2>/dev/null; RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
-               f"{q(json.dumps({}))} 0 {q(plan.runtime.ray_resource)}")
+    command = f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)}"
     return head.address, bash(compose(command, env=dict(head.env), setup=head.setup), timeout=60), head.key_file or ""
 
 

@@ -12,9 +12,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from toolkit.sim.cluster import SimOptions
-
-from tests.simlab import SimLab
+from tests.simlab import SimLab, running_cluster
 from tests.sshd import Sshd, free_port, keygen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,17 +97,8 @@ SIM_NAME = "pytest"
 @pytest.fixture(scope="session")
 def sim_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
     """A 3-host simulated cluster for the whole session; leftovers of a crashed run are removed first."""
-    from toolkit.sim import cluster, hostenv
-
-    root = (ROOT / ".sim").resolve()
-    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
-    lab = SimLab(SIM_NAME, root, tmp_path_factory.mktemp("sim") / "sim.yaml")
-    cluster.down(lab.opts)
-    try:
-        cluster.up(SimOptions(name=SIM_NAME, hosts=3, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms))
+    with running_cluster(SIM_NAME, (ROOT / ".sim").resolve(), tmp_path_factory.mktemp("sim") / "sim.yaml", hosts=3) as lab:
         yield lab
-    finally:
-        cluster.down(lab.opts)
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -59,3 +60,19 @@ class SimLab:
 
     def fault(self, index: int, kind: str, **kwargs: Any) -> dict[str, Any]:
         return faults.inject(self.opts, f"{self.name}-{index}", kind, **kwargs)
+
+
+@contextmanager
+def running_cluster(name: str, root: Path, inventory: Path, **options: Any) -> Iterator[SimLab]:
+    """Build the hosts' env, clear a crashed run's leftovers, bring the cluster up, and always
+    remove it again (tests share the machine's namespaces)."""
+    from toolkit.sim import cluster, hostenv
+
+    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
+    lab = SimLab(name, root, inventory)
+    cluster.down(lab.opts)
+    try:
+        cluster.up(SimOptions(name=name, root=root, inventory=inventory, ping_ms=lab.ping_ms, **options))
+        yield lab
+    finally:
+        cluster.down(lab.opts)

@@ -80,11 +80,12 @@ def run(
 ) -> RunReport:
     """Run a playbook (by bundled name or path) against the inventory. Playbooks whose steps act on
     the deployment (up's stages, status) get the plan and the API key, as `up` gives them."""
-    from toolkit.steps import PLAN_STEPS
+    from toolkit.steps import load_builtin_steps
 
     book = load_playbook(playbook)
+    steps = load_builtin_steps()
     shared: dict = {}
-    if any(stage.step in PLAN_STEPS for stage in book.stages):
+    if any(steps[stage.step].needs_plan for stage in book.stages if stage.step in steps):
         from toolkit.lifecycle import read_api_key
 
         shared = {"plan": plan(inventory), "api_key": read_api_key(inventory)}

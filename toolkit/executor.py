@@ -77,12 +77,12 @@ class Session:
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
         self.emit(Event("command", self.name, self.stage, command))
-        callback = on_output
-        if self.stream_output:
-            def callback(stream: str, line: str) -> None:
-                self.emit(Event("output", self.name, self.stage, line, stream=stream))
-                if on_output is not None:
-                    on_output(stream, line)
+        def streamed(stream: str, line: str) -> None:
+            self.emit(Event("output", self.name, self.stage, line, stream=stream))
+            if on_output is not None:
+                on_output(stream, line)
+
+        callback = streamed if self.stream_output else on_output
         self.commands += 1
         raw = self.conn.run(script, timeout=limit, on_output=callback, stdin=stdin)
         result = Result(raw.host, command, raw.exit_code, raw.stdout, raw.stderr, raw.duration)

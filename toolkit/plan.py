@@ -8,7 +8,6 @@ listing every problem with the field to change, instead of a vLLM crash minutes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -215,21 +214,6 @@ class Plan:
     @property
     def vllm_command(self) -> str:
         return shlex.join(self.vllm_argv())
-
-    def fingerprints(self, nics: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
-        """Per host: a hash of what shaped its Ray node (env + ray args) and of the vLLM server.
-        `up` stores them on each host and compares on the next run (idempotence)."""
-        out = {}
-        vllm = _digest({"argv": self.vllm_argv(), "api_key": self.api_key})
-        for h in self.hosts:
-            env = h.resolved_env((nics or {}).get(h.name)) if h.nic or (nics or {}).get(h.name) else {k: str(v.value) for k, v in h.env.items()}
-            ray = _digest({"env": env, "ray": list(h.ray_argv)})
-            out[h.name] = {"ray": ray, "vllm": _digest({"ray": ray, "vllm": vllm}) if h.role == "head" else ""}
-        return out
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------- planning

@@ -82,15 +82,19 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
         if name in sinks:
             sinks[name].write(text)
 
-    while True:
-        busy = False
-        if chan.recv_ready():
+    def drain() -> bool:
+        """Take whatever is buffered on both streams; True if there was anything."""
+        got = False
+        while chan.recv_ready():
             take("stdout", chan.recv(65536))
-            busy = True
-        if chan.recv_stderr_ready():
+            got = True
+        while chan.recv_stderr_ready():
             take("stderr", chan.recv_stderr(65536))
-            busy = True
-        if busy:
+            got = True
+        return got
+
+    while True:
+        if drain():
             continue
         if chan.exit_status_ready() or chan.closed:
             # sshd may send the exit status before the last output (stdout and stderr are drained
@@ -98,13 +102,7 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
             # that kept the pipes open would withhold EOF forever.
             until = time.monotonic() + EOF_GRACE_S
             while True:
-                got = False
-                while chan.recv_ready():
-                    take("stdout", chan.recv(65536))
-                    got = True
-                while chan.recv_stderr_ready():
-                    take("stderr", chan.recv_stderr(65536))
-                    got = True
+                got = drain()
                 if chan.eof_received or chan.closed or time.monotonic() >= until:
                     if not (chan.recv_ready() or chan.recv_stderr_ready()):
                         break

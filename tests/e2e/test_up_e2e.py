@@ -16,8 +16,7 @@ import pytest
 from openai import AuthenticationError, OpenAI
 
 from tests.conftest import ROOT, cli
-from tests.simlab import SimLab
-from toolkit.sim.cluster import SimOptions
+from tests.simlab import SimLab, running_cluster
 
 NAME = "e2e"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
@@ -26,18 +25,11 @@ PP2 = ["--set", "serve.tensor_parallel_size=1", "--set", "serve.pipeline_paralle
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
-    from toolkit.sim import cluster, hostenv
-
-    root = (ROOT / ".sim").resolve()
-    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
-    lab = SimLab(NAME, root, tmp_path_factory.mktemp("e2e") / "e2e.yaml")
-    cluster.down(lab.opts)
-    try:
-        cluster.up(SimOptions(name=NAME, hosts=2, root=root, inventory=lab.inventory, ping_ms=lab.ping_ms, devices=[0]))
-        yield lab
-    finally:
-        cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
-        cluster.down(lab.opts)
+    with running_cluster(NAME, (ROOT / ".sim").resolve(), tmp_path_factory.mktemp("e2e") / "e2e.yaml", hosts=2, devices=[0]) as lab:
+        try:
+            yield lab
+        finally:  # Ray and vLLM first, whatever a failed test left
+            cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
 
 
 KEY = "e2e-secret-7f3a9c"

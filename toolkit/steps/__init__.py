@@ -46,8 +46,6 @@ class StepContext:
 
 StepFn = Callable[[StepContext], Iterator[Op]]
 
-#: Steps that act on the deployment plan (`ctx.shared["plan"]`); `api.run` provides it for them.
-PLAN_STEPS = frozenset({"deploy_env", "ray_start", "ray_ready", "vllm_start", "vllm_ready", "status_probe", "generate_run"})
 
 
 @dataclass(frozen=True)
@@ -56,16 +54,17 @@ class StepInfo:
     fn: StepFn
     read_only: bool
     doc: str
+    needs_plan: bool = False  # reads ctx.shared["plan"]; `api.run` provides it (and the API key)
 
 
 STEPS: dict[str, StepInfo] = {}
 
 
-def step(name: str, *, read_only: bool = False) -> Callable[[StepFn], StepFn]:
+def step(name: str, *, read_only: bool = False, needs_plan: bool = False) -> Callable[[StepFn], StepFn]:
     def register(fn: StepFn) -> StepFn:
         if name in STEPS:
             raise ValueError(f"step {name!r} registered twice")
-        STEPS[name] = StepInfo(name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        STEPS[name] = StepInfo(name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "", needs_plan)
         return fn
 
     return register

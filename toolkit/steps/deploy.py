@@ -17,8 +17,9 @@ from typing import Any, Iterator
 
 from toolkit.errors import CommandFailed
 from toolkit.executor import Event
-from toolkit.facts.deploy import Paths, nic_fact, reach_fact, state_fact
+from toolkit.facts.deploy import RAY_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
 from toolkit.plan import HostPlan, Plan
+from toolkit.readiness import Probe, wait_ready
 from toolkit.remote import q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.env_file import render_env, write_file_op
@@ -63,7 +64,7 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
     """TERM the server (pid file, then any vLLM server of this user), wait, then KILL."""
     find = f"cat {q(p.vllm_pid)} 2>/dev/null"
     if strays:
-        find += "; pgrep -u \"$(id -u)\" -f '[v]llm.entrypoints.openai.api_server'"
+        find += f"; pgrep -u \"$(id -u)\" -f '{VLLM_PATTERN}'"
     return (
         f"pids=$( ( {find} ) | sort -u | tr '\\n' ' '); "
         "alive=''; for p in $pids; do kill -0 $p 2>/dev/null && alive=\"$alive $p\"; done; "
@@ -80,11 +81,11 @@ def ray_stop_command() -> str:
     return (
         "command -v ray >/dev/null || { echo 'ray is not on PATH (check the setup lines)' >&2; exit 127; }; "
         "ray stop >/dev/null 2>&1; "
-        "if pgrep -u \"$(id -u)\" -f '[r]aylet/raylet|[g]cs_server' >/dev/null; then ray stop --force >/dev/null 2>&1; fi; true"
+        f"if pgrep -u \"$(id -u)\" -f '{RAY_PATTERN}' >/dev/null; then ray stop --force >/dev/null 2>&1; fi; true"
     )
 
 
-@step("deploy_env")
+@step("deploy_env", needs_plan=True)
 def deploy_env(ctx: StepContext) -> Iterator[Op]:
     """Write the plan's environment file (NIC resolved from the host's address) and the API key file."""
     hp = host_plan(ctx)
@@ -116,7 +117,7 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         yield Op(f"rm -f {q(p.api_key)}", "remove the API key file (no key configured)")
 
 
-@step("ray_start")
+@step("ray_start", needs_plan=True)
 def ray_start(ctx: StepContext) -> Iterator[Op]:
     """Start this host's Ray node (head or worker) unless it already runs with the same settings."""
     plan = the_plan(ctx)
@@ -185,6 +186,14 @@ while True:
 '''
 
 
+def ray_nodes_command(plan: Plan, expected: dict[str, int], wait: float) -> str:
+    """Ask Ray itself (a driver on this host) which nodes are alive with how many NPUs, polling up
+    to `wait` seconds until `expected` (address -> NPUs) holds; prints `RAYWAIT {json}` lines.
+    Callers load the env file first and decide where stderr goes."""
+    return (f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
+            f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}")
+
+
 class NodesMissing(CommandFailed):
     """Ray did not register every host: `missing` names them, so `up` can fetch their Ray logs."""
 
@@ -196,7 +205,7 @@ class NodesMissing(CommandFailed):
         return {**super().to_dict(), "missing": self.missing}
 
 
-@step("ray_ready", read_only=True)
+@step("ray_ready", read_only=True, needs_plan=True)
 def ray_ready(ctx: StepContext) -> Iterator[Op]:
     """Wait until Ray itself reports every host alive with its full NPU count."""
     plan = the_plan(ctx)
@@ -217,8 +226,7 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
                                    f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, {npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)"))
 
     command = (
-        f"{source_env(p)} && RAY_ADDRESS={q(address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
-        f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)} 2>{q(p.dir + '/ray-wait.err')} "
+        f"{source_env(p)} && {ray_nodes_command(plan, expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
         f"|| {{ rc=$?; tail -n 5 {q(p.dir + '/ray-wait.err')} >&2; exit $rc; }}"
     )
     result = ctx.session.run(command, timeout=wait + 60, check=False, on_output=on_line)
@@ -256,7 +264,7 @@ def launch_command(plan: Plan, p: Paths) -> str:
     )
 
 
-@step("vllm_start")
+@step("vllm_start", needs_plan=True)
 def vllm_start(ctx: StepContext) -> Iterator[Op]:
     """Start the vLLM server on the head unless it runs with the same command on an unchanged Ray."""
     plan = the_plan(ctx)
@@ -288,9 +296,7 @@ def probe_command(plan: Plan, p: Paths) -> str:
     )
 
 
-def parse_probe(stdout: str) -> "Probe":
-    from toolkit.readiness import Probe
-
+def parse_probe(stdout: str) -> Probe:
     values = dict(line.partition("=")[::2] for line in stdout.splitlines() if "=" in line)
     code = values.get("health", "").strip()
     return Probe(values.get("alive", "0").strip() == "1", int(code) if code.isdigit() and code != "000" else None, values.get("last", "").strip())
@@ -335,11 +341,10 @@ class VllmNotReady(CommandFailed):
     kind = "vllm-not-ready"
 
 
-@step("vllm_ready", read_only=True)
+@step("vllm_ready", read_only=True, needs_plan=True)
 def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     """Wait for /health (stop at once if vLLM exits), then check /v1/models and, after a (re)start, one completion and one chat request."""
     from toolkit.diagnose import likely_cause
-    from toolkit.readiness import wait_ready
 
     plan = the_plan(ctx)
     p = paths(ctx)

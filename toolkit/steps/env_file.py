@@ -8,13 +8,9 @@ import hashlib
 from typing import Iterator
 
 from toolkit.facts import Fact, Raw
+from toolkit.facts.deploy import state_dir
 from toolkit.remote import export_env, q
 from toolkit.steps import Op, StepContext, step
-
-
-def state_dir(cluster: str) -> str:
-    """Per-cluster folder on each host, relative to the SSH user's home."""
-    return f".ascend-deploy/{cluster}"
 
 
 def render_env(env: dict[str, str]) -> str:

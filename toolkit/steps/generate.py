@@ -82,7 +82,7 @@ class ServerRunning(CommandFailed):
     kind = "server-running"
 
 
-@step("generate_run", read_only=True)
+@step("generate_run", read_only=True, needs_plan=True)
 def generate_run(ctx: StepContext) -> Iterator[Op]:
     """Run the offline batch on the head; refuse while a vLLM server holds the devices."""
     plan = the_plan(ctx)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Iterator
+from typing import Iterator
 
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.plan import ray_temp_dir
 from toolkit.remote import q
 from toolkit.steps import Op, StepContext, step
-from toolkit.steps.deploy import RAY_WAIT_SCRIPT, _curl, parse_answer, parse_probe, probe_command, source_env
+from toolkit.steps.deploy import _curl, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
 
 
-@step("status_probe", read_only=True)
+@step("status_probe", read_only=True, needs_plan=True)
 def status_probe(ctx: StepContext) -> Iterator[Op]:
     """Ray and vLLM processes on the host; on the head also Ray's node list, /health and /v1/models."""
     plan = ctx.shared["plan"]
@@ -32,7 +32,7 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
         return
     if state.gcs_pids:
         res = ctx.session.run(
-            f"{source_env(p)} 2>/dev/null; RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} {q(json.dumps({}))} 0 {q(plan.runtime.ray_resource)} 2>/dev/null",
+            f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)} 2>/dev/null",
             timeout=60, check=False)
         line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RAYWAIT ")), None)
         ctx.data["ray_nodes"] = json.loads(line[8:])["nodes"] if line else None
@@ -104,6 +104,3 @@ def logs_tail(ctx: StepContext) -> Iterator[Op]:
     ctx.data["tails"] = tails
     yield from ()
 
-
-def decode(data: dict[str, Any]) -> bytes:
-    return data.get("archive", b"")
