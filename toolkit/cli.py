@@ -293,6 +293,8 @@ def up(
     accept_new_host_keys: AcceptKeysOpt = False,
     set_: SetOpt = None,
     json_: JsonOpt = False,
+    tags: Annotated[Optional[str], typer.Option("--tags", help="Only the `up` stages with one of these tags (env, ray, vllm, verify; comma list).")] = None,
+    skip_tags: Annotated[Optional[str], typer.Option("--skip-tags", help="Skip the `up` stages with these tags: `--skip-tags vllm` brings up Ray only.")] = None,
 ) -> None:
     """Deploy: preflight (check-net), env file on every host, Ray head then workers (NPU resource,
     never --num-gpus), wait until Ray reports every node and NPU, vLLM on the head (setsid, log and
@@ -307,6 +309,8 @@ def up(
 
     inv = _inventory(inventory, set_)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, set_)
+    opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
+    opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with render.Progress(verbose=verbose, enabled=not json_) as progress:
         report = lifecycle.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
     _finish(report, json_, render.render_up)

@@ -9,7 +9,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.connection import Connection
 from toolkit.errors import BadInput
@@ -19,7 +19,10 @@ from toolkit.inventory import Inventory, ResolvedHost
 from toolkit.plan import Plan, plan_to_dict, ray_temp_dir
 from toolkit.playbook import load_playbook
 from toolkit.remote import q
-from toolkit.runner import RunReport, run_playbook
+from toolkit.runner import RunReport, check_tags, run_playbook
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 def read_api_key(inventory: Inventory) -> str | None:
@@ -61,6 +64,12 @@ class UpReport:
     def changed(self) -> bool:
         return bool(self.run) and any(h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values())
 
+    @property
+    def serving(self) -> bool:
+        """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
+        ready = next((st for st in self.run.stages if st.name == "ready"), None) if self.run else None
+        return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
+
     def stage_times(self) -> list[tuple[str, float, str]]:
         out = []
         if self.preflight is not None:
@@ -93,7 +102,8 @@ class UpReport:
             "served_model": self.plan.served_name.value,
             "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
             "answers": self.answers(),
-            "examples": self.examples() if self.ok else {},
+            "serving": self.serving,
+            "examples": self.examples() if self.serving else {},
             "preflight": self.preflight.to_dict() if self.preflight is not None else None,
             "run": self.run.to_dict() if self.run else None,
             "plan": plan_to_dict(self.plan),
@@ -158,6 +168,7 @@ def up(
     from toolkit.checks.rules import runtime_problems
 
     _require_all_hosts(opts, "up")
+    check_tags(load_playbook("up"), getattr(opts, "tags", None), getattr(opts, "skip_tags", None))
     started = time.monotonic()
     local = api.read_model_config(inventory)
     plan = _plan_for(inventory, local=local) if local[0] is not None else None  # fail fast, before any SSH
@@ -166,6 +177,9 @@ def up(
         record(inventory.path)
     with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor, local), check=opts.check)
+        shared: dict[str, Any] = {"plan": report.plan, "api_key": key}
+        if not opts.check:
+            shared["ray_snapshot"] = _ray_snapshot(executor, report.plan)
         if not skip_preflight:
             run = run_playbook(load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}})
             pre = build(inventory, run, "rail")
@@ -175,14 +189,37 @@ def up(
                 report.failed_stage = "preflight"
                 report.duration = time.monotonic() - started
                 return report
-        run = run_playbook(load_playbook("up"), inventory, executor, check=opts.check, skip_tags={"verify"} if opts.check else None,
-                           shared={"plan": report.plan, "api_key": key})
+        skip = set(getattr(opts, "skip_tags", set())) | ({"verify"} if opts.check else set())
+        run = run_playbook(load_playbook("up"), inventory, executor, check=opts.check, tags=getattr(opts, "tags", None) or None,
+                           skip_tags=skip or None, shared=shared)
         report.run = run
         report.failed_stage = run.failed_stage
         if run.failed_stage == "ray-ready":
             _attach_ray_logs(inventory, executor, run)
     report.duration = time.monotonic() - started
     return report
+
+
+def _ray_snapshot(executor: Any, plan: Plan) -> "Future[Any]":
+    """Ask Ray for its nodes on the head in the background while the other stages run (see
+    `ray_snapshot_command`); the thread ends with its command, or when the executor closes."""
+    from concurrent.futures import Future
+    import threading
+
+    from toolkit.steps.deploy import ray_snapshot_command
+
+    future: Future[Any] = Future()
+    head = next(h for h in executor.hosts if h.name == plan.head.name)
+
+    def query() -> None:
+        try:
+            session = executor.session(head)  # no stage: a failure to connect is reported by the stage that needs the head
+            future.set_result(session.run(ray_snapshot_command(plan, Paths.of(plan.cluster)), timeout=60, check=False, setup=True))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=query, name="ray-snapshot", daemon=True).start()
+    return future
 
 
 def _attach_ray_logs(inventory: Inventory, executor: Any, run: RunReport) -> None:

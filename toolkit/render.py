@@ -298,7 +298,7 @@ def render_plan(plan: Any, inventory_path: str) -> None:
     summary.add_row("model", f"{plan.model_path} as '{plan.served_name.value}'", plan.served_name.origin)
     summary.add_row("family", f"{plan.family} (plugin {plan.plugin})", plan.plugin_source)
     summary.add_row("config.json", plan.config_source or "not available", "")
-    from toolkit.plugin_api import HBM_GIB
+    from toolkit.hardware import HBM_GIB
 
     summary.add_row("hardware", f"{plan.hardware.value} ({plan.device_class}, {HBM_GIB[plan.device_class]} GiB per device)", plan.hardware.origin)
     versions = ", ".join(f"{k} {v}" for k, v in (("vLLM", rt.vllm), ("vllm-ascend", rt.vllm_ascend), ("CANN", rt.cann), ("torch_npu", rt.torch_npu)) if v)
@@ -384,6 +384,9 @@ def render_up(report: Any) -> None:
         return
     if not report.changed:
         out.print(Text("nothing changed: the cluster already runs this plan", style="green"))
+    if not report.serving:
+        out.print(Text("done; vLLM was left out by --tags/--skip-tags", style="yellow") + Text(f" (Ray: {report.plan.ray_address})", style="dim"))
+        return
     answers = report.answers()
     out.print(Text("ready: ", style="bold green") + Text(f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
                                                       f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"))

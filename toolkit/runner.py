@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.errors import AuthError, ConnectError, HostError, HostKeyError
+from toolkit.errors import AuthError, BadInput, ConnectError, HostError, HostKeyError
 from toolkit.executor import Event, Executor, Session
 from toolkit.inventory import Inventory, ResolvedHost
 from toolkit.playbook import Playbook, Stage
 from toolkit.steps import STEPS, StepContext, load_builtin_steps
+from toolkit.yamlsrc import did_you_mean
 
 #: Errors a retry cannot fix: the host is unreachable or refused us.
 NOT_RETRIED = (ConnectError, AuthError, HostKeyError)
@@ -136,6 +137,18 @@ def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[st
     return report
 
 
+def check_tags(playbook: Playbook, tags: set[str] | None, skip_tags: set[str] | None) -> None:
+    """Refuse a tag no stage has: a typo would silently run (or skip) nothing."""
+    known = {t for stage in playbook.stages for t in stage.tags}
+    for flag, given in (("--tags", tags), ("--skip-tags", skip_tags)):
+        unknown = sorted(set(given or ()) - known)
+        if unknown:
+            close = did_you_mean(unknown[0], known)
+            raise BadInput(f"{flag}: playbook {playbook.name!r} has no stage tagged {', '.join(map(repr, unknown))}"
+                           + (f" (did you mean {close!r}?)" if close else ""),
+                           hint=f"its tags: {', '.join(sorted(known)) or 'none'}")
+
+
 def run_playbook(
     playbook: Playbook,
     inventory: Inventory,
@@ -153,6 +166,7 @@ def run_playbook(
     Host failures never raise: they are in the report (`failed_stage`, per-host errors).
     `params` overrides stage parameters by stage name (e.g. check-net's --mode)."""
     load_builtin_steps()
+    check_tags(playbook, tags, skip_tags)
     started = time.monotonic()
     report = RunReport(playbook.name, check)
     hosts = list(executor.hosts)

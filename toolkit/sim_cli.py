@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from toolkit.errors import BadInput
 from toolkit.sim.layout import HARDWARE, MAX_HOSTS
@@ -34,6 +32,8 @@ def _opts(name: str, root: Path, **kw: Any) -> Any:
 
 
 def _progress(enabled: bool) -> Any:
+    from rich.text import Text
+
     from toolkit.render import err
 
     def show(msg: str) -> None:
@@ -44,6 +44,9 @@ def _progress(enabled: bool) -> Any:
 
 
 def _render_status(data: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     from toolkit.render import out
 
     if not data.get("hosts"):

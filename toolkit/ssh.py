@@ -7,6 +7,7 @@ import codecs
 import os
 import select
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -126,6 +127,16 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
     return "".join(chunks["stdout"]), "".join(chunks["stderr"])
 
 
+def _dial(host: str, port: int, timeout: float) -> socket.socket:
+    """The TCP connection, with Nagle off as OpenSSH does. paramiko leaves Nagle on, and each
+    of its small request packets then waits for the server's delayed ACK: about 40 ms per
+    command round trip and per key-exchange step (measured: a trivial command 50 -> 7-17 ms,
+    connection set-up 78 -> 36 ms)."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class SSHConnection:
     """fabric Connection with verified host keys, explicit auth settings and typed errors."""
 
@@ -146,6 +157,7 @@ class SSHConnection:
         self.accept_new = accept_new_host_keys
         self.ssh_config_path = ssh_config_path
         self._conn: FabricConnection | None = None
+        self._open_lock = threading.Lock()  # two stages' threads (or a background query) may open at once
 
     def _connect_kwargs(self) -> dict[str, object]:
         kwargs: dict[str, object] = {
@@ -171,8 +183,12 @@ class SSHConnection:
         return value
 
     def open(self) -> None:
-        if self._conn is not None and self._conn.is_connected:
-            return
+        with self._open_lock:
+            if self._conn is not None and self._conn.is_connected:
+                return
+            self._open()
+
+    def _open(self) -> None:
         overrides: dict[str, object] = {"load_ssh_configs": True}
         if self.ssh_config_path:
             overrides["ssh_config_path"] = self.ssh_config_path
@@ -195,6 +211,8 @@ class SSHConnection:
         client.set_missing_host_key_policy(VerifyingPolicy(self.name, accept_new=self.accept_new, record_to=self.record_to))
         where = f"{conn.user}@{conn.host}:{conn.port}"
         try:
+            if conn.gateway is None:  # a ProxyJump/ProxyCommand from ~/.ssh/config brings its own channel
+                conn.connect_kwargs["sock"] = _dial(conn.host, conn.port, self.host.connect_timeout)
             conn.open()
         except HostError:
             raise
@@ -206,6 +224,8 @@ class SSHConnection:
                 f"authentication failed for {where}: {exc}",
                 hint="check user and key_file (or password_env) in the inventory and the host's authorized_keys",
             ) from None
+        except ConnectionRefusedError:
+            raise ConnectError(self.name, f"cannot connect to {where}: Connection refused", hint="is sshd running and the port open?") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             reason = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()})) or "refused"
             raise ConnectError(self.name, f"cannot connect to {where}: {reason}", hint="is sshd running and the port open?") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,9 @@ def test_batch_round_trip_through_real_bash() -> None:
         Fact("fails", "echo partial; echo oops >&2; exit 3", lambda r: r),
         Fact("marker-lookalike", "echo '@@notthenonce@@ rc=0'", lambda r: r),
         Fact("empty", "true", lambda r: r),
+        Fact("no-newline", "printf 'last line without newline'", lambda r: r),
+        Fact("slow", "echo started; echo from-background; exit 4", lambda r: r, background=True),
+        Fact("slow-too", "printf 'x'", lambda r: r, background=True),
     ]
     script = batch_script(facts, "abc123")
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout
@@ -103,6 +107,23 @@ def test_batch_round_trip_through_real_bash() -> None:
     assert parts["fails"] == Raw("partial\n", 3)  # stderr dropped, exit code kept
     assert parts["marker-lookalike"].stdout == "@@notthenonce@@ rc=0\n"
     assert parts["empty"] == Raw("", 0)
+    assert parts["no-newline"] == Raw("last line without newline\n", 0)
+    assert parts["slow"] == Raw("started\nfrom-background\n", 4) and parts["slow-too"] == Raw("x\n", 0)
+    assert out.count("@@abc123@@ rc=") == len(facts)  # every fact once, background ones after the rest
+
+
+def test_batch_background_facts_run_alongside_the_others() -> None:
+    # the foreground fact waits (bounded) for a file the background fact creates: it can only
+    # finish with exit 0 if both really run at the same time
+    with tempfile.TemporaryDirectory() as tmp:
+        flag = f"{tmp}/flag"
+        facts = [
+            Fact("waits", f"for i in $(seq 1 100); do [ -e {flag} ] && exit 0; sleep 0.05; done; exit 1", lambda r: r),
+            Fact("creates", f"touch {flag}; echo made", lambda r: r, background=True),
+        ]
+        out = subprocess.run(["bash", "-c", batch_script(facts, "n1")], capture_output=True, text=True, timeout=30).stdout
+    parts = split_batch(out, "n1")
+    assert parts["waits"] == Raw("", 0) and parts["creates"] == Raw("made\n", 0)
 
 
 def test_batch_truncated_output_leaves_missing_facts_absent() -> None:

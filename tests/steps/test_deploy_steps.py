@@ -50,11 +50,15 @@ class Cluster:
         self.env_content: dict[str, str] = {}
 
     def state_lines(self, h: Host) -> str:
-        return "\n".join([
-            f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"env_sha={h.env_sha or ''}", f"key_sha={h.key_sha or ''}",
-            f"raylet={'100 ' if h.raylet else ''}", f"gcs={'101 ' if h.gcs else ''}",
-            f"vllm={h.vllm_pid} 30" if h.vllm_pid else "vllm=", f"vllm_all={h.vllm_pid or ''}", "workers=",
-        ])
+        lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
+        lines += [f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha]
+        if h.raylet:
+            lines.append("proc 100 40 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x")
+        if h.gcs:
+            lines.append("proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x")
+        if h.vllm_pid:
+            lines.append(f"proc {h.vllm_pid} 30 python3 -m vllm.entrypoints.openai.api_server --model /m")
+        return "\n".join(lines)
 
     def __call__(self, name: str, script: str) -> tuple[int, str, str]:
         h = self.hosts[name]
@@ -299,3 +303,61 @@ def test_run_command_gives_deploy_playbooks_the_plan(setup: tuple[Any, Cluster, 
     connect, _ = fake_factory(cluster)
     report = api.run("up", inv, api.Options(), connect=connect)
     assert report.ok and any(h.status == "changed" for s in report.stages for h in s.hosts.values())
+
+
+def _snapshot(ok: bool, nodes: dict[str, int]) -> Any:
+    from concurrent.futures import Future
+
+    from toolkit.result import Result
+
+    future: Future[Any] = Future()
+    future.set_result(Result("n0", "ray snapshot", 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", "", 1.5))
+    return future
+
+
+def run_with_snapshot(inv: Any, cluster: Cluster, plan: Any, snapshot: Any) -> RunReport:
+    connect, _ = fake_factory(cluster)
+    with Executor(inv.hosts, connect=connect) as ex:
+        return run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None, "ray_snapshot": snapshot})
+
+
+def test_ray_ready_takes_the_background_snapshot_only_when_no_ray_node_changed(setup: tuple[Any, Cluster, Any]) -> None:
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    everyone = {"10.0.0.1": 1, "10.0.0.2": 1}
+
+    def ray_ready(report: RunReport) -> dict[str, Any]:
+        return next(s for s in report.stages if s.name == "ray-ready").hosts["n0"].data
+
+    unchanged = run_with_snapshot(inv, cluster, plan, _snapshot(True, everyone))
+    assert unchanged.ok and ray_ready(unchanged).get("snapshot") is True and ray_ready(unchanged)["npu"] == 2
+    # the snapshot says a node is missing: Ray is asked again (and the live fake has both nodes)
+    short = run_with_snapshot(inv, cluster, plan, _snapshot(False, {"10.0.0.1": 1}))
+    assert short.ok and "snapshot" not in ray_ready(short) and ray_ready(short)["npu"] == 2
+    # a worker's Ray node died and is restarted in this run: the older snapshot is not trusted
+    cluster.hosts["n1"].raylet = False
+    restarted = run_with_snapshot(inv, cluster, plan, _snapshot(True, everyone))
+    assert restarted.ok and "snapshot" not in ray_ready(restarted)
+    assert any("start Ray worker" in o for o in ops(restarted)["ray-workers"])
+    # a snapshot that failed (lost connection, Ray not up) is just ignored
+    from concurrent.futures import Future
+
+    from toolkit.errors import ConnectError
+
+    broken: Future[Any] = Future()
+    broken.set_exception(ConnectError("n0", "connection lost"))
+    settle(cluster, inv, plan)
+    again = run_with_snapshot(inv, cluster, plan, broken)
+    assert again.ok and "snapshot" not in ray_ready(again)
+
+
+def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster, Any]) -> None:
+    from toolkit.errors import BadInput
+    from toolkit.runner import check_tags
+
+    with pytest.raises(BadInput) as err:
+        check_tags(load_playbook("up"), None, {"vlm"})
+    assert "--skip-tags" in err.value.message and "'vlm'" in err.value.message and "did you mean 'vllm'" in err.value.message
+    assert "env, ray, verify, vllm" in (err.value.hint or "")
+    check_tags(load_playbook("up"), {"ray"}, {"vllm"})  # known tags pass

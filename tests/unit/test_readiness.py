@@ -71,12 +71,25 @@ def test_latest_error_wins_and_unknown_is_none() -> None:
 
 
 def test_parse_state_and_helpers() -> None:
-    raw = Raw("ray_hash=abc\nvllm_hash=\nenv_sha=e1\nkey_sha=\nraylet=10 11 \ngcs=12 \nvllm=300 95\nvllm_all=300 301 \nworkers=400\n", 0)
+    # captured from a simulated head running Ray and vLLM (TP 2), arguments cut as the host cuts them
+    raw = Raw(
+        "ray_hash=abc\nvllm_hash=\npidfile=300\n"
+        "sha e1  .ascend-deploy/c/env\n"
+        "proc 10     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/ray-c/s\n"
+        "proc 11     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/ray-d/s\n"
+        "proc 12     321 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/ray-c/logs\n"
+        "proc 300     95 python3 -m vllm.entrypoints.openai.api_server --model /m --served-model-name m\n"
+        "proc 301     12 /venv/bin/python3 /venv/bin/vllm serve /m --port 8001\n"
+        "proc 400     90 ray::RayWorkerProc.run\nproc 401 88 VLLM::EngineCore\n", 0)
     st = parse_state(raw)
     assert (st.ray_hash, st.vllm_hash, st.raylet_pids, st.gcs_pids, st.vllm_pid, st.vllm_uptime_s) == ("abc", None, (10, 11), (12,), 300, 95)
-    assert st.stray_vllm_pids == (301,) and st.worker_pids == (400,) and st.ray_running and not st.clean
-    empty = parse_state(Raw("ray_hash=\nvllm_hash=\nenv_sha=\nkey_sha=\nraylet=\ngcs=\nvllm=\nvllm_all=\nworkers=\n", 0))
+    assert (st.env_sha256, st.key_sha256) == ("e1", None)
+    assert st.stray_vllm_pids == (301,) and st.worker_pids == (400, 401) and st.ray_running and not st.clean
+    empty = parse_state(Raw("ray_hash=\nvllm_hash=\npidfile=\n", 0))
     assert empty.clean and empty.vllm_pid is None
+    # a stale pid file whose pid now belongs to something else is not a server
+    reused = parse_state(Raw("pidfile=300\nproc 300 5 sleep 100\n", 0))
+    assert reused.vllm_pid is None and reused.clean
     assert parse_nic(Raw("enp67s0f5@if12\n", 0)) == "enp67s0f5" and parse_nic(Raw("", 0)) is None
     assert parse_reach(Raw("open\n", 0)) == (True, "")
     assert parse_reach(Raw("closed Connection refused\n", 0)) == (False, "Connection refused")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from toolkit.checks import Problem
-from toolkit.plugin_api import DEVICE_CLASS, HBM_GIB
+from toolkit.hardware import DEVICE_CLASS, HBM_GIB
 from toolkit.checks.pings import PingResult
 from toolkit.facts.hccn import DeviceFacts
 from toolkit.inventory import Inventory, ResolvedHost

@@ -30,6 +30,7 @@ class Fact(Generic[T]):
     command: str
     parse: Callable[[Raw], T]
     setup: bool = True  # run after the host's setup lines (needed for venv Python, Ascend env)
+    background: bool = False  # slow: runs concurrently with the batch's other facts
 
 
 def needs_setup(facts: Iterable[Fact[Any]]) -> bool:
@@ -37,12 +38,32 @@ def needs_setup(facts: Iterable[Fact[Any]]) -> bool:
 
 
 def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
-    """One shell script that prints every fact's output between unique markers."""
-    parts = []
+    """One shell script that prints every fact's output between unique markers.
+
+    The output is collected on the host and written once: printed as it comes it reaches the
+    controller as ~100 small SSH packets per host, and paramiko's per-packet Python work was
+    two thirds of check-net's controller CPU per host (27 ms -> 8 ms measured at 16 hosts).
+    A timeout loses nothing the caller could use: a timed-out run raises, partial or not."""
+    facts = list(facts)
+    slow = [f for f in facts if f.background]
+    parts = ["__facts=$("]
+    if slow:  # started first, each into its own file in a private folder, printed after the rest
+        parts.append("__bg=$(mktemp -d)")
+        for i, fact in enumerate(slow):
+            parts.append(f"{{ ( {fact.command}\n) > \"$__bg/{i}\" 2>/dev/null </dev/null; echo $? > \"$__bg/{i}.rc\"; }} &")
     for fact in facts:
+        if fact.background:
+            continue
         parts.append(f"echo '@@{nonce}@@ {fact.name}'")
         parts.append(f"( {fact.command}\n) 2>/dev/null </dev/null")
         parts.append(f"echo \"@@{nonce}@@ rc=$?\"")
+    if slow:
+        parts.append("wait")
+        for i, fact in enumerate(slow):
+            parts.append(f"echo '@@{nonce}@@ {fact.name}'; cat \"$__bg/{i}\"; echo \"@@{nonce}@@ rc=$(cat \"$__bg/{i}.rc\" 2>/dev/null || echo 255)\"")
+        parts.append('rm -rf "$__bg"')
+    parts.append(")")
+    parts.append('printf \'%s\\n\' "$__facts"')
     return "\n".join(parts)
 
 
@@ -53,8 +74,10 @@ def sections(stdout: str, nonce: str) -> Iterator[tuple[str, str, int]]:
     tag: str | None = None
     lines: list[str] = []
     for line in stdout.splitlines():
-        if line.startswith(marker):
-            rest = line[len(marker):]
+        if marker in line:
+            before, _, rest = line.partition(marker)
+            if before and tag is not None:  # output without a final newline: the marker follows on its line
+                lines.append(before)
             if rest.startswith("rc=") and tag is not None:
                 code = int(rest[3:]) if rest[3:].lstrip("-").isdigit() else 255
                 yield tag, "\n".join(lines) + ("\n" if lines else ""), code

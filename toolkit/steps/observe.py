@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
+from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.plan import ray_temp_dir
-from toolkit.remote import q
+from toolkit.plan import Plan, ray_temp_dir
+from toolkit.readiness import Probe
+from toolkit.remote import compose, q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.deploy import _curl, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
 
 
 @step("status_probe", read_only=True, needs_plan=True)
 def status_probe(ctx: StepContext) -> Iterator[Op]:
-    """Ray and vLLM processes on the host; on the head also Ray's node list, /health and /v1/models."""
+    """Ray and vLLM processes on the host; on the head also Ray's node list, /health and /v1/models.
+    One round trip per host: on the head the Ray query (a Ray driver, about 2 s) runs
+    concurrently with the process listing and the HTTP probes."""
     plan = ctx.shared["plan"]
     p = Paths.of(ctx.inventory.name)
-    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    facts = [state_fact(ctx.inventory.name)]
+    head = ctx.host.name == plan.head.name
+    if head:
+        facts += [ray_nodes_fact(plan, p, ctx.host.env, ctx.host.setup), http_fact(plan, p)]
+    values = ctx.facts(facts)
+    state = values["deploy_state"]
     ctx.data.update(
         ray_running=state.ray_running,
         gcs_running=bool(state.gcs_pids),
@@ -28,21 +37,43 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
         ray_hash=state.ray_hash,
         vllm_hash=state.vllm_hash,
     )
-    if ctx.host.name != plan.head.name:
+    if not head:
         return
     if state.gcs_pids:
-        res = ctx.session.run(
-            f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)} 2>/dev/null",
-            timeout=60, check=False)
-        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RAYWAIT ")), None)
-        ctx.data["ray_nodes"] = json.loads(line[8:])["nodes"] if line else None
+        ctx.data["ray_nodes"] = values["ray_nodes"]
     if state.vllm_pid or state.stray_vllm_pids:
-        probe = parse_probe(ctx.session.run(probe_command(plan, p), timeout=30, check=False, setup=False).stdout)
+        probe, models = values["http"]
         ctx.data.update(health=probe.health, last_log_line=probe.last_line)
         if probe.health == 200:
-            code, models = parse_answer("models", ctx.session.run(_curl(plan, p, "/v1/models", None), timeout=30, check=False, setup=False).stdout)
-            ctx.data["models"] = models if code == 200 else None
+            ctx.data["models"] = models
     yield from ()
+
+
+def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable[str]) -> Fact[dict[str, float] | None]:
+    """Ray's live nodes (address -> NPUs), asked only where Ray's GCS runs; runs in the background."""
+    query = compose(f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)} 2>/dev/null", env=env, setup=setup)
+    command = f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n{query}"
+
+    def parse(raw: Raw) -> dict[str, float] | None:
+        line = next((ln for ln in raw.stdout.splitlines() if ln.startswith("RAYWAIT ")), None)
+        return json.loads(line[8:])["nodes"] if line else None
+
+    return Fact("ray_nodes", command, parse, setup=False, background=True)
+
+
+_MODELS = "--- models"
+
+
+def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
+    """The server's pid, /health and last log line; /v1/models too when healthy."""
+    command = f"{probe_command(plan, p)}\nif [ \"$health\" = 200 ]; then echo {q(_MODELS)}; {_curl(plan, p, '/v1/models', None)}; fi"
+
+    def parse(raw: Raw) -> tuple[Probe, list[str] | None]:
+        probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")
+        code, models = parse_answer("models", models_text) if models_text else (None, None)
+        return parse_probe(probe_text), models if code == 200 else None
+
+    return Fact("http", command, parse, setup=False)
 
 
 def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
