@@ -74,12 +74,16 @@ $(BENCH_VENV)/.installed:
 	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check 'ansible-core==2.19.14' 'matplotlib>=3.8'
 	touch $@
 
+# Both byte-compile the toolkit first, as `pip install` does (an environment with
+# PYTHONDONTWRITEBYTECODE would otherwise recompile it at every CLI start).
 bench-checknet: system-deps venv host-env $(BENCH_VENV)/.installed
+	$(VENV)/bin/python -m compileall -q toolkit plugins
 	$(VENV)/bin/python bench/checknet_bench.py --sizes 8,32,64 --runs 3
 	$(BENCH_VENV)/bin/python bench/plot.py docs/benchmarks.json
 
 bench-lifecycle: system-deps venv host-env
-	$(VENV)/bin/python bench/lifecycle_bench.py --hosts 2 --runs 3
+	$(VENV)/bin/python -m compileall -q toolkit plugins
+	$(VENV)/bin/python bench/lifecycle_bench.py --hosts 2 --ray-hosts 8 --runs 3
 
 bench: bench-sim bench-checknet bench-lifecycle
 

@@ -16,11 +16,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
 
 from _report import machine, publish  # noqa: E402
 from toolkit.sim import cluster  # noqa: E402
@@ -55,68 +59,165 @@ def ray_query_command(inv_path: Path) -> tuple[str, str, str]:
     return head.address, bash(compose(command, env=dict(head.env), setup=head.setup), timeout=60), head.key_file or ""
 
 
+def health_poller(url: str, stop: threading.Event, seen: list[float]) -> None:
+    """Poll /health every 20 ms from this machine; record the wall-clock time of the first 200."""
+    while not stop.is_set() and not seen:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as resp:
+                if resp.status == 200:
+                    seen.append(time.time())
+                    return
+        except OSError:
+            pass
+        stop.wait(0.02)
+
+
+def healthy_at(data: dict) -> float | None:
+    """When `up`'s ready stage saw /health answer 200 (wall clock)."""
+    for stage in (data.get("run") or {}).get("stages", []):
+        if stage.get("name") == "ready":
+            for host in stage.get("hosts", {}).values():
+                if host.get("data", {}).get("healthy_at"):
+                    return float(host["data"]["healthy_at"])
+    return None
+
+
+def measure(inv_path: Path, name: str, runs: int, extra: list[str]) -> dict[str, float]:
+    """Medians of status, no-op up (with and without preflight), the Ray query and a round trip."""
+    address, script, key = ray_query_command(inv_path)
+    known = SIM_ROOT / name / "known_hosts"
+    with tempfile.TemporaryDirectory(dir="/run") as ctl:
+        ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes", "-o", f"ControlPath={ctl}/%h"]
+        subprocess.run([*ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-fN", f"root@{address}"], check=True)
+        samples: dict[str, list[float]] = {"status": [], "up": [], "up_skip": [], "ray_query": [], "rtt": []}
+        for _ in range(runs):
+            samples["status"].append(cli("status", str(inv_path))[0])
+            wall, data = cli("up", str(inv_path), *extra)
+            assert data.get("ok") and data["changed"] is False, f"up was not a no-op: {json.dumps(data)[:2000]}"
+            samples["up"].append(wall)
+            samples["up_skip"].append(cli("up", str(inv_path), "--skip-preflight", *extra)[0])
+            t = time.monotonic()
+            subprocess.run([*ssh, f"root@{address}", script], check=True, capture_output=True)
+            samples["ray_query"].append(time.monotonic() - t)
+            t = time.monotonic()
+            subprocess.run([*ssh, f"root@{address}", "true"], check=True)
+            samples["rtt"].append(time.monotonic() - t)
+        subprocess.run([*ssh, "-O", "exit", f"root@{address}"], capture_output=True)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def full_cluster(hosts: int, runs: int) -> tuple[dict[str, float], list[float]]:
+    """Real Ray + vLLM (TP = hosts, one rank per host): readiness lag of a fresh `up`, then medians."""
+    inv_path = SIM_ROOT / "bench-lifecycle.yaml"
+    opts = SimOptions(name="benchlife", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts)
+    cluster.down(opts)
+    cluster.up(opts)
+    lags: list[float] = []
+    try:
+        from toolkit import api
+
+        url = api.plan(api.load(inv_path, api.Options())).endpoint.rsplit("/v1", 1)[0] + "/health"  # as this machine reaches it
+        for attempt in range(runs):
+            if attempt:
+                subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT, check=True)
+            stop, seen = threading.Event(), []
+            poller = threading.Thread(target=health_poller, args=(url, stop, seen), daemon=True)
+            poller.start()
+            wall, data = cli("up", str(inv_path))
+            stop.set()
+            poller.join(5)
+            if not data.get("ok"):
+                raise SystemExit(f"up failed: {json.dumps(data)[:3000]}")
+            noticed = healthy_at(data)
+            if seen and noticed:
+                lags.append(noticed - seen[0])
+            print(f"up {wall:.1f}s, readiness noticed {lags[-1] if lags else float('nan'):.2f}s after /health first answered 200", flush=True)
+        return measure(inv_path, "benchlife", runs, []), lags
+    finally:
+        subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT)
+        cluster.down(opts)
+
+
+def ray_cluster(hosts: int, runs: int) -> dict[str, float]:
+    """Ray only (vLLM's 8 ranks do not fit this machine): `up --skip-tags vllm`, then medians."""
+    inv_path = SIM_ROOT / f"bench-lifecycle-{hosts}.yaml"
+    opts = SimOptions(name="benchray", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts // 2)
+    cluster.down(opts)
+    cluster.up(opts)
+    try:
+        data = yaml.safe_load(inv_path.read_text())
+        data["serve"]["pipeline_parallel_size"] = 2  # a valid plan for the tiny model (4 heads): TP 4 x PP 2
+        inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        wall, result = cli("up", str(inv_path), "--skip-preflight", "--skip-tags", "vllm")
+        if not result.get("ok"):
+            raise SystemExit(f"up (Ray only) failed: {json.dumps(result)[:3000]}")
+        return measure(inv_path, "benchray", runs, ["--skip-tags", "vllm"])
+    finally:
+        subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT)
+        cluster.down(opts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--hosts", type=int, default=2, help="hosts of the full (Ray + vLLM) cluster")
+    parser.add_argument("--ray-hosts", type=int, default=8, help="hosts of the Ray-only cluster (0: skip)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lifecycle-benchmarks.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
-    inv_path = SIM_ROOT / "bench-lifecycle.yaml"
-    opts = SimOptions(name="benchlife", hosts=args.hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=args.hosts)
-    cluster.down(opts)
-    cluster.up(opts)
-    rows = []
-    try:
-        wall, data = cli("up", str(inv_path))
-        if not data.get("ok"):
-            raise SystemExit(f"up failed: {json.dumps(data)[:3000]}")
-        address, script, key = ray_query_command(inv_path)
-        known = SIM_ROOT / "benchlife" / "known_hosts"
-        with tempfile.TemporaryDirectory(dir="/run") as ctl:
-            ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes", "-o", f"ControlPath={ctl}/%h"]
-            subprocess.run([*ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-fN", f"root@{address}"], check=True)
-            samples: dict[str, list[float]] = {"status": [], "up": [], "up_skip": [], "ray_query": [], "rtt": []}
-            for _ in range(args.runs):
-                samples["status"].append(cli("status", str(inv_path))[0])
-                wall, data = cli("up", str(inv_path))
-                assert data["changed"] is False, "up was not a no-op"
-                samples["up"].append(wall)
-                samples["up_skip"].append(cli("up", str(inv_path), "--skip-preflight")[0])
-                t = time.monotonic()
-                subprocess.run([*ssh, f"root@{address}", script], check=True, capture_output=True)
-                samples["ray_query"].append(time.monotonic() - t)
-                t = time.monotonic()
-                subprocess.run([*ssh, f"root@{address}", "true"], check=True)
-                samples["rtt"].append(time.monotonic() - t)
-            subprocess.run([*ssh, "-O", "exit", f"root@{address}"], capture_output=True)
-        med = {k: statistics.median(v) for k, v in samples.items()}
-        rows.append(med)
-        print(med, flush=True)
-    finally:
-        subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT)
-        cluster.down(opts)
-    m = rows[0]
-    bound = m["ray_query"] + m["rtt"]
+    full, lags = full_cluster(args.hosts, args.runs)
+    print(full, flush=True)
+    rows = [(f"{args.hosts} hosts, Ray + vLLM (TP {args.hosts})", full)]
+    if args.ray_hosts:
+        ray_only = ray_cluster(args.ray_hosts, args.runs)
+        print(ray_only, flush=True)
+        rows.append((f"{args.ray_hosts} hosts, Ray only (`--skip-tags vllm`)", ray_only))
     lines = [
         "# status and no-op up",
         "",
-        f"Generated by `make bench-lifecycle` (bench/lifecycle_bench.py) on {machine()}; {args.hosts} simulated hosts, "
-        f"real Ray and vLLM (TP={args.hosts}, one rank per host); median of {args.runs} runs.",
+        f"Generated by `make bench-lifecycle` (bench/lifecycle_bench.py) on {machine()}; real Ray and vLLM on simulated hosts; "
+        f"median of {args.runs} runs. vLLM's CPU build needs about 2 GB per rank, so the 8-host cluster runs Ray only "
+        "(`up --skip-tags vllm`: the stages up to Ray, as the issue allows); the 2-host cluster runs the whole stack.",
         "",
         "The slowest remote command both must run is asking Ray for its node list: a Ray driver on the head "
         "(`ray.nodes()`), the only way to know that every host's node is alive with its NPUs (a raylet process can run "
         "without having joined). It is timed here over a warm multiplexed OpenSSH connection, plus one round trip.",
         "",
-        "| command | wall (s) | bound: Ray query + 1 round trip (s) | ratio | target |",
-        "|---|---|---|---|---|",
-        f"| status | {m['status']:.2f} | {bound:.2f} | {m['status'] / bound:.2f}x | <= 1.5x |",
-        f"| up (no-op, with preflight) | {m['up']:.2f} | {bound:.2f} | {m['up'] / bound:.2f}x | <= 1.5x (+ the preflight's own pings) |",
-        f"| up --skip-preflight (no-op) | {m['up_skip']:.2f} | {bound:.2f} | {m['up_skip'] / bound:.2f}x | <= 1.5x |",
+        "| cluster | command | wall (s) | bound: Ray query + 1 round trip (s) | ratio | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, m in rows:
+        bound = m["ray_query"] + m["rtt"]
+        lines += [
+            f"| {label} | status | {m['status']:.2f} | {bound:.2f} | {m['status'] / bound:.2f}x | <= 1.5x |",
+            f"| {label} | up --skip-preflight (no-op) | {m['up_skip']:.2f} | {bound:.2f} | {m['up_skip'] / bound:.2f}x | <= 1.5x |",
+            f"| {label} | up (no-op, with preflight) | {m['up']:.2f} | {bound:.2f} | {m['up'] / bound:.2f}x | (preflight pings on top) |",
+        ]
+    lines += [""]
+    for label, m in rows:
+        lines.append(f"- {label}: Ray query alone {m['ray_query']:.2f} s; round trip {m['rtt'] * 1000:.0f} ms.")
+    if lags:
+        lines += [
+            "",
+            "## Readiness",
+            "",
+            f"A fresh `up` on the {args.hosts}-host cluster, with a poller on this machine asking `/health` every 20 ms: `up` noticed "
+            f"vLLM ready {', '.join(f'{x:.2f}' for x in lags)} s after `/health` first answered 200 (median {statistics.median(lags):.2f} s; "
+            "target <= 1 s). Its ready stage probes every 0.5 s over the open SSH connection.",
+        ]
+    lines += [
         "",
-        f"Ray query alone: {m['ray_query']:.2f} s; round trip: {m['rtt'] * 1000:.0f} ms. The CLI's own start-up "
-        "(about 0.4 s CPU) is inside every toolkit number.",
+        "## What bounds the rest",
+        "",
+        "- The CLI's start-up is inside every toolkit number: about 0.35 s of CPU importing pydantic, typer/rich, then",
+        "  0.15 s for paramiko/cryptography (and invoke, which paramiko's config module imports) on the first connection.",
+        "- Then one SSH connection per host (about 40 ms with TCP_NODELAY; it was about 80 ms with paramiko's default",
+        "  Nagle, which also cost about 40 ms per command round trip) and the server's first session (about 50 ms here,",
+        "  for OpenSSH's client too).",
+        "- `status` is one round trip per host: on the head the Ray query runs in the background while the process",
+        "  listing and the HTTP probes run. A no-op `up` starts the same query at once, concurrently with the preflight",
+        "  and the env and Ray stages; `ray-ready` takes its answer when no Ray node was (re)started in the run.",
     ]
     publish(args.out, lines)
 

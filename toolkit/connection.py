@@ -36,6 +36,11 @@ class Connection(Protocol):
         """`stdin` is fed to the command: the way to hand a host a secret (never in argv)."""
         ...
 
+    def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
+        """Start `script`; return when it prints the line `until` (it keeps running until the
+        returned release closes its stdin; it also ends if we die) or when it exits (None)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -87,6 +92,39 @@ class LocalConnection:
             for line in err.splitlines():
                 on_output("stderr", line)
         return Result(self.name, script, proc.returncode, out, err, time.monotonic() - started)
+
+    def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
+        started = time.monotonic()
+        proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        lines: list[str] = []
+        found = threading.Event()
+
+        def reader() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.rstrip("\n") == until:
+                    found.set()
+                    return
+            found.set()
+
+        threading.Thread(target=reader, daemon=True).start()
+        if not found.wait(timeout):
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise _timed_out(self.name, timeout, script, started, "".join(lines))
+        if lines and lines[-1].rstrip("\n") == until:
+            def release() -> None:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.close()
+                    proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+            return Result(self.name, script, 0, "".join(lines), "", time.monotonic() - started), release
+        out, err = proc.communicate(timeout=timeout)
+        return Result(self.name, script, proc.returncode, "".join(lines) + out, err, time.monotonic() - started), None
 
     def close(self) -> None:
         with self._lock:

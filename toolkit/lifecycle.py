@@ -7,15 +7,17 @@ import io
 import os
 import tarfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.connection import Connection
-from toolkit.errors import BadInput
+from toolkit.errors import BadInput, HostError
 from toolkit.executor import EventSink, _no_events
 from toolkit.facts.deploy import Paths
 from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.lock import ClusterLocked, Held, cluster_lock
 from toolkit.plan import Plan, plan_to_dict, ray_temp_dir
 from toolkit.playbook import load_playbook
 from toolkit.remote import q
@@ -55,6 +57,7 @@ class UpReport:
     failed_stage: str | None = None
     duration: float = 0.0
     check: bool = False
+    lock: Held | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +106,7 @@ class UpReport:
             "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
             "answers": self.answers(),
             "serving": self.serving,
+            "notes": self.lock.notes if self.lock else [],
             "examples": self.examples() if self.serving else {},
             "preflight": self.preflight.to_dict() if self.preflight is not None else None,
             "run": self.run.to_dict() if self.run else None,
@@ -175,8 +179,10 @@ def up(
     key = read_api_key(inventory)
     if record is not None:
         record(inventory.path)
-    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor, ExitStack() as held:
         report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor, local), check=opts.check)
+        if not opts.check:  # --check changes nothing: no lock
+            report.lock = held.enter_context(cluster_lock(executor, _head_of(executor, report.plan), inventory.name, "up"))
         shared: dict[str, Any] = {"plan": report.plan, "api_key": key}
         if not opts.check:
             shared["ray_snapshot"] = _ray_snapshot(executor, report.plan)
@@ -200,6 +206,10 @@ def up(
     return report
 
 
+def _head_of(executor: Any, plan: Plan) -> ResolvedHost:
+    return next(h for h in executor.hosts if h.name == plan.head.name)
+
+
 def _ray_snapshot(executor: Any, plan: Plan) -> "Future[Any]":
     """Ask Ray for its nodes on the head in the background while the other stages run (see
     `ray_snapshot_command`); the thread ends with its command, or when the executor closes."""
@@ -209,7 +219,7 @@ def _ray_snapshot(executor: Any, plan: Plan) -> "Future[Any]":
     from toolkit.steps.deploy import ray_snapshot_command
 
     future: Future[Any] = Future()
-    head = next(h for h in executor.hosts if h.name == plan.head.name)
+    head = _head_of(executor, plan)
 
     def query() -> None:
         try:
@@ -255,6 +265,8 @@ class DownReport:
     inventory: str
     run: RunReport
     duration: float = 0.0
+    lock: Held | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -274,7 +286,9 @@ class DownReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "inventory": self.inventory, "duration": round(self.duration, 3), "hosts": self.hosts(), "run": self.run.to_dict()}
+        notes = self.notes + (self.lock.notes if self.lock else [])
+        return {"ok": self.ok, "inventory": self.inventory, "duration": round(self.duration, 3), "hosts": self.hosts(), "notes": notes,
+                "run": self.run.to_dict()}
 
 
 def down(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, connect: Callable[[ResolvedHost], Connection] | None = None) -> DownReport:
@@ -283,9 +297,20 @@ def down(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, conne
 
     _require_all_hosts(opts, "down")
     started = time.monotonic()
-    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+    lock: Held | None = None
+    notes: list[str] = []
+    with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor, ExitStack() as held:
+        if not opts.check:
+            try:
+                lock = held.enter_context(cluster_lock(executor, inventory.head, inventory.name, "down"))
+            except ClusterLocked:
+                raise
+            except HostError as exc:  # an unreachable head must not stop the others from being cleaned
+                notes.append(f"no cluster lock: the head is unreachable ({exc.message})")
         run = run_playbook(load_playbook("down"), inventory, executor, check=opts.check)
-    return DownReport(str(inventory.path), run, time.monotonic() - started)
+    report = DownReport(str(inventory.path), run, time.monotonic() - started, lock)
+    report.notes.extend(notes)
+    return report
 
 
 # ---------------------------------------------------------------------------- status

@@ -361,7 +361,13 @@ def _stage_table(rows: list[tuple[str, float, str]]) -> Table:
     return table
 
 
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(Text("note: ", style="yellow") + Text(note))
+
+
 def render_up(report: Any) -> None:
+    _notes(report.lock.notes if report.lock else [])
     if report.preflight is not None and not report.preflight.ok:
         render_check_net(report.preflight)
         err.print(Text("up stopped at preflight: ", style="bold red") + Text("fix the problems above, or re-run with --skip-preflight"))
@@ -400,6 +406,7 @@ def render_up(report: Any) -> None:
 
 
 def render_down(report: Any) -> None:
+    _notes(report.notes + (report.lock.notes if report.lock else []))
     table = Table(box=None, pad_edge=False, header_style="dim")
     table.add_column("host")
     table.add_column("stopped")

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import paramiko
 from fabric import Config
@@ -265,6 +266,50 @@ class SSHConnection:
             self.close()
             raise ConnectError(self.name, "connection lost while running a command (no exit status)")
         return Result(self.name, script, code, out, err, time.monotonic() - started)
+
+    def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
+        """Start `script` and return when it prints the line `until` (it then runs on, holding
+        something, until the returned release closes its stdin) or when it exits (release None).
+        The channel belongs to this process: if we die, sshd closes it and the script ends."""
+        self.open()
+        assert self._conn is not None and self._conn.transport is not None
+        started = time.monotonic()
+        try:
+            chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
+            chan.exec_command(bash(script))
+            out = b""
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                text = out.decode(errors="replace")
+                if until in text.splitlines():
+                    break
+                if chan.exit_status_ready() and not chan.recv_ready():
+                    rest, err_text = _read_channel(chan, time.monotonic() + 10, None)
+                    code = chan.recv_exit_status()
+                    chan.close()
+                    return Result(self.name, script, code, text + rest, err_text, time.monotonic() - started), None
+                if time.monotonic() - started > timeout:
+                    chan.close()
+                    raise _timed_out(self.name, timeout, script, started, text)
+                select.select([chan], [], [], 0.2)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(self.name, f"connection lost while taking a lock: {exc or type(exc).__name__}") from None
+
+        def release() -> None:
+            try:
+                chan.shutdown_write()  # the script's `read` sees EOF and ends
+                until_t = time.monotonic() + 5
+                while not chan.exit_status_ready() and time.monotonic() < until_t:
+                    select.select([chan], [], [], 0.1)
+                    while chan.recv_ready():
+                        chan.recv(65536)
+            except (paramiko.SSHException, OSError, EOFError):
+                pass
+            finally:
+                chan.close()
+
+        return Result(self.name, script, 0, text, "", time.monotonic() - started), release
 
     def close(self) -> None:
         if self._conn is not None:

@@ -45,6 +45,11 @@ class FakeConnection:
                 on_output("stdout", line)
         return Result(self.name, script, rc, out, err, time.monotonic() - started)
 
+    def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
+        """Answered by the handler like `run`; held (with a no-op release) if `until` is a line of its output."""
+        result = self.run(script, timeout=timeout)
+        return result, ((lambda: None) if until in result.stdout.splitlines() else None)
+
     def close(self) -> None:
         self.closed += 1
 

@@ -115,6 +115,11 @@ def load_text(text: str, file: str) -> Document:
     smap = SourceMap(file)
     try:
         nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids: it has an offset, not a mark
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InvalidFile(file, [InputIssue(file, line, "", f"not valid YAML: character {what} is not allowed ({exc.reason})",
+                                            "remove control characters (a copy-paste from a terminal?)")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

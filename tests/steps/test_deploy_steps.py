@@ -62,6 +62,8 @@ class Cluster:
 
     def __call__(self, name: str, script: str) -> tuple[int, str, str]:
         h = self.hosts[name]
+        if "flock -n 9" in script:  # the cluster lock (tests/unit/test_lock.py runs it for real)
+            return 0, "LOCKED\n", ""
         facts = NONCE.findall(script)
         if facts:
             out = []

@@ -160,7 +160,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     start = shlex.join(hp.ray_argv)
     yield Op(
         f"mkdir -p {q(p.dir)} && {source_env(p)} && rm -f {q(p.ray_hash)} && "
-        f"{{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 || {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}",
+        f"(umask 077; : > {q(p.ray_log)}) && {{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 || {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}",
         f"start Ray {role} on {hp.address} with {len(hp.devices)} NPU ({', '.join(reasons)})",
         timeout=RAY_START_TIMEOUT + 15,
     )
@@ -261,7 +261,7 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
                                    f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, {npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)"))
 
     command = (
-        f"{source_env(p)} && {ray_nodes_command(plan, expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
+        f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && {source_env(p)} && {ray_nodes_command(plan, expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
         f"|| {{ rc=$?; tail -n 5 {q(p.dir + '/ray-wait.err')} >&2; exit $rc; }}"
     )
     result = ctx.session.run(command, timeout=wait + 60, check=False, on_output=on_line)
