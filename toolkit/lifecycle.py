@@ -393,6 +393,13 @@ def logs(inventory: Inventory, opts: Any, *, tail: int | None = None, out_dir: P
     from toolkit import api
 
     started = time.monotonic()
+    if not tail:  # before collecting anything: a bad --out fails in a second, not after the download
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"--out {out_dir}: cannot create the folder ({exc.strerror})", hint="pick a writable folder") from None
+        if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
+            raise BadInput(f"--out {out_dir}: not a writable folder", hint="pick a writable folder")
     name = "logs-tail" if tail else "logs"
     params = {"tail": {"lines": tail}} if tail else None
     with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:

@@ -106,7 +106,15 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
         ask(changed["endpoint"], "wrong-key")
     assert KEY not in lab.ssh(1, "ps -eo args").stdout  # never on a command line
     assert lab.ssh(1, "cd \"$HOME\" && stat -c %a .ascend-deploy/e2e/api-key .ascend-deploy/e2e/env").stdout.split() == ["600", "600"]
-    assert KEY not in json.dumps(changed)
+    assert KEY not in json.dumps(changed) and KEY not in err
+    for i in (1, 2):  # every file the tool wrote on a host (env, key, markers, logs, pid, lock) is 0600
+        modes = lab.ssh(i, "cd \"$HOME\" && find .ascend-deploy -type f -exec stat -c '%a %n' {} +").stdout.splitlines()
+        assert modes and all(m.startswith("600 ") for m in modes), modes
+    for args in (("up", inv, *serve, "--check"), ("plan", inv, *serve), ("show-vars", inv, *serve)):
+        r = cli(*args, cwd=lab.inventory.parent, timeout=300, env={"E2E_KEY": KEY})
+        assert r.returncode in (0, 1) and KEY not in r.stdout + r.stderr, args
+        r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=300, env={"E2E_KEY": KEY})
+        assert KEY not in r.stdout + r.stderr, args
     code, status, err = run(lab, "status", inv, *serve, key=True)
     assert code == 0 and status["hosts"][0]["models"] == ["tiny-llama"], err
 

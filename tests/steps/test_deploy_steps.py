@@ -363,3 +363,20 @@ def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster
     assert "--skip-tags" in err.value.message and "'vlm'" in err.value.message and "did you mean 'vllm'" in err.value.message
     assert "env, ray, verify, vllm" in (err.value.hint or "")
     check_tags(load_playbook("up"), {"ray"}, {"vllm"})  # known tags pass
+
+
+def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+    from toolkit import lifecycle
+    from toolkit.errors import BadInput, ConnectError
+
+    inv, cluster, plan = setup
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    connect, made = fake_factory(cluster, open_errors={h.name: ConnectError(h.name, "down") for h in inv.hosts})
+    with pytest.raises(BadInput) as err:
+        lifecycle.logs(inv, api.Options(), out_dir=not_a_folder / "sub", connect=connect)
+    assert "--out" in err.value.message and made == {}  # refused before any connection
+    nested = tmp_path / "a" / "b"
+    report = lifecycle.logs(inv, api.Options(), out_dir=nested, connect=connect)
+    assert nested.is_dir() and report.archive and Path(report.archive).parent == nested
+    assert all(h["error"] for h in report.hosts.values())  # the unreachable hosts are named, not lost

@@ -80,10 +80,11 @@ def test_parse_state_and_helpers() -> None:
         "proc 12     321 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/ray-c/logs\n"
         "proc 300     95 python3 -m vllm.entrypoints.openai.api_server --model /m --served-model-name m\n"
         "proc 301     12 /venv/bin/python3 /venv/bin/vllm serve /m --port 8001\n"
-        "proc 400     90 ray::RayWorkerProc.run\nproc 401 88 VLLM::EngineCore\n", 0)
+        "proc 400     90 ray::RayWorkerProc.run\nproc 401 88 VLLM::EngineCore\n"
+        "proc 500      3 timeout 120 /venv/bin/python3 /venv/bin/ray start --head --port 6379\n", 0)
     st = parse_state(raw)
     assert (st.ray_hash, st.vllm_hash, st.raylet_pids, st.gcs_pids, st.vllm_pid, st.vllm_uptime_s) == ("abc", None, (10, 11), (12,), 300, 95)
-    assert (st.env_sha256, st.key_sha256) == ("e1", None)
+    assert (st.env_sha256, st.key_sha256) == ("e1", None) and st.starter_pids == (500,)
     assert st.stray_vllm_pids == (301,) and st.worker_pids == (400, 401) and st.ray_running and not st.clean
     empty = parse_state(Raw("ray_hash=\nvllm_hash=\npidfile=\n", 0))
     assert empty.clean and empty.vllm_pid is None

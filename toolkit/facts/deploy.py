@@ -16,6 +16,8 @@ from toolkit.remote import q
 RAY_PATTERN = "[r]aylet/raylet|[g]cs_server"
 VLLM_PATTERN = "[v]llm.entrypoints.openai.api_server|[v]llm serve"
 WORKER_PATTERN = "[R]ayWorkerWrapper|[R]ayWorkerProc|[V]llmWorker|[E]ngineCore"
+#: A `ray start` still in flight (e.g. its `up` was interrupted: the host finishes it on its own).
+STARTER_PATTERN = "[r]ay start"
 
 
 def state_dir(cluster: str) -> str:
@@ -74,6 +76,7 @@ class DeployState:
     vllm_uptime_s: int | None
     stray_vllm_pids: tuple[int, ...]  # vLLM servers not in the pid file (lost state, manual starts)
     worker_pids: tuple[int, ...]  # Ray worker / engine processes holding NPUs
+    starter_pids: tuple[int, ...] = ()  # `ray start` commands still running
 
     @property
     def ray_running(self) -> bool:
@@ -81,7 +84,7 @@ class DeployState:
 
     @property
     def clean(self) -> bool:
-        return not (self.raylet_pids or self.gcs_pids or self.vllm_pid or self.stray_vllm_pids or self.worker_pids)
+        return not (self.raylet_pids or self.gcs_pids or self.vllm_pid or self.stray_vllm_pids or self.worker_pids or self.starter_pids)
 
 
 def state_command(cluster: str) -> str:
@@ -89,7 +92,7 @@ def state_command(cluster: str) -> str:
     the pid file). It runs at every stage barrier, so it is kept to four processes: one pgrep per
     pattern and a file read per marker made it 70 ms per stage on a busy host, about 15 ms now."""
     p = Paths.of(cluster)
-    pattern = "|".join((RAY_PATTERN, VLLM_PATTERN, WORKER_PATTERN))
+    pattern = "|".join((RAY_PATTERN, VLLM_PATTERN, WORKER_PATTERN, STARTER_PATTERN))
     return "; ".join([
         'r() { local v=; [ -r "$2" ] && read -r v < "$2"; echo "$1=$v"; }',
         f"r ray_hash {q(p.ray_hash)}",
@@ -110,6 +113,7 @@ _RAYLET = re.compile(r"raylet/raylet")
 _GCS = re.compile(r"gcs_server")
 _VLLM = re.compile(VLLM_PATTERN.replace("[", "").replace("]", ""))
 _WORKER = re.compile(WORKER_PATTERN.replace("[", "").replace("]", ""))
+_STARTER = re.compile(STARTER_PATTERN.replace("[", "").replace("]", ""))
 
 
 def parse_state(raw: Raw) -> DeployState:
@@ -152,6 +156,7 @@ def parse_state(raw: Raw) -> DeployState:
         vllm_uptime_s=uptime,
         stray_vllm_pids=tuple(p for p in matching(_VLLM) if p != vllm_pid),
         worker_pids=matching(_WORKER),
+        starter_pids=matching(_STARTER),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from toolkit.errors import CommandFailed
 from toolkit.executor import Event
-from toolkit.facts.deploy import RAY_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
+from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
 from toolkit.plan import HostPlan, Plan
 from toolkit.readiness import Probe, wait_ready
 from toolkit.remote import q
@@ -77,9 +77,14 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
 
 
 def ray_stop_command() -> str:
-    """`ray stop` asks nicely first; `--force` only if something is still alive after it."""
+    """End any `ray start` still in flight (it would start daemons after the stop), then `ray
+    stop`, asking nicely first; `--force` only if something is still alive after it."""
+    starters = f"pgrep -u \"$(id -u)\" -f '{STARTER_PATTERN}'"
     return (
         "command -v ray >/dev/null || { echo 'ray is not on PATH (check the setup lines)' >&2; exit 127; }; "
+        f"s=$({starters} | tr '\\n' ' '); if [ -n \"$s\" ]; then kill -TERM $s 2>/dev/null; "
+        f"for i in $(seq 1 25); do {starters} >/dev/null || break; sleep 0.2; done; "
+        f"s=$({starters} | tr '\\n' ' '); [ -n \"$s\" ] && kill -KILL $s 2>/dev/null; fi; "
         "ray stop >/dev/null 2>&1; "
         f"if pgrep -u \"$(id -u)\" -f '{RAY_PATTERN}' >/dev/null; then ray stop --force >/dev/null 2>&1; fi; true"
     )
@@ -152,7 +157,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     ctx.data.update(ray_hash=wanted, started=bool(reasons), reason=", ".join(reasons))
     if not reasons:
         return
-    if state.ray_running or state.gcs_pids:
+    if state.ray_running or state.gcs_pids or state.starter_pids:  # starters: an interrupted run's `ray start`
         if hp.role == "head":
             yield Op(stop_vllm_command(p), "stop vLLM first (it runs on this Ray cluster)", timeout=STOP_WAIT_S + 15)
         yield Op(ray_stop_command(), f"stop Ray ({', '.join(reasons)})", timeout=90)
