@@ -218,6 +218,14 @@ def main() -> None:
         "- `status` is one round trip per host: on the head the Ray query runs in the background while the process",
         "  listing and the HTTP probes run. A no-op `up` starts the same query at once, concurrently with the preflight",
         "  and the env and Ray stages; `ray-ready` takes its answer when no Ray node was (re)started in the run.",
+        '- The Ray query itself is slower inside our runs than alone (about 2.0-2.2 s against 1.6 s): it is a Python',
+        '  process on the head that imports Ray, and here the head, every other simulated host and the controller share',
+        "  2 cores, so our own start-up and the other hosts' stage commands compete with it. On a real cluster the",
+        '  controller and the head are different machines.',
+        '- What is left, then, is the fixed 0.6-0.7 s of a Python CLI with these libraries (imports, then the first',
+        '  connection) on top of a 1.6 s bound: that keeps `status` and a no-op `up` at 1.6-1.9x here. Not yet tried:',
+        '  paramiko without fabric (fabric pulls in invoke, and invoke unittest.mock and asyncio: about 60 ms), building',
+        '  the pydantic models lazily, and a Ray query that skips the driver start (GCS client: a private Ray API).',
     ]
     publish(args.out, lines)
 

@@ -71,18 +71,32 @@ def _options(limit: Optional[str], forks: Optional[int], verbose: bool, check: b
     return api.Options(limit=limit, forks=forks, verbose=verbose, check=check, accept_new_host_keys=accept, overrides=overrides or [])
 
 
+def _progress(verbose: bool, as_json: bool) -> Any:
+    """Live progress on a terminal; nothing (and no rich import) for `--json` without `-v`."""
+    if as_json and not verbose:
+        from toolkit.jsonout import Quiet
+
+        return Quiet()
+    from toolkit import render
+
+    return render.Progress(verbose=verbose, enabled=not as_json)
+
+
 def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _finish(report: Any, as_json: bool, render_table: Any) -> NoReturn:
-    """Print a report (JSON document or tables) and exit 0 if it is ok, else 1."""
-    from toolkit import render
-
+def _finish(report: Any, as_json: bool, renderer: str) -> NoReturn:
+    """Print a report (JSON document, or the tables of `toolkit.render.<renderer>`) and exit 0 if
+    it is ok, else 1. The renderer is named, so `--json` never imports the terminal stack."""
     if as_json:
-        render.print_json(report.to_dict())
+        from toolkit.jsonout import print_json
+
+        print_json(report.to_dict())
     else:
-        render_table(report)
+        from toolkit import render
+
+        getattr(render, renderer)(report)
     _exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -119,7 +133,7 @@ def facts(
 
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
-    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+    with _progress(verbose, json_) as progress:
         report = api.facts(inv, opts, emit=progress)
     if json_:
         stage = report.stages[0]
@@ -156,15 +170,14 @@ def run(
     skip_tags: Annotated[Optional[str], typer.Option("--skip-tags", help="Skip stages with one of these tags (comma list).")] = None,
 ) -> None:
     """Run a playbook: its stages in order, a barrier after each, stopping at the first stage that fails on any host. With --check, facts are read but nothing is changed, and each host's would-be commands are printed."""
-    from toolkit import render
 
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
     opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
-    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+    with _progress(verbose, json_) as progress:
         report = api.run(playbook, inv, opts, emit=progress)
-    _finish(report, json_, render.render_report)
+    _finish(report, json_, "render_report")
 
 
 @app.command("check-net", epilog=EPILOG)
@@ -181,16 +194,15 @@ def check_net(
     accept_new_host_keys: AcceptKeysOpt = False,
 ) -> None:
     """NPU + network preflight in seconds: per NPU (npu-smi health, hccn_tool IP, link, net_health, optical, TLS switch, LLDP), card-to-card pings across hosts, the NIC that owns each host's address, routes and reachability of the head's Ray port, versions, model directory and clock on every host. Each problem names host, NPU, check, what was seen, what was expected and what to do. Exit 0 when clean, 1 when any problem is found."""
-    from toolkit import render
     from toolkit.checks.pings import MODES
 
     if mode not in MODES:
         raise BadInput(f"--mode {mode!r} is not one of {', '.join(MODES)}")
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, False, accept_new_host_keys, set_)
-    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+    with _progress(verbose, json_) as progress:
         report = api.check_net(inv, opts, mode=mode, packets=packets, emit=progress)
-    _finish(report, json_, render.render_check_net)
+    _finish(report, json_, "render_check_net")
 
 
 @app.command("show-vars", epilog=EPILOG)
@@ -304,16 +316,16 @@ def up(
     env or Ray change restarts Ray and vLLM; after a failure, the next `up` resumes. Records the
     inventory so `status`, `logs` and `down` can omit it. Stops at the first failed stage with the
     host, the cause and the log tail."""
-    from toolkit import lifecycle, render
+    from toolkit import lifecycle
     from toolkit.state import record_inventory
 
     inv = _inventory(inventory, set_)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, set_)
     opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
-    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+    with _progress(verbose, json_) as progress:
         report = lifecycle.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
-    _finish(report, json_, render.render_up)
+    _finish(report, json_, "render_up")
 
 
 @app.command(epilog=EPILOG)
@@ -330,13 +342,13 @@ def down(
     markers, env and key files, and verify nothing is left: no vLLM or Ray process, no process on
     the NPUs (npu-smi). Probes the live hosts (works after a partial `up`, lost local state, or on
     clean hosts); idempotent; an unreachable host is reported and the others are still cleaned."""
-    from toolkit import lifecycle, render
+    from toolkit import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, None)
-    with render.Progress(verbose=verbose, enabled=not json_) as progress:
+    with _progress(verbose, json_) as progress:
         report = lifecycle.down(inv, opts, emit=progress)
-    _finish(report, json_, render.render_down)
+    _finish(report, json_, "render_down")
 
 
 @app.command(epilog=EPILOG)
@@ -349,13 +361,13 @@ def status(
 ) -> None:
     """Per host: reachable, Ray running, Ray node alive with its NPU count; on the head the vLLM pid,
     uptime, /health, served models and the endpoint. Exit 1 unless every node is alive and vLLM is healthy."""
-    from toolkit import lifecycle, render
+    from toolkit import lifecycle
 
     inv = _inventory(inventory, set_)
     opts = _options(None, None, False, False, accept_new_host_keys, set_)
-    with render.Progress(verbose=False, enabled=not json_) as progress:
+    with _progress(False, json_) as progress:
         report = lifecycle.status(inv, opts, emit=progress)
-    _finish(report, json_, render.render_status)
+    _finish(report, json_, "render_status")
 
 
 @app.command(epilog=EPILOG)
@@ -370,13 +382,13 @@ def logs(
 ) -> None:
     """Collect from every host the vLLM log, Ray logs, env file, `npu-smi info`, `hccn_tool` outputs
     and versions into one local tar.gz (mode 0600; the API key is never included)."""
-    from toolkit import lifecycle, render
+    from toolkit import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(host, None, False, False, accept_new_host_keys, None)
-    with render.Progress(verbose=False, enabled=not json_) as progress:
+    with _progress(False, json_) as progress:
         report = lifecycle.logs(inv, opts, tail=tail, out_dir=out_dir, emit=progress)
-    _finish(report, json_, render.render_logs)
+    _finish(report, json_, "render_logs")
 
 
 # ------------------------------------------------------------------ sampling options (ask, generate)
@@ -430,7 +442,7 @@ def ask(
 ) -> None:
     """Send one request to the deployed endpoint and print the answer, latency, time to first token
     (with --stream) and token counts. The API key comes from the variable serve.api_key_env names."""
-    from toolkit import ask as ask_mod, lifecycle, render
+    from toolkit import ask as ask_mod, lifecycle
 
     if prompt is None and inventory is not None and not inventory.exists():
         prompt, inventory = str(inventory), None
@@ -442,7 +454,7 @@ def ask(
                        beam_width, stream, plan.runtime.beam_search, plan.runtime.structured_output)
     report = ask_mod.ask(plan.endpoint, plan.served_name.value, prompt, params, chat=chat, stream=stream,
                          api_key=lifecycle.read_api_key(inv), timeout=timeout)
-    _finish(report, json_, render.render_ask)
+    _finish(report, json_, "render_ask")
 
 
 @app.command(epilog=EPILOG)
@@ -476,7 +488,7 @@ def generate(
     throughput. Refuses while a vLLM server holds the devices unless --stop-server."""
     import json as _json
 
-    from toolkit import lifecycle, render
+    from toolkit import lifecycle
 
     inv = _inventory(inventory, set_)
     params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema, beam=False)
@@ -495,13 +507,13 @@ def generate(
                 sys.stdout.write(line)
                 sys.stdout.flush()
 
-        with render.Progress(verbose=verbose, enabled=not json_) as progress:
+        with _progress(verbose, json_) as progress:
             report = lifecycle.generate(inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress)
     finally:
         if sink is not None:
             sink.close()
     report.out = str(out) if out is not None else None
-    _finish(report, json_, render.render_generate)
+    _finish(report, json_, "render_generate")
 
 
 from toolkit.sim_cli import sim_app  # noqa: E402
@@ -531,8 +543,6 @@ def _wants_json(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: maps typed errors and signals to exit codes."""
-    from toolkit import render
-
     args = sys.argv[1:] if argv is None else argv
     as_json = _wants_json(args)
 
@@ -546,9 +556,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_FAILED)
     except ToolkitError as exc:
+        from toolkit import render
+
         render.render_error(exc, as_json=as_json)
         code = exc.exit_code
     except KeyboardInterrupt:
+        from toolkit import render
+
         render.render_error(Interrupted(), as_json=as_json)
         code = EXIT_INTERRUPTED
     sys.exit(code)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ from rich.text import Text
 
 from toolkit.errors import ToolkitError
 from toolkit.executor import Event
-from toolkit.result import plain
+from toolkit.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
 from toolkit.runner import RunReport
 
 def _width() -> int | None:
@@ -44,22 +43,6 @@ STATUS_STYLE = {
     "skipped": "dim",
     "running": "blue",
 }
-
-
-def _json_default(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return plain(value)
-    if isinstance(value, ToolkitError):
-        return value.to_dict()
-    return str(value)
-
-
-def print_json(data: Any) -> None:
-    """One JSON document on stdout (no rich markup, no wrapping). Indented for a terminal; compact
-    when piped, where the C encoder is many times faster on large reports."""
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(data, indent=indent, default=_json_default, sort_keys=False) + "\n")
-    sys.stdout.flush()
 
 
 def render_error(exc: ToolkitError, *, as_json: bool) -> None:

@@ -87,31 +87,6 @@ def test_second_up_or_down_is_refused_while_one_runs_and_the_holder_is_named(lab
     clean(lab)
 
 
-def test_ctrl_c_while_ray_starts_stops_promptly_names_what_runs_and_down_cleans(lab: SimLab) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        proc = start(lab, "up", str(lab.inventory), *RAY_ONLY)
-        try:
-            wait_for("the Ray head to start", lambda: "gcs_server" in ray_procs(lab, 1))
-            sent = time.monotonic()
-            proc.send_signal(sig)
-            out, err = proc.communicate(timeout=60)
-            took = time.monotonic() - sent
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 130, (sig, out[-2000:], err[-2000:])
-        assert took < 20, f"{sig!r}: took {took:.1f}s to stop"
-        data = json.loads(out)
-        assert data["ok"] is False and data["error"]["kind"] == "interrupted"
-        assert "was running on:" in data["error"]["message"] and f"{NAME}-" in data["error"]["message"], data
-        assert "ascend-deploy down" in data["error"]["hint"]
-        clean(lab)
-    # and the next up recovers from the half-started cluster
-    code, data, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)
-    assert code == 0 and data["ok"], (data, err)
-    clean(lab)
-
-
 # ------------------------------------------------------------------ injection
 
 MARK = "adinj"
@@ -243,3 +218,109 @@ def test_each_sim_fault_stops_up_at_the_preflight_before_ray(lab: SimLab, kind: 
     assert any(p["host"] == f"{NAME}-2" or f"{NAME}-2 " in p["observed"] for p in problems), problems
     assert data["run"] is None  # no stage of `up` ran
     assert ray_procs(lab, 1) == "" and ray_procs(lab, 2) == ""
+
+
+# ------------------------------------------------------------------ Ctrl-C in every stage of up
+
+HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'  # a setup line: every command on that host waits while $HOME/hold exists
+
+
+def hold(lab: SimLab, index: int, on: bool) -> None:
+    lab.ssh(index, 'cd "$HOME" && ' + ("touch hold" if on else "rm -f hold"))
+
+
+def starting(lab: SimLab, index: int) -> bool:
+    return lab.ssh(index, "pgrep -f '[r]ay start' >/dev/null && echo yes || true").stdout.strip() == "yes"
+
+
+def vllm_running(lab: SimLab) -> bool:
+    return lab.ssh(1, "pgrep -f '[v]llm.entrypoints' >/dev/null && echo yes || true").stdout.strip() == "yes"
+
+
+def held(lab: SimLab, index: int) -> bool:
+    """A command on that host is waiting in the HOLD setup line."""
+    return lab.ssh(index, "pgrep -f '[H]OME/hold' >/dev/null && echo yes || true").stdout.strip() == "yes"
+
+
+#: stage -> (extra `up` arguments, hosts held from the start, (when, host) to hold later, when to send the signal)
+STAGES: dict[str, tuple[list[str], list[int], tuple[Any, int] | None, Any]] = {
+    "env": (RAY_ONLY, [2], None, lambda lab: held(lab, 2)),
+    "ray-head": (RAY_ONLY, [], None, lambda lab: starting(lab, 1)),
+    "ray-workers": (RAY_ONLY, [], None, lambda lab: starting(lab, 2)),
+    # the head is idle while the worker starts Ray: hold it then, so ray-ready's query waits on it
+    "ray-ready": (RAY_ONLY, [], (lambda lab: starting(lab, 2), 1), lambda lab: held(lab, 1)),
+    "vllm|ready": (["--skip-preflight", "--set", "serve.tensor_parallel_size=2"], [], None, vllm_running),
+}
+CASES = [(stage, signal.SIGINT) for stage in STAGES] + [("ray-workers", signal.SIGTERM)]
+
+
+@pytest.mark.parametrize("stage,sig", CASES, ids=[f"{s}-{g.name}" for s, g in CASES])
+def test_interrupt_in_each_stage_of_up(lab: SimLab, tmp_path: Path, stage: str, sig: signal.Signals) -> None:
+    import yaml
+
+    extra, hold_first, hold_later, ready = STAGES[stage]
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
+    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
+    inv = tmp_path / "held.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    for i in hold_first:
+        hold(lab, i, True)
+    proc = start(lab, "up", str(inv), *extra)
+    try:
+        if hold_later is not None:
+            when, host = hold_later
+            wait_for("the moment to hold", lambda: when(lab) or proc.poll() is not None, timeout=240)
+            hold(lab, host, True)
+        wait_for(f"stage {stage}", lambda: ready(lab) or proc.poll() is not None, timeout=240)
+        assert proc.poll() is None, "up ended before the signal"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for i in (1, 2):
+            hold(lab, i, False)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert took < 20, f"took {took:.1f}s to stop"
+    error = json.loads(out)["error"]
+    assert error["kind"] == "interrupted" and "ascend-deploy down" in error["hint"]
+    names = stage.split("|")
+    assert any(f"({name})" in error["message"] for name in names), error["message"]
+    clean(lab)  # nothing left anywhere after down, whatever was in flight
+    code, result, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)  # and the next up recovers
+    assert code == 0 and result["ok"], (result, err)
+    clean(lab)
+
+
+# ------------------------------------------------------------------ vLLM faults
+
+TP2 = ["--set", "serve.tensor_parallel_size=2"]
+
+
+def test_readiness_timeout_names_the_stage_and_shows_the_log(lab: SimLab) -> None:
+    code, data, _ = run(lab, "up", str(lab.inventory), "--skip-preflight", *TP2, "--set", "serve.ready_timeout=3")
+    assert code == 1 and data["failed_stage"] == "ready", json.dumps(data)[:2000]
+    error = stage_error(data, "ready")
+    assert error["host"] == f"{NAME}-1" and error["stage"] == "ready"
+    assert "is not healthy after" in error["message"] and "serve.ready_timeout" in error["message"] and error["details"]
+    clean(lab)
+
+
+def test_missing_model_on_the_head_fails_fast_when_the_preflight_is_skipped(lab: SimLab) -> None:
+    from toolkit.sim import faults
+
+    lab.fault(1, "missing-model")
+    try:
+        started = time.monotonic()
+        code, data, _ = run(lab, "up", str(lab.inventory), "--skip-preflight", *TP2)
+        took = time.monotonic() - started
+    finally:
+        faults.clear(lab.opts)
+    assert code == 1 and data["failed_stage"] == "ready", json.dumps(data)[:2000]
+    error = stage_error(data, "ready")
+    assert "vLLM exited" in error["message"] and error["details"], error
+    assert took < 240  # it stopped when the server died, not at the 30-minute readiness timeout
+    clean(lab)

@@ -16,6 +16,8 @@ from toolkit.remote import q
 RAY_PATTERN = "[r]aylet/raylet|[g]cs_server"
 VLLM_PATTERN = "[v]llm.entrypoints.openai.api_server|[v]llm serve"
 WORKER_PATTERN = "[R]ayWorkerWrapper|[R]ayWorkerProc|[V]llmWorker|[E]ngineCore"
+#: vLLM's own engine processes (not Ray's): stopped with the server.
+VLLM_ENGINE_PATTERN = "[V]llmWorker|[E]ngineCore"
 #: A `ray start` still in flight (e.g. its `up` was interrupted: the host finishes it on its own).
 STARTER_PATTERN = "[r]ay start"
 

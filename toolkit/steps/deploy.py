@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from toolkit.errors import CommandFailed
 from toolkit.executor import Event
-from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
+from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_ENGINE_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
 from toolkit.plan import HostPlan, Plan
 from toolkit.readiness import Probe, wait_ready
 from toolkit.remote import q
@@ -61,10 +61,12 @@ def vllm_hash(plan: Plan, key: str | None) -> str:
 
 
 def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
-    """TERM the server (pid file, then any vLLM server of this user), wait, then KILL."""
+    """TERM the server (pid file, then any vLLM server of this user) and vLLM's own engine
+    processes, wait, then KILL. The engine must be named too: a server stopped while it still
+    starts can leave its EngineCore behind, holding the NPUs (found by the Ctrl-C tests)."""
     find = f"cat {q(p.vllm_pid)} 2>/dev/null"
     if strays:
-        find += f"; pgrep -u \"$(id -u)\" -f '{VLLM_PATTERN}'"
+        find += f"; pgrep -u \"$(id -u)\" -f '{VLLM_PATTERN}|{VLLM_ENGINE_PATTERN}'"
     return (
         f"pids=$( ( {find} ) | sort -u | tr '\\n' ' '); "
         "alive=''; for p in $pids; do kill -0 $p 2>/dev/null && alive=\"$alive $p\"; done; "

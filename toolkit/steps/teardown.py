@@ -21,8 +21,9 @@ def vllm_stop(ctx: StepContext) -> Iterator[Op]:
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
     pids = ([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)
     ctx.data["vllm_pids"] = pids
-    if pids:
-        yield Op(stop_vllm_command(Paths.of(ctx.inventory.name)), f"stop vLLM (pid {', '.join(map(str, pids))})", timeout=STOP_WAIT_S + 15)
+    if pids or state.worker_pids:  # an engine left by a server stopped mid-start
+        what = f"pid {', '.join(map(str, pids))}" if pids else "its engine processes"
+        yield Op(stop_vllm_command(Paths.of(ctx.inventory.name)), f"stop vLLM ({what})", timeout=STOP_WAIT_S + 15)
 
 
 @step("ray_stop")
