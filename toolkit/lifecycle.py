@@ -182,10 +182,10 @@ def up(
     with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor, ExitStack() as held:
         report = UpReport(str(inventory.path), plan or _plan_for(inventory, executor, local), check=opts.check)
         if not opts.check:  # --check changes nothing: no lock
-            report.lock = held.enter_context(cluster_lock(executor, _head_of(executor, report.plan), inventory.name, "up"))
+            report.lock = held.enter_context(cluster_lock(executor, inventory.head, inventory.name, "up"))
         shared: dict[str, Any] = {"plan": report.plan, "api_key": key}
         if not opts.check:
-            shared["ray_snapshot"] = _ray_snapshot(executor, report.plan)
+            shared["ray_snapshot"] = _ray_snapshot(executor, inventory.head, report.plan)
         if not skip_preflight:
             run = run_playbook(load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}})
             pre = build(inventory, run, "rail")
@@ -206,11 +206,7 @@ def up(
     return report
 
 
-def _head_of(executor: Any, plan: Plan) -> ResolvedHost:
-    return next(h for h in executor.hosts if h.name == plan.head.name)
-
-
-def _ray_snapshot(executor: Any, plan: Plan) -> "Future[Any]":
+def _ray_snapshot(executor: Any, head: ResolvedHost, plan: Plan) -> "Future[Any]":
     """Ask Ray for its nodes on the head in the background while the other stages run (see
     `ray_snapshot_command`); the thread ends with its command, or when the executor closes."""
     from concurrent.futures import Future
@@ -219,7 +215,6 @@ def _ray_snapshot(executor: Any, plan: Plan) -> "Future[Any]":
     from toolkit.steps.deploy import ray_snapshot_command
 
     future: Future[Any] = Future()
-    head = _head_of(executor, plan)
 
     def query() -> None:
         try:
