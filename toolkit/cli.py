@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
@@ -565,4 +566,23 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
         render.render_error(Interrupted(), as_json=as_json)
         code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        _exit_promptly(code)
     sys.exit(code)
+
+
+def _exit_promptly(code: int, grace: float = 5.0) -> None:
+    """After Ctrl-C/SIGTERM the report is out; a host thread still inside a remote call (it was
+    told to stop, but a channel read may take a moment) must not keep the process alive, since
+    the interpreter joins pool threads at exit."""
+    import os
+    import threading
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -54,6 +54,9 @@ class Session:
     stream_output: bool = False
     default_timeout: float | None = None
     commands: int = field(default=0)
+    #: set when the run is interrupted: a step still looping in a pool thread (a readiness wait)
+    #: must not reconnect and go on, or the process could not exit until that loop ended
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
     def name(self) -> str:
@@ -73,6 +76,8 @@ class Session:
         """Run one command with the host's environment and setup lines.
 
         `check=True` turns a non-zero exit into `CommandFailed` carrying the result."""
+        if self.cancelled.is_set():
+            raise HostError(self.name, "cancelled: the run was interrupted", stage=self.stage)
         merged_env = {**self.host.env, **(env or {})} if setup else dict(env or {})
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
@@ -129,6 +134,7 @@ class Executor:
         self._lock = threading.Lock()
         self.running: dict[str, str] = {}
         self._cut_short: dict[str, str] = {}  # hosts whose work Ctrl-C interrupted in this thread
+        self.cancelled = threading.Event()
 
     def __enter__(self) -> "Executor":
         return self
@@ -138,6 +144,8 @@ class Executor:
 
     def session(self, host: ResolvedHost, stage: str | None = None, timeout: float | None = None) -> Session:
         """A session for `host`, opening its connection on first use and reusing it after."""
+        if self.cancelled.is_set():
+            raise HostError(host.name, "cancelled: the run was interrupted", stage=stage)
         with self._lock:
             if host.name in self._broken:
                 raise self._broken[host.name]
@@ -152,7 +160,7 @@ class Executor:
             with self._lock:
                 self._broken[host.name] = exc
             raise
-        return Session(host, conn, self.emit, stage, self.stream_output, timeout)
+        return Session(host, conn, self.emit, stage, self.stream_output, timeout, cancelled=self.cancelled)
 
     def map(
         self,
@@ -213,6 +221,7 @@ class Executor:
 
     def _interrupted(self) -> Interrupted:
         running = {**self.running, **self._cut_short}
+        self.cancelled.set()  # before closing: a looping step must not reopen its connection
         self.close()
         where = ", ".join(f"{h} ({s})" for h, s in sorted(running.items())) or "nothing"
         return Interrupted(f"interrupted; was running on: {where}", hint="run `ascend-deploy down` to clean up anything left running")

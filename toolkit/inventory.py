@@ -33,10 +33,10 @@ HARDWARE_KINDS = ("910B", "910B1", "910B2", "910B3", "910B4", "A3", "300I-Duo")
 
 #: Keys that would put a secret inline; each points at the reference field to use instead.
 SECRET_KEYS = {
-    "password": "password_env",
-    "passphrase": "key_passphrase_env",
-    "api_key": "api_key_env",
-    "token": "api_key_env",
+    "password": "password_env (or password_file)",
+    "passphrase": "key_passphrase_env (or key_passphrase_file)",
+    "api_key": "api_key_env (or api_key_file)",
+    "token": "api_key_env (or api_key_file)",
 }
 
 
@@ -98,6 +98,8 @@ class HostSettings(_Strict):
     key_file: str | None = Field(None, description="private key for SSH (default: ~/.ssh/config, agent, ~/.ssh/id_*)")
     password_env: str | None = Field(None, description="name of a local environment variable holding the SSH password")
     key_passphrase_env: str | None = Field(None, description="name of a local environment variable holding the key passphrase")
+    password_file: str | None = Field(None, description="local file (~ expanded) holding the SSH password; keep it 0600")
+    key_passphrase_file: str | None = Field(None, description="local file (~ expanded) holding the key passphrase; keep it 0600")
     connection: Literal["ssh", "local"] | None = Field(None, description="'local' runs on the control machine itself")
     nic: str | None = Field(None, description="NIC for GLOO/TP/HCCL sockets; 'auto' = the NIC that owns the address")
     devices: list[int] | None = Field(None, description="NPU physical ids to use, ascending")
@@ -158,6 +160,8 @@ class ResolvedHost(BaseModel):
     key_file: str | None
     password_env: str | None
     key_passphrase_env: str | None
+    password_file: str | None
+    key_passphrase_file: str | None
     connection: Literal["ssh", "local"]
     nic: str
     devices: tuple[int, ...]
@@ -328,7 +332,7 @@ def _issues_from_validation(
             owner = model_at(root, tuple(loc[:-1]) if loc else ())
             choices = list(owner.model_fields) if owner else []
             if key in SECRET_KEYS:
-                hint = f"secrets are never inline: put it in an environment variable and set {SECRET_KEYS[key]}"
+                hint = f"secrets are never inline: put it in an environment variable or a 0600 file and set {SECRET_KEYS[key]}"
             else:
                 guess = did_you_mean(key, choices)
                 hint = f"did you mean '{guess}'?" if guess else (f"known keys: {', '.join(choices)}" if choices else None)

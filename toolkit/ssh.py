@@ -171,17 +171,34 @@ class SSHConnection:
             if not key.is_file():
                 raise AuthError(self.name, f"key file {key} not found", hint="fix key_file in the inventory or create the key")
             kwargs.update(key_filename=str(key), look_for_keys=False, allow_agent=False)
-        if self.host.key_passphrase_env:
-            kwargs["passphrase"] = self._secret(self.host.key_passphrase_env)
-        if self.host.password_env:
-            kwargs["password"] = self._secret(self.host.password_env)
+        passphrase = self._secret("key_passphrase", self.host.key_passphrase_env, self.host.key_passphrase_file)
+        if passphrase is not None:
+            kwargs["passphrase"] = passphrase
+        password = self._secret("password", self.host.password_env, self.host.password_file)
+        if password is not None:
+            kwargs["password"] = password
         return kwargs
 
-    def _secret(self, var: str) -> str:
-        value = os.environ.get(var)
-        if value is None:
-            raise AuthError(self.name, f"environment variable {var} is not set", hint=f"export {var}=... before running (the inventory names it)")
-        return value
+    def _secret(self, what: str, var: str | None, file: str | None) -> str | None:
+        """A secret from the local variable or file the inventory names; errors name the source, never the value."""
+        if var and file:
+            raise AuthError(self.name, f"both {what}_env and {what}_file are set", hint="keep one of them in the inventory")
+        if var:
+            value = os.environ.get(var)
+            if value is None:
+                raise AuthError(self.name, f"environment variable {var} ({what}_env) is not set", hint=f"export {var}=... before running (the inventory names it)")
+            return value
+        if file:
+            path = Path(file).expanduser()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise AuthError(self.name, f"{what}_file {path}: {exc.strerror or exc}", hint=f"fix {what}_file in the inventory") from None
+            value = text.rstrip("\r\n")
+            if not value:
+                raise AuthError(self.name, f"{what}_file {path} is empty")
+            return value
+        return None
 
     def open(self) -> None:
         with self._open_lock:
@@ -219,11 +236,14 @@ class SSHConnection:
             raise
         except paramiko.BadHostKeyException as exc:
             raise changed_key_error(self.name, exc, self.known_hosts_files) from None
+        except paramiko.PasswordRequiredException:
+            raise AuthError(self.name, f"key_file {self.host.key_file} is encrypted and no passphrase was given",
+                            hint="set key_passphrase_env or key_passphrase_file in the inventory (or use ssh-agent)") from None
         except paramiko.AuthenticationException as exc:
             raise AuthError(
                 self.name,
                 f"authentication failed for {where}: {exc}",
-                hint="check user and key_file (or password_env) in the inventory and the host's authorized_keys",
+                hint="check user and key_file (or password_env/password_file) in the inventory and the host's authorized_keys",
             ) from None
         except ConnectionRefusedError:
             raise ConnectError(self.name, f"cannot connect to {where}: Connection refused", hint="is sshd running and the port open?") from None
@@ -235,6 +255,10 @@ class SSHConnection:
         except socket.gaierror as exc:
             raise ConnectError(self.name, f"cannot resolve {conn.host}: {exc.strerror}") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if isinstance(exc, paramiko.SSHException) and (self.host.key_passphrase_env or self.host.key_passphrase_file) and str(exc).startswith("Invalid key"):
+                # paramiko's word for a key that did not decrypt: a wrong passphrase, not a network fault
+                raise AuthError(self.name, f"cannot unlock key_file {self.host.key_file}: wrong passphrase?",
+                                hint="check the passphrase in the variable or file that key_passphrase_env/_file names") from None
             raise ConnectError(self.name, f"SSH to {where} failed: {exc or type(exc).__name__}") from None
         self._conn = conn
 

@@ -24,6 +24,8 @@ BUILTIN_HOST: dict[str, Any] = {
     "key_file": None,
     "password_env": None,
     "key_passphrase_env": None,
+    "password_file": None,
+    "key_passphrase_file": None,
     "connection": "ssh",
     "nic": "auto",
     "devices": [0, 1, 2, 3, 4, 5, 6, 7],

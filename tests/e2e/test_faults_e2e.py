@@ -33,6 +33,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
             cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
 
 
+@pytest.fixture(autouse=True)
+def isolated(lab: SimLab) -> Iterator[None]:
+    """A failed case must not leave its cluster to the next one (which would then find Ray
+    already up and skip the stage it means to test): clean up whatever is left."""
+    yield
+    leftover = lab.ssh(1, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[E]ngineCore' >/dev/null && echo yes || true").stdout.strip()
+    leftover += lab.ssh(2, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[r]ay start' >/dev/null && echo yes || true").stdout.strip()
+    if leftover:
+        cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
+
+
 def run(lab: SimLab, *args: str, timeout: float = 600) -> tuple[int, dict[str, Any], str]:
     r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
     try:
@@ -169,11 +180,14 @@ def stage_error(data: dict[str, Any], stage: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_sshd_killed_in_the_middle_of_up(lab: SimLab) -> None:
+@pytest.mark.parametrize("victim", [2, 1], ids=["worker", "head"])
+def test_sshd_killed_in_the_middle_of_up(lab: SimLab, victim: int) -> None:
+    """Killed once the head's GCS runs: the lost host is named at the stage that needed it, and
+    losing the head (which also carries the run's lock channel) does not hang the run."""
     proc = start(lab, "up", str(lab.inventory), *RAY_ONLY)
     try:
         wait_for("the Ray head to start", lambda: "gcs_server" in ray_procs(lab, 1))
-        lab.fault(2, "host-down")
+        lab.fault(victim, "host-down")
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -181,10 +195,14 @@ def test_sshd_killed_in_the_middle_of_up(lab: SimLab) -> None:
     try:
         assert proc.returncode == 1, (out[-2000:], err[-2000:])
         data = json.loads(out)
-        assert data["failed_stage"] in ("ray-workers", "ray-ready"), data["failed_stage"]
+        assert data["failed_stage"] in ("ray-head", "ray-workers", "ray-ready"), data["failed_stage"]
         error = stage_error(data, data["failed_stage"])
-        assert error["host"] in (f"{NAME}-2", f"{NAME}-1") and error["message"]
-        if error["host"] == f"{NAME}-2":
+        assert error["message"]
+        if victim == 1:
+            assert error["host"] == f"{NAME}-1", error
+        else:
+            assert error["host"] in (f"{NAME}-2", f"{NAME}-1"), error
+        if error["host"] == f"{NAME}-{victim}":
             assert "connect" in error["message"].lower() or "connection" in error["message"].lower(), error
     finally:
         from toolkit.sim import faults
@@ -251,7 +269,7 @@ STAGES: dict[str, tuple[list[str], list[int], tuple[Any, int] | None, Any]] = {
     "ray-ready": (RAY_ONLY, [], (lambda lab: starting(lab, 2), 1), lambda lab: held(lab, 1)),
     "vllm|ready": (["--skip-preflight", "--set", "serve.tensor_parallel_size=2"], [], None, vllm_running),
 }
-CASES = [(stage, signal.SIGINT) for stage in STAGES] + [("ray-workers", signal.SIGTERM)]
+CASES = [(stage, signal.SIGINT) for stage in STAGES] + [("ray-workers", signal.SIGTERM), ("vllm|ready", signal.SIGTERM)]
 
 
 @pytest.mark.parametrize("stage,sig", CASES, ids=[f"{s}-{g.name}" for s, g in CASES])
@@ -323,4 +341,160 @@ def test_missing_model_on_the_head_fails_fast_when_the_preflight_is_skipped(lab:
     error = stage_error(data, "ready")
     assert "vLLM exited" in error["message"] and error["details"], error
     assert took < 240  # it stopped when the server died, not at the 30-minute readiness timeout
+    clean(lab)
+
+
+# ------------------------------------------------------------------ a command that hangs
+
+
+def test_a_command_that_hangs_on_a_host_is_cut_by_the_timeout_and_named(lab: SimLab, tmp_path: Path) -> None:
+    """A host whose commands never return (held in a setup line): `up` stops at the per-command
+    timeout (the env stage's 60 s), names the host, stage and limit, and the hung command is
+    killed on the host too."""
+    import yaml
+
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
+    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
+    inv = tmp_path / "hangs.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    hold(lab, 2, True)
+    try:
+        started = time.monotonic()
+        code, result, err = run(lab, "up", str(inv), *RAY_ONLY)
+        took = time.monotonic() - started
+        assert code == 1 and result["failed_stage"] == "env", json.dumps(result)[:2000]
+        error = stage_error(result, "env")
+        assert error["host"] == f"{NAME}-2" and error["kind"] == "timeout" and "timed out after 60s" in error["message"], error
+        assert "timeout" in error["hint"]
+        assert took < 120, f"took {took:.0f}s"
+        wait_for("the hung command to be killed on the host", lambda: not held(lab, 2), timeout=20)
+    finally:
+        hold(lab, 2, False)
+    clean(lab)
+    code, result, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)
+    assert code == 0 and result["ok"], (result, err)
+    clean(lab)
+
+
+def held_inventory(lab: SimLab, tmp_path: Path, **defaults: Any) -> Path:
+    """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
+    import yaml
+
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
+    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
+    data["defaults"].update(defaults)
+    inv = tmp_path / "held.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+def stage_statuses(result: dict[str, Any]) -> dict[str, set[str]]:
+    return {s["name"]: {h["status"] for h in s["hosts"].values()} for s in result["run"]["stages"]}
+
+
+def test_vllm_killed_while_status_runs_then_up_restarts_only_vllm(lab: SimLab, tmp_path: Path) -> None:
+    """The API server dies (kill -9, its engine process orphaned) while `status` runs (held on the
+    head in its background Ray query, after it read the processes): status neither hangs nor
+    crashes and its exit code matches its report; the next status reports the dead server (exit
+    1, Ray fine); the next `up` keeps Ray and restarts vLLM alone, ending the orphaned engine."""
+    inv = held_inventory(lab, tmp_path)
+    code, result, err = run(lab, "up", str(inv), "--skip-preflight", *TP2)
+    assert code == 0 and result["ok"], (json.dumps(result)[:2000], err[-2000:])
+    gcs = lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split()
+    hold(lab, 1, True)
+    proc = start(lab, "status", str(inv))
+    try:
+        wait_for("status to be on the head", lambda: held(lab, 1) or proc.poll() is not None)
+        assert proc.poll() is None, "status ended before the kill"
+        lab.ssh(1, "pkill -9 -f '[v]llm.entrypoints|[v]llm serve' || true")
+        wait_for("the API server to die", lambda: not vllm_running(lab))
+        orphans = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
+        hold(lab, 1, False)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hold(lab, 1, False)
+    assert "Traceback" not in err
+    during = json.loads(out)
+    assert proc.returncode == (0 if during["ok"] else 1), (out[-2000:], err[-2000:])
+    code, report, err = run(lab, "status", str(inv))
+    head = next(h for h in report["hosts"] if h["role"] == "head")
+    assert code == 1 and report["ok"] is False, report
+    assert head["reachable"] and head["vllm_pid"] is None and head["health"] != 200 and head["ray_node"] is True, head
+    code, result, err = run(lab, "up", str(inv), "--skip-preflight", *TP2)
+    assert code == 0 and result["ok"], (json.dumps(result)[:3000], err[-2000:])
+    statuses = stage_statuses(result)
+    assert statuses["ray-head"] == {"unchanged"} and statuses["ray-workers"] == {"unchanged"}, statuses
+    assert statuses["vllm"] == {"changed"}, statuses
+    assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs  # the same Ray, not restarted
+    engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
+    assert engines and not set(orphans) & set(engines), (orphans, engines)  # the orphaned engine was ended, a new one serves
+    clean(lab)
+
+
+# ------------------------------------------------------------------ host keys and authentication through up
+
+
+def keyed_inventory(lab: SimLab, tmp_path: Path, case: str) -> Path:
+    """The lab's inventory with one SSH trust or auth fault; a HOME of its own so nothing the
+    machine's user trusts can leak in."""
+    import subprocess as sp
+
+    import yaml
+
+    data = yaml.safe_load(lab.inventory.read_text())
+    lines = (lab.inventory.parent / data["known_hosts"]).resolve().read_text().splitlines()
+    known = tmp_path / "known_hosts"
+    other = tmp_path / "other_key"
+    sp.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    worker = data["hosts"][1]["address"]
+    if case == "unknown":
+        known.write_text("")
+    elif case == "changed":  # the worker now shows a key that is not the one on record
+        fake = (tmp_path / "other_key.pub").read_text().split()[:2]
+        known.write_text("\n".join(line if not line.startswith(worker + " ") else f"{worker} {' '.join(fake)}" for line in lines) + "\n")
+    else:  # "auth": the worker does not accept the key the inventory gives for it
+        known.write_text("\n".join(lines) + "\n")
+        data["hosts"][1]["key_file"] = str(other)
+    data["known_hosts"] = str(known)
+    inv = tmp_path / f"{case}.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+@pytest.mark.parametrize("case", ["unknown", "changed", "auth"])
+def test_host_key_and_auth_faults_stop_up_before_ray(lab: SimLab, tmp_path: Path, case: str) -> None:
+    inv = keyed_inventory(lab, tmp_path, case)
+    home = tmp_path / "home"
+    home.mkdir()
+    attempts = [[]] if case == "auth" else [[], ["--accept-new-host-keys"]]
+    recorded = (tmp_path / "known_hosts").read_text()
+    for extra in attempts:
+        r = cli("up", str(inv), *RAY_ONLY, *extra, "--json", cwd=tmp_path, env={"HOME": str(home)}, timeout=300)
+        data = json.loads(r.stdout)
+        if case == "unknown" and extra:
+            # the explicit opt-in records the keys and the run goes through
+            assert r.returncode == 0 and data["ok"], (data, r.stderr[-2000:])
+            assert len((tmp_path / "known_hosts").read_text().splitlines()) == 2
+            break
+        assert r.returncode == 1 and data["ok"] is False, (data, r.stderr[-2000:])
+        if case == "unknown":  # the first connection is the lock on the head: nothing starts
+            error = data["error"]
+            assert error["kind"] == "host-key" and error["changed"] is False and error["host"] == f"{NAME}-1", error
+            assert "--accept-new-host-keys" in error["hint"] and error["fingerprint"]
+        else:  # the worker is refused in the first stage; the head did nothing lasting
+            assert data["failed_stage"] == "env", json.dumps(data)[:2000]
+            error = stage_error(data, "env")
+            assert error["host"] == f"{NAME}-2", error
+            if case == "changed":
+                assert error["kind"] == "host-key" and error["changed"] is True and "changed" in error["message"].lower(), error
+                assert "--accept-new-host-keys" not in (error.get("hint") or ""), error  # no override offered
+            else:
+                assert error["kind"] == "auth" and "authentication failed" in error["message"], error
+        assert ray_procs(lab, 1) == "" and ray_procs(lab, 2) == ""
+    if case == "changed":  # a refused key is never written over, even with the opt-in
+        assert (tmp_path / "known_hosts").read_text() == recorded
     clean(lab)

@@ -321,3 +321,67 @@ def test_no_output_is_lost_when_commands_end(ssh_lab: SshLab, home: Path, tmp_pa
         group = ex.map(burst)
     for outcome in group:
         assert outcome.value == [(1000 + i * 37, f"END{i}") for i in range(25)], outcome.host
+
+
+SECRET = "s3cr3t Pass-$(touch /tmp/never)'\"phrase"
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_key_passphrase_from_env_or_file_works_and_never_shows(ssh_lab: SshLab, home: Path, tmp_path: Path, source: str) -> None:
+    """An encrypted key unlocked by a passphrase the inventory only names: the run works, and
+    neither output, --json, -v, show-vars nor a wrong-passphrase error ever carries the value."""
+    import subprocess
+
+    key = tmp_path / "enc_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", SECRET, "-C", "enc", "-f", str(key)], check=True)
+    with ssh_lab.authorized_keys.open("a") as f:
+        f.write((tmp_path / "enc_key.pub").read_text())
+    env = {"HOME": str(home)}
+    defaults: dict[str, object] = {"user": "root", "key_file": str(key)}
+    if source == "env":
+        defaults["key_passphrase_env"] = "LAB_PASSPHRASE"
+        env["LAB_PASSPHRASE"] = SECRET
+    else:
+        secret_file = tmp_path / "passphrase"
+        secret_file.write_text(SECRET + "\n")
+        secret_file.chmod(0o600)
+        defaults["key_passphrase_file"] = str(secret_file)
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults=defaults)
+    outputs = []
+    for args in (["facts", "--json"], ["facts", "-v"], ["show-vars", "h0"], ["show-vars", "h0", "--json"]):
+        out = cli(args[0], str(inv), "--limit", "h0", *args[1:], env=env) if args[0] == "facts" else cli(args[0], str(inv), *args[1:], env=env)
+        assert out.returncode == 0, (args, out.stderr[-2000:])
+        outputs.append(out.stdout + out.stderr)
+    assert any(f"key_passphrase_{source}" in o for o in outputs)  # show-vars names the source...
+    assert not any(SECRET in o or "s3cr3t" in o for o in outputs)  # ...never the value
+    if source == "env":
+        env["LAB_PASSPHRASE"] = "wrong " + SECRET
+    else:
+        secret_file.write_text("wrong " + SECRET)
+    bad = cli("facts", str(inv), "--limit", "h0", "--json", env=env)
+    assert bad.returncode == 1
+    error = json.loads(bad.stdout)["hosts"]["h0"]["error"]
+    assert error["kind"] == "auth" and "wrong passphrase" in error["message"], error
+    assert "s3cr3t" not in bad.stdout + bad.stderr
+    bare = ssh_lab.inventory(tmp_path / "bare.yaml", defaults={"user": "root", "key_file": str(key)})
+    none = cli("facts", str(bare), "--limit", "h0", "--json", env={"HOME": str(home)})
+    error = json.loads(none.stdout)["hosts"]["h0"]["error"]
+    assert error["kind"] == "auth" and "is encrypted" in error["message"] and "key_passphrase_file" in error["hint"], error
+
+
+def test_password_from_env_or_file_never_shows_even_when_refused(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    """The lab's sshd refuses passwords (as production hosts should): the failure names the host
+    and the way out, and the password itself appears nowhere."""
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET)
+    for settings, env in (({"password_env": "LAB_PASSWORD"}, {"LAB_PASSWORD": SECRET}), ({"password_file": str(secret_file)}, {})):
+        inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", **settings})
+        out = cli("facts", str(inv), "--limit", "h0", "--json", env={"HOME": str(home), **env})
+        assert out.returncode == 1, out.stdout
+        error = json.loads(out.stdout)["hosts"]["h0"]["error"]
+        assert "authentication failed" in error["message"] and "password" in error["hint"], error
+        assert "s3cr3t" not in out.stdout + out.stderr
+    both = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "password_env": "LAB_PASSWORD", "password_file": str(secret_file)})
+    out = cli("facts", str(both), "--limit", "h0", "--json", env={"HOME": str(home), "LAB_PASSWORD": SECRET})
+    assert "both password_env and password_file" in json.loads(out.stdout)["hosts"]["h0"]["error"]["message"]
+    assert "s3cr3t" not in out.stdout + out.stderr

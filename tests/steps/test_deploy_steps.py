@@ -39,6 +39,7 @@ class Host:
     env_sha: str | None = None
     key_sha: str | None = None
     launch_fails: bool = False
+    engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
     ops: list[str] = field(default_factory=list)
 
 
@@ -58,6 +59,8 @@ class Cluster:
             lines.append("proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x")
         if h.vllm_pid:
             lines.append(f"proc {h.vllm_pid} 30 python3 -m vllm.entrypoints.openai.api_server --model /m")
+        if h.engine_pid:
+            lines.append(f"proc {h.engine_pid} 29 VLLM::EngineCore")
         return "\n".join(lines)
 
     def __call__(self, name: str, script: str) -> tuple[int, str, str]:
@@ -93,6 +96,8 @@ class Cluster:
         if "kill -TERM" in command:
             h.vllm_pid = None
             h.vllm_hash = None
+            if "[E]ngineCore" in command:
+                h.engine_pid = None
         if "ray stop" in command:
             h.raylet = h.gcs = False
         if "ray start" in command:
@@ -177,6 +182,20 @@ def test_serve_change_restarts_only_vllm(setup: tuple[Any, Cluster, Any], tmp_pa
     done = ops(report)
     assert set(done) == {"vllm"}
     assert done["vllm"][0] == "n0: stop the running vLLM (serve settings changed)"
+
+
+def test_a_dead_server_s_orphaned_engine_is_ended_before_vllm_starts_again(setup: tuple[Any, Cluster, Any]) -> None:
+    """kill -9 of the API server leaves its EngineCore holding the NPUs: a new server would wait
+    for them forever. `up` ends the orphan first, and only restarts vLLM."""
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    head = cluster.hosts["n0"]
+    head.vllm_pid, head.engine_pid = None, 5151
+    done = ops(run(inv, cluster, plan))
+    assert set(done) == {"vllm"}, done
+    assert done["vllm"][0] == "n0: end the engine processes the dead vLLM left behind (pids 5151)"
+    assert any("start vLLM" in o for o in done["vllm"]) and head.engine_pid is None
 
 
 def test_env_change_restarts_ray_everywhere_and_vllm(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:

@@ -328,6 +328,9 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
         return
     if state.vllm_pid is not None or state.stray_vllm_pids:
         yield Op(stop_vllm_command(p), f"stop the running vLLM ({', '.join(reasons)})", timeout=STOP_WAIT_S + 15)
+    elif state.worker_pids:  # the server died (OOM kill, kill -9) but its engine still holds the NPUs
+        yield Op(stop_vllm_command(p), f"end the engine processes the dead vLLM left behind (pids {', '.join(map(str, state.worker_pids))})",
+                 timeout=STOP_WAIT_S + 15)
     yield Op(launch_command(plan, p), f"start vLLM: TP {plan.tp.value} x PP {plan.pp.value}, backend {plan.backend.value}", timeout=60)
     yield write_file_op(p.vllm_hash, wanted + "\n", "record the vLLM command hash")
 
