@@ -10,15 +10,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.errors import AuthError, BadInput, ConnectError, HostError, HostKeyError
+from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
 from toolkit.executor import Event, Executor, Session
 from toolkit.inventory import Inventory, ResolvedHost
 from toolkit.playbook import Playbook, Stage
 from toolkit.steps import STEPS, StepContext, load_builtin_steps
 from toolkit.yamlsrc import did_you_mean
 
-#: Errors a retry cannot fix: the host is unreachable or refused us.
-NOT_RETRIED = (ConnectError, AuthError, HostKeyError)
+#: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
+#: the stage's whole time limit (a second try would only double the wait on a hung host).
+NOT_RETRIED = (ConnectError, AuthError, HostKeyError, CommandTimeout)
 
 
 @dataclass

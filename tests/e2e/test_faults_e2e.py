@@ -71,11 +71,16 @@ def ray_procs(lab: SimLab, index: int) -> str:
     return lab.ssh(index, "pgrep -af '[r]aylet/raylet|[g]cs_server' || true").stdout
 
 
+LEFTOVERS = "[r]aylet/raylet|[g]cs_server|[r]ay start|[v]llm.entrypoints|[v]llm serve|[E]ngineCore|[V]llmWorker|[R]ayWorker"
+
+
 def clean(lab: SimLab) -> None:
+    """`down`, then prove the hosts are as before any run: no Ray, starter, vLLM or engine process."""
     code, data, err = run(lab, "down", str(lab.inventory))
     assert code == 0 and data["ok"], (data, err)
     for i in (1, 2):
-        assert ray_procs(lab, i) == "", f"host {i} still runs Ray after down"
+        left = lab.ssh(i, f"pgrep -af '{LEFTOVERS}' || true").stdout.strip()
+        assert left == "", f"host {i} still runs after down: {left}"
 
 
 def test_second_up_or_down_is_refused_while_one_runs_and_the_holder_is_named(lab: SimLab) -> None:
@@ -243,6 +248,19 @@ def test_each_sim_fault_stops_up_at_the_preflight_before_ray(lab: SimLab, kind: 
 HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'  # a setup line: every command on that host waits while $HOME/hold exists
 
 
+def held_inventory(lab: SimLab, tmp_path: Path, **defaults: Any) -> Path:
+    """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
+    import yaml
+
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
+    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
+    data["defaults"].update(defaults)
+    inv = tmp_path / "held.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
 def hold(lab: SimLab, index: int, on: bool) -> None:
     lab.ssh(index, 'cd "$HOME" && ' + ("touch hold" if on else "rm -f hold"))
 
@@ -274,14 +292,8 @@ CASES = [(stage, signal.SIGINT) for stage in STAGES] + [("ray-workers", signal.S
 
 @pytest.mark.parametrize("stage,sig", CASES, ids=[f"{s}-{g.name}" for s, g in CASES])
 def test_interrupt_in_each_stage_of_up(lab: SimLab, tmp_path: Path, stage: str, sig: signal.Signals) -> None:
-    import yaml
-
     extra, hold_first, hold_later, ready = STAGES[stage]
-    data = yaml.safe_load(lab.inventory.read_text())
-    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
-    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
-    inv = tmp_path / "held.yaml"
-    inv.write_text(yaml.safe_dump(data))
+    inv = held_inventory(lab, tmp_path)
     for i in hold_first:
         hold(lab, i, True)
     proc = start(lab, "up", str(inv), *extra)
@@ -307,10 +319,11 @@ def test_interrupt_in_each_stage_of_up(lab: SimLab, tmp_path: Path, stage: str, 
     assert error["kind"] == "interrupted" and "ascend-deploy down" in error["hint"]
     names = stage.split("|")
     assert any(f"({name})" in error["message"] for name in names), error["message"]
-    clean(lab)  # nothing left anywhere after down, whatever was in flight
-    code, result, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)  # and the next up recovers
-    assert code == 0 and result["ok"], (result, err)
-    clean(lab)
+    clean(lab)  # nothing left anywhere after down, whatever was in flight: the hosts are as before the run
+    if sig == signal.SIGTERM:  # and a full `up` recovers (after the other cases the next case's `up` starts from here)
+        code, result, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)
+        assert code == 0 and result["ok"], (result, err)
+        clean(lab)
 
 
 # ------------------------------------------------------------------ vLLM faults
@@ -349,15 +362,9 @@ def test_missing_model_on_the_head_fails_fast_when_the_preflight_is_skipped(lab:
 
 def test_a_command_that_hangs_on_a_host_is_cut_by_the_timeout_and_named(lab: SimLab, tmp_path: Path) -> None:
     """A host whose commands never return (held in a setup line): `up` stops at the per-command
-    timeout (the env stage's 60 s), names the host, stage and limit, and the hung command is
-    killed on the host too."""
-    import yaml
-
-    data = yaml.safe_load(lab.inventory.read_text())
-    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
-    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
-    inv = tmp_path / "hangs.yaml"
-    inv.write_text(yaml.safe_dump(data))
+    limit (the env stage's 60 s, not retried: the host had its whole limit), names the host,
+    stage and limit, and the hung command is killed on the host too."""
+    inv = held_inventory(lab, tmp_path)
     hold(lab, 2, True)
     try:
         started = time.monotonic()
@@ -367,27 +374,11 @@ def test_a_command_that_hangs_on_a_host_is_cut_by_the_timeout_and_named(lab: Sim
         error = stage_error(result, "env")
         assert error["host"] == f"{NAME}-2" and error["kind"] == "timeout" and "timed out after 60s" in error["message"], error
         assert "timeout" in error["hint"]
-        assert took < 120, f"took {took:.0f}s"
+        assert took < 100, f"took {took:.0f}s"
         wait_for("the hung command to be killed on the host", lambda: not held(lab, 2), timeout=20)
     finally:
         hold(lab, 2, False)
     clean(lab)
-    code, result, err = run(lab, "up", str(lab.inventory), *RAY_ONLY)
-    assert code == 0 and result["ok"], (result, err)
-    clean(lab)
-
-
-def held_inventory(lab: SimLab, tmp_path: Path, **defaults: Any) -> Path:
-    """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
-    import yaml
-
-    data = yaml.safe_load(lab.inventory.read_text())
-    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
-    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
-    data["defaults"].update(defaults)
-    inv = tmp_path / "held.yaml"
-    inv.write_text(yaml.safe_dump(data))
-    return inv
 
 
 def stage_statuses(result: dict[str, Any]) -> dict[str, set[str]]:

@@ -120,6 +120,24 @@ def test_unreachable_host_is_not_retried_and_others_report(inventory) -> None:
     assert hosts["a"].status == "changed"
 
 
+def test_a_timed_out_command_is_not_retried(inventory) -> None:
+    """A hung host already had the stage's whole limit: a retry would only double the wait."""
+    from toolkit.errors import CommandTimeout
+
+    def handle(host: str, script: str):
+        if "umask" in script and host == "c":
+            return CommandTimeout("c", "command timed out after 60s: write env")
+        return 0, "", ""
+
+    make, made = fake_factory(handle)
+    with Executor(inventory.hosts, connect=make) as ex:
+        report = run_playbook(env_book(retries=3, delay=0), inventory, ex)
+    hosts = report.stages[0].hosts
+    assert hosts["c"].status == "failed" and hosts["c"].attempts == 1 and "timed out" in hosts["c"].error.message
+    assert sum("umask" in s for s in made["c"].scripts) == 1
+    assert hosts["a"].status == "changed"
+
+
 def test_stage_host_selection_and_tags(inventory) -> None:
     make, made = fake_factory(lambda h, s: (0, "", ""))
     book = Playbook(
