@@ -171,6 +171,16 @@ class HostKeyError(HostError):
         return data
 
 
+class Cancelled(HostError):
+    """The run was interrupted: a host's step still running in a pool thread must not run or
+    reconnect again (the process could not exit until its loop ended)."""
+
+    kind = "cancelled"
+
+    def __init__(self, host: str, stage: str | None = None) -> None:
+        super().__init__(host, "cancelled: the run was interrupted", stage=stage)
+
+
 class CommandTimeout(HostError):
     kind = "timeout"
 

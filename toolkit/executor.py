@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
 from toolkit.connection import Connection, connect_factory
-from toolkit.errors import CommandFailed, HostError, Interrupted
+from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
 from toolkit.inventory import ResolvedHost
 from toolkit.remote import SETUP_FAILED, compose
 from toolkit.result import GroupResult, HostOutcome, Result
@@ -54,8 +54,7 @@ class Session:
     stream_output: bool = False
     default_timeout: float | None = None
     commands: int = field(default=0)
-    #: set when the run is interrupted: a step still looping in a pool thread (a readiness wait)
-    #: must not reconnect and go on, or the process could not exit until that loop ended
+    #: set when the run is interrupted (see `Cancelled`)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -77,7 +76,7 @@ class Session:
 
         `check=True` turns a non-zero exit into `CommandFailed` carrying the result."""
         if self.cancelled.is_set():
-            raise HostError(self.name, "cancelled: the run was interrupted", stage=self.stage)
+            raise Cancelled(self.name, self.stage)
         merged_env = {**self.host.env, **(env or {})} if setup else dict(env or {})
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
@@ -145,7 +144,7 @@ class Executor:
     def session(self, host: ResolvedHost, stage: str | None = None, timeout: float | None = None) -> Session:
         """A session for `host`, opening its connection on first use and reusing it after."""
         if self.cancelled.is_set():
-            raise HostError(host.name, "cancelled: the run was interrupted", stage=stage)
+            raise Cancelled(host.name, stage)
         with self._lock:
             if host.name in self._broken:
                 raise self._broken[host.name]
