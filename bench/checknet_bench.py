@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -102,34 +101,32 @@ def ansible_files(folder: Path, scripts: dict[str, tuple[str, str]], key: str, k
 def ansible_run(scripts: dict[str, tuple[str, str]], key: str, known: str, *, forks: int, pipelining: bool) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(dir="/run") as tmp:
         env = ansible_files(Path(tmp), scripts, key, known, forks=forks, pipelining=pipelining)
-        wall, cpu, proc = timed([str(ANSIBLE), "-i", f"{tmp}/hosts.ini", str(PLAYBOOK)], env=env)
+        wall, cpu, proc, _ = timed([str(ANSIBLE), "-i", f"{tmp}/hosts.ini", str(PLAYBOOK)], env=env)
         if proc.returncode != 0:
             raise SystemExit(f"ansible failed (forks {forks}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
         return wall, cpu
 
 
-def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Wall seconds and the controller's CPU seconds (children of this process) for one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, proc
-
-
-PEAK = "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True); " \
-       "sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr); " \
-       "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)"
+def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.CompletedProcess[str], int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of one command (with any children it waited
+    for), from wait4 on that very process: no wrapper's start-up is counted."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)  # type: ignore[call-overload]
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    return wall, usage.ru_utime + usage.ru_stime, done, usage.ru_maxrss
 
 
 def ours(inv_path: Path, mode: str) -> tuple[float, float, int]:
     """check-net through the CLI: wall, controller CPU (s) and peak RSS (KiB) of that one process."""
-    wall, cpu, proc = timed([sys.executable, "-c", PEAK, *CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
+    wall, cpu, proc, peak = timed([*CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"check-net failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    peak = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")))
     return wall, cpu, peak
 
 
@@ -137,7 +134,7 @@ def openssh(scripts: dict[str, tuple[str, str]], key: str, known: str) -> float:
     with tempfile.TemporaryDirectory(dir="/run") as ctl:
         script = Path(ctl) / "baseline.sh"
         script.write_text(baseline_script(scripts, key, known, Path(ctl)))
-        wall, _cpu, proc = timed(["bash", str(script)])
+        wall, _cpu, proc, _ = timed(["bash", str(script)])
         if proc.returncode != 0:
             raise SystemExit(f"baseline failed: {proc.stderr[-2000:]}")
         return wall

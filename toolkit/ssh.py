@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import paramiko
+from paramiko.common import cMSG_IGNORE
 from fabric import Config
 from fabric import Connection as FabricConnection
 
@@ -38,6 +39,19 @@ class _Transport(paramiko.Transport):
         "aes256-gcm@openssh.com",
         *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
     )
+
+    def _parse_global_request(self, m: paramiko.Message) -> None:
+        """Answer a server's no-reply global request with an SSH_MSG_IGNORE, so that its TCP
+        ACK leaves at once. OpenSSH's sshd sends one (`hostkeys-00@openssh.com`) right after
+        auth and, Nagle being on for non-interactive sessions, holds its reply to our first
+        channel open until that packet is ACKed; Linux delays a bare ACK by 40 ms. Measured: the
+        first command on a new connection 45 ms -> 2 ms (later ones were never delayed)."""
+        super()._parse_global_request(m)  # type: ignore[misc]  # paramiko's private handler
+        if not self.server_mode and self.is_active():
+            ignore = paramiko.Message()
+            ignore.add_byte(cMSG_IGNORE)
+            ignore.add_string(b"")
+            self._send_message(ignore)  # as paramiko sends its own replies (send_ignore would wait out a key exchange)
 
 
 class _LineStream:

@@ -17,6 +17,7 @@ from openai import AuthenticationError, OpenAI
 
 from tests.conftest import ROOT, cli
 from tests.simlab import SimLab, running_cluster
+from toolkit.plan import ray_temp_dir
 
 NAME = "e2e"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
@@ -87,6 +88,10 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
     head = rows[f"{NAME}-1"]
     assert head["health"] == 200 and head["models"] == ["tiny-llama"] and head["ray_nodes"] == 2 and head["vllm_pid"]
+    # the Ray queries of up's ray-ready and of status end their drivers cleanly (they exit without
+    # Ray's slow interpreter teardown): the GCS saw their jobs, and no driver die
+    gcs = lab.ssh(1, f"cat {ray_temp_dir(NAME)}/session_latest/logs/gcs_server.out").stdout
+    assert gcs.count("Registering job") >= 2 and "type=SYSTEM_ERROR" not in gcs, gcs[-3000:]
 
     raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
     code, again, err = run(lab, "up", inv, *TP2)

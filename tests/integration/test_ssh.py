@@ -385,3 +385,34 @@ def test_password_from_env_or_file_never_shows_even_when_refused(ssh_lab: SshLab
     out = cli("facts", str(both), "--limit", "h0", "--json", env={"HOME": str(home), "LAB_PASSWORD": SECRET})
     assert "both password_env and password_file" in json.loads(out.stdout)["hosts"]["h0"]["error"]["message"]
     assert "s3cr3t" not in out.stdout + out.stderr
+
+
+def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sshd announces its host keys right after auth and holds the reply to our first channel open
+    until that packet is ACKed; our transport answers it with an SSH_MSG_IGNORE so the ACK leaves
+    at once (else Linux delays it 40 ms). Fails if paramiko stops routing global requests to the hook."""
+    from paramiko.common import MSG_IGNORE
+
+    from toolkit import ssh
+
+    sent: list[int] = []
+    seen: list[str] = []
+    send, parse = ssh._Transport._send_message, ssh._Transport._parse_global_request
+
+    def spy_send(self: ssh._Transport, data: object) -> None:
+        sent.append(bytes(data.asbytes() if hasattr(data, "asbytes") else data)[0])  # type: ignore[union-attr]
+        send(self, data)
+
+    def spy_parse(self: ssh._Transport, m: object) -> None:
+        where = m.packet.tell()  # type: ignore[attr-defined]
+        seen.append(m.get_text())  # type: ignore[attr-defined]
+        m.packet.seek(where)  # type: ignore[attr-defined]
+        parse(self, m)
+
+    monkeypatch.setattr(ssh._Transport, "_send_message", spy_send)
+    monkeypatch.setattr(ssh._Transport, "_parse_global_request", spy_parse)
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    with api.make_executor(inv, api.Options()) as ex:
+        assert ex.run("true", [inv.hosts[0]]).ok
+    assert "hostkeys-00@openssh.com" in seen
+    assert MSG_IGNORE in sent

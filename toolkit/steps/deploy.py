@@ -190,13 +190,22 @@ while True:
     if ok or time.time() > deadline:
         break
     time.sleep(1)
+try:
+    ray.shutdown()
+finally:
+    os._exit(0)
 '''
 
 
 def ray_nodes_command(plan: Plan, expected: dict[str, int], wait: float) -> str:
     """Ask Ray itself (a driver on this host) which nodes are alive with how many NPUs, polling up
     to `wait` seconds until `expected` (address -> NPUs) holds; prints `RAYWAIT {json}` lines.
-    Callers load the env file first and decide where stderr goes."""
+    Callers load the env file first and decide where stderr goes.
+
+    The driver ends with an explicit `ray.shutdown()` (the job ends cleanly in the GCS) and then
+    `os._exit`: left to the interpreter, Ray's exit hook sleeps 0.5 s "for log messages" (this
+    driver prints none) and module teardown takes another 0.25 s. Measured on the simulated head:
+    1.7-1.9 s -> 0.85 s (import ray 0.5 s, connect 0.05 s, shutdown 0.25 s)."""
     return (f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
             f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}")
 
