@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--ansible-modes", default="rail,ring", help="modes to also run under Ansible (its runs are the long ones)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--report-only", action="store_true", help="rewrite the page from the last run's JSON (no measuring)")
+    parser.add_argument("--keep-other-sizes", action="store_true",
+                        help="measure only --sizes and keep the last JSON's rows for the other sizes (each row names its date)")
     args = parser.parse_args()
     if args.report_only:
         import json
@@ -161,8 +163,16 @@ def main() -> None:
     if not ANSIBLE.exists():
         sys.exit(f"{ANSIBLE} missing: `make bench` creates the bench venv (ansible-core, matplotlib)")
     med = statistics.median
-    results = []
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(x) for x in args.sizes.split(",")]
+    results: list[dict] = []
+    if args.keep_other_sizes and args.out.with_suffix(".json").exists():
+        import json
+
+        kept = json.loads(args.out.with_suffix(".json").read_text())
+        if kept["runs"] != args.runs or kept["ping_ms"] != args.ping_ms:
+            sys.exit(f"the last run used --runs {kept['runs']} --ping-ms {kept['ping_ms']}: rerun every size to change them")
+        results = [r for r in kept["results"] if r["hosts"] not in sizes]
+    for size in sizes:
         inv_path = SIM_ROOT / f"bench-checknet-{size}.yaml"
         opts = SimOptions(name="benchnet", hosts=size, root=SIM_ROOT, inventory=inv_path, ping_ms=args.ping_ms)
         cluster.down(opts)
@@ -173,7 +183,7 @@ def main() -> None:
             known = str((inv_path.parent / inv["known_hosts"]).resolve())
             for mode in ("rail", "ring"):
                 scripts = remote_scripts(inv_path, mode)
-                row: dict[str, object] = {"hosts": size, "mode": mode}
+                row: dict[str, object] = {"hosts": size, "mode": mode, "measured": time.strftime("%Y-%m-%d")}
                 samples: dict[str, list[float]] = {k: [] for k in ("ours", "cpu", "peak", "openssh", "ansible5", "ansible5_cpu", "ansibleN", "ansibleN_cpu")}
                 for _ in range(args.runs):
                     wall, cpu, peak = ours(inv_path, mode)
@@ -194,6 +204,7 @@ def main() -> None:
                 print(row, flush=True)
         finally:
             cluster.down(opts)
+    results.sort(key=lambda r: (r["hosts"], r["mode"]))
     write_report(args, results)
 
 
@@ -211,14 +222,19 @@ ANALYSIS = [
     "  ~100 small SSH packets it cost paramiko 27 ms of Python per host; now 8 ms), and every SSH socket has Nagle off",
     "  (TCP_NODELAY, as OpenSSH sets it): paramiko leaves it on, and each small request then waited for the server's",
     "  delayed ACK, about 40 ms per command round trip and per key-exchange step.",
-    "- So CPU per host falls with cluster size as the fixed 0.6 s spreads out: it is the fixed part that keeps 8 hosts",
-    "  above 50 ms per host (and the 8-host ring run, 3.5 s in all, at 1.26x of OpenSSH: the start-up is most of the",
-    "  gap). A Python CLI with these libraries cannot start for less; a resident agent could, at the price of a daemon",
-    "  on the control machine, which this tool deliberately does not need. (`--json` no longer imports rich, about",
-    "  50 ms of that start-up; the table above was measured just before that change.)",
+    "- A third (2026-11-26): the first command on every new connection waited 40 ms for a delayed ACK. sshd sends a",
+    "  host-keys notice right after auth and, Nagle being on for non-interactive sessions, holds its reply to our first",
+    "  channel open until that notice is ACKed; the client now answers the notice with SSH_MSG_IGNORE (45 ms -> 2 ms).",
+    "- So CPU per host falls with cluster size as the fixed 0.5-0.6 s spreads out: it is the fixed part that keeps 8",
+    "  hosts above 50 ms per host (0.5 s / 8 is already 60 ms). A Python CLI with these libraries cannot start for less",
+    "  (`--json` skips rich; paramiko comes with fabric, and fabric with invoke); a resident agent could, at the price",
+    "  of a daemon on the control machine, which this tool deliberately does not need.",
     "- Rail mode's work per host grows with the cluster: each host pings (N-1) x 8 cards (248 at 32 hosts, 504 at 64),",
-    "  and each result is parsed, checked and reported, so its CPU per host grows too (65 and 86 ms). Ring mode, the",
-    "  one for large clusters, pings 8 per host and stays at or under 50 ms per host from 32 hosts on.",
+    "  and each result is read, parsed, checked and reported, so its CPU per host grows too. Measured on one host at 32",
+    "  hosts: 6 ms to read the 52 KB of ping output, 5.5 ms to parse 248 pings (about 13 us each), 8 ms of facts; the",
+    "  rest is 32-64 host threads and as many paramiko transport threads sharing one interpreter (15-20% of the CPU is",
+    "  system time: lock hand-offs, selects, socket reads). Ring mode, the one for large clusters, pings 8 per host and",
+    "  stays at or under 50 ms per host from 32 hosts on.",
     "- The simulated hosts' tools run on the same 2 cores as the controller, so controller CPU slows the hosts too.",
     "  Rail mode at 32+ hosts saturates the cores with simulated pings (N x (N-1) x 8 of them), which is why every tool,",
     "  Ansible included, converges there: the machine, not the control plane, is the bound.",
@@ -253,7 +269,7 @@ def write_report(args: argparse.Namespace, results: list[dict]) -> None:
         "(so only the control plane differs): with its defaults (forks 5, no pipelining) and with forks = hosts and pipelining.",
         "",
         "All simulated hosts share this machine's 2 cores, so the hosts' own work (thousands of simulated tool processes) "
-        "is part of every number.",
+        "is part of every number. CPU and peak memory are the CLI process's own (wait4 on it, with nothing wrapped around it).",
         "",
         "| hosts | mode | check-net (s) | OpenSSH (s) | ratio (<= 1.25x) | Ansible forks 5 (s) | speed-up (>= 3x at 32) | Ansible forks=N + pipelining (s) | speed-up (>= 2.5x at 32) | check-net CPU / host (ms) | Ansible CPU / host (ms) | check-net peak RSS (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -265,6 +281,11 @@ def write_report(args: argparse.Namespace, results: list[dict]) -> None:
             f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {r['cpu'] / n * 1000:.0f} | "
             + (f"{r['ansible5_cpu'] / n * 1000:.0f}" if r["ansible5_cpu"] else "-") + f" | {r['peak'] / 1024:.0f} |"
         )
+    dates = sorted({str(r.get("measured", "before 2026-11-26")) for r in results})
+    if len(dates) > 1:
+        lines += ["", "Rows were measured on different days (each row's tools in one run, on the same hosts): "
+                  + "; ".join(f"{d}: " + ", ".join(f"{r['hosts']} {r['mode']}" for r in results if str(r.get("measured", "before 2026-11-26")) == d)
+                              for d in dates) + "."]
     lines += ["", "![wall time versus hosts](benchmarks.png)", "", *ANALYSIS]
     publish(args.out, lines)
 
