@@ -85,6 +85,17 @@ class DeployState:
         return bool(self.raylet_pids)
 
     @property
+    def vllm_pids(self) -> list[int]:
+        """Every vLLM server of this user here: the recorded one, then strays."""
+        return ([self.vllm_pid] if self.vllm_pid else []) + list(self.stray_vllm_pids)
+
+    @property
+    def vllm_left(self) -> bool:
+        """A server, or the engine a dead one left holding the NPUs: what `stop_vllm_command` ends.
+        One definition for `up` (before a start) and `down`, so the two cannot drift apart."""
+        return bool(self.vllm_pids or self.worker_pids)
+
+    @property
     def clean(self) -> bool:
         return not (self.raylet_pids or self.gcs_pids or self.vllm_pid or self.stray_vllm_pids or self.worker_pids or self.starter_pids)
 

@@ -335,9 +335,9 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
     ctx.data.update(vllm_hash=wanted, started=bool(reasons), reason=", ".join(reasons), pid=state.vllm_pid)
     if not reasons:
         return
-    if state.vllm_pid is not None or state.stray_vllm_pids:
+    if state.vllm_pids:
         yield Op(stop_vllm_command(p), f"stop the running vLLM ({', '.join(reasons)})", timeout=STOP_WAIT_S + 15)
-    elif state.worker_pids:  # the server died (OOM kill, kill -9) but its engine still holds the NPUs
+    elif state.vllm_left:  # the server died (OOM kill, kill -9) but its engine still holds the NPUs
         yield Op(stop_vllm_command(p), f"end the engine processes the dead vLLM left behind (pids {', '.join(map(str, state.worker_pids))})",
                  timeout=STOP_WAIT_S + 15)
     yield Op(launch_command(plan, p), f"start vLLM: TP {plan.tp.value} x PP {plan.pp.value}, backend {plan.backend.value}", timeout=60)

@@ -19,9 +19,9 @@ from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_comman
 def vllm_stop(ctx: StepContext) -> Iterator[Op]:
     """Stop every vLLM server of this user on the host: TERM, wait, then KILL."""
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
-    pids = ([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)
+    pids = state.vllm_pids
     ctx.data["vllm_pids"] = pids
-    if pids or state.worker_pids:  # an engine left by a server stopped mid-start
+    if state.vllm_left:  # also an engine left by a server stopped mid-start
         what = f"pid {', '.join(map(str, pids))}" if pids else "its engine processes"
         yield Op(stop_vllm_command(Paths.of(ctx.inventory.name)), f"stop vLLM ({what})", timeout=STOP_WAIT_S + 15)
 
@@ -51,7 +51,7 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         return
     facts = ctx.facts([state_fact(ctx.inventory.name), Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])
     state, npu = facts["deploy_state"], facts["npu_smi"]
-    left = {"vLLM": (([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)), "Ray": list(state.raylet_pids + state.gcs_pids + state.worker_pids + state.starter_pids)}
+    left = {"vLLM": state.vllm_pids, "Ray": list(state.raylet_pids + state.gcs_pids + state.worker_pids + state.starter_pids)}
     busy = [f"NPU {proc.npu} pid {proc.pid} ({proc.name})" for proc in (npu.processes if npu else ())]
     ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
     problems = [f"{kind} pids {', '.join(map(str, pids))}" for kind, pids in left.items() if pids] + busy

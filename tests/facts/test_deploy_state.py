@@ -1,0 +1,32 @@
+"""DeployState's derived answers: what `up` (before a start) and `down` both decide from it."""
+
+from __future__ import annotations
+
+from toolkit.facts.deploy import DeployState
+
+
+def state(**kw: object) -> DeployState:
+    base: dict[str, object] = dict(ray_hash=None, vllm_hash=None, env_sha256=None, key_sha256=None, raylet_pids=(), gcs_pids=(),
+                                   vllm_pid=None, vllm_uptime_s=None, stray_vllm_pids=(), worker_pids=())
+    base.update(kw)
+    return DeployState(**base)  # type: ignore[arg-type]
+
+
+def test_nothing_running_leaves_no_vllm() -> None:
+    s = state()
+    assert s.vllm_pids == [] and not s.vllm_left and s.clean
+
+
+def test_recorded_server_comes_before_strays() -> None:
+    s = state(vllm_pid=41, stray_vllm_pids=(7, 9))
+    assert s.vllm_pids == [41, 7, 9] and s.vllm_left and not s.clean
+
+
+def test_an_orphaned_engine_alone_still_counts_as_vllm_left() -> None:
+    s = state(worker_pids=(300, 301))  # the API server was killed; its EngineCore holds the NPUs
+    assert s.vllm_pids == [] and s.vllm_left
+
+
+def test_ray_alone_is_not_vllm() -> None:
+    s = state(raylet_pids=(5,), gcs_pids=(6,))
+    assert not s.vllm_left and s.ray_running and not s.clean
