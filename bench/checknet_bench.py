@@ -14,6 +14,7 @@ Writes docs/benchmarks.md and .json (bench/plot.py draws docs/benchmarks.png). R
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -57,8 +58,6 @@ def remote_scripts(inv_path: Path, mode: str) -> dict[str, tuple[str, str]]:
 
 
 def _card_ips(inv_path: Path, host: str) -> list[str]:
-    import json
-
     state = json.loads((SIM_ROOT / "benchnet" / "state.json").read_text())
     return next(h["card_ips"] for h in state["hosts"] if h["name"] == host)
 
@@ -153,8 +152,6 @@ def main() -> None:
                         help="measure only --sizes and keep the last JSON's rows for the other sizes (each row names its date)")
     args = parser.parse_args()
     if args.report_only:
-        import json
-
         data = json.loads(args.out.with_suffix(".json").read_text())
         args.ping_ms, args.runs = data["ping_ms"], data["runs"]
         write_report(args, data["results"])
@@ -167,8 +164,6 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
     results: list[dict] = []
     if args.keep_other_sizes and args.out.with_suffix(".json").exists():
-        import json
-
         kept = json.loads(args.out.with_suffix(".json").read_text())
         if kept["runs"] != args.runs or kept["ping_ms"] != args.ping_ms:
             sys.exit(f"the last run used --runs {kept['runs']} --ping-ms {kept['ping_ms']}: rerun every size to change them")
@@ -207,8 +202,6 @@ def main() -> None:
                 print(row, flush=True)
         finally:
             cluster.down(opts)
-    results.sort(key=lambda r: (r["hosts"], r["mode"]))
-    write_report(args, results)
 
 
 #: Profile notes (measured by hand with yappi, cProfile and process CPU counters; see bench/README.md).
@@ -246,8 +239,6 @@ ANALYSIS = [
 
 
 def write_report(args: argparse.Namespace, results: list[dict]) -> None:
-    import json
-
     data = {"machine": machine(), "ping_ms": args.ping_ms, "runs": args.runs, "results": results}
     args.out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
 
@@ -284,11 +275,12 @@ def write_report(args: argparse.Namespace, results: list[dict]) -> None:
             f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {r['cpu'] / n * 1000:.0f} | "
             + (f"{r['ansible5_cpu'] / n * 1000:.0f}" if r["ansible5_cpu"] else "-") + f" | {r['peak'] / 1024:.0f} |"
         )
-    dates = sorted({str(r.get("measured", "before 2026-11-26")) for r in results})
-    if len(dates) > 1:
+    by_day: dict[str, list[str]] = {}
+    for r in results:  # rows from before rows were dated say so
+        by_day.setdefault(str(r.get("measured", "before 2026-11-26")), []).append(f"{r['hosts']} {r['mode']}")
+    if len(by_day) > 1:
         lines += ["", "Rows were measured on different days (each row's tools in one run, on the same hosts): "
-                  + "; ".join(f"{d}: " + ", ".join(f"{r['hosts']} {r['mode']}" for r in results if str(r.get("measured", "before 2026-11-26")) == d)
-                              for d in dates) + "."]
+                  + "; ".join(f"{day}: {', '.join(rows)}" for day, rows in sorted(by_day.items())) + "."]
     lines += ["", "![wall time versus hosts](benchmarks.png)", "", *ANALYSIS]
     publish(args.out, lines)
 

@@ -28,5 +28,9 @@ def test_an_orphaned_engine_alone_still_counts_as_vllm_left() -> None:
 
 
 def test_ray_alone_is_not_vllm() -> None:
-    s = state(raylet_pids=(5,), gcs_pids=(6,))
-    assert not s.vllm_left and s.ray_running and not s.clean
+    s = state(raylet_pids=(5,), gcs_pids=(6,), starter_pids=(8,))
+    assert not s.vllm_left and s.ray_running and not s.clean and s.ray_pids == (5, 6, 8)
+
+
+def test_an_engine_counts_for_ray_stop_too() -> None:
+    assert state(worker_pids=(300,)).ray_pids == (300,)

@@ -96,8 +96,13 @@ class DeployState:
         return bool(self.vllm_pids or self.worker_pids)
 
     @property
+    def ray_pids(self) -> tuple[int, ...]:
+        """Every Ray process of this user here (raylet, GCS, workers/engines, `ray start`): what `ray stop` ends."""
+        return self.raylet_pids + self.gcs_pids + self.worker_pids + self.starter_pids
+
+    @property
     def clean(self) -> bool:
-        return not (self.raylet_pids or self.gcs_pids or self.vllm_pid or self.stray_vllm_pids or self.worker_pids or self.starter_pids)
+        return not (self.vllm_left or self.ray_pids)
 
 
 def state_command(cluster: str) -> str:

@@ -30,7 +30,7 @@ def vllm_stop(ctx: StepContext) -> Iterator[Op]:
 def ray_stop(ctx: StepContext) -> Iterator[Op]:
     """`ray stop` when any Ray process of this user runs on the host."""
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
-    running = state.raylet_pids + state.gcs_pids + state.worker_pids + state.starter_pids
+    running = state.ray_pids
     ctx.data["ray_pids"] = list(running)
     if running:
         yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)
@@ -51,7 +51,7 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         return
     facts = ctx.facts([state_fact(ctx.inventory.name), Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])
     state, npu = facts["deploy_state"], facts["npu_smi"]
-    left = {"vLLM": state.vllm_pids, "Ray": list(state.raylet_pids + state.gcs_pids + state.worker_pids + state.starter_pids)}
+    left = {"vLLM": state.vllm_pids, "Ray": list(state.ray_pids)}
     busy = [f"NPU {proc.npu} pid {proc.pid} ({proc.name})" for proc in (npu.processes if npu else ())]
     ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
     problems = [f"{kind} pids {', '.join(map(str, pids))}" for kind, pids in left.items() if pids] + busy
