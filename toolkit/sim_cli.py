@@ -1,7 +1,5 @@
 """`ascend-deploy sim ...`: the simulated cluster's sub-commands (parsing and rendering only)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any, Optional
 

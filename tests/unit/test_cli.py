@@ -119,3 +119,22 @@ def test_schema_is_json_schema() -> None:
 def test_version() -> None:
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("ascend-deploy ")
+
+
+def test_command_signatures_are_real_objects_not_strings() -> None:
+    """typer evaluates string annotations of every command on each start (the CLI's start-up
+    cost); cli.py and sim_cli.py keep them as objects."""
+    import inspect
+
+    import typer.main
+
+    from toolkit.cli import app
+
+    group = typer.main.get_command(app)
+    callbacks = [info.callback for info in app.registered_commands]
+    callbacks += [info.callback for sub in app.registered_groups for info in sub.typer_instance.registered_commands]
+    assert len(callbacks) > 10 and "status" in group.commands and "sim" in group.commands
+    for fn in callbacks:
+        hints = inspect.get_annotations(inspect.unwrap(fn))
+        strings = [name for name, hint in hints.items() if isinstance(hint, str)]
+        assert not strings, f"{fn.__name__}: string annotations {strings}"
