@@ -30,15 +30,28 @@ class _Transport(paramiko.Transport):
     per-packet MAC check in Python, where paramiko compares HMACs byte by byte; servers without
     GCM get the usual ciphers), and a calmer reader thread."""
 
-    #: paramiko wakes its reader thread this often to check for shutdown; 0.1 s costs measurable
-    #: CPU with 64 idle connections during long pings. Closing does not wait on it.
-    _active_check_timeout = 0.5
+    #: paramiko wakes its reader thread this often to check for shutdown (its default, 0.1 s,
+    #: costs measurable CPU with 64 idle connections during minutes of pings). `close` shuts the
+    #: socket down, which ends the reader at once, so this only bounds paramiko's own banner wait.
+    _active_check_timeout = 5.0
 
     _preferred_ciphers = (
         "aes128-gcm@openssh.com",
         "aes256-gcm@openssh.com",
         *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
     )
+
+    def close(self) -> None:
+        """Shut the socket down first: the reader thread, blocked in recv, sees EOF and ends now,
+        and sshd sees the connection end now (a socket closed while another thread reads from it
+        stays open until that read returns)."""
+        shutdown = getattr(self.sock, "shutdown", None)  # a ProxyCommand has none
+        if shutdown is not None and self.active:
+            try:
+                shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().close()
 
     def _parse_global_request(self, m: paramiko.Message) -> None:
         """Answer a server's no-reply global request with an SSH_MSG_IGNORE, so that its TCP
@@ -78,6 +91,33 @@ class _LineStream:
             self.buffer = ""
 
 
+class _ExitWakeup(threading.Event):
+    """A channel's `status_event` that also wakes the read loop's select(). paramiko sets it when
+    the exit status arrives (or the channel closes) but wakes select() only for data and EOF, so a
+    command whose background child keeps stdout open (no EOF) would be noticed only by polling, and
+    polling 64 idle channels during minutes of pings costs real CPU. Our own pipe, never written
+    after `close`, so a late set() can never reach a reused descriptor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fd, self._w = os.pipe()
+        self._lock = threading.Lock()
+        self._open = True
+
+    def set(self) -> None:
+        super().set()
+        with self._lock:
+            if self._open:
+                os.write(self._w, b"x")  # at most a few bytes per command: never blocks
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = False
+                os.close(self.fd)
+                os.close(self._w)
+
+
 class _Deadline(Exception):
     def __init__(self, out: str, err: str) -> None:
         self.out, self.err = out, err
@@ -86,8 +126,11 @@ class _Deadline(Exception):
 EOF_GRACE_S = 2.0
 
 
-def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None) -> tuple[str, str]:
-    """Drain stdout and stderr until the command exits (or the channel dies, or the deadline)."""
+def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None,
+                  exited: _ExitWakeup | None = None) -> tuple[str, str]:
+    """Drain stdout and stderr until the command exits (or the channel dies, or the deadline).
+    With `exited` (the channel's status_event) it sleeps until something happens; without, it
+    looks every 0.5 s."""
     decoders = {name: codecs.getincrementaldecoder("utf-8")(errors="replace") for name in ("stdout", "stderr")}
     chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
     sinks = {name: _LineStream(name, on_output) for name in chunks} if on_output else {}
@@ -129,8 +172,13 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             raise _Deadline("".join(chunks["stdout"]), "".join(chunks["stderr"]))
-        wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
-        select.select([chan], [], [], wait)
+        left = None if deadline is None else max(0.0, deadline - now)
+        # After EOF the channel stays readable with nothing to read, until the exit status comes:
+        # waiting on it then would spin (it did: hundreds of empty wake-ups per command).
+        if exited is not None:
+            select.select([exited.fd] if chan.eof_received else [chan, exited.fd], [], [], left)
+        else:
+            select.select([] if chan.eof_received else [chan], [], [], 0.01 if chan.eof_received else min(0.5, left if left is not None else 0.5))
     for name in chunks:
         tail = decoders[name].decode(b"", final=True)
         if tail:
@@ -283,13 +331,15 @@ class SSHConnection:
         assert self._conn is not None and self._conn.transport is not None
         started = time.monotonic()
         deadline = started + timeout + TIMEOUT_GRACE if timeout else None
+        exited = _ExitWakeup()
         try:
             chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
+            chan.status_event = exited  # before exec: no exit status can have arrived yet
             chan.exec_command(bash(script, timeout=timeout))
             if stdin:
                 chan.sendall(stdin.encode())
             chan.shutdown_write()
-            out, err = _read_channel(chan, deadline, on_output)
+            out, err = _read_channel(chan, deadline, on_output, exited)
             code = chan.recv_exit_status() if chan.exit_status_ready() else -1
             chan.close()
         except _Deadline as exc:
@@ -298,6 +348,8 @@ class SSHConnection:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise ConnectError(self.name, f"connection lost while running a command: {exc or type(exc).__name__}") from None
+        finally:
+            exited.close()
         if timeout is not None and code in (124, 137) and time.monotonic() - started >= timeout:
             raise _timed_out(self.name, timeout, script, started, out, err)
         if code == -1:

@@ -416,3 +416,76 @@ def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: P
         assert ex.run("true", [inv.hosts[0]]).ok
     assert "hostkeys-00@openssh.com" in seen
     assert MSG_IGNORE in sent
+
+
+def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    """No EOF comes while a background child holds stdout: the read loop must wake on the exit
+    status itself (not at the 30 s deadline), then wait out only the short EOF grace."""
+    from toolkit.ssh import EOF_GRACE_S
+
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    host = inv.hosts[0]
+    with api.make_executor(inv, api.Options()) as ex:
+        started = time.monotonic()
+        group = ex.map(lambda s: s.run("(sleep 40 &); echo started; exit 3", timeout=30, check=False, setup=False), [host])
+        took = time.monotonic() - started
+        ex.run("pkill -f 'sleep 40' || true", [host])
+    result = group[host.name].value
+    assert result is not None and result.exit_code == 3 and result.stdout == "started\n"
+    assert took < EOF_GRACE_S + 5, f"took {took:.1f}s: the exit status did not wake the read loop"
+
+
+def test_waiting_on_a_quiet_command_does_not_poll(ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minutes of pings on 64 hosts are 64 quiet channels: the read loop sleeps until output, the
+    exit status or the deadline, instead of waking every 0.5 s (measurable CPU at that scale)."""
+    import select as real_select
+
+    from toolkit import ssh
+
+    calls: list[float | None] = []
+
+    def counting(r: list, w: list, x: list, timeout: float | None = None) -> tuple:  # type: ignore[type-arg]
+        calls.append(timeout)
+        return real_select.select(r, w, x, timeout)
+
+    monkeypatch.setattr(ssh, "select", type("Select", (), {"select": staticmethod(counting)}))
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    with api.make_executor(inv, api.Options()) as ex:
+        assert ex.run("true", [inv.hosts[0]]).ok
+        calls.clear()
+        res = ex.map(lambda s: s.run("sleep 3; echo woke", timeout=60, setup=False), [inv.hosts[0]])
+    assert res[inv.hosts[0].name].value.stdout == "woke\n"
+    assert len(calls) <= 4, f"{len(calls)} wake-ups for one 3 s command: {calls}"
+
+
+def test_closing_ends_the_connection_and_its_reader_thread_at_once(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+    """paramiko's reader thread sits in recv() for up to its 5 s check interval, and a socket
+    closed under it stays open until that returns; close() shuts the socket down so the thread,
+    and sshd's side of the connection, end now. A command running there is cut off too."""
+    import threading
+
+    import paramiko
+
+    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
+    host = inv.hosts[0]
+    ex = api.make_executor(inv, api.Options())
+    assert ex.run("true", [host]).ok
+    readers = [t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t is ex._conns[host.name]._conn.transport]  # type: ignore[attr-defined]
+    assert len(readers) == 1 and readers[0].is_alive(), "this connection's transport thread not found"
+    outcome: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: outcome.update(group=ex.map(lambda s: s.run("sleep 60", setup=False), [host])))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not ex.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the command is on the host
+    closed_at = time.monotonic()
+    ex.close()
+    runner.join(5)
+    for t in readers:
+        t.join(2)
+    took = time.monotonic() - closed_at
+    assert not runner.is_alive() and not any(t.is_alive() for t in readers)
+    assert took < 2, f"the reader thread outlived close() by {took:.1f}s"
+    error = outcome["group"][host.name].error  # type: ignore[index]
+    assert isinstance(error, ConnectError)
