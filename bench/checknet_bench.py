@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from _report import machine, publish  # noqa: E402
+from _report import library_floor, machine, publish, timed  # noqa: E402
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 
@@ -107,21 +106,6 @@ def ansible_run(scripts: dict[str, tuple[str, str]], key: str, known: str, *, fo
         return wall, cpu
 
 
-def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.CompletedProcess[str], int]:
-    """Wall seconds, CPU seconds and peak RSS (KiB) of one command (with any children it waited
-    for), from wait4 on that very process: no wrapper's start-up is counted."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)  # type: ignore[call-overload]
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
-    return wall, usage.ru_utime + usage.ru_stime, done, usage.ru_maxrss
-
-
 def ours(inv_path: Path, mode: str) -> tuple[float, float, int]:
     """check-net through the CLI: wall, controller CPU (s) and peak RSS (KiB) of that one process."""
     wall, cpu, proc, peak = timed([*CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
@@ -196,6 +180,7 @@ def main() -> None:
                         samples["ansibleN_cpu"].append(cpu)
                 for name, values in samples.items():
                     row[name] = med(values) if values else None
+                row["floor_cpu"] = library_floor()[1]  # the libraries' start-up CPU, in the same run
                 results.append(row)
                 results.sort(key=lambda r: (r["hosts"], r["mode"]))
                 write_report(args, results)  # after every row: a later failure must not lose finished rows
@@ -263,16 +248,20 @@ def write_report(args: argparse.Namespace, results: list[dict]) -> None:
         "(so only the control plane differs): with its defaults (forks 5, no pipelining) and with forks = hosts and pipelining.",
         "",
         "All simulated hosts share this machine's 2 cores, so the hosts' own work (thousands of simulated tool processes) "
-        "is part of every number. CPU and peak memory are the CLI process's own (wait4 on it, with nothing wrapped around it).",
+        "is part of every number. CPU and peak memory are the CLI process's own (wait4 on it, with nothing wrapped around it). "
+        "\"Above the floor\" subtracts the CPU of bench/floor.py, measured alone in the same run: the interpreter and the "
+        "libraries the CLI is built on (pydantic, typer, paramiko + invoke, fabric, PyYAML), which any Python CLI on them pays "
+        "once per run before its own code starts.",
         "",
-        "| hosts | mode | check-net (s) | OpenSSH (s) | ratio (<= 1.25x) | Ansible forks 5 (s) | speed-up (>= 3x at 32) | Ansible forks=N + pipelining (s) | speed-up (>= 2.5x at 32) | check-net CPU / host (ms) | Ansible CPU / host (ms) | check-net peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| hosts | mode | check-net (s) | OpenSSH (s) | ratio (<= 1.25x) | Ansible forks 5 (s) | speed-up (>= 3x at 32) | Ansible forks=N + pipelining (s) | speed-up (>= 2.5x at 32) | check-net CPU / host (ms) | above the floor (ms) | Ansible CPU / host (ms) | check-net peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         n = r["hosts"]
         lines.append(
             f"| {n} | {r['mode']} | {s(r['ours'])} | {s(r['openssh'])} | {x(r['ours'], r['openssh'])} | {s(r['ansible5'])} | "
             f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {r['cpu'] / n * 1000:.0f} | "
+            + (f"{(r['cpu'] - r['floor_cpu']) / n * 1000:.0f} | " if r.get("floor_cpu") else "- | ")
             + (f"{r['ansible5_cpu'] / n * 1000:.0f}" if r["ansible5_cpu"] else "-") + f" | {r['peak'] / 1024:.0f} |"
         )
     by_day: dict[str, list[str]] = {}
