@@ -22,19 +22,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from _report import library_floor, machine, publish, timed  # noqa: E402
+from _report import PYTHON, library_floor, machine, publish, timed  # noqa: E402
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 
 SIM_ROOT = ROOT / ".sim"
-CLI = [str(ROOT / ".venv" / "bin" / "python"), "-m", "toolkit"]
+CLI = [PYTHON, "-m", "toolkit"]
 
 def remote_scripts(inv_path: Path, mode: str) -> dict[str, tuple[str, str]]:
     """check-net's own remote scripts per host (facts batch, pings), wrapped exactly as the tool
@@ -101,9 +101,10 @@ def ansible_files(folder: Path, scripts: dict[str, tuple[str, str]], key: str, k
 #: and a simulated host can then miss a 3 s probe timeout (check-net says which) or an SSH
 #: connection can time out (Ansible). Retries are counted in the row and shown on the page.
 RETRIES: dict[str, int] = {}
+T = TypeVar("T")
 
 
-def retried(tool: str, attempt: Callable[[], tuple[bool, object, str]]) -> object:
+def retried(tool: str, attempt: Callable[[], tuple[bool, T, str]]) -> T:
     """Run `attempt` (ok, value, what failed); once more if it failed; give up with its message."""
     ok, value, failure = attempt()
     if not ok:
@@ -116,19 +117,19 @@ def retried(tool: str, attempt: Callable[[], tuple[bool, object, str]]) -> objec
 
 
 def ansible_run(scripts: dict[str, tuple[str, str]], key: str, known: str, *, forks: int, pipelining: bool) -> tuple[float, float]:
-    def attempt() -> tuple[bool, object, str]:
+    def attempt() -> tuple[bool, tuple[float, float], str]:
         with tempfile.TemporaryDirectory(dir="/run") as tmp:
             env = ansible_files(Path(tmp), scripts, key, known, forks=forks, pipelining=pipelining)
             wall, cpu, proc, _ = timed([str(ANSIBLE), "-i", f"{tmp}/hosts.ini", str(PLAYBOOK)], env=env)
         failing = [ln for ln in proc.stdout.splitlines() if ln.startswith(("fatal:", "failed:")) or "UNREACHABLE" in ln]
         return proc.returncode == 0, (wall, cpu), "\n".join(failing[:20] or [proc.stdout[-3000:]]) + f"\n{proc.stderr[-2000:]}"
 
-    return retried(f"Ansible (forks {forks})", attempt)  # type: ignore[return-value]
+    return retried(f"Ansible (forks {forks})", attempt)
 
 
 def ours(inv_path: Path, mode: str) -> tuple[float, float, int]:
     """check-net through the CLI: wall, controller CPU (s) and peak RSS (KiB) of that one process."""
-    def attempt() -> tuple[bool, object, str]:
+    def attempt() -> tuple[bool, tuple[float, float, int], str]:
         wall, cpu, proc, peak = timed([*CLI, "check-net", str(inv_path), "--mode", mode, "--json"], cwd=ROOT)
         try:
             problems = json.dumps(json.loads(proc.stdout).get("problems"))
@@ -136,7 +137,7 @@ def ours(inv_path: Path, mode: str) -> tuple[float, float, int]:
             problems = proc.stdout[-3000:]
         return proc.returncode == 0, (wall, cpu, peak), f"{problems[-3000:]}\n{proc.stderr[-3000:]}"
 
-    return retried("check-net", attempt)  # type: ignore[return-value]
+    return retried("check-net", attempt)
 
 
 def openssh(scripts: dict[str, tuple[str, str]], key: str, known: str) -> float:
@@ -144,11 +145,11 @@ def openssh(scripts: dict[str, tuple[str, str]], key: str, known: str) -> float:
         script = Path(ctl) / "baseline.sh"
         script.write_text(baseline_script(scripts, key, known, Path(ctl)))
 
-        def attempt() -> tuple[bool, object, str]:
+        def attempt() -> tuple[bool, float, str]:
             wall, _cpu, proc, _ = timed(["bash", str(script)])
             return proc.returncode == 0, wall, proc.stderr[-2000:]
 
-        return retried("OpenSSH", attempt)  # type: ignore[return-value]
+        return retried("OpenSSH", attempt)
 
 
 def main() -> None:
@@ -218,13 +219,18 @@ def main() -> None:
             cluster.down(opts)
 
 
+def cpu(r: dict) -> float:
+    """check-net's controller CPU per host of a row, in ms."""
+    return r["cpu"] / r["hosts"] * 1000
+
+
+def above(r: dict) -> str:
+    """The same above the libraries' start-up floor (rows measured before the floor say "-")."""
+    return f"{(r['cpu'] - r['floor_cpu']) / r['hosts'] * 1000:.0f}" if r.get("floor_cpu") else "-"
+
+
 def verdicts(results: list[dict]) -> list[str]:
     """Each target of the issue against the rows above: met or missed, with the numbers."""
-    def cpu(r: dict) -> float:
-        return r["cpu"] / r["hosts"] * 1000
-
-    def above(r: dict) -> str:
-        return f"{(r['cpu'] - r['floor_cpu']) / r['hosts'] * 1000:.0f}" if r.get("floor_cpu") else "-"
 
     lines = ["## The targets, row by row", ""]
     walls = [f"{r['hosts']} {r['mode']} {r['ours'] / r['openssh']:.2f}x" for r in results]
@@ -319,8 +325,7 @@ def write_report(args: argparse.Namespace, results: list[dict]) -> None:
         n = r["hosts"]
         lines.append(
             f"| {n} | {r['mode']} | {s(r['ours'])} | {s(r['openssh'])} | {x(r['ours'], r['openssh'])} | {s(r['ansible5'])} | "
-            f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {r['cpu'] / n * 1000:.0f} | "
-            + (f"{(r['cpu'] - r['floor_cpu']) / n * 1000:.0f} | " if r.get("floor_cpu") else "- | ")
+            f"{x(r['ansible5'], r['ours'])} | {s(r['ansibleN'])} | {x(r['ansibleN'], r['ours'])} | {cpu(r):.0f} | {above(r)} | "
             + (f"{r['ansible5_cpu'] / n * 1000:.0f}" if r["ansible5_cpu"] else "-") + f" | {r['peak'] / 1024:.0f} |"
         )
     retries = [f"{r['hosts']} {r['mode']}: " + ", ".join(f"{tool} {n}x" for tool, n in r["retries"].items()) for r in results if r.get("retries")]

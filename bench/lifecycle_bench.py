@@ -31,7 +31,7 @@ from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 
 SIM_ROOT = ROOT / ".sim"
-CLI = [str(ROOT / ".venv" / "bin" / "python"), "-m", "toolkit"]
+CLI = [PYTHON, "-m", "toolkit"]
 
 
 def cli(*args: str) -> tuple[float, dict]:

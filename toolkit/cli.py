@@ -7,7 +7,6 @@ No `from __future__ import annotations` here or in sim_cli.py: typer reads every
 signature at start-up, and string annotations cost it 600 `eval`s (about 25 ms of each run).
 """
 
-
 import json
 import signal
 import sys

@@ -173,12 +173,13 @@ def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: Out
         if deadline is not None and now >= deadline:
             raise _Deadline("".join(chunks["stdout"]), "".join(chunks["stderr"]))
         left = None if deadline is None else max(0.0, deadline - now)
-        # After EOF the channel stays readable with nothing to read, until the exit status comes:
+        # After EOF the channel stays readable with nothing to read until the exit status comes:
         # waiting on it then would spin (it did: hundreds of empty wake-ups per command).
+        watch: list[object] = [] if chan.eof_received else [chan]
         if exited is not None:
-            select.select([exited.fd] if chan.eof_received else [chan, exited.fd], [], [], left)
-        else:
-            select.select([] if chan.eof_received else [chan], [], [], 0.01 if chan.eof_received else min(0.5, left if left is not None else 0.5))
+            select.select([*watch, exited.fd], [], [], left)
+        else:  # nothing wakes us on the exit status: look again soon (sooner once output ended)
+            select.select(watch, [], [], min(0.5 if watch else 0.01, left if left is not None else 0.5))
     for name in chunks:
         tail = decoders[name].decode(b"", final=True)
         if tail:
