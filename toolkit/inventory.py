@@ -396,4 +396,32 @@ def load_inventory(path: str | Path, overrides: list[str] | None = None) -> Inve
     if issues:
         raise InvalidFile(file, issues)
     sets = parse_overrides(overrides or [])
-    return resolve(Path(path), spec, sets)
+    inventory = resolve(Path(path), spec, sets)
+    issues = _device_issues(inventory, doc)
+    if issues:
+        raise InvalidFile(file, issues)
+    return inventory
+
+
+def _device_issues(inventory: Inventory, doc: Document) -> list[InputIssue]:
+    """Device ids the hardware does not have (e.g. 8 on an 8-NPU A2 host), per host, at the line
+    the ids came from: a plan for NPUs that do not exist would only fail on the hosts."""
+    from toolkit.hardware import DEVICE_CLASS, DEVICES_PER_NODE
+
+    kind = inventory.spec.hardware or "910B"
+    count = DEVICES_PER_NODE[DEVICE_CLASS[kind]]
+    issues = []
+    for i, host in enumerate(inventory.hosts):
+        beyond = [d for d in host.devices if d >= count]
+        if not beyond:
+            continue
+        level = inventory.origins[host.name].get("devices", "default")
+        path: tuple[str | int, ...] = ("hosts", i, "devices") if level == "host" else ("defaults", "devices")
+        where = "--set devices" if level == "--set" else format_path(path)
+        issues.append(InputIssue(
+            doc.source.file, None if level == "--set" else doc.source.line_of(path), where,
+            f"host '{host.name}': device id{'s' if len(beyond) > 1 else ''} {', '.join(map(str, beyond))} "
+            f"beyond the {count} NPUs of a {kind} host (ids 0..{count - 1})",
+            f"list ids 0..{count - 1}, or set `hardware` to the hosts' NPU kind",
+        ))
+    return issues

@@ -127,13 +127,48 @@ class Arg:
     flag: str
     value: Any
     origin: str
+    inline: bool = False  # written as `--flag=value` (kept as the user wrote it)
 
     def argv(self) -> list[str]:
         if self.value is False:
             return []
         if self.value is None or self.value is True:
             return [self.flag]
+        if self.inline:
+            return [f"{self.flag}={self.value}"]
         return [self.flag, str(self.value)]
+
+
+def _is_flag(token: str) -> bool:
+    """`-x`/`--xy` start a flag; `-1` or `-0.5` are values (a negative number)."""
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+def paired_args(tokens: list[str] | tuple[str, ...], origin: str) -> list[Arg]:
+    """Pass-through arguments as flag/value pairs, so `plan` shows `--x '{"a": 1}'` as one row.
+
+    A flag takes the next token as its value unless that token is itself a flag; `--x=v` stays
+    written that way. The argv they produce is exactly the tokens given."""
+    out: list[Arg] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if _is_flag(token) and token.startswith("--") and "=" in token:
+            flag, value = token.split("=", 1)
+            out.append(Arg(flag, value, origin, inline=True))
+        elif _is_flag(token) and i + 1 < len(tokens) and not _is_flag(tokens[i + 1]):
+            out.append(Arg(token, tokens[i + 1], origin))
+            i += 1
+        else:
+            out.append(Arg(token, None, origin))
+        i += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -485,11 +520,11 @@ class _Planner:
             args.append(Arg("--quantization", profile.quantization, f"plugin {profile.family} ({info.quantization} weights)"))
         if row is not None and row.hf_overrides and "--hf-overrides" not in " ".join(self.serve.extra_args):
             args.append(Arg("--hf-overrides", json.dumps(dict(row.hf_overrides), separators=(",", ":")), f"plugin row {row.hardware}"))
-        for extra in list(profile.extra_args) + list(row.extra_args if row else ()):
-            if extra not in self.serve.extra_args:
-                args.append(Arg(extra, None, f"plugin {profile.family}"))
-        for extra in self.serve.extra_args:
-            args.append(Arg(extra, None, _origin(self.inv, "serve.extra_args")))
+        own = paired_args(self.serve.extra_args, _origin(self.inv, "serve.extra_args"))
+        own_flags = {a.flag for a in own}
+        args += [a for a in paired_args(list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {profile.family}")
+                 if a.flag not in own_flags]
+        args += own
         api_key = None
         if self.serve.api_key_env:
             api_key = f"local ${self.serve.api_key_env}"

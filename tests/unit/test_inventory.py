@@ -54,6 +54,9 @@ BAD = [
     ("devices-descending", "cluster: c\ndefaults:\n  devices: [3, 1]\n" + HOSTS, 3, "defaults.devices", "ascending"),
     ("devices-repeated", "cluster: c\ndefaults:\n  devices: [0, 0]\n" + HOSTS, 3, "defaults.devices", "ascending"),
     ("devices-out-of-range", "cluster: c\ndefaults:\n  devices: [0, 16]\n" + HOSTS, 3, "defaults.devices", "out of range"),
+    ("devices-beyond-a2", "cluster: c\nhardware: 910B3\ndefaults:\n  devices: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n" + HOSTS, 4, "defaults.devices", "device id 8 beyond the 8 NPUs"),
+    ("devices-beyond-default-kind", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - name: b\n    address: 10.0.0.2\n    devices: [6, 9, 12]\n",
+     6, "hosts[1].devices", "host 'b': device ids 9, 12 beyond the 8 NPUs of a 910B host"),
     ("devices-empty", "cluster: c\ndefaults:\n  devices: []\n" + HOSTS, 3, "defaults.devices", "at least one"),
     ("devices-not-list", "cluster: c\ndefaults:\n  devices: 0-7\n" + HOSTS, 3, "defaults.devices", "valid list"),
     ("devices-strings", "cluster: c\ndefaults:\n  devices: [a, b]\n" + HOSTS, 3, "defaults.devices[0]", "valid integer"),
@@ -90,6 +93,17 @@ def test_bad_inventory_names_file_line_and_field(tmp_path: Path, case: tuple) ->
     rendered = issue.render()
     assert words in rendered, rendered
     assert rendered.startswith(f"{f}:{line}:" if line else str(f))
+
+
+def test_device_ids_follow_the_hardware_table(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text("cluster: c\nhardware: A3\ndefaults:\n  devices: [0, 15]\n" + HOSTS)
+    assert load_inventory(f).hosts[0].devices == (0, 15)  # A3: 16 dies per host
+    with pytest.raises(InvalidFile) as info:
+        load_inventory(f, ["hardware=910B4"])
+    assert [(i.path, i.line) for i in info.value.issues] == [("defaults.devices", 4)]
+    with pytest.raises(BadInput, match="device id 16 is out of range"):
+        load_inventory(f, ["devices=[0,16]"])
 
 
 def test_many_problems_are_reported_together(tmp_path: Path) -> None:

@@ -220,6 +220,21 @@ def test_torchair_graph_config_refused_from_0_12(tmp_path: Path) -> None:
     assert plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra, runtime="0.11.0").runtime.vllm == "0.11.0"
 
 
+def test_extra_args_pair_each_flag_with_its_value(tmp_path: Path) -> None:
+    config = '{"backend": "xgrammar", "disable_fallback": true}'
+    extra = {"extra_args": ["--structured-outputs-config", config, "--seed=3", "--enable-prefix-caching", "--offset", "-1"]}
+    p = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra)
+    rows = {a.flag: a.value for a in p.vllm_args if a.origin == "inventory serve.extra_args"}
+    assert rows == {"--structured-outputs-config": config, "--seed": "3", "--enable-prefix-caching": None, "--offset": "-1"}
+    assert p.vllm_argv()[-6:] == extra["extra_args"]
+    shown = plan_to_dict(p)["vllm"]["args"]
+    assert {"flag": "--structured-outputs-config", "value": config, "from": "inventory serve.extra_args"} in shown
+    assert not any(a["flag"].startswith("{") for a in shown)
+    out = cli("plan", str(tmp_path / "inv.yaml"))
+    row = next(line for line in out.stdout.splitlines() if line.startswith("--structured-outputs-config"))
+    assert '"xgrammar"' in row and not any(line.startswith("{") for line in out.stdout.splitlines())
+
+
 def test_ray_num_gpus_is_refused(tmp_path: Path) -> None:
     err = invalid(tmp_path, ray={"extra_args": ["--num-gpus=8"]})
     assert err.issues[0].field == "ray.extra_args" and "NPU" in (err.issues[0].hint or "")
