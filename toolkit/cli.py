@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import functools
+import inspect
 import typer
 
 from toolkit import __version__, api
@@ -521,6 +522,26 @@ def generate(
 from toolkit.sim_cli import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")
+
+
+def reflow(text: str) -> str:
+    """A docstring as help paragraphs: its source line breaks are not the reader's (the help
+    formatter wraps each paragraph to the terminal; kept breaks cut sentences in two)."""
+    paragraphs = [" ".join(line.strip() for line in block.splitlines()) for block in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        doc = info.help or inspect.getdoc(info.callback)
+        if doc:
+            info.help = reflow(doc)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def _version(value: bool) -> None:

@@ -79,7 +79,7 @@ class UpReport:
             out.append(("preflight", self.preflight.duration, "ok" if self.preflight.ok else "failed"))
         for s in (self.run.stages if self.run else []):
             statuses = {h.status for h in s.hosts.values()}
-            status = "failed" if "failed" in statuses else "changed" if statuses & {"changed", "would-change"} else "skipped" if s.skipped_reason or statuses == {"skipped"} else "unchanged"
+            status = "failed" if "failed" in statuses else "changed" if statuses & {"changed", "would-change"} else "skipped" if s.skipped_reason or statuses == {"skipped"} else "ok" if statuses == {"ok"} else "unchanged"
             out.append((s.name, s.duration, status))
         return out
 

@@ -34,7 +34,7 @@ class OpReport:
 @dataclass
 class HostReport:
     host: str
-    status: str  # unchanged | changed | would-change | failed | skipped
+    status: str  # change steps: unchanged | changed | would-change; verification steps: ok; failed | skipped
     ops: list[OpReport] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     error: HostError | None = None
@@ -109,7 +109,8 @@ def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:
 
 def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[str, dict[str, Any]], session: Session, shared: dict[str, Any]) -> HostReport:
     info = STEPS[stage.step]
-    report = HostReport(session.name, "unchanged")
+    # A read-only step verifies (probes, waits, reads): it passes ("ok") or fails, never "changes".
+    report = HostReport(session.name, "ok" if info.read_only else "unchanged")
     attempt = 0
     while True:
         attempt += 1
@@ -133,7 +134,7 @@ def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[st
             time.sleep(stage.delay)
     report.data = ctx.data
     report.attempts = attempt
-    if report.ops:
+    if report.ops and not info.read_only:
         report.status = "would-change" if check else "changed"
     return report
 

@@ -75,6 +75,7 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     plan = data["plan"]
     assert (plan["parallel"]["tp"]["value"], plan["parallel"]["pp"]["value"], plan["parallel"]["backend"]["value"]) == (2, 1, "ray")
     assert stages(data)["ray-head"] == stages(data)["ray-workers"] == stages(data)["vllm"] == "changed"
+    assert stages(data)["ray-ready"] == stages(data)["ready"] == stages(data)["preflight"] == "ok"  # verified, not "unchanged"
     assert isinstance(data["answers"]["chat"], str) and data["answers"]["models"] == ["tiny-llama"]
 
     chat, completion = ask(data["endpoint"])
@@ -96,7 +97,7 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
     code, again, err = run(lab, "up", inv, *TP2)
     assert code == 0 and again["changed"] is False, err[-2000:]
-    assert set(stages(again).values()) <= {"ok", "unchanged"}
+    assert {n: s for n, s in stages(again).items() if s != "unchanged"} == {"preflight": "ok", "ray-ready": "ok", "ready": "ok"}
 
     # a serve change (more sequences, and now an API key): only vLLM restarts
     serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY"]

@@ -170,7 +170,9 @@ def test_rerun_on_a_healthy_cluster_changes_nothing(setup: tuple[Any, Cluster, A
     settle(cluster, inv, plan)
     again = run(inv, cluster, plan)
     assert again.ok and ops(again) == {}
-    assert {h.status for s in again.stages for h in s.hosts.values()} == {"unchanged"}
+    statuses = {s.name: {h.status for h in s.hosts.values()} for s in again.stages}
+    assert statuses == {"env": {"unchanged"}, "ray-head": {"unchanged"}, "ray-workers": {"unchanged"}, "ray-ready": {"ok"},
+                        "vllm": {"unchanged"}, "ready": {"ok"}}, statuses  # verification stages pass, change stages stay
 
 
 def test_serve_change_restarts_only_vllm(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:

@@ -138,3 +138,25 @@ def test_command_signatures_are_real_objects_not_strings() -> None:
         hints = inspect.get_annotations(inspect.unwrap(fn))
         strings = [name for name, hint in hints.items() if isinstance(hint, str)]
         assert not strings, f"{fn.__name__}: string annotations {strings}"
+
+
+def test_help_reflows_docstrings_into_paragraphs() -> None:
+    """A docstring's source line breaks must not cut the help's sentences in two."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app, reflow
+
+    commands = [([], info) for info in app.registered_commands]
+    commands += [([g.name], info) for g in app.registered_groups if g.typer_instance for info in g.typer_instance.registered_commands]
+    checked = 0
+    for prefix, info in commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        doc = inspect.getdoc(info.callback) or ""
+        out = CliRunner().invoke(app, [*prefix, name, "--help"], env={"COLUMNS": "1000"}).output
+        lines = [line.strip() for line in out.splitlines()]
+        for paragraph in reflow(doc).split("\n\n"):
+            assert paragraph in lines, f"`{' '.join([*prefix, name])} --help` breaks the paragraph {paragraph[:60]!r}...:\n{out}"
+            checked += 1
+    assert checked > len(commands)  # several commands have more than one paragraph
