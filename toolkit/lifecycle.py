@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import shlex
 import os
 import tarfile
 import time
@@ -115,14 +116,20 @@ class UpReport:
 
 
 def usage_examples(plan: Plan) -> dict[str, str]:
-    """A ready-to-paste curl and OpenAI client example for the endpoint."""
+    """A ready-to-paste curl and OpenAI client example for the endpoint, reading the API key from
+    where the inventory says it is (never the key itself)."""
     name = plan.served_name.value
-    auth = ' -H "Authorization: Bearer $VLLM_API_KEY"' if plan.api_key else ""
-    key = 'os.environ["VLLM_API_KEY"]' if plan.api_key else '"EMPTY"'
+    imports, key, auth = "", '"EMPTY"', ""  # the OpenAI client needs some key; vLLM without one ignores it
+    if plan.api_key_env:
+        imports, key = "import os\n", f"os.environ[{plan.api_key_env!r}]"
+        auth = f' -H "Authorization: Bearer ${plan.api_key_env}"'
+    elif plan.api_key_file:
+        imports, key = "from pathlib import Path\n", f"Path({plan.api_key_file!r}).read_text().strip()"
+        auth = f' -H "Authorization: Bearer $(cat {shlex.quote(plan.api_key_file)})"'
     curl = (f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
             f"-d '{{\"model\": \"{name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}], \"max_tokens\": 64}}'")
     python = (
-        "import os\nfrom openai import OpenAI\n"
+        f"{imports}from openai import OpenAI\n"
         f"client = OpenAI(base_url=\"{plan.endpoint}\", api_key={key})\n"
         f"reply = client.chat.completions.create(model=\"{name}\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}], max_tokens=64)\n"
         "print(reply.choices[0].message.content)"

@@ -227,6 +227,8 @@ class Plan:
     endpoint: str = ""
     ray_port: int = 6379
     probe_url: str = ""  # where the head itself reaches the server (readiness probes)
+    api_key_env: str | None = None  # the local variable that holds the key (for clients' examples)
+    api_key_file: str | None = None  # or the local file, resolved against the inventory
 
     @property
     def ray_address(self) -> str:
@@ -547,6 +549,8 @@ class _Planner:
             endpoint=f"http://{head.address}:{self.serve.port}/v1",
             ray_port=self.spec.ray.port,
             probe_url=f"http://{'127.0.0.1' if self.serve.host in ('0.0.0.0', '::') else self.serve.host}:{self.serve.port}",
+            api_key_env=self.serve.api_key_env,
+            api_key_file=str(self.inv.resolve_path(self.serve.api_key_file)) if self.serve.api_key_file and not self.serve.api_key_env else None,
         )
 
 

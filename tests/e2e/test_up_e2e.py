@@ -8,6 +8,9 @@ PP=2; then the failure paths."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -110,6 +113,11 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert all(ask(changed["endpoint"], KEY))
     with pytest.raises(AuthenticationError):
         ask(changed["endpoint"], "wrong-key")
+    # the summary's Python example, pasted as is, reads the key from the variable the inventory names
+    example = subprocess.run([sys.executable, "-c", changed["examples"]["python"]], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "E2E_KEY": KEY})
+    assert example.returncode == 0, example.stderr[-2000:]  # a wrong or missing key: AuthenticationError, exit 1
+    assert "E2E_KEY" in changed["examples"]["python"] and "E2E_KEY" in changed["examples"]["curl"]
     assert KEY not in lab.ssh(1, "ps -eo args").stdout  # never on a command line
     assert lab.ssh(1, "cd \"$HOME\" && stat -c %a .ascend-deploy/e2e/api-key .ascend-deploy/e2e/env").stdout.split() == ["600", "600"]
     assert KEY not in json.dumps(changed) and KEY not in err

@@ -288,3 +288,26 @@ def test_plan_cli_invalid_exits_2_listing_problems(tmp_path: Path) -> None:
     assert "the deployment plan is not valid" in r.stderr and "hint:" in r.stderr and "4 devices hold it" in r.stderr
     j = cli("plan", str(tmp_path / "inv.yaml"), "--json")
     assert j.returncode == 2 and json.loads(j.stdout)["error"]["issues"][0]["field"]
+
+
+@pytest.mark.parametrize("serve, reads", [
+    ({}, None),
+    ({"api_key_env": "MY_SERVING_KEY"}, "MY_SERVING_KEY"),
+    ({"api_key_file": "secrets/key.txt"}, "secrets/key.txt"),
+])
+def test_usage_examples_read_the_key_from_where_the_inventory_says(tmp_path: Path, serve: dict, reads: str | None) -> None:
+    import ast
+
+    from toolkit.lifecycle import usage_examples
+
+    ex = usage_examples(plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=serve))
+    tree = ast.parse(ex["python"])
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert imported <= used, f"unused import in {ex['python']}"
+    if reads is None:
+        assert 'api_key="EMPTY"' in ex["python"] and "Authorization" not in ex["curl"]
+    elif reads.isupper():
+        assert f"os.environ['{reads}']" in ex["python"] and f"Bearer ${reads}" in ex["curl"] and "VLLM_API_KEY" not in ex["python"]
+    else:
+        assert str(tmp_path / reads) in ex["python"] and f"$(cat {tmp_path / reads})" in ex["curl"] and "EMPTY" not in ex["python"]
