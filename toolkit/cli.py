@@ -89,7 +89,7 @@ def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _finish(report: Any, as_json: bool, renderer: str) -> NoReturn:
+def _finish(report: Any, as_json: bool, renderer: str, **options: Any) -> NoReturn:
     """Print a report (JSON document, or the tables of `toolkit.render.<renderer>`) and exit 0 if
     it is ok, else 1. The renderer is named, so `--json` never imports the terminal stack."""
     if as_json:
@@ -99,7 +99,7 @@ def _finish(report: Any, as_json: bool, renderer: str) -> NoReturn:
     else:
         from toolkit import render
 
-        getattr(render, renderer)(report)
+        getattr(render, renderer)(report, **options)
     _exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -328,7 +328,7 @@ def up(
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with _progress(verbose, json_) as progress:
         report = lifecycle.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
-    _finish(report, json_, "render_up")
+    _finish(report, json_, "render_up", actions_logged=getattr(progress, "logged_actions", False))
 
 
 @app.command(epilog=EPILOG)

@@ -26,7 +26,8 @@ MAX_FORKS = 64
 
 @dataclass(frozen=True)
 class Event:
-    """Something a renderer may show: `kind` is start, done, failed, output, or command."""
+    """Something a renderer may show: `kind` is start, done, failed, retry, progress, output,
+    command (the raw shell, for -v) or action (what a step's operation does, in words)."""
 
     kind: str
     host: str

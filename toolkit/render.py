@@ -69,6 +69,8 @@ class Progress:
         self.lock = threading.Lock()
         self.live: Live | None = None
         self.last_line: dict[tuple[str, str], float] = {}
+        #: actions were printed as they happened (a log, not a terminal): the summary omits them
+        self.logged_actions = False
 
     def __enter__(self) -> "Progress":
         if self.enabled:
@@ -106,9 +108,13 @@ class Progress:
                 self.rows[key][2] = time.monotonic()
                 if event.detail:
                     self.rows[key][3] = event.detail
-            elif event.kind in ("command", "retry", "progress") and key in self.rows:
+            elif event.kind in ("action", "retry", "progress") and key in self.rows:  # words, never raw shell
                 self.rows[key][3] = event.detail.splitlines()[0] if event.detail else ""
-        if event.kind == "progress" and self.requested and not self.enabled and not self.verbose:
+        logging = self.requested and not self.enabled
+        if event.kind == "action" and (logging or self.verbose):  # in the order things happen
+            self.logged_actions = True
+            err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail))
+        if event.kind == "progress" and logging and not self.verbose:
             now = time.monotonic()
             if now - self.last_line.get(key, 0.0) >= PROGRESS_EVERY_S:  # a log, not a live table: one line now and then
                 self.last_line[key] = now
@@ -349,13 +355,14 @@ def _notes(notes: list[str]) -> None:
         err.print(Text("note: ", style="yellow") + Text(note))
 
 
-def render_up(report: Any) -> None:
+def render_up(report: Any, *, actions_logged: bool = False) -> None:
+    """`actions_logged`: the progress log already printed each operation as it ran."""
     _notes(report.lock.notes if report.lock else [])
     if report.preflight is not None and not report.preflight.ok:
         render_check_net(report.preflight)
         err.print(Text("up stopped at preflight: ", style="bold red") + Text("fix the problems above, or re-run with --skip-preflight"))
         return
-    if report.run is not None:
+    if report.run is not None and not actions_logged:
         for stage in report.run.stages:
             for name, h in stage.hosts.items():
                 for op in h.ops:

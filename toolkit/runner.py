@@ -120,8 +120,9 @@ def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[st
             for op in info.fn(ctx):
                 if check and not info.read_only:
                     report.ops.append(OpReport(op.command, op.description, ran=False))
-                    session.emit(Event("command", session.name, stage.name, f"[check] {op.description}"))
+                    session.emit(Event("action", session.name, stage.name, f"would {op.description}"))
                     continue
+                session.emit(Event("action", session.name, stage.name, op.description))
                 res = session.run(op.command, timeout=op.timeout or stage.timeout, stdin=op.stdin)
                 report.ops.append(OpReport(op.command, op.description, True, res.exit_code, res.duration))
             break

@@ -401,3 +401,51 @@ def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[An
     report = lifecycle.logs(inv, api.Options(), out_dir=nested, connect=connect)
     assert nested.is_dir() and report.archive and Path(report.archive).parent == nested
     assert all(h["error"] for h in report.hosts.values())  # the unreachable hosts are named, not lost
+
+
+def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup: tuple[Any, Cluster, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a terminal (CI, `make demo | tee`): each operation is logged when it runs, before the
+    readiness progress that follows it, and the summary does not repeat them. On a terminal the
+    live table's `last` column shows what a step does, never the remote shell."""
+    import io
+
+    from rich.console import Console
+
+    from toolkit import render
+
+    inv, cluster, plan = setup
+    log, summary = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=log, width=200))
+    monkeypatch.setattr(render, "out", Console(file=summary, width=200))
+    progress = render.Progress(verbose=False, enabled=True)
+    assert not progress.enabled  # StringIO is no terminal: a log, not a live table
+    connect, _ = fake_factory(cluster)
+    with progress, Executor(inv.hosts, connect=connect, emit=progress) as ex:
+        report = run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None})
+    assert report.ok
+    lines = log.getvalue().splitlines()
+    order = [next(i for i, line in enumerate(lines) if marker in line)
+             for marker in ("[n0] env: write", "[n0] ray-head: start Ray head", "[n1] ray-workers: start Ray worker", "[n0] ray-ready:", "[n0] vllm: start vLLM", "[n0] ready:")]
+    assert order == sorted(order), lines
+    assert progress.logged_actions
+    assert all(not re.search(r"__facts|umask 077|\$\(|h\(\) \{", line) for line in lines), lines
+
+    class Done:  # what lifecycle.up hands render_up, reduced to what it reads
+        lock = None
+        preflight = None
+        run = report
+        ok = check = changed = serving = False
+
+        def stage_times(self) -> list[tuple[str, float, str]]:
+            return []
+
+    render.render_up(Done(), actions_logged=True)
+    assert "start Ray head" not in summary.getvalue()
+    render.render_up(Done())
+    assert "n0 [ray-head] start Ray head" in " ".join(summary.getvalue().split())
+
+    live = render.Progress(verbose=False, enabled=True)
+    with Executor(inv.hosts, connect=connect, emit=live) as ex:
+        run_playbook(load_playbook("down"), inv, ex, shared={"plan": plan, "api_key": None})
+    shown = [row[3] for row in live.rows.values()]
+    assert shown and not any(re.search(r"__facts|umask|\$\(|\bkill\b|ray stop", last) for last in shown), shown
