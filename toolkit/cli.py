@@ -363,7 +363,10 @@ def status(
     json_: JsonOpt = False,
 ) -> None:
     """Per host: reachable, Ray running, Ray node alive with its NPU count; on the head the vLLM pid,
-    uptime, /health, served models and the endpoint. Exit 1 unless every node is alive and vLLM is healthy."""
+    uptime, /health, served models and the endpoint. Exit 1 unless every node is alive and vLLM is healthy.
+
+    Answers whatever the inventory now says: when its plan does not validate, the hosts, Ray and
+    vLLM are shown as found and the plan's problems as notes."""
     from toolkit import lifecycle
 
     inv = _inventory(inventory, set_)

@@ -324,6 +324,7 @@ class StatusReport:
     plan: Plan
     hosts: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -332,14 +333,14 @@ class StatusReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "inventory": self.inventory, "endpoint": self.plan.endpoint, "served_model": self.plan.served_name.value,
-                "duration": round(self.duration, 3), "hosts": self.hosts}
+                "duration": round(self.duration, 3), "hosts": self.hosts, "notes": self.notes}
 
 
 def status(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, connect: Callable[[ResolvedHost], Connection] | None = None) -> StatusReport:
     from toolkit import api
 
     started = time.monotonic()
-    plan = _plan_for(inventory)
+    plan, notes = _plan_or_observation(inventory)
     with api.make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         run = run_playbook(load_playbook("status"), inventory, executor, shared={"plan": plan})
     stage = run.stages[0]
@@ -367,7 +368,27 @@ def status(inventory: Inventory, opts: Any, *, emit: EventSink = _no_events, con
             row.update(vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"), health=d.get("health"), models=d.get("models"),
                        endpoint=plan.endpoint, last_log_line=d.get("last_log_line"), ray_nodes=len(nodes))
         rows.append(row)
-    return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started)
+    return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
+
+
+def _plan_or_observation(inventory: Inventory) -> tuple[Plan, list[str]]:
+    """The plan; or, when it does not validate (or a plugin fails to load), what `status` needs
+    from the inventory alone, with the problem as notes: what runs is answerable whatever the
+    inventory now says (an edit after `up`, a plugin folder gone)."""
+    try:
+        return _plan_for(inventory), []
+    except BadInput as exc:
+        from toolkit.plan import observation_plan
+        from toolkit.plugins import load_plugins
+
+        plugins = load_plugins([])
+        try:
+            runtime = plugins.runtime(inventory.spec.runtime)
+        except BadInput:
+            runtime = plugins.runtime(None)
+        lines = exc.lines()
+        first = f"{lines[0]}: hosts, Ray and vLLM are shown as found, not compared with a plan (`ascend-deploy plan` explains)"
+        return observation_plan(inventory, runtime), [first, *(line.strip() for line in lines[1:])]
 
 
 # ---------------------------------------------------------------------------- logs

@@ -546,12 +546,40 @@ class _Planner:
             model_path=spec_model.path, served_name=served, family=profile.family, plugin=plugin_name, plugin_source=profile.source,
             row=row, config_source=self.config_source, tp=tp, pp=pp, dp=dp, backend=backend, vllm_args=tuple(args),
             api_key=api_key, hosts=tuple(host_plans), memory=mem_plan, notes=tuple(self.notes),
-            endpoint=f"http://{head.address}:{self.serve.port}/v1",
+            endpoint=_endpoint(self.inv),
             ray_port=self.spec.ray.port,
-            probe_url=f"http://{'127.0.0.1' if self.serve.host in ('0.0.0.0', '::') else self.serve.host}:{self.serve.port}",
+            probe_url=_probe_url(self.inv),
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file)) if self.serve.api_key_file and not self.serve.api_key_env else None,
         )
+
+
+def _endpoint(inventory: Inventory) -> str:
+    return f"http://{inventory.head.address}:{inventory.spec.serve.port}/v1"
+
+
+def _probe_url(inventory: Inventory) -> str:
+    """Where the head itself reaches the server (a wildcard bind answers on loopback)."""
+    serve = inventory.spec.serve
+    return f"http://{'127.0.0.1' if serve.host in ('0.0.0.0', '::') else serve.host}:{serve.port}"
+
+
+def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
+    """What `status` needs to look at a cluster whose inventory no longer plans (hosts, roles,
+    addresses, devices, ports, the served name), taken from the inventory as written with no
+    planning rule applied: "what runs there now?" must not depend on the plan being valid."""
+    model = inventory.spec.model
+    kind = inventory.spec.hardware or "910B"
+    unplanned = Value(None, "not planned: the plan is not valid")
+    name = (model.served_name or model.path.rstrip("/").rsplit("/", 1)[-1]) if model else "-"
+    hosts = tuple(HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}, ()) for h in inventory.hosts)
+    return Plan(
+        cluster=inventory.name, hardware=Value(kind, "inventory"), device_class=DEVICE_CLASS[kind], runtime=runtime,
+        runtime_origin=unplanned.origin, model_path=model.path if model else "-", served_name=Value(name, "inventory"),
+        family="-", plugin="-", plugin_source="-", row=None, config_source=None, tp=unplanned, pp=unplanned, dp=unplanned,
+        backend=unplanned, vllm_args=(), api_key=None, hosts=hosts, memory=None, endpoint=_endpoint(inventory),
+        ray_port=inventory.spec.ray.port, probe_url=_probe_url(inventory),
+    )
 
 
 def ray_temp_dir(cluster: str) -> str:

@@ -418,6 +418,7 @@ def _uptime(seconds: Any) -> str:
 
 
 def render_status(report: Any) -> None:
+    _notes(report.notes)
     table = Table(box=None, pad_edge=False, header_style="dim")
     for col in ("host", "role", "address", "reachable", "ray node", "NPU", "vLLM pid", "uptime", "health", "models"):
         table.add_column(col)

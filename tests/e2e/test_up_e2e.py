@@ -92,6 +92,10 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
     head = rows[f"{NAME}-1"]
     assert head["health"] == 200 and head["models"] == ["tiny-llama"] and head["ray_nodes"] == 2 and head["vllm_pid"]
+    # an inventory that no longer plans (3 ranks on 2 NPUs) still answers what runs, with the problem as a note
+    code, loose, err = run(lab, "status", inv, "--set", "serve.tensor_parallel_size=3")
+    assert code == 0 and "plan is not valid" in loose["notes"][0], (loose, err[-2000:])
+    assert [(r["host"], r["ray_node"], r.get("health")) for r in loose["hosts"]] == [(r["host"], r["ray_node"], r.get("health")) for r in status["hosts"]]
     # the Ray queries of up's ray-ready and of status end their drivers cleanly (they exit without
     # Ray's slow interpreter teardown): the GCS saw their jobs, and no driver die
     gcs = lab.ssh(1, f"cat {ray_temp_dir(NAME)}/session_latest/logs/gcs_server.out").stdout

@@ -71,8 +71,11 @@ class Cluster:
         if facts:
             out = []
             for nonce, fact in facts:
+                nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
+                http = f"alive=1\nhealth=200\nlast=ready\n--- models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200"
                 text = {"deploy_state": self.state_lines(h), "nic": h.nic, "reach": "open" if h.reach else "closed Connection refused",
-                        "files": ""}.get(fact, "")
+                        "files": "", "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
+                        "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n"}.get(fact, "")
                 out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
             return 0, "\n".join(out) + "\n", ""
         if "RAYWAIT" in script:
@@ -449,3 +452,25 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup:
         run_playbook(load_playbook("down"), inv, ex, shared={"plan": plan, "api_key": None})
     shown = [row[3] for row in live.rows.values()]
     assert shown and not any(re.search(r"__facts|umask|\$\(|\bkill\b|ray stop", last) for last in shown), shown
+
+
+def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+    """An inventory edited after `up` into an invalid plan: status still shows what runs, with
+    the plan's problems as notes (down already works without a plan)."""
+    from toolkit import lifecycle
+    from toolkit.plan import PlanInvalid
+
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    bad = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 3})
+    with pytest.raises(PlanInvalid):
+        api.plan(bad)
+    connect, _ = fake_factory(cluster)
+    report = lifecycle.status(bad, api.Options(), connect=connect)
+    rows = {r["host"]: r for r in report.hosts}
+    assert set(rows) == {"n0", "n1"} and all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
+    assert rows["n0"]["vllm_pid"] == 4242 and rows["n0"]["health"] == 200 and rows["n0"]["models"] == ["Qwen2.5-7B-Instruct"]
+    assert report.ok and "plan is not valid" in report.notes[0] and any("tensor" in n.lower() for n in report.notes[1:]), report.notes
+    assert report.to_dict()["notes"] == report.notes
+    healthy = lifecycle.status(inv, api.Options(), connect=connect)
+    assert healthy.ok and healthy.notes == []
