@@ -438,7 +438,8 @@ def logs(inventory: Inventory, opts: Any, *, tail: int | None = None, out_dir: P
                 continue
             if tail:
                 tails[host] = h.data.get("tails", {})
-                hosts[host] = {"error": None, "files": len(tails[host])}
+                hosts[host] = {"error": None, "files": len(tails[host]),
+                               "missing": [f for f in h.data.get("looked_for", []) if f not in tails[host]]}
                 continue
             count = 0
             with tarfile.open(fileobj=io.BytesIO(h.data.get("archive", b"")), mode="r:gz") as part:

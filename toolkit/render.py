@@ -450,6 +450,9 @@ def render_logs(report: Any) -> None:
     for host, row in report.hosts.items():
         if row.get("error"):
             out.print(Text(f"{host}: ", style="bold red") + Text(row["error"]))
+        elif report.tails is not None and host in report.tails and not row.get("files"):
+            looked = ", ".join(f if f.startswith("/") else f"~/{f}" for f in row.get("missing") or []) or "-"
+            out.print(Text(f"{host}: ", style="bold yellow") + Text(f"no vLLM or Ray log yet (looked for {looked}; `up` starts them)"))
     if report.archive:
         total = sum(r.get("files", 0) for r in report.hosts.values())
         out.print(Text("archive: ", style="bold") + Text(f"{report.archive} ({total} files from {len(report.hosts)} hosts)"))

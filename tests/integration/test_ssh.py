@@ -489,3 +489,15 @@ def test_closing_ends_the_connection_and_its_reader_thread_at_once(ssh_lab: SshL
     assert took < 2, f"the reader thread outlived close() by {took:.1f}s"
     error = outcome["group"][host.name].error  # type: ignore[index]
     assert isinstance(error, ConnectError)
+
+
+def test_logs_tail_names_each_host_without_logs(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
+    """Nothing deployed yet: `logs --tail` says so per host instead of printing nothing."""
+    inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster)
+    out = cli("logs", str(inv), "--tail", "5", env={"HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    for h in ssh_lab.hosts:
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith(f"{h.name}: ")), "")
+        assert "no vLLM or Ray log yet" in line and f"~/.ascend-deploy/{remote_cluster}/vllm.log" in line, out.stdout
+    data = json.loads(cli("logs", str(inv), "--tail", "5", "--json", env={"HOME": str(home)}).stdout)
+    assert all(row["files"] == 0 and row["missing"] for row in data["hosts"].values()), data

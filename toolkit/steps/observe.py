@@ -133,5 +133,6 @@ def logs_tail(ctx: StepContext) -> Iterator[Op]:
         elif current is not None:
             tails[current].append(line)
     ctx.data["tails"] = tails
+    ctx.data["looked_for"] = files
     yield from ()
 
