@@ -149,4 +149,4 @@ def sim_fault(
     if json_:
         render.print_json(record)
     else:
-        render.out.print(f"injected {kind} on {host}: {faults.KINDS[kind]}")
+        render.out.print(f"injected {kind} on {host}: {record['description']}")

@@ -297,6 +297,18 @@ def test_sim_status_cli_shows_faults(sim: SimLab) -> None:
     assert all(h["sshd"] and h["ssh_port"] for h in data["hosts"])
 
 
+def test_sim_fault_cli_says_what_it_did(sim: SimLab) -> None:
+    two = f"{sim.name}-2"
+    out = cli("sim", "fault", f"{sim.name}-1", "ping-loss", "--card", "3", "--peer", two, "--value", "40", "--name", sim.name, "--root", str(sim.root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"injected ping-loss on {sim.name}-1: 40% packet loss between card 3 of {sim.name}-1 and card 3 of {two}"
+    out = cli("sim", "fault", two, "net-health", "--card", "1", "--name", sim.name, "--root", str(sim.root), "--json")
+    assert json.loads(out.stdout)["description"] == "card 1's net_health reads 'Socket fail'"
+    from toolkit.sim.faults import DONE, KINDS
+
+    assert set(DONE) == set(KINDS) and not any("VALUE" in text or " K " in text for text in DONE.values())
+
+
 @pytest.mark.parametrize(
     "args,words",
     [

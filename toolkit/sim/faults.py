@@ -42,6 +42,26 @@ KINDS = {
     "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine still works)",
 }
 SKEW_CANN = "8.2.RC1"
+#: What an injected fault did, in words, filled from its record (KINDS says what each kind can do).
+DONE = {
+    "link-down": "card {card}'s RoCE link is DOWN (hccn_tool -link -g; pings to and from it fail)",
+    "net-health": "card {card}'s net_health reads '{value}'",
+    "ping-loss": "{value}% packet loss between card {card} of {host} and card {card} of {peer}",
+    "card-unhealthy": "npu-smi reports card {card} as {value}",
+    "no-ip": "card {card} has no IP (hccn_tool -ip -g fails, hccn.conf lacks it)",
+    "tls-mismatch": "card {card}'s TLS switch is 1 while the other cards' are 0",
+    "optical-absent": "card {card}'s optical module is not present",
+    "host-down": "{host}'s sshd was stopped",
+    "slow": "every simulated tool on {host} answers {value} ms late",
+    "missing-model": "the model directory {value} is gone on {host}",
+    "version-skew": "{host} reports vLLM {value} and CANN " + SKEW_CANN,
+    "unreachable": "{host} cannot reach {peer} ({value}); SSH from this machine still works",
+}
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One injected fault (a record of `inject` or of `sim status`) in words."""
+    return DONE[record["kind"]].format(**{"card": "", "peer": "", "value": "", **record})
 
 
 def _choice(kind: str, value: str | None, allowed: tuple[str, ...], default: str, tool: str) -> str:
@@ -190,7 +210,7 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
     state.faults = [f for f in state.faults if not (f["host"] == host.name and f["kind"] == kind and f.get("card") == record.get("card"))]
     state.faults.append(record)
     save_state(paths, state)
-    return record
+    return {**record, "description": describe(record)}
 
 
 def _skew(paths: Paths, host: SimHost, vllm: str | None, cann: str) -> None:
