@@ -11,7 +11,8 @@ help:
 	@echo "make demo-down - tear the demo down (vLLM, Ray, then the simulated hosts)"
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
 	@echo "make unit    - unit tests only (no root needed)"
-	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under .sim/"
+	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under the sim root"
+	@echo "               (.sim/ here; a per-checkout folder under /var/lib/ascend-deploy/sim/ when this folder is under /tmp or has a space)"
 	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
@@ -34,7 +35,7 @@ venv: $(VENV)/.installed
 
 # The simulated hosts' Python: Ray + vLLM (CPU build) + the tiny local model (a few minutes once).
 host-env: venv
-	$(VENV)/bin/python -m toolkit.sim.hostenv --root .sim
+	$(VENV)/bin/python -m toolkit.sim.hostenv
 
 test: system-deps venv host-env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

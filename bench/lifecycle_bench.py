@@ -29,8 +29,9 @@ import yaml  # noqa: E402
 from _report import PYTHON, library_floor, machine, publish  # noqa: E402
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
+from toolkit.sim.layout import default_root  # noqa: E402
 
-SIM_ROOT = ROOT / ".sim"
+SIM_ROOT = default_root(ROOT)
 CLI = [PYTHON, "-m", "toolkit"]
 
 

@@ -23,9 +23,10 @@ sys.path.insert(0, str(ROOT))
 from _report import machine, publish  # noqa: E402
 from toolkit.sim import cluster, netns  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
+from toolkit.sim.layout import default_root  # noqa: E402
 from toolkit.sim.hosttree import new_ed25519, write_private  # noqa: E402
 
-SIM_ROOT = ROOT / ".sim"
+SIM_ROOT = default_root(ROOT)
 
 
 def floor_up_down(hosts: int, work: Path) -> tuple[float, float]:

@@ -14,8 +14,11 @@ import yaml
 
 from tests.simlab import SimLab, running_cluster
 from tests.sshd import Sshd, free_port, keygen
+from toolkit.sim.layout import default_root
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where `ascend-deploy sim` (and `make host-env`) keep clusters and the hosts' Python for this checkout.
+SIM_ROOT = default_root(ROOT)
 
 
 @dataclass
@@ -97,7 +100,7 @@ SIM_NAME = "pytest"
 @pytest.fixture(scope="session")
 def sim_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
     """A 3-host simulated cluster for the whole session; leftovers of a crashed run are removed first."""
-    with running_cluster(SIM_NAME, (ROOT / ".sim").resolve(), tmp_path_factory.mktemp("sim") / "sim.yaml", hosts=3) as lab:
+    with running_cluster(SIM_NAME, SIM_ROOT, tmp_path_factory.mktemp("sim") / "sim.yaml", hosts=3) as lab:
         yield lab
 
 

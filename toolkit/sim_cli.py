@@ -18,15 +18,19 @@ sim_app = typer.Typer(
 )
 
 NameOpt = Annotated[str, typer.Option("--name", help="Cluster name (several can coexist).")]
-RootOpt = Annotated[Path, typer.Option("--root", help="Folder for the cluster's files (not under /tmp).")]
+RootOpt = Annotated[Optional[Path], typer.Option(
+    "--root", show_default=False,
+    help="Folder for the clusters' files and the hosts' Python (never under /tmp). Default: .sim in this folder; "
+         "when this folder is under /tmp or its path has a space, /var/lib/ascend-deploy/sim/NAME-HASH (one per folder).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", help="The inventory file (default inventories/sim.yaml, or sim-NAME.yaml).")]
 
 
-def _opts(name: str, root: Path, **kw: Any) -> Any:
+def _opts(name: str, root: Optional[Path], **kw: Any) -> Any:
     from toolkit.sim.cluster import SimOptions
+    from toolkit.sim.layout import default_root
 
-    return SimOptions(name=name, root=root, **kw)
+    return SimOptions(name=name, root=root or default_root(), **kw)
 
 
 def _progress(enabled: bool) -> Any:
@@ -65,7 +69,7 @@ def sim_up(
     hosts: Annotated[int, typer.Option("--hosts", "-n", min=1, max=MAX_HOSTS, help="Number of hosts (the first is the head).")] = 2,
     hardware: Annotated[str, typer.Option("--hardware", help=f"NPU kind: {', '.join(HARDWARE)} (A3: 16 dies per host).")] = "910B3",
     name: NameOpt = "sim",
-    root: RootOpt = Path(".sim"),
+    root: RootOpt = None,
     ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
     inventory: InventoryOpt = None,
     devices: Annotated[Optional[str], typer.Option("--devices", help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.")] = None,
@@ -87,11 +91,12 @@ def sim_up(
         render.print_json(data)
         return
     _render_status(data)
-    render.out.print(("created" if data.get("changed") else "already up, nothing changed") + f"; try: ascend-deploy facts {data['inventory']}")
+    render.out.print(("created" if data.get("changed") else "already up, nothing changed") + f" (its files: {data['root']}); "
+                     f"try: ascend-deploy facts {data['inventory']}")
 
 
 @sim_app.command("down")
-def sim_down(name: NameOpt = "sim", root: RootOpt = Path(".sim"), inventory: InventoryOpt = None, json_: JsonOpt = False) -> None:
+def sim_down(name: NameOpt = "sim", root: RootOpt = None, inventory: InventoryOpt = None, json_: JsonOpt = False) -> None:
     """Remove every namespace, process, interface, mount and file the cluster made (also after a crash half-way)."""
     from toolkit import render
     from toolkit.sim import cluster
@@ -104,7 +109,7 @@ def sim_down(name: NameOpt = "sim", root: RootOpt = Path(".sim"), inventory: Inv
 
 
 @sim_app.command("status")
-def sim_status(name: NameOpt = "sim", root: RootOpt = Path(".sim"), json_: JsonOpt = False) -> None:
+def sim_status(name: NameOpt = "sim", root: RootOpt = None, json_: JsonOpt = False) -> None:
     """Hosts, addresses, live state (namespace, init, sshd, port 22) and injected faults."""
     from toolkit import render
     from toolkit.sim import cluster
@@ -125,7 +130,7 @@ def sim_fault(
     value: Annotated[Optional[str], typer.Option("--value", help="Fault value (health string, percent, ms, version).")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Clear all faults (of HOST when given).")] = False,
     name: NameOpt = "sim",
-    root: RootOpt = Path(".sim"),
+    root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Inject a fault into a simulated host, or clear faults.

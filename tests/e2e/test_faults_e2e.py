@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 
 NAME = "fault"
@@ -26,7 +26,7 @@ RAY_ONLY = ["--skip-preflight", "--skip-tags", "vllm"]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
-    with running_cluster(NAME, (ROOT / ".sim").resolve(), tmp_path_factory.mktemp("fault") / "fault.yaml", hosts=2, devices=[0]) as lab:
+    with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("fault") / "fault.yaml", hosts=2, devices=[0]) as lab:
         try:
             yield lab
         finally:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from openai import AuthenticationError, OpenAI
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 from toolkit.plan import ray_temp_dir
 
@@ -29,7 +29,7 @@ PP2 = ["--set", "serve.tensor_parallel_size=1", "--set", "serve.pipeline_paralle
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
-    with running_cluster(NAME, (ROOT / ".sim").resolve(), tmp_path_factory.mktemp("e2e") / "e2e.yaml", hosts=2, devices=[0]) as lab:
+    with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("e2e") / "e2e.yaml", hosts=2, devices=[0]) as lab:
         try:
             yield lab
         finally:  # Ray and vLLM first, whatever a failed test left

@@ -6,16 +6,19 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, SIM_ROOT, cli
 from tests.simlab import SimLab
 from toolkit.sim import cluster, faults, netns
 from toolkit.sim.cluster import SimOptions
+from toolkit.sim.layout import default_root, scratch_parent
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -363,7 +366,7 @@ def _leftovers(name: str) -> dict[str, object]:
 
 def test_down_after_a_crash_half_way_leaves_nothing(tmp_path: Path) -> None:
     name = "pytestcrash"
-    opts = SimOptions(name=name, hosts=2, root=ROOT / ".sim", inventory=tmp_path / "inv.yaml", ping_ms=10)
+    opts = SimOptions(name=name, hosts=2, root=SIM_ROOT, inventory=tmp_path / "inv.yaml", ping_ms=10)
     cluster.down(opts)
     cluster.up(opts)
     paths = cluster.Paths(opts.root.resolve() / name)
@@ -378,13 +381,54 @@ def test_down_after_a_crash_half_way_leaves_nothing(tmp_path: Path) -> None:
     assert again.returncode == 0  # idempotent
 
 
-def test_sim_needs_root() -> None:
-    out = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(ROOT / ".venv" / "bin" / "python"), "-m", "toolkit", "sim", "up", "--root", "/nonexistent-sim-root"],
-        capture_output=True, text=True, cwd="/", timeout=60,
-    )
+def test_sim_needs_root(tmp_path: Path) -> None:
+    """A user who is not root is refused before anything is made, wherever the checkout lives.
+
+    The CLI runs as uid 1000 inside a user namespace: to the program it is not root (no
+    namespaces, bridges or mounts of the machine's), while the kernel still checks its file access
+    as the invoking user, so a checkout in root's 0700 home stays importable (`setpriv` to
+    `nobody` could not read it: "No module named toolkit")."""
+    probe = [sys.executable, "-c", "import os, toolkit; print(os.geteuid(), os.getuid())"]
+    as_user = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    ids = subprocess.run([*as_user, *probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert ids.returncode == 0 and ids.stdout.split() == ["1000", "1000"], ids.stderr
+    out = subprocess.run([*as_user, sys.executable, "-m", "toolkit", "sim", "up", "--root", "/nonexistent-sim-root"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 2, out.stderr
-    assert "needs root" in out.stderr
+    assert "needs root" in out.stderr and not Path("/nonexistent-sim-root").exists()
+
+
+def test_a_checkout_under_tmp_with_a_space_simulates_without_root_option(tmp_path: Path) -> None:
+    """A clone under /tmp whose path has a space: `sim up` without --root picks a root the hosts
+    can see (not under /tmp), says where it is, the simulated tools answer inside the hosts and
+    check-net passes; `sim down` from the same folder finds it again."""
+    copy = tmp_path / "my clone"
+    for part in ("toolkit", "playbooks", "plugins"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    name = "pytestcopy"
+    expected = default_root(copy)
+    assert scratch_parent(expected) is None and " " not in str(expected)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "toolkit", *args], cwd=copy, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    expected.mkdir(parents=True, exist_ok=True)
+    for part in ("hostenv", "models"):  # what `make host-env` would build there (3.5 GB): lent from this checkout's
+        (expected / part).symlink_to(SIM_ROOT / part)
+    try:
+        up = run("sim", "up", "--name", name, "--hosts", "2", "--ping-ms", "5", "--json")
+        assert up.returncode == 0, up.stderr
+        assert Path(json.loads(up.stdout)["root"]) == expected / name
+        inv = copy / "inventories" / f"sim-{name}.yaml"
+        net = run("check-net", str(inv), "--json")
+        assert net.returncode == 0 and json.loads(net.stdout)["ok"] is True, net.stdout[-2000:] + net.stderr[-2000:]
+        again = run("sim", "up", "--name", name, "--hosts", "2", "--ping-ms", "5")
+        assert again.returncode == 0 and f"its files: {expected / name}" in " ".join(again.stdout.split()), again.stdout
+    finally:
+        down = run("sim", "down", "--name", name)
+        shutil.rmtree(expected, ignore_errors=True)
+    assert down.returncode == 0 and not netns.netns_of(name), down.stderr
 
 
 def test_root_under_tmp_is_refused(tmp_path: Path) -> None:
@@ -394,7 +438,7 @@ def test_root_under_tmp_is_refused(tmp_path: Path) -> None:
 
 def test_a3_hosts_have_16_dies_and_dies_of_one_card_cannot_ping(tmp_path: Path) -> None:
     name = "pytesta3"
-    opts = SimOptions(name=name, hosts=2, hardware="A3", root=ROOT / ".sim", inventory=tmp_path / "inv.yaml", ping_ms=5)
+    opts = SimOptions(name=name, hosts=2, hardware="A3", root=SIM_ROOT, inventory=tmp_path / "inv.yaml", ping_ms=5)
     cluster.down(opts)
     cluster.up(opts)
     try:

@@ -23,7 +23,7 @@ import yaml
 from toolkit.errors import BadInput
 from toolkit.sim import netns
 from toolkit.sim.hosttree import SSHD, new_ed25519, remove_tree, write_host, write_private
-from toolkit.sim.layout import HARDWARE, MAX_HOSTS, Paths, SimState, bridge_name, plan_hosts
+from toolkit.sim.layout import HARDWARE, MAX_HOSTS, Paths, SimState, bridge_name, default_root, plan_hosts, scratch_parent
 from toolkit.sim.netns import SimError
 
 BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
@@ -42,7 +42,7 @@ class SimOptions:
     name: str = "sim"
     hosts: int = 2
     hardware: str = "910B3"
-    root: Path = field(default_factory=lambda: Path(".sim"))
+    root: Path = field(default_factory=default_root)
     inventory: Path | None = None  # default: inventories/sim.yaml (sim-NAME.yaml for other names)
     ping_ms: int = 100
     devices: list[int] | None = None  # devices the inventory asks for (default: all)
@@ -68,9 +68,10 @@ def require_root() -> None:
 
 def check_root_dir(root: Path) -> Path:
     root = root.resolve()
-    for forbidden in ("/tmp", "/dev/shm", "/var/tmp"):
-        if root == Path(forbidden) or Path(forbidden) in root.parents:
-            raise BadInput(f"--root {root} is under {forbidden}", hint="simulated hosts mount their own /tmp and /dev/shm; pick a folder elsewhere (default .sim)")
+    scratch = scratch_parent(root)
+    if scratch is not None:
+        raise BadInput(f"--root {root} is under {scratch}",
+                       hint=f"simulated hosts mount their own /tmp and /dev/shm; leave --root out (here the default is {default_root()}) or pick a folder elsewhere")
     return root
 
 

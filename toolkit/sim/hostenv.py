@@ -95,9 +95,11 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Build the simulated hosts' venv (Ray + vLLM CPU) and tiny model.")
-    parser.add_argument("--root", default=".sim", type=Path)
+    parser.add_argument("--root", type=Path, help="default: the folder `ascend-deploy sim` uses here (.sim, or a per-checkout one outside /tmp)")
     args = parser.parse_args()
-    paths = build(args.root)
+    from toolkit.sim.layout import default_root
+
+    paths = build(args.root or default_root())
     print(f"host env ready: {paths.venv} (model {paths.model})")
 
 

@@ -144,6 +144,18 @@ def read_device(paths: Paths, host: SimHost, device: int) -> dict[str, str]:
     return values
 
 
+def _tool_copy(paths: Paths, tool: str) -> Path:
+    """The simulated tool, copied under the cluster's root: a link into the checkout would dangle
+    inside the hosts when the checkout is under /tmp (each host mounts its own /tmp)."""
+    target = paths.root / "tools" / tool
+    source = (TOOLS / tool).read_bytes()
+    if not target.exists() or target.read_bytes() != source:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source)
+        target.chmod(0o755)
+    return target
+
+
 def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, authorized_key: str) -> str:
     """Write one host's tree; returns its host public key line."""
     base = paths.host(host.name)
@@ -162,7 +174,7 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
     for tool, where in (("hccn_tool", ascend / "driver" / "tools"), ("hccn_tool", ascend / "bin"), ("npu-smi", ascend / "bin")):
         link = where / tool
         if not link.is_symlink():
-            link.symlink_to(TOOLS / tool)
+            link.symlink_to(_tool_copy(paths, tool))
     (ascend / "driver" / "version.info").write_text(f"Version={DRIVER_VERSION}\npackage_version={DRIVER_VERSION}\n")
     arch = platform.machine()
     toolkit_home = ascend / "ascend-toolkit" / "latest"

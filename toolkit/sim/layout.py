@@ -109,6 +109,39 @@ def plan_hosts(name: str, count: int, hardware: Hardware, subnet: int) -> list[S
     return hosts
 
 
+#: Each simulated host mounts its own /tmp and /dev/shm: files of the cluster there are invisible to it.
+SCRATCH = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+#: Where a folder's simulated clusters live when `.sim` beside it cannot serve (see `default_root`).
+STATE_HOME = Path("/var/lib/ascend-deploy/sim")
+
+
+def scratch_parent(path: Path) -> Path | None:
+    """The per-host scratch folder `path` is in (or is), if any."""
+    return next((s for s in SCRATCH if path == s or s in path.parents), None)
+
+
+def default_root(folder: Path | None = None, *, uid: int | None = None) -> Path:
+    """Where `sim` keeps its clusters and host environment by default: `.sim` in `folder` (the
+    current one), unless the hosts could not use it there (under /tmp, /var/tmp or /dev/shm,
+    which each host mounts afresh; or a path with white space, which sshd's `SetEnv` and the hosts'
+    PATH cannot carry). Then a folder of its own per checkout: /var/lib/ascend-deploy/sim/NAME-HASH
+    for root, the user's cache directory otherwise. The same folder always gives the same root."""
+    import hashlib
+    import os
+    import re
+
+    here = (folder or Path.cwd()).resolve()
+    local = here / ".sim"
+    if scratch_parent(local) is None and not re.search(r"\s", str(local)):
+        return local
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", here.name).strip("-.") or "root"
+    leaf = f"{slug[:40]}-{hashlib.sha256(str(here).encode()).hexdigest()[:10]}"
+    if (os.geteuid() if uid is None else uid) == 0:
+        return STATE_HOME / leaf
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "ascend-deploy" / "sim" / leaf
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where a simulated cluster keeps its files (never under /tmp: hosts mount their own /tmp)."""
