@@ -42,8 +42,8 @@ def remote_scripts(inv_path: Path, mode: str) -> dict[str, tuple[str, str]]:
     wraps them, so both sides run the same commands on the hosts."""
     from toolkit.checks import pings
     from toolkit.facts import batch_script
-    from toolkit.inventory import load_inventory
-    from toolkit.remote import bash, compose
+    from toolkit.config.inventory import load_inventory
+    from toolkit.transport.shell import bash, compose
     from toolkit.steps.preflight import preflight_fact_list
 
     inv = load_inventory(inv_path)

@@ -89,7 +89,7 @@ def ray_query_command(inv_path: Path) -> tuple[str, str, str]:
     """(head address, the remote script `status` runs to list Ray's nodes, ssh options)."""
     from toolkit import api
     from toolkit.facts.deploy import Paths
-    from toolkit.remote import bash, compose
+    from toolkit.transport.shell import bash, compose
     from toolkit.steps.deploy import ray_nodes_command, source_env
 
     inv = api.load(inv_path, api.Options())

@@ -36,8 +36,8 @@ import floor  # noqa: E402,F401  (bench/ is this script's folder)
 
 MARKS["libraries"] = now()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import toolkit.cli  # noqa: E402
-import toolkit.ssh  # noqa: E402
+import toolkit.cli.app  # noqa: E402
+import toolkit.transport.ssh  # noqa: E402
 
 MARKS["toolkit"] = now()
 
@@ -54,13 +54,13 @@ def spanned(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-toolkit.ssh.SSHConnection._open = spanned("connect", toolkit.ssh.SSHConnection._open)  # type: ignore[method-assign]
-toolkit.ssh.SSHConnection.run = spanned("run", toolkit.ssh.SSHConnection.run)  # type: ignore[method-assign]
+toolkit.transport.ssh.SSHConnection._open = spanned("connect", toolkit.transport.ssh.SSHConnection._open)  # type: ignore[method-assign]
+toolkit.transport.ssh.SSHConnection.run = spanned("run", toolkit.transport.ssh.SSHConnection.run)  # type: ignore[method-assign]
 
 sys.argv = ["ascend-deploy", *sys.argv[1:]]
 code: object = 0
 try:
-    toolkit.cli.main()
+    toolkit.cli.app.main()
 except SystemExit as exc:
     code = exc.code
 finally:

@@ -7,7 +7,7 @@ DeepSeek-R1-Distill-Llama-70B 4/32K (64 GB cards; 32 GB cards double). Llama 3 (
 
 from __future__ import annotations
 
-from toolkit.memory import params, shape_of
+from toolkit.planner.memory import params, shape_of
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
 
 SOURCE = "Huawei ModelArts sizing table (ascend-reference.md section 5)"

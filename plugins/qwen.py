@@ -10,7 +10,7 @@ the Qwen3 model card describes.
 
 from __future__ import annotations
 
-from toolkit.memory import params, shape_of
+from toolkit.planner.memory import params, shape_of
 from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows
 
 SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials (ascend-reference.md section 5)"

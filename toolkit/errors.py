@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from toolkit.result import Result
+    from toolkit.transport.result import Result
 
 EXIT_OK = 0
 EXIT_FAILED = 1

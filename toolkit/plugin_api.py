@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pluggy
 
-from toolkit.hardware import DEVICE_CLASS, DEVICES_PER_NODE, HBM_GIB, SINGLE_NODE_ONLY  # noqa: F401  (plugins import them from here)
+from toolkit.config.hardware import DEVICE_CLASS, DEVICES_PER_NODE, HBM_GIB, SINGLE_NODE_ONLY  # noqa: F401  (plugins import them from here)
 
 PROJECT = "ascend_deploy"
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from toolkit.connection import OutputCallback
+from toolkit.transport.connection import OutputCallback
 from toolkit.errors import HostError
-from toolkit.inventory import ResolvedHost
-from toolkit.result import Result
+from toolkit.config.inventory import ResolvedHost
+from toolkit.transport.result import Result
 
 Handler = Callable[[str, str], "tuple[int, str, str] | HostError"]  # (host, script) -> (rc, out, err)
 

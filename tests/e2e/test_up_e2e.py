@@ -20,7 +20,7 @@ from openai import AuthenticationError, OpenAI
 
 from tests.conftest import ROOT, SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
-from toolkit.plan import ray_temp_dir
+from toolkit.planner.plan import ray_temp_dir
 
 NAME = "e2e"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]

@@ -14,7 +14,7 @@ from tests.conftest import SshLab, cli
 from tests.sshd import free_port, keygen
 from toolkit import api
 from toolkit.errors import AuthError, CommandFailed, CommandTimeout, ConnectError, HostKeyError
-from toolkit.inventory import load_inventory
+from toolkit.config.inventory import load_inventory
 
 
 def test_facts_cli_against_three_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
@@ -393,7 +393,7 @@ def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: P
     at once (else Linux delays it 40 ms). Fails if paramiko stops routing global requests to the hook."""
     from paramiko.common import MSG_IGNORE
 
-    from toolkit import ssh
+    from toolkit.transport import ssh
 
     sent: list[int] = []
     seen: list[str] = []
@@ -421,7 +421,7 @@ def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: P
 def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
     """No EOF comes while a background child holds stdout: the read loop must wake on the exit
     status itself (not at the 30 s deadline), then wait out only the short EOF grace."""
-    from toolkit.ssh import EOF_GRACE_S
+    from toolkit.transport.ssh import EOF_GRACE_S
 
     inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
     host = inv.hosts[0]
@@ -440,7 +440,7 @@ def test_waiting_on_a_quiet_command_does_not_poll(ssh_lab: SshLab, home: Path, t
     exit status or the deadline, instead of waking every 0.5 s (measurable CPU at that scale)."""
     import select as real_select
 
-    from toolkit import ssh
+    from toolkit.transport import ssh
 
     calls: list[float | None] = []
 

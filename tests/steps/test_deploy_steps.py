@@ -16,9 +16,9 @@ import pytest
 
 from tests.unit.test_plan import inventory
 from toolkit import api
-from toolkit.executor import Executor
-from toolkit.playbook import load_playbook
-from toolkit.runner import RunReport, run_playbook
+from toolkit.engine.executor import Executor
+from toolkit.config.playbook import load_playbook
+from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
 
@@ -274,7 +274,7 @@ def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any])
 
 def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Cluster, Any]) -> None:
     """Ray's own node list decides; the host that is missing gets the tail of its Ray log."""
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
     from toolkit.steps.deploy import NodesMissing
 
     inv, cluster, plan = setup
@@ -302,7 +302,7 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
 
 
 def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, Cluster, Any]) -> None:
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
 
     inv, cluster, plan = setup
     connect, made = fake_factory(cluster)
@@ -334,7 +334,7 @@ def test_run_command_gives_deploy_playbooks_the_plan(setup: tuple[Any, Cluster, 
 def _snapshot(ok: bool, nodes: dict[str, int]) -> Any:
     from concurrent.futures import Future
 
-    from toolkit.result import Result
+    from toolkit.transport.result import Result
 
     future: Future[Any] = Future()
     future.set_result(Result("n0", "ray snapshot", 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", "", 1.5))
@@ -380,7 +380,7 @@ def test_ray_ready_takes_the_background_snapshot_only_when_no_ray_node_changed(s
 
 def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster, Any]) -> None:
     from toolkit.errors import BadInput
-    from toolkit.runner import check_tags
+    from toolkit.engine.runner import check_tags
 
     with pytest.raises(BadInput) as err:
         check_tags(load_playbook("up"), None, {"vlm"})
@@ -390,7 +390,7 @@ def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster
 
 
 def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
     from toolkit.errors import BadInput, ConnectError
 
     inv, cluster, plan = setup
@@ -414,7 +414,7 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup:
 
     from rich.console import Console
 
-    from toolkit import render
+    from toolkit.cli import render
 
     inv, cluster, plan = setup
     log, summary = io.StringIO(), io.StringIO()
@@ -457,8 +457,8 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup:
 def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
     """An inventory edited after `up` into an invalid plan: status still shows what runs, with
     the plan's problems as notes (down already works without a plan)."""
-    from toolkit import lifecycle
-    from toolkit.plan import PlanInvalid
+    from toolkit.api import lifecycle
+    from toolkit.planner.plan import PlanInvalid
 
     inv, cluster, plan = setup
     run(inv, cluster, plan)

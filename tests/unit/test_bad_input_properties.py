@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit.errors import BadInput, InvalidFile
-from toolkit.inventory import load_inventory
+from toolkit.config.inventory import load_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((ROOT / "inventories" / "example.yaml").read_text())
@@ -123,7 +123,7 @@ option = st.sampled_from(["--json", "--check", "--limit", "--forks", "--set", "-
 def test_cli_arguments_against_a_broken_inventory_exit_2_with_a_message(command: str, rest: list[str], tmp_path: Path) -> None:
     """Whatever the arguments, with an invalid inventory nothing connects anywhere: the CLI exits
     0 (help), or 2 with a typed error, never with a traceback."""
-    from toolkit.cli import main
+    from toolkit.cli.app import main
 
     inv = tmp_path / "inv.yaml"
     bad = copy.deepcopy(BASE)

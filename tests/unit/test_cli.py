@@ -45,7 +45,7 @@ def test_no_inventory_and_no_recorded_one_says_what_to_pass(tmp_path: Path) -> N
 
 
 def test_recorded_inventory_is_used(tmp_path: Path) -> None:
-    from toolkit.state import record_inventory
+    from toolkit.config.recorded import record_inventory
 
     f = tmp_path / "inv.yaml"
     f.write_text(GOOD)
@@ -128,7 +128,7 @@ def test_command_signatures_are_real_objects_not_strings() -> None:
 
     import typer.main
 
-    from toolkit.cli import app
+    from toolkit.cli.app import app
 
     group = typer.main.get_command(app)
     callbacks = [info.callback for info in app.registered_commands]
@@ -146,7 +146,7 @@ def test_help_reflows_docstrings_into_paragraphs() -> None:
 
     from typer.testing import CliRunner
 
-    from toolkit.cli import app, reflow
+    from toolkit.cli.app import app, reflow
 
     commands = [([], info) for info in app.registered_commands]
     commands += [([g.name], info) for g in app.registered_groups if g.typer_instance for info in g.typer_instance.registered_commands]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import HostError, Interrupted
-from toolkit.executor import Executor, Session
-from toolkit.inventory import load_inventory
+from toolkit.engine.executor import Executor, Session
+from toolkit.config.inventory import load_inventory
 from toolkit.testing import fake_factory
 
 

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolkit.connection import LocalConnection
-from toolkit.lock import LOCK_DIR, ClusterLocked, LockInfo, acquire
+from toolkit.transport.connection import LocalConnection
+from toolkit.engine.lock import LOCK_DIR, ClusterLocked, LockInfo, acquire
 
 
 class Session(SimpleNamespace):
@@ -58,8 +58,8 @@ def test_lock_is_dropped_when_the_holding_process_dies(session: Session, tmp_pat
     script = (
         "import sys; sys.path.insert(0, %r)\n"
         "from types import SimpleNamespace\n"
-        "from toolkit.connection import LocalConnection\n"
-        "from toolkit.lock import acquire\n"
+        "from toolkit.transport.connection import LocalConnection\n"
+        "from toolkit.engine.lock import acquire\n"
         "s = SimpleNamespace(name='head', conn=LocalConnection(SimpleNamespace(name='head')))\n"
         "acquire(s, 'c', 'up'); print('held', flush=True); import time; time.sleep(60)\n"
     ) % str(Path(__file__).resolve().parents[2])

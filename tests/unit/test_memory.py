@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import memory
+from toolkit.planner import memory
 
 MODELS = Path(__file__).parent / "models"
 

@@ -13,8 +13,8 @@ import yaml
 from tests.conftest import cli
 from tests.unit.test_memory import MODELS
 from toolkit import api
-from toolkit.inventory import load_inventory
-from toolkit.plan import Plan, PlanInvalid, plan_to_dict
+from toolkit.config.inventory import load_inventory
+from toolkit.planner.plan import Plan, PlanInvalid, plan_to_dict
 
 
 def inventory(tmp_path: Path, model: str | None = "Qwen2.5-72B-Instruct", *, hosts: Any = 2, devices: list[int] | None = None,
@@ -298,7 +298,7 @@ def test_plan_cli_invalid_exits_2_listing_problems(tmp_path: Path) -> None:
 def test_usage_examples_read_the_key_from_where_the_inventory_says(tmp_path: Path, serve: dict, reads: str | None) -> None:
     import ast
 
-    from toolkit.lifecycle import usage_examples
+    from toolkit.api.lifecycle import usage_examples
 
     ex = usage_examples(plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=serve))
     tree = ast.parse(ex["python"])

@@ -13,7 +13,7 @@ from tests.conftest import cli
 from tests.unit.test_memory import MODELS, TABLE
 from toolkit.errors import BadInput
 from toolkit.plugin_api import ModelInfo
-from toolkit.plugins import load_plugins
+from toolkit.planner.plugins import load_plugins
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.diagnose import likely_cause
+from toolkit.checks.signatures import likely_cause
 from toolkit.facts import Raw
 from toolkit.facts.deploy import parse_nic, parse_reach, parse_state
-from toolkit.readiness import Probe, wait_ready
+from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.steps.deploy import parse_answer, parse_probe
 
 

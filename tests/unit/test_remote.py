@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.remote import SETUP_FAILED, bash, compose, export_env, join, q
+from toolkit.transport.shell import SETUP_FAILED, bash, compose, export_env, join, q
 
 NASTY = [
     "$(touch {m})",

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import ConnectError
-from toolkit.executor import Executor
-from toolkit.inventory import load_inventory
-from toolkit.playbook import Playbook, Stage
-from toolkit.runner import run_playbook
+from toolkit.engine.executor import Executor
+from toolkit.config.inventory import load_inventory
+from toolkit.config.playbook import Playbook, Stage
+from toolkit.engine.runner import run_playbook
 from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import cli
-from toolkit import sampling
-from toolkit.ask import AskFailed, ask
+from toolkit.client import sampling
+from toolkit.client.ask import AskFailed, ask
 from toolkit.errors import BadInput
 
 RULES = [

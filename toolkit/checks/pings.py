@@ -13,7 +13,7 @@ from typing import Any
 
 from toolkit.facts import Raw, sections
 from toolkit.facts.hccn import BUSY, per_device, retrying_call
-from toolkit.remote import q
+from toolkit.transport.shell import q
 
 MODES = ("rail", "ring", "full")
 

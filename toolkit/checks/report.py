@@ -8,9 +8,9 @@ from typing import Any
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
-from toolkit.inventory import Inventory
-from toolkit.result import plain
-from toolkit.runner import RunReport
+from toolkit.config.inventory import Inventory
+from toolkit.transport.result import plain
+from toolkit.engine.runner import RunReport
 
 
 @dataclass

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from toolkit.checks import Problem
-from toolkit.hardware import DEVICE_CLASS, HBM_GIB
+from toolkit.config.hardware import DEVICE_CLASS, HBM_GIB
 from toolkit.checks.pings import PingResult
 from toolkit.facts.hccn import DeviceFacts
-from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.config.inventory import Inventory, ResolvedHost
 
 CLOCK_LIMIT_S = 1.0
 TOOL_LATENCY_LIMIT_MS = 1000

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from toolkit.facts import Fact, Raw
-from toolkit.remote import q
+from toolkit.transport.shell import q
 
 RAY_PATTERN = "[r]aylet/raylet|[g]cs_server"
 VLLM_PATTERN = "[v]llm.entrypoints.openai.api_server|[v]llm serve"

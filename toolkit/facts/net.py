@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from toolkit.facts import Raw
-from toolkit.remote import q
+from toolkit.transport.shell import q
 
 
 def route_command(peers: list[str]) -> str:

@@ -23,7 +23,7 @@ from toolkit.sim.hosttree import (
 )
 from toolkit.sim.hostenv import host_env_paths
 from toolkit.sim.layout import HARDWARE, Paths, SimHost, SimState
-from toolkit.yamlsrc import did_you_mean
+from toolkit.config.yamlsrc import did_you_mean
 
 NET_HEALTH = ("Success", "Socket fail", "Receive timeout", "Unreachable", "Time exceeded", "Fault", "Init", "Thread error", "Detect ip set", "Unknown")
 CARD_HEALTH = ("Warning", "Alarm", "Critical")

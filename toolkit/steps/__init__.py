@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from toolkit.executor import Session
+from toolkit.engine.executor import Session
 from toolkit.facts import Fact, gather
-from toolkit.inventory import Inventory
+from toolkit.config.inventory import Inventory
 
 
 @dataclass(frozen=True)

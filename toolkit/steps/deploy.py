@@ -3,7 +3,7 @@ server, and its readiness. Each reads the live host first and yields only what m
 a marker on each host holds the hash of what shaped its Ray node and its vLLM server, so a
 re-run on a healthy, unchanged cluster yields nothing.
 
-The plan (`toolkit.plan.Plan`) arrives in `ctx.shared["plan"]`; the API key, if any, in
+The plan (`toolkit.planner.plan.Plan`) arrives in `ctx.shared["plan"]`; the API key, if any, in
 `ctx.shared["api_key"]` (written to a 0600 file through stdin, never on a command line).
 """
 
@@ -16,11 +16,11 @@ import time
 from typing import Any, Iterator
 
 from toolkit.errors import CommandFailed
-from toolkit.executor import Event
+from toolkit.engine.executor import Event
 from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_ENGINE_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
-from toolkit.plan import HostPlan, Plan
-from toolkit.readiness import Probe, wait_ready
-from toolkit.remote import q
+from toolkit.planner.plan import HostPlan, Plan
+from toolkit.engine.readiness import Probe, wait_ready
+from toolkit.transport.shell import q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.env_file import render_env, write_file_op
 
@@ -400,7 +400,7 @@ class VllmNotReady(CommandFailed):
 @step("vllm_ready", read_only=True, needs_plan=True)
 def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     """Wait for /health (stop at once if vLLM exits), then check /v1/models and, after a (re)start, one completion and one chat request."""
-    from toolkit.diagnose import likely_cause
+    from toolkit.checks.signatures import likely_cause
 
     plan = the_plan(ctx)
     p = paths(ctx)

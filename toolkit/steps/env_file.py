@@ -9,7 +9,7 @@ from typing import Iterator
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import state_dir
-from toolkit.remote import export_env, q
+from toolkit.transport.shell import export_env, q
 from toolkit.steps import Op, StepContext, step
 
 

@@ -9,9 +9,9 @@ import json
 from typing import Any, Iterator
 
 from toolkit.errors import CommandFailed
-from toolkit.executor import Event
+from toolkit.engine.executor import Event
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.remote import q
+from toolkit.transport.shell import q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.deploy import source_env, the_plan
 
@@ -123,7 +123,7 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
     result = ctx.session.run(command, timeout=float(ctx.shared.get("timeout", 3600)), check=False, stdin=stdin, on_output=on_line)
     ctx.data.update(summary=summary)
     if result.exit_code != 0 or "done" not in summary:
-        from toolkit.diagnose import likely_cause
+        from toolkit.checks.signatures import likely_cause
 
         tail = ctx.session.run(f"tail -n 30 {q(p.dir + '/generate.log')}", timeout=30, check=False, setup=False).stdout
         sig = likely_cause(tail)

@@ -8,9 +8,9 @@ from typing import Iterable, Iterator, Mapping
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.plan import Plan, ray_temp_dir
-from toolkit.readiness import Probe
-from toolkit.remote import compose, q
+from toolkit.planner.plan import Plan, ray_temp_dir
+from toolkit.engine.readiness import Probe
+from toolkit.transport.shell import compose, q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.deploy import _curl, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
 

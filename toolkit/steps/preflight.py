@@ -14,7 +14,7 @@ from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
-from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.steps import Op, StepContext, step
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring

@@ -10,7 +10,7 @@ from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
-from toolkit.remote import q
+from toolkit.transport.shell import q
 from toolkit.steps import Op, StepContext, step
 from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_command
 

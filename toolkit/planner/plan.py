@@ -13,9 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from toolkit import memory
+from toolkit.planner import memory
 from toolkit.errors import BadInput
-from toolkit.inventory import Inventory, ResolvedHost
+from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.plugin_api import (
     DEVICE_CLASS,
     DEVICES_PER_NODE,
@@ -26,7 +26,7 @@ from toolkit.plugin_api import (
     Row,
     RuntimeProfile,
 )
-from toolkit.plugins import Plugins
+from toolkit.planner.plugins import Plugins
 
 #: Variables the planner owns; users set the inventory field named instead.
 PLANNED_ENV = {
@@ -594,7 +594,7 @@ def make_plan(inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan for `--json`: every value with its origin, plus the exact commands."""
-    from toolkit.result import plain
+    from toolkit.transport.result import plain
 
     def v(value: Value) -> dict[str, Any]:
         return {"value": value.value, "from": value.origin}

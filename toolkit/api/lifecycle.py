@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from toolkit.connection import Connection
+from toolkit.transport.connection import Connection
 from toolkit.errors import BadInput, HostError
-from toolkit.executor import EventSink, _no_events
+from toolkit.engine.executor import EventSink, _no_events
 from toolkit.facts.deploy import Paths
-from toolkit.inventory import Inventory, ResolvedHost
-from toolkit.lock import ClusterLocked, Held, cluster_lock
-from toolkit.plan import Plan, plan_to_dict, ray_temp_dir
-from toolkit.playbook import load_playbook
-from toolkit.remote import q
-from toolkit.runner import RunReport, check_tags, run_playbook
+from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.engine.lock import ClusterLocked, Held, cluster_lock
+from toolkit.planner.plan import Plan, plan_to_dict, ray_temp_dir
+from toolkit.config.playbook import load_playbook
+from toolkit.transport.shell import q
+from toolkit.engine.runner import RunReport, check_tags, run_playbook
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -142,7 +142,7 @@ def _plan_for(inventory: Inventory, executor: Any | None = None, local: tuple[di
     import json
 
     from toolkit import api
-    from toolkit.plan import make_plan
+    from toolkit.planner.plan import make_plan
 
     config, source = local if local is not None else api.read_model_config(inventory)
     if config is None and executor is not None and inventory.spec.model is not None:
@@ -378,8 +378,8 @@ def _plan_or_observation(inventory: Inventory) -> tuple[Plan, list[str]]:
     try:
         return _plan_for(inventory), []
     except BadInput as exc:
-        from toolkit.plan import observation_plan
-        from toolkit.plugins import load_plugins
+        from toolkit.planner.plan import observation_plan
+        from toolkit.planner.plugins import load_plugins
 
         plugins = load_plugins([])
         try:

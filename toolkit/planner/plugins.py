@@ -16,10 +16,10 @@ from typing import Any
 
 import pluggy
 
-from toolkit import hookspecs
+from toolkit.planner import hookspecs
 from toolkit.errors import BadInput
 from toolkit.plugin_api import PROJECT, ModelInfo, ModelProfile, RuntimeProfile
-from toolkit.yamlsrc import did_you_mean
+from toolkit.config.yamlsrc import did_you_mean
 
 ENTRY_POINT_GROUP = "ascend_deploy.plugins"
 HOOK_PREFIX = PROJECT + "_"
@@ -49,7 +49,7 @@ class _Manager(pluggy.PluginManager):
 
 
 def builtin_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the toolkit package
     return [p for p in (here / "_bundled" / "plugins", here.parent / "plugins") if p.is_dir()][:1]
 
 

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
-from toolkit.connection import Connection, connect_factory
+from toolkit.transport.connection import Connection, connect_factory
 from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
-from toolkit.inventory import ResolvedHost
-from toolkit.remote import SETUP_FAILED, compose
-from toolkit.result import GroupResult, HostOutcome, Result
+from toolkit.config.inventory import ResolvedHost
+from toolkit.transport.shell import SETUP_FAILED, compose
+from toolkit.transport.result import GroupResult, HostOutcome, Result
 
 T = TypeVar("T")
 

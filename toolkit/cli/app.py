@@ -20,8 +20,8 @@ import typer
 
 from toolkit import __version__, api
 from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Interrupted, ToolkitError
-from toolkit.inventory import Inventory, InventoryFile
-from toolkit.state import default_inventory
+from toolkit.config.inventory import Inventory, InventoryFile
+from toolkit.config.recorded import default_inventory
 
 EPILOG = (
     "Exit codes: 0 success; 1 a check or stage failed on some host; 2 bad input (inventory, "
@@ -77,10 +77,10 @@ def _options(limit: Optional[str], forks: Optional[int], verbose: bool, check: b
 def _progress(verbose: bool, as_json: bool) -> Any:
     """Live progress on a terminal; nothing (and no rich import) for `--json` without `-v`."""
     if as_json and not verbose:
-        from toolkit.jsonout import Quiet
+        from toolkit.cli.jsonout import Quiet
 
         return Quiet()
-    from toolkit import render
+    from toolkit.cli import render
 
     return render.Progress(verbose=verbose, enabled=not as_json)
 
@@ -90,14 +90,14 @@ def _exit(code: int) -> NoReturn:
 
 
 def _finish(report: Any, as_json: bool, renderer: str, **options: Any) -> NoReturn:
-    """Print a report (JSON document, or the tables of `toolkit.render.<renderer>`) and exit 0 if
+    """Print a report (JSON document, or the tables of `toolkit.cli.render.<renderer>`) and exit 0 if
     it is ok, else 1. The renderer is named, so `--json` never imports the terminal stack."""
     if as_json:
-        from toolkit.jsonout import print_json
+        from toolkit.cli.jsonout import print_json
 
         print_json(report.to_dict())
     else:
-        from toolkit import render
+        from toolkit.cli import render
 
         getattr(render, renderer)(report, **options)
     _exit(EXIT_OK if report.ok else EXIT_FAILED)
@@ -132,7 +132,7 @@ def facts(
     accept_new_host_keys: AcceptKeysOpt = False,
 ) -> None:
     """Gather read-only facts from every host: hostname, OS, kernel, CPU/memory, NICs with addresses, Python and package versions (vllm, vllm-ascend, torch, torch_npu, ray), Ascend driver/CANN versions and NPU count. One SSH connection and one round trip per host."""
-    from toolkit import render
+    from toolkit.cli import render
 
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
@@ -217,9 +217,9 @@ def show_vars(
     json_: JsonOpt = False,
 ) -> None:
     """Print every resolved setting of a host and the level it came from: default < defaults (inventory) < host (inventory entry) < --set."""
-    from toolkit import render
-    from toolkit.vars import cluster_vars, host_vars
-    from toolkit.yamlsrc import did_you_mean
+    from toolkit.cli import render
+    from toolkit.config.vars import cluster_vars, host_vars
+    from toolkit.config.yamlsrc import did_you_mean
 
     if inventory is not None and host is None and not inventory.exists() and inventory.suffix not in (".yaml", ".yml"):
         host, inventory = str(inventory), None  # `show-vars HOST` with the recorded inventory
@@ -248,7 +248,7 @@ def schema(
     playbook: Annotated[bool, typer.Option("--playbook", help="Print the playbook schema instead of the inventory schema.")] = False,
 ) -> None:
     """Print the JSON Schema of the inventory (for editor completion and validation), e.g. `ascend-deploy schema > inventory.schema.json`."""
-    from toolkit.playbook import Playbook
+    from toolkit.config.playbook import Playbook
 
     model = Playbook if playbook else InventoryFile
     data = model.model_json_schema()
@@ -268,8 +268,8 @@ def plan(
     command, the exact vLLM command, the memory estimate, and where every value came from (plugin row,
     inventory, default). Invalid combinations (TP x PP vs devices, max length vs the model, memory,
     flags removed in the target vLLM) fail here with exit 2, before anything starts."""
-    from toolkit import render
-    from toolkit.plan import plan_to_dict
+    from toolkit.cli import render
+    from toolkit.planner.plan import plan_to_dict
 
     inv = _inventory(inventory, set_)
     result = api.plan(inv)
@@ -287,7 +287,7 @@ def plugins(
 ) -> None:
     """List every plugin (built-in `plugins/`, entry points in group `ascend_deploy.plugins`, inventory
     `plugins:` folders), where it was loaded from, the models it claims and the runtime profiles it adds."""
-    from toolkit import render
+    from toolkit.cli import render
 
     inv = api.load(inventory, api.Options()) if inventory is not None else None
     infos = api.plugins_for(inv).describe()
@@ -319,8 +319,8 @@ def up(
     env or Ray change restarts Ray and vLLM; after a failure, the next `up` resumes. Records the
     inventory so `status`, `logs` and `down` can omit it. Stops at the first failed stage with the
     host, the cause and the log tail."""
-    from toolkit import lifecycle
-    from toolkit.state import record_inventory
+    from toolkit.api import lifecycle
+    from toolkit.config.recorded import record_inventory
 
     inv = _inventory(inventory, set_)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, set_)
@@ -345,7 +345,7 @@ def down(
     markers, env and key files, and verify nothing is left: no vLLM or Ray process, no process on
     the NPUs (npu-smi). Probes the live hosts (works after a partial `up`, lost local state, or on
     clean hosts); idempotent; an unreachable host is reported and the others are still cleaned."""
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, None)
@@ -367,7 +367,7 @@ def status(
 
     Answers whatever the inventory now says: when its plan does not validate, the hosts, Ray and
     vLLM are shown as found and the plan's problems as notes."""
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, set_)
     opts = _options(None, None, False, False, accept_new_host_keys, set_)
@@ -388,7 +388,7 @@ def logs(
 ) -> None:
     """Collect from every host the vLLM log, Ray logs, env file, `npu-smi info`, `hccn_tool` outputs
     and versions into one local tar.gz (mode 0600; the API key is never included)."""
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(host, None, False, False, accept_new_host_keys, None)
@@ -416,7 +416,7 @@ def _sampling(max_tokens: int, temperature: Optional[float], top_p: Optional[flo
               frequency: Optional[float], stop: Optional[list[str]], n: int, ignore_eos: bool, seed: Optional[int],
               json_schema: Optional[Path], beam_width: Optional[int] = None, stream: bool = False, beam: bool = True,
               structured: str = "structured_outputs") -> Any:
-    from toolkit import sampling
+    from toolkit.client import sampling
 
     return sampling.make(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, presence_penalty=presence,
                          frequency_penalty=frequency, stop=stop, n=n, ignore_eos=ignore_eos, seed=seed, json_schema=json_schema,
@@ -448,7 +448,8 @@ def ask(
 ) -> None:
     """Send one request to the deployed endpoint and print the answer, latency, time to first token
     (with --stream) and token counts. The API key comes from the variable serve.api_key_env names."""
-    from toolkit import ask as ask_mod, lifecycle
+    from toolkit.client import ask as ask_mod
+    from toolkit.api import lifecycle
 
     if prompt is None and inventory is not None and not inventory.exists():
         prompt, inventory = str(inventory), None
@@ -494,7 +495,7 @@ def generate(
     throughput. Refuses while a vLLM server holds the devices unless --stop-server."""
     import json as _json
 
-    from toolkit import lifecycle
+    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, set_)
     params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema, beam=False)
@@ -522,7 +523,7 @@ def generate(
     _finish(report, json_, "render_generate")
 
 
-from toolkit.sim_cli import sim_app  # noqa: E402
+from toolkit.cli.sim import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")
 
@@ -582,12 +583,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_FAILED)
     except ToolkitError as exc:
-        from toolkit import render
+        from toolkit.cli import render
 
         render.render_error(exc, as_json=as_json)
         code = exc.exit_code
     except KeyboardInterrupt:
-        from toolkit import render
+        from toolkit.cli import render
 
         render.render_error(Interrupted(), as_json=as_json)
         code = EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import httpx
 
 from toolkit.errors import ToolkitError
-from toolkit.sampling import Sampling, validate_answer
+from toolkit.client.sampling import Sampling, validate_answer
 
 
 class AskFailed(ToolkitError):

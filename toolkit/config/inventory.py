@@ -1,7 +1,7 @@
 """The inventory: what a user writes about their cluster, validated before anything runs.
 
 Pure data. `load_inventory` turns a YAML file into an `Inventory` whose hosts are already
-resolved through the precedence levels (see `toolkit.vars`), or raises `InvalidFile` with file,
+resolved through the precedence levels (see `toolkit.config.vars`), or raises `InvalidFile` with file,
 line, field path and a did-you-mean for every problem found.
 """
 
@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from toolkit.errors import InputIssue, InvalidFile
-from toolkit.yamlsrc import Document, did_you_mean, format_path, load_file
+from toolkit.config.yamlsrc import Document, did_you_mean, format_path, load_file
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -377,7 +377,7 @@ def _cross_checks(spec: InventoryFile, doc: Document) -> list[InputIssue]:
 
 def load_inventory(path: str | Path, overrides: list[str] | None = None) -> Inventory:
     """Load, validate and resolve an inventory file; `overrides` are `--set key=value` strings."""
-    from toolkit.vars import parse_overrides, resolve
+    from toolkit.config.vars import parse_overrides, resolve
 
     doc = load_file(path)
     file = doc.source.file
@@ -406,7 +406,7 @@ def load_inventory(path: str | Path, overrides: list[str] | None = None) -> Inve
 def _device_issues(inventory: Inventory, doc: Document) -> list[InputIssue]:
     """Device ids the hardware does not have (e.g. 8 on an 8-NPU A2 host), per host, at the line
     the ids came from: a plan for NPUs that do not exist would only fail on the hosts."""
-    from toolkit.hardware import DEVICE_CLASS, DEVICES_PER_NODE
+    from toolkit.config.hardware import DEVICE_CLASS, DEVICES_PER_NODE
 
     kind = inventory.spec.hardware or "910B"
     count = DEVICES_PER_NODE[DEVICE_CLASS[kind]]

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from toolkit.errors import BadInput
-from toolkit.yamlsrc import did_you_mean
+from toolkit.config.yamlsrc import did_you_mean
 
 LEVELS = ("default", "defaults", "host", "--set")
 
@@ -108,7 +108,7 @@ def _nest(override: Override) -> dict[str, Any]:
 
 
 def _split_overrides(sets: list[Override]) -> tuple[list[Override], list[Override]]:
-    from toolkit.inventory import HostSettings
+    from toolkit.config.inventory import HostSettings
 
     host_keys = set(HostSettings.model_fields)
     host, cluster = [], []
@@ -142,7 +142,7 @@ def _set_origins(model: BaseModel, prefix: str, out: dict[str, str]) -> None:
 
 def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
     """Resolve every host through the four levels and apply cluster-level overrides."""
-    from toolkit.inventory import HostSettings, Inventory, ResolvedHost
+    from toolkit.config.inventory import HostSettings, Inventory, ResolvedHost
 
     host_sets, cluster_sets = _split_overrides(sets)
     set_layer: dict[str, Any] = {}

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
-from toolkit.executor import Event, Executor, Session
-from toolkit.inventory import Inventory, ResolvedHost
-from toolkit.playbook import Playbook, Stage
+from toolkit.engine.executor import Event, Executor, Session
+from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.config.playbook import Playbook, Stage
 from toolkit.steps import STEPS, StepContext, load_builtin_steps
-from toolkit.yamlsrc import did_you_mean
+from toolkit.config.yamlsrc import did_you_mean
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
 #: the stage's whole time limit (a second try would only double the wait on a hung host).

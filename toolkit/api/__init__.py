@@ -8,18 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from toolkit.connection import Connection, connect_factory
+from toolkit.transport.connection import Connection, connect_factory
 from toolkit.errors import BadInput
-from toolkit.executor import EventSink, Executor, _no_events
-from toolkit.inventory import Inventory, ResolvedHost, load_inventory
-from toolkit.playbook import load_playbook
-from toolkit.runner import RunReport, run_playbook
-from toolkit.yamlsrc import did_you_mean
+from toolkit.engine.executor import EventSink, Executor, _no_events
+from toolkit.config.inventory import Inventory, ResolvedHost, load_inventory
+from toolkit.config.playbook import load_playbook
+from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.config.yamlsrc import did_you_mean
 
 if TYPE_CHECKING:
     from toolkit.checks.report import CheckNetReport
-    from toolkit.plan import Plan
-    from toolkit.plugins import Plugins
+    from toolkit.planner.plan import Plan
+    from toolkit.planner.plugins import Plugins
 
 
 @dataclass
@@ -86,7 +86,7 @@ def run(
     steps = load_builtin_steps()
     shared: dict = {}
     if any(steps[stage.step].needs_plan for stage in book.stages if stage.step in steps):
-        from toolkit.lifecycle import read_api_key
+        from toolkit.api.lifecycle import read_api_key
 
         shared = {"plan": plan(inventory), "api_key": read_api_key(inventory)}
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
@@ -124,7 +124,7 @@ def facts(
 
 def plugins_for(inventory: Inventory | None) -> "Plugins":
     """Built-in plugins, entry points, and the inventory's plugin folders."""
-    from toolkit.plugins import load_plugins
+    from toolkit.planner.plugins import load_plugins
 
     folders = [inventory.resolve_path(p) for p in inventory.spec.plugins] if inventory is not None else []
     return load_plugins(folders)
@@ -158,7 +158,7 @@ def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
 
 def plan(inventory: Inventory, config: dict | None = None, config_source: str | None = None) -> "Plan":
     """The full deployment plan (pure); `config` defaults to the locally readable config.json."""
-    from toolkit.plan import make_plan
+    from toolkit.planner.plan import make_plan
 
     if config is None:
         config, config_source = read_model_config(inventory)

@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.errors import InputIssue, InvalidFile
-from toolkit.inventory import _issues_from_validation
+from toolkit.config.inventory import _issues_from_validation
 from toolkit.steps import load_builtin_steps
-from toolkit.yamlsrc import did_you_mean, load_file
+from toolkit.config.yamlsrc import did_you_mean, load_file
 
 
 class Stage(BaseModel):
@@ -44,7 +44,7 @@ class Playbook(BaseModel):
 
 def bundled_dirs() -> list[Path]:
     """Where built-in playbooks live: next to the package in a checkout, or bundled in the wheel."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the toolkit package
     return [p for p in (here / "_bundled" / "playbooks", here.parent / "playbooks") if p.is_dir()]
 
 

@@ -17,12 +17,12 @@ from paramiko.common import cMSG_IGNORE
 from fabric import Config
 from fabric import Connection as FabricConnection
 
-from toolkit.connection import TIMEOUT_GRACE, OutputCallback, _timed_out
+from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, _timed_out
 from toolkit.errors import AuthError, ConnectError, HostError
-from toolkit.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
-from toolkit.inventory import ResolvedHost
-from toolkit.remote import bash
-from toolkit.result import Result
+from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
+from toolkit.config.inventory import ResolvedHost
+from toolkit.transport.shell import bash
+from toolkit.transport.result import Result
 
 
 class _Transport(paramiko.Transport):

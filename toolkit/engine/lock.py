@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from contextlib import contextmanager
 
 from toolkit.errors import HostError
-from toolkit.remote import q
+from toolkit.transport.shell import q
 
 LOCK_DIR = ".ascend-deploy/locks"
 #: Exit status of the lock script when another run holds the lock.

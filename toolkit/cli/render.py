@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from toolkit.errors import ToolkitError
-from toolkit.executor import Event
-from toolkit.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
-from toolkit.runner import RunReport
+from toolkit.engine.executor import Event
+from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
+from toolkit.engine.runner import RunReport
 
 def _width() -> int | None:
     """A terminal's own width; when piped (CI logs, `make demo`), wide enough for the tables."""
@@ -287,7 +287,7 @@ def render_plan(plan: Any, inventory_path: str) -> None:
     summary.add_row("model", f"{plan.model_path} as '{plan.served_name.value}'", plan.served_name.origin)
     summary.add_row("family", f"{plan.family} (plugin {plan.plugin})", plan.plugin_source)
     summary.add_row("config.json", plan.config_source or "not available", "")
-    from toolkit.hardware import HBM_GIB
+    from toolkit.config.hardware import HBM_GIB
 
     summary.add_row("hardware", f"{plan.hardware.value} ({plan.device_class}, {HBM_GIB[plan.device_class]} GiB per device)", plan.hardware.origin)
     versions = ", ".join(f"{k} {v}" for k, v in (("vLLM", rt.vllm), ("vllm-ascend", rt.vllm_ascend), ("CANN", rt.cann), ("torch_npu", rt.torch_npu)) if v)

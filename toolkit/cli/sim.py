@@ -36,7 +36,7 @@ def _opts(name: str, root: Optional[Path], **kw: Any) -> Any:
 def _progress(enabled: bool) -> Any:
     from rich.text import Text
 
-    from toolkit.render import err
+    from toolkit.cli.render import err
 
     def show(msg: str) -> None:
         if enabled:
@@ -49,7 +49,7 @@ def _render_status(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from toolkit.render import out
+    from toolkit.cli.render import out
 
     if not data.get("hosts"):
         out.print(f"simulated cluster '{data['name']}' is not up" + (f" (leftovers: {', '.join(data['leftovers'])})" if data.get("leftovers") else ""))
@@ -77,7 +77,7 @@ def sim_up(
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
-    from toolkit import render
+    from toolkit.cli import render
     from toolkit.sim import cluster
 
     chosen = None
@@ -98,7 +98,7 @@ def sim_up(
 @sim_app.command("down")
 def sim_down(name: NameOpt = "sim", root: RootOpt = None, inventory: InventoryOpt = None, json_: JsonOpt = False) -> None:
     """Remove every namespace, process, interface, mount and file the cluster made (also after a crash half-way)."""
-    from toolkit import render
+    from toolkit.cli import render
     from toolkit.sim import cluster
 
     data = cluster.down(_opts(name, root, inventory=inventory), _progress(not json_))
@@ -111,7 +111,7 @@ def sim_down(name: NameOpt = "sim", root: RootOpt = None, inventory: InventoryOp
 @sim_app.command("status")
 def sim_status(name: NameOpt = "sim", root: RootOpt = None, json_: JsonOpt = False) -> None:
     """Hosts, addresses, live state (namespace, init, sshd, port 22) and injected faults."""
-    from toolkit import render
+    from toolkit.cli import render
     from toolkit.sim import cluster
 
     data = cluster.status(_opts(name, root))
@@ -136,7 +136,7 @@ def sim_fault(
     """Inject a fault into a simulated host, or clear faults.
 
     Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent, host-down, slow, missing-model, version-skew."""
-    from toolkit import render
+    from toolkit.cli import render
     from toolkit.errors import BadInput
     from toolkit.sim import faults
 

@@ -1,7 +1,7 @@
 """Connections to hosts: one per host per run, opened once and reused for every command.
 
 `Connection` is what the executor needs; `LocalConnection` runs on the control machine and
-`toolkit.ssh.SSHConnection` (fabric/paramiko) on hosts. The SSH stack is imported only when a
+`toolkit.transport.ssh.SSHConnection` (fabric/paramiko) on hosts. The SSH stack is imported only when a
 host needs it, so commands that never connect (`plan`, `ask`, `--help`) start fast.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from toolkit.errors import CommandTimeout
-from toolkit.inventory import ResolvedHost
-from toolkit.result import Result
+from toolkit.config.inventory import ResolvedHost
+from toolkit.transport.result import Result
 
 OutputCallback = Callable[[str, str], None]  # (stream name, line)
 
@@ -143,7 +143,7 @@ def connect_factory(
     def make(host: ResolvedHost) -> Connection:
         if host.connection == "local":
             return LocalConnection(host)
-        from toolkit.ssh import SSHConnection
+        from toolkit.transport.ssh import SSHConnection
 
         return SSHConnection(
             host, known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys, ssh_config_path=ssh_config_path
