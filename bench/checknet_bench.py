@@ -42,7 +42,7 @@ def remote_scripts(inv_path: Path, mode: str) -> dict[str, tuple[str, str]]:
     wraps them, so both sides run the same commands on the hosts."""
     from toolkit.checks import pings
     from toolkit.facts import batch_script
-    from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
     from toolkit.transport.shell import bash, compose
     from toolkit.steps.preflight import preflight_fact_list
 

@@ -7,10 +7,18 @@ so an operator never has to read a traceback to learn what failed where.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from toolkit.transport.result import Result
+
+class CommandOutcome(Protocol):
+    """What a host error may carry about the command that failed (a transport `Result`); a
+    protocol, so that errors, the bottom layer, imports nothing above it."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -115,7 +123,7 @@ class HostError(ToolkitError):
         *,
         hint: str | None = None,
         stage: str | None = None,
-        result: "Result | None" = None,
+        result: CommandOutcome | None = None,
         details: list[str] | None = None,
     ) -> None:
         super().__init__(message, hint=hint)

@@ -14,7 +14,7 @@ from tests.conftest import SshLab, cli
 from tests.sshd import free_port, keygen
 from toolkit import api
 from toolkit.errors import AuthError, CommandFailed, CommandTimeout, ConnectError, HostKeyError
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 
 
 def test_facts_cli_against_three_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from tests.unit.test_plan import inventory
 from toolkit import api
 from toolkit.engine.executor import Executor
-from toolkit.config.playbook import load_playbook
+from toolkit.steps import load_playbook
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
@@ -274,7 +274,6 @@ def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any])
 
 def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Cluster, Any]) -> None:
     """Ray's own node list decides; the host that is missing gets the tail of its Ray log."""
-    from toolkit.api import lifecycle
     from toolkit.steps.deploy import NodesMissing
 
     inv, cluster, plan = setup
@@ -293,7 +292,7 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
 
     cluster.apply = apply  # type: ignore[method-assign]
     connect, _ = fake_factory(handler)
-    report = lifecycle.up(inv, api.Options(), skip_preflight=True, connect=connect)
+    report = api.up(inv, api.Options(), skip_preflight=True, connect=connect)
     assert report.failed_stage == "ray-ready"
     err = next(s for s in report.run.stages if s.name == "ray-ready").hosts["n0"].error
     assert isinstance(err, NodesMissing) and err.missing == ["n1"]
@@ -302,11 +301,10 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
 
 
 def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, Cluster, Any]) -> None:
-    from toolkit.api import lifecycle
 
     inv, cluster, plan = setup
     connect, made = fake_factory(cluster)
-    report = lifecycle.up(inv, api.Options(check=True), skip_preflight=True, connect=connect)
+    report = api.up(inv, api.Options(check=True), skip_preflight=True, connect=connect)
     assert report.ok and report.changed
     would = [op.description for s in report.run.stages for h in s.hosts.values() for op in h.ops if not op.ran]
     assert any(d.startswith("start Ray head") for d in would) and any(d.startswith("start vLLM") for d in would)
@@ -390,7 +388,6 @@ def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster
 
 
 def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
-    from toolkit.api import lifecycle
     from toolkit.errors import BadInput, ConnectError
 
     inv, cluster, plan = setup
@@ -398,10 +395,10 @@ def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[An
     not_a_folder.write_text("x")
     connect, made = fake_factory(cluster, open_errors={h.name: ConnectError(h.name, "down") for h in inv.hosts})
     with pytest.raises(BadInput) as err:
-        lifecycle.logs(inv, api.Options(), out_dir=not_a_folder / "sub", connect=connect)
+        api.logs(inv, api.Options(), out_dir=not_a_folder / "sub", connect=connect)
     assert "--out" in err.value.message and made == {}  # refused before any connection
     nested = tmp_path / "a" / "b"
-    report = lifecycle.logs(inv, api.Options(), out_dir=nested, connect=connect)
+    report = api.logs(inv, api.Options(), out_dir=nested, connect=connect)
     assert nested.is_dir() and report.archive and Path(report.archive).parent == nested
     assert all(h["error"] for h in report.hosts.values())  # the unreachable hosts are named, not lost
 
@@ -457,7 +454,6 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup:
 def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
     """An inventory edited after `up` into an invalid plan: status still shows what runs, with
     the plan's problems as notes (down already works without a plan)."""
-    from toolkit.api import lifecycle
     from toolkit.planner.plan import PlanInvalid
 
     inv, cluster, plan = setup
@@ -466,11 +462,11 @@ def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Clu
     with pytest.raises(PlanInvalid):
         api.plan(bad)
     connect, _ = fake_factory(cluster)
-    report = lifecycle.status(bad, api.Options(), connect=connect)
+    report = api.status(bad, api.Options(), connect=connect)
     rows = {r["host"]: r for r in report.hosts}
     assert set(rows) == {"n0", "n1"} and all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
     assert rows["n0"]["vllm_pid"] == 4242 and rows["n0"]["health"] == 200 and rows["n0"]["models"] == ["Qwen2.5-7B-Instruct"]
     assert report.ok and "plan is not valid" in report.notes[0] and any("tensor" in n.lower() for n in report.notes[1:]), report.notes
     assert report.to_dict()["notes"] == report.notes
-    healthy = lifecycle.status(inv, api.Options(), connect=connect)
+    healthy = api.status(inv, api.Options(), connect=connect)
     assert healthy.ok and healthy.notes == []

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit.errors import BadInput, InvalidFile
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((ROOT / "inventories" / "example.yaml").read_text())

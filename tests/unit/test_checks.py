@@ -15,7 +15,7 @@ from toolkit.facts.host import Nic
 from toolkit.facts.model import ModelDir
 from toolkit.facts.net import Latency, Probe
 from toolkit.facts.npu import Chip, NpuInfo
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 
 INV = """\
 cluster: c

@@ -12,7 +12,7 @@ import pytest
 
 from toolkit.errors import HostError, Interrupted
 from toolkit.engine.executor import Executor, Session
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 from toolkit.testing import fake_factory
 
 

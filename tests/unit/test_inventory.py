@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import BadInput, InvalidFile
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 from toolkit.config.vars import cluster_vars, host_vars, merge_layers, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolkit.transport.connection import LocalConnection
+from toolkit.transport.local import LocalConnection
 from toolkit.engine.lock import LOCK_DIR, ClusterLocked, LockInfo, acquire
 
 
@@ -58,7 +58,7 @@ def test_lock_is_dropped_when_the_holding_process_dies(session: Session, tmp_pat
     script = (
         "import sys; sys.path.insert(0, %r)\n"
         "from types import SimpleNamespace\n"
-        "from toolkit.transport.connection import LocalConnection\n"
+        "from toolkit.transport.local import LocalConnection\n"
         "from toolkit.engine.lock import acquire\n"
         "s = SimpleNamespace(name='head', conn=LocalConnection(SimpleNamespace(name='head')))\n"
         "acquire(s, 'c', 'up'); print('held', flush=True); import time; time.sleep(60)\n"

@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import cli
 from tests.unit.test_memory import MODELS
 from toolkit import api
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 from toolkit.planner.plan import Plan, PlanInvalid, plan_to_dict
 
 
@@ -298,7 +298,7 @@ def test_plan_cli_invalid_exits_2_listing_problems(tmp_path: Path) -> None:
 def test_usage_examples_read_the_key_from_where_the_inventory_says(tmp_path: Path, serve: dict, reads: str | None) -> None:
     import ast
 
-    from toolkit.api.lifecycle import usage_examples
+    from toolkit.api.deploy import usage_examples
 
     ex = usage_examples(plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=serve))
     tree = ast.parse(ex["python"])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import InvalidFile
-from toolkit.config.playbook import available, load_playbook
+from toolkit.config.playbook import available
+from toolkit.steps import load_playbook
 
 
 def test_bundled_playbooks_load() -> None:

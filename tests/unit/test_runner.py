@@ -8,7 +8,7 @@ import pytest
 
 from toolkit.errors import ConnectError
 from toolkit.engine.executor import Executor
-from toolkit.config.inventory import load_inventory
+from toolkit.config.loader import load_inventory
 from toolkit.config.playbook import Playbook, Stage
 from toolkit.engine.runner import run_playbook
 from toolkit.steps.env_file import render_env

@@ -319,7 +319,6 @@ def up(
     env or Ray change restarts Ray and vLLM; after a failure, the next `up` resumes. Records the
     inventory so `status`, `logs` and `down` can omit it. Stops at the first failed stage with the
     host, the cause and the log tail."""
-    from toolkit.api import lifecycle
     from toolkit.config.recorded import record_inventory
 
     inv = _inventory(inventory, set_)
@@ -327,7 +326,7 @@ def up(
     opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with _progress(verbose, json_) as progress:
-        report = lifecycle.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
+        report = api.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
     _finish(report, json_, "render_up", actions_logged=getattr(progress, "logged_actions", False))
 
 
@@ -345,12 +344,11 @@ def down(
     markers, env and key files, and verify nothing is left: no vLLM or Ray process, no process on
     the NPUs (npu-smi). Probes the live hosts (works after a partial `up`, lost local state, or on
     clean hosts); idempotent; an unreachable host is reported and the others are still cleaned."""
-    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, None)
     with _progress(verbose, json_) as progress:
-        report = lifecycle.down(inv, opts, emit=progress)
+        report = api.down(inv, opts, emit=progress)
     _finish(report, json_, "render_down")
 
 
@@ -367,12 +365,11 @@ def status(
 
     Answers whatever the inventory now says: when its plan does not validate, the hosts, Ray and
     vLLM are shown as found and the plan's problems as notes."""
-    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, set_)
     opts = _options(None, None, False, False, accept_new_host_keys, set_)
     with _progress(False, json_) as progress:
-        report = lifecycle.status(inv, opts, emit=progress)
+        report = api.status(inv, opts, emit=progress)
     _finish(report, json_, "render_status")
 
 
@@ -388,12 +385,11 @@ def logs(
 ) -> None:
     """Collect from every host the vLLM log, Ray logs, env file, `npu-smi info`, `hccn_tool` outputs
     and versions into one local tar.gz (mode 0600; the API key is never included)."""
-    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, None)
     opts = _options(host, None, False, False, accept_new_host_keys, None)
     with _progress(False, json_) as progress:
-        report = lifecycle.logs(inv, opts, tail=tail, out_dir=out_dir, emit=progress)
+        report = api.logs(inv, opts, tail=tail, out_dir=out_dir, emit=progress)
     _finish(report, json_, "render_logs")
 
 
@@ -449,7 +445,6 @@ def ask(
     """Send one request to the deployed endpoint and print the answer, latency, time to first token
     (with --stream) and token counts. The API key comes from the variable serve.api_key_env names."""
     from toolkit.client import ask as ask_mod
-    from toolkit.api import lifecycle
 
     if prompt is None and inventory is not None and not inventory.exists():
         prompt, inventory = str(inventory), None
@@ -459,8 +454,10 @@ def ask(
     plan = api.plan(inv)
     params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema,
                        beam_width, stream, plan.runtime.beam_search, plan.runtime.structured_output)
+    from toolkit.config.secrets import read_api_key
+
     report = ask_mod.ask(plan.endpoint, plan.served_name.value, prompt, params, chat=chat, stream=stream,
-                         api_key=lifecycle.read_api_key(inv), timeout=timeout)
+                         api_key=read_api_key(inv), timeout=timeout)
     _finish(report, json_, "render_ask")
 
 
@@ -495,13 +492,12 @@ def generate(
     throughput. Refuses while a vLLM server holds the devices unless --stop-server."""
     import json as _json
 
-    from toolkit.api import lifecycle
 
     inv = _inventory(inventory, set_)
     params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema, beam=False)
     if prompts is None:
         raise BadInput("--prompts FILE is required", hint="a text file with one prompt per line, or JSONL with a 'prompt' field")
-    items = lifecycle.read_prompts(prompts)
+    items = api.read_prompts(prompts)
     opts = _options(None, forks, verbose, False, accept_new_host_keys, set_)
     sink = open(out, "w", encoding="utf-8") if out is not None else None  # noqa: SIM115 - closed below
     try:
@@ -515,7 +511,7 @@ def generate(
                 sys.stdout.flush()
 
         with _progress(verbose, json_) as progress:
-            report = lifecycle.generate(inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress)
+            report = api.generate(inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress)
     finally:
         if sink is not None:
             sink.close()

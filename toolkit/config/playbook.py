@@ -6,13 +6,12 @@ A playbook is found by name among the bundled playbooks (`playbooks/NAME.yaml`) 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Collection, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.errors import InputIssue, InvalidFile
-from toolkit.config.inventory import _issues_from_validation
-from toolkit.steps import load_builtin_steps
+from toolkit.config.inventory import issues_from_validation
 from toolkit.config.yamlsrc import did_you_mean, load_file
 
 
@@ -72,7 +71,9 @@ def find_playbook(ref: str) -> Path:
     )
 
 
-def load_playbook(ref: str) -> Playbook:
+def load_playbook(ref: str, steps: Collection[str]) -> Playbook:
+    """Load and validate a playbook; `steps` are the step names a stage may use (the engine's
+    registry: config does not import the steps themselves)."""
     path = find_playbook(ref)
     doc = load_file(path)
     file = doc.source.file
@@ -81,8 +82,7 @@ def load_playbook(ref: str) -> Playbook:
     try:
         book = Playbook.model_validate({**doc.data, "path": str(path)})
     except ValidationError as exc:
-        raise InvalidFile(file, _issues_from_validation(exc, doc, Playbook)) from None
-    steps = load_builtin_steps()
+        raise InvalidFile(file, issues_from_validation(exc, doc, Playbook)) from None
     issues = []
     seen: set[str] = set()
     for i, stage in enumerate(book.stages):

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
-from toolkit.transport.connection import Connection, connect_factory
+from toolkit.transport.connection import Connection
+from toolkit.transport.factory import connect_factory
 from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
 from toolkit.config.inventory import ResolvedHost
 from toolkit.transport.shell import SETUP_FAILED, compose
@@ -40,7 +41,7 @@ class Event:
 EventSink = Callable[[Event], None]
 
 
-def _no_events(event: Event) -> None:
+def no_events(event: Event) -> None:
     pass
 
 
@@ -50,7 +51,7 @@ class Session:
 
     host: ResolvedHost
     conn: Connection
-    emit: EventSink = _no_events
+    emit: EventSink = no_events
     stage: str | None = None
     stream_output: bool = False
     default_timeout: float | None = None
@@ -121,7 +122,7 @@ class Executor:
         *,
         forks: int | None = None,
         connect: Callable[[ResolvedHost], Connection] | None = None,
-        emit: EventSink = _no_events,
+        emit: EventSink = no_events,
         stream_output: bool = False,
     ) -> None:
         self.hosts = list(hosts)

@@ -14,7 +14,7 @@ from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, Ho
 from toolkit.engine.executor import Event, Executor, Session
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.playbook import Playbook, Stage
-from toolkit.steps import STEPS, StepContext, load_builtin_steps
+from toolkit.engine.registry import STEPS, StepContext
 from toolkit.config.yamlsrc import did_you_mean
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
@@ -168,8 +168,11 @@ def run_playbook(
 
     Host failures never raise: they are in the report (`failed_stage`, per-host errors).
     `params` overrides stage parameters by stage name (e.g. check-net's --mode)."""
-    load_builtin_steps()
     check_tags(playbook, tags, skip_tags)
+    unknown = sorted({s.step for s in playbook.stages} - set(STEPS))
+    if unknown:
+        raise BadInput(f"playbook {playbook.name!r} names steps that are not registered: {', '.join(unknown)}",
+                       hint="load it with toolkit.steps.load_playbook (which registers the built-in steps)")
     started = time.monotonic()
     report = RunReport(playbook.name, check)
     hosts = list(executor.hosts)

@@ -1,73 +1,11 @@
-"""Steps: Python functions a playbook stage names. A step reads facts and yields only the
-operations needed to reach the desired state (pyinfra-style), so `--check` can show, per
-host, exactly what would run, and a converged host yields nothing.
-
-Register a step with `@step("name")`; read-only steps (facts, probes) also run under --check.
-"""
+"""Steps: Python functions a playbook stage names (registered in `toolkit.engine.registry`).
+Each module holds the steps of one concern; `load_builtin_steps` imports them all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
-
-from toolkit.engine.executor import Session
-from toolkit.facts import Fact, gather
-from toolkit.config.inventory import Inventory
-
-
-@dataclass(frozen=True)
-class Op:
-    """One command that changes a host, with a line saying why it is needed."""
-
-    command: str
-    description: str
-    timeout: float | None = None
-    stdin: str | None = None  # fed to the command (secrets), never shown or recorded
-
-
-@dataclass
-class StepContext:
-    session: Session
-    inventory: Inventory
-    params: dict[str, Any]
-    check: bool
-    data: dict[str, Any] = field(default_factory=dict)  # what the step reports (facts, state)
-    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> host -> that host's data
-    shared: dict[str, Any] = field(default_factory=dict)  # what the caller hands every step (the plan)
-
-    @property
-    def host(self) -> Any:
-        return self.session.host
-
-    def facts(self, facts: list[Fact[Any]]) -> dict[str, Any]:
-        """Read facts now (also under --check: facts never change a host)."""
-        return gather(self.session, facts)
-
-
-StepFn = Callable[[StepContext], Iterator[Op]]
-
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    name: str
-    fn: StepFn
-    read_only: bool
-    doc: str
-    needs_plan: bool = False  # reads ctx.shared["plan"]; `api.run` provides it (and the API key)
-
-
-STEPS: dict[str, StepInfo] = {}
-
-
-def step(name: str, *, read_only: bool = False, needs_plan: bool = False) -> Callable[[StepFn], StepFn]:
-    def register(fn: StepFn) -> StepFn:
-        if name in STEPS:
-            raise ValueError(f"step {name!r} registered twice")
-        STEPS[name] = StepInfo(name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "", needs_plan)
-        return fn
-
-    return register
+from toolkit.config.playbook import Playbook
+from toolkit.config.playbook import load_playbook as load_playbook_file
+from toolkit.engine.registry import STEPS, StepInfo
 
 
 def load_builtin_steps() -> dict[str, StepInfo]:
@@ -75,3 +13,8 @@ def load_builtin_steps() -> dict[str, StepInfo]:
     from toolkit.steps import deploy, env_file, facts, generate, observe, preflight, teardown  # noqa: F401
 
     return STEPS
+
+
+def load_playbook(ref: str) -> Playbook:
+    """A playbook by name or path, its step names checked against the built-in steps."""
+    return load_playbook_file(ref, load_builtin_steps())

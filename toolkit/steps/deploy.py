@@ -21,7 +21,7 @@ from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_ENGINE_PATTE
 from toolkit.planner.plan import HostPlan, Plan
 from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.transport.shell import q
-from toolkit.steps import Op, StepContext, step
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.steps.env_file import render_env, write_file_op
 
 RAY_START_TIMEOUT = 120
@@ -358,7 +358,7 @@ def parse_probe(stdout: str) -> Probe:
     return Probe(values.get("alive", "0").strip() == "1", int(code) if code.isdigit() and code != "000" else None, values.get("last", "").strip())
 
 
-def _curl(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -> str:
+def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -> str:
     """A curl to the server whose Authorization header comes from the key file via stdin config
     (`-K -`), so the key is in no process's argv."""
     data = f"-H 'Content-Type: application/json' -d {q(json.dumps(body))}" if body is not None else ""
@@ -433,7 +433,7 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     # after a (re)start: the runbook's test requests; on a no-op: the model list proves the same server
     requests = smoke_requests(plan) if started_now or ctx.params.get("always_smoke") else smoke_requests(plan)[:1]
     for kind, path, body in requests:
-        res = ctx.session.run(_curl(plan, p, path, body), timeout=150, check=False, setup=False)
+        res = ctx.session.run(curl_command(plan, p, path, body), timeout=150, check=False, setup=False)
         code, answer = parse_answer(kind, res.stdout)
         if code != 200 or (kind == "models" and plan.served_name.value not in (answer or [])) or (kind != "models" and not isinstance(answer, str)):
             raise VllmNotReady(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from toolkit.facts.host import HOST_FACTS, host_facts
-from toolkit.steps import Op, StepContext, step
+from toolkit.engine.registry import Op, StepContext, step
 
 
 @step("gather_facts", read_only=True)

@@ -12,7 +12,7 @@ from toolkit.errors import CommandFailed
 from toolkit.engine.executor import Event
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.transport.shell import q
-from toolkit.steps import Op, StepContext, step
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.steps.deploy import source_env, the_plan
 
 #: Server-only flags: the offline engine has no HTTP side.

@@ -11,8 +11,8 @@ from toolkit.facts.deploy import Paths, state_fact
 from toolkit.planner.plan import Plan, ray_temp_dir
 from toolkit.engine.readiness import Probe
 from toolkit.transport.shell import compose, q
-from toolkit.steps import Op, StepContext, step
-from toolkit.steps.deploy import _curl, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
+from toolkit.engine.registry import Op, StepContext, step
+from toolkit.steps.deploy import curl_command, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
 
 
 @step("status_probe", read_only=True, needs_plan=True)
@@ -66,7 +66,7 @@ _MODELS = "--- models"
 
 def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
     """The server's pid, /health and last log line; /v1/models too when healthy."""
-    command = f"{probe_command(plan, p)}\nif [ \"$health\" = 200 ]; then echo {q(_MODELS)}; {_curl(plan, p, '/v1/models', None)}; fi"
+    command = f"{probe_command(plan, p)}\nif [ \"$health\" = 200 ]; then echo {q(_MODELS)}; {curl_command(plan, p, '/v1/models', None)}; fi"
 
     def parse(raw: Raw) -> tuple[Probe, list[str] | None]:
         probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")

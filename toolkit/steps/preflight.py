@@ -15,7 +15,7 @@ from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
 from toolkit.config.inventory import Inventory, ResolvedHost
-from toolkit.steps import Op, StepContext, step
+from toolkit.engine.registry import Op, StepContext, step
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
 #: neighbour (O(N) connections instead of O(N^2)).

@@ -11,7 +11,7 @@ from toolkit.facts import Fact
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
 from toolkit.transport.shell import q
-from toolkit.steps import Op, StepContext, step
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_command
 
 

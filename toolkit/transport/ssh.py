@@ -17,7 +17,7 @@ from paramiko.common import cMSG_IGNORE
 from fabric import Config
 from fabric import Connection as FabricConnection
 
-from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, _timed_out
+from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, timed_out
 from toolkit.errors import AuthError, ConnectError, HostError
 from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
 from toolkit.config.inventory import ResolvedHost
@@ -345,14 +345,14 @@ class SSHConnection:
             chan.close()
         except _Deadline as exc:
             self.close()  # the channel is in an unknown state; reconnect next time
-            raise _timed_out(self.name, timeout, script, started, exc.out, exc.err) from None
+            raise timed_out(self.name, timeout, script, started, exc.out, exc.err) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise ConnectError(self.name, f"connection lost while running a command: {exc or type(exc).__name__}") from None
         finally:
             exited.close()
         if timeout is not None and code in (124, 137) and time.monotonic() - started >= timeout:
-            raise _timed_out(self.name, timeout, script, started, out, err)
+            raise timed_out(self.name, timeout, script, started, out, err)
         if code == -1:
             self.close()
             raise ConnectError(self.name, "connection lost while running a command (no exit status)")
@@ -382,7 +382,7 @@ class SSHConnection:
                     return Result(self.name, script, code, text + rest, err_text, time.monotonic() - started), None
                 if time.monotonic() - started > timeout:
                     chan.close()
-                    raise _timed_out(self.name, timeout, script, started, text)
+                    raise timed_out(self.name, timeout, script, started, text)
                 select.select([chan], [], [], 0.2)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectError(self.name, f"connection lost while taking a lock: {exc or type(exc).__name__}") from None

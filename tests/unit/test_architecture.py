@@ -1,0 +1,101 @@
+"""The dependency rule (docs/architecture.md), checked on the source: every import in toolkit/,
+lazy ones inside functions included, goes to the same layer or a lower one; modules form no import
+cycle; no module imports another module's private name."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "toolkit"
+
+#: Lowest first. A module may import from its own layer or any lower one.
+LAYERS: list[tuple[str, ...]] = [
+    ("toolkit", "errors", "serial"),
+    ("config",),
+    ("transport",),
+    ("engine", "planner", "facts", "plugin_api", "testing"),
+    ("launch",),
+    ("steps", "checks", "client"),
+    ("api", "sim"),
+    ("cli", "__main__"),
+]
+RANK = {top: i for i, names in enumerate(LAYERS) for top in names}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "toolkit"
+
+
+def imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, imported module, names) for every toolkit import in the file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name, []) for a in node.names if a.name.split(".")[0] == "toolkit"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "toolkit":
+            found.append((node.lineno, node.module, [a.name for a in node.names]))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for _, target, names in imports(path):
+            for n in names or [""]:
+                sub = f"{target}.{n}"
+                # `from pkg import module` needs the module (and runs pkg/__init__, which may not import back)
+                edges[name].add(sub if sub in modules else target)
+    return edges
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    missing = sorted({top(module_name(p)) for p in PACKAGE.rglob("*.py")} - set(RANK))
+    assert not missing, f"add these to LAYERS (and to docs/architecture.md): {missing}"
+
+
+def test_imports_only_go_down() -> None:
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = module_name(path)
+        for line, target, _ in imports(path):
+            if RANK[top(target)] > RANK[top(me)]:
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({top(me)}) imports {target} ({top(target)})")
+    assert not upward, "imports that go up a layer:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles() -> None:
+    edges = graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_private_names_across_modules() -> None:
+    private = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, target, names in imports(path):
+            bad = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if bad:
+                private.append(f"{path.relative_to(PACKAGE.parent)}:{line}: from {target} import {', '.join(bad)}")
+    assert not private, "private names imported from another module:\n" + "\n".join(private)

@@ -1,0 +1,163 @@
+"""What every library entry point shares: the options, the hosts they act on, the executor
+(one connection per host for the whole command), the plugins and the plan, held together by
+`ClusterRun` so an entry point is a few lines of orchestration."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.config.loader import load_inventory
+from toolkit.config.yamlsrc import did_you_mean
+from toolkit.engine.executor import EventSink, Executor, no_events
+from toolkit.errors import BadInput
+from toolkit.transport.connection import Connection
+from toolkit.transport.factory import connect_factory
+from toolkit.transport.shell import q
+
+if TYPE_CHECKING:
+    from toolkit.planner.plan import Plan
+    from toolkit.planner.plugins import Plugins
+
+#: Makes a host's connection (tests pass fakes; the default verifies host keys over SSH).
+ConnectFn = Callable[[ResolvedHost], Connection]
+
+
+@dataclass
+class Options:
+    """Options every inventory-driven command shares."""
+
+    limit: str | None = None
+    forks: int | None = None
+    check: bool = False
+    verbose: bool = False
+    accept_new_host_keys: bool = False
+    overrides: list[str] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+    skip_tags: set[str] = field(default_factory=set)
+
+
+def load(path: Path, opts: Options) -> Inventory:
+    return load_inventory(path, opts.overrides)
+
+
+def select_hosts(inventory: Inventory, limit: str | None) -> list[ResolvedHost]:
+    """`--limit`: comma-separated host names or globs (matched on name and address)."""
+    if not limit:
+        return list(inventory.hosts)
+    patterns = [p.strip() for p in limit.split(",") if p.strip()]
+    chosen: list[ResolvedHost] = []
+    for pattern in patterns:
+        matched = [h for h in inventory.hosts if fnmatch.fnmatchcase(h.name, pattern) or fnmatch.fnmatchcase(h.address, pattern)]
+        if not matched:
+            guess = did_you_mean(pattern, [h.name for h in inventory.hosts])
+            raise BadInput(
+                f"--limit {pattern!r} matches no host in {inventory.path}",
+                hint=f"did you mean '{guess}'?" if guess else "hosts: " + ", ".join(h.name for h in inventory.hosts),
+            )
+        chosen.extend(h for h in matched if h not in chosen)
+    return [h for h in inventory.hosts if h in chosen]
+
+
+def make_executor(
+    inventory: Inventory,
+    opts: Options,
+    *,
+    emit: EventSink = no_events,
+    connect: ConnectFn | None = None,
+) -> Executor:
+    known = inventory.resolve_path(inventory.spec.known_hosts) if inventory.spec.known_hosts else None
+    factory = connect or connect_factory(known_hosts=known, accept_new_host_keys=opts.accept_new_host_keys)
+    return Executor(select_hosts(inventory, opts.limit), forks=opts.forks, connect=factory, emit=emit, stream_output=opts.verbose)
+
+
+def plugins_for(inventory: Inventory | None) -> "Plugins":
+    """Built-in plugins, entry points, and the inventory's plugin folders."""
+    from toolkit.planner.plugins import load_plugins
+
+    folders = [inventory.resolve_path(p) for p in inventory.spec.plugins] if inventory is not None else []
+    return load_plugins(folders)
+
+
+def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
+    """config.json for planning: `model.config` if set, else `model.path` if it exists here.
+    Returns (config, where it came from), or (None, None) when neither is readable."""
+    model = inventory.spec.model
+    if model is None:
+        return None, None
+    candidates = []
+    if model.config:
+        candidates.append(inventory.resolve_path(model.config))
+    candidates.append(Path(model.path).expanduser() / "config.json")
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise BadInput(f"{path}: cannot read the model's config.json: {exc}", hint="point model.config at a valid copy") from None
+            if not isinstance(data, dict):
+                raise BadInput(f"{path}: config.json is not a JSON object")
+            return data, str(path)
+        if model.config and path == candidates[0]:
+            raise BadInput(f"model.config {model.config!r}: {path} does not exist", hint="paths in the inventory are relative to the inventory file")
+    return None, None
+
+
+def plan(inventory: Inventory, config: dict | None = None, config_source: str | None = None) -> "Plan":
+    """The full deployment plan (pure); `config` defaults to the locally readable config.json."""
+    from toolkit.planner.plan import make_plan
+
+    if config is None:
+        config, config_source = read_model_config(inventory)
+    return make_plan(inventory, plugins_for(inventory), config, config_source)
+
+
+def plan_for(inventory: Inventory, executor: Executor | None = None, local: tuple[dict | None, str | None] | None = None) -> Plan:
+    """Plan with the local config.json (`local` when already read), else the head's (read over SSH once)."""
+    from toolkit.planner.plan import make_plan
+
+    config, source = local if local is not None else read_model_config(inventory)
+    if config is None and executor is not None and inventory.spec.model is not None:
+        head = inventory.head
+        path = inventory.spec.model.path.rstrip("/") + "/config.json"
+        res = executor.map(lambda s: s.run(f"cat {q(path)}", timeout=30, check=False, setup=False), [head], stage="model-config")
+        outcome = res.outcomes.get(head.name)
+        text = outcome.value.stdout if outcome and outcome.ok and outcome.value and outcome.value.ok else ""
+        try:
+            config, source = (json.loads(text), f"{head.name}:{path}") if text.strip() else (None, None)
+        except ValueError:
+            config, source = None, None
+    return make_plan(inventory, plugins_for(inventory), config, source)
+
+
+
+def require_all_hosts(opts: Options, command: str) -> None:
+    if opts.limit:
+        raise BadInput(f"`{command}` acts on the whole cluster; --limit is not accepted",
+                       hint="edit the inventory to change which hosts take part")
+
+
+
+
+@dataclass
+class ClusterRun:
+    """One command against one cluster: the inventory, the options, where events go and how hosts
+    are reached. Entry points build one and ask it for the executor and the plan."""
+
+    inventory: Inventory
+    opts: Options = field(default_factory=Options)
+    emit: EventSink = no_events
+    connect: ConnectFn | None = None
+
+    def executor(self) -> Executor:
+        return make_executor(self.inventory, self.opts, emit=self.emit, connect=self.connect)
+
+    def plan(self, executor: Executor | None = None, local: tuple[dict | None, str | None] | None = None) -> "Plan":
+        return plan_for(self.inventory, executor, local)
+
+    def whole_cluster(self, command: str) -> None:
+        require_all_hosts(self.opts, command)

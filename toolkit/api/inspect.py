@@ -1,0 +1,86 @@
+"""`status`: what runs on each host now (Ray, vLLM, health, models), in one round trip per host."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
+from toolkit.config.inventory import Inventory
+from toolkit.engine.executor import EventSink, no_events
+from toolkit.engine.runner import run_playbook
+from toolkit.errors import BadInput
+from toolkit.planner.plan import Plan
+from toolkit.steps import load_playbook
+
+
+@dataclass
+class StatusReport:
+    inventory: str
+    plan: Plan
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every host reachable with its Ray node alive, and the server healthy."""
+        return bool(self.hosts) and all(h["reachable"] and h["ray_node"] for h in self.hosts) and any(h.get("health") == 200 for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "inventory": self.inventory, "endpoint": self.plan.endpoint, "served_model": self.plan.served_name.value,
+                "duration": round(self.duration, 3), "hosts": self.hosts, "notes": self.notes}
+
+
+def status(inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None) -> StatusReport:
+    started = time.monotonic()
+    plan, notes = plan_or_observation(inventory)
+    with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        run = run_playbook(load_playbook("status"), inventory, executor, shared={"plan": plan})
+    stage = run.stages[0]
+    head = stage.hosts.get(plan.head.name)
+    nodes = (head.data.get("ray_nodes") if head and head.status != "failed" else None) or {}
+    rows = []
+    for hp in plan.hosts:
+        h = stage.hosts.get(hp.name)
+        if h is None:
+            continue
+        reachable = h.status != "failed"
+        d = h.data if reachable else {}
+        row: dict[str, Any] = {
+            "host": hp.name,
+            "role": hp.role,
+            "address": hp.address,
+            "reachable": reachable,
+            "error": h.error.message if h.error else None,
+            "ray_running": d.get("ray_running"),
+            "ray_node": hp.address in nodes,
+            "npu": int(nodes[hp.address]) if hp.address in nodes else None,
+            "npu_planned": len(hp.devices),
+        }
+        if hp.role == "head":
+            row.update(vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"), health=d.get("health"), models=d.get("models"),
+                       endpoint=plan.endpoint, last_log_line=d.get("last_log_line"), ray_nodes=len(nodes))
+        rows.append(row)
+    return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
+
+
+def plan_or_observation(inventory: Inventory) -> tuple[Plan, list[str]]:
+    """The plan; or, when it does not validate (or a plugin fails to load), what `status` needs
+    from the inventory alone, with the problem as notes: what runs is answerable whatever the
+    inventory now says (an edit after `up`, a plugin folder gone)."""
+    try:
+        return plan_for(inventory), []
+    except BadInput as exc:
+        from toolkit.planner.plan import observation_plan
+        from toolkit.planner.plugins import load_plugins
+
+        plugins = load_plugins([])
+        try:
+            runtime = plugins.runtime(inventory.spec.runtime)
+        except BadInput:
+            runtime = plugins.runtime(None)
+        lines = exc.lines()
+        first = f"{lines[0]}: hosts, Ray and vLLM are shown as found, not compared with a plan (`ascend-deploy plan` explains)"
+        return observation_plan(inventory, runtime), [first, *(line.strip() for line in lines[1:])]

@@ -1,0 +1,95 @@
+"""Commands on the control machine itself (inventory `connection: local`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable
+
+from toolkit.config.inventory import ResolvedHost
+from toolkit.transport.connection import OutputCallback, timed_out
+from toolkit.transport.result import Result
+
+
+class LocalConnection:
+    """Runs commands on the control machine (inventory `connection: local`)."""
+
+    def __init__(self, host: ResolvedHost) -> None:
+        self.name = host.name
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        pass
+
+    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            out, err = proc.communicate(input=stdin or None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise timed_out(self.name, timeout, script, started, out, err) from None
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        if on_output is not None:
+            for line in out.splitlines():
+                on_output("stdout", line)
+            for line in err.splitlines():
+                on_output("stderr", line)
+        return Result(self.name, script, proc.returncode, out, err, time.monotonic() - started)
+
+    def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
+        started = time.monotonic()
+        proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        lines: list[str] = []
+        found = threading.Event()
+
+        def reader() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.rstrip("\n") == until:
+                    found.set()
+                    return
+            found.set()
+
+        threading.Thread(target=reader, daemon=True).start()
+        if not found.wait(timeout):
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise timed_out(self.name, timeout, script, started, "".join(lines))
+        if lines and lines[-1].rstrip("\n") == until:
+            def release() -> None:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.close()
+                    proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+            return Result(self.name, script, 0, "".join(lines), "", time.monotonic() - started), release
+        out, err = proc.communicate(timeout=timeout)
+        return Result(self.name, script, proc.returncode, "".join(lines) + out, err, time.monotonic() - started), None
+
+    def close(self) -> None:
+        with self._lock:
+            for proc in list(self._procs):
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
