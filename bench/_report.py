@@ -42,7 +42,9 @@ def timed(cmd: list[str], **kw: object) -> tuple[float, float, subprocess.Comple
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        done = subprocess.CompletedProcess(
+            cmd, proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        )
     return wall, usage.ru_utime + usage.ru_stime, done, usage.ru_maxrss
 
 

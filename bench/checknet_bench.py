@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-
 from _report import PYTHON, library_floor, machine, publish, timed  # noqa: E402
+
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 from toolkit.sim.layout import default_root  # noqa: E402
@@ -41,10 +41,10 @@ def remote_scripts(inv_path: Path, mode: str) -> dict[str, tuple[str, str]]:
     """check-net's own remote scripts per host (facts batch, pings), wrapped exactly as the tool
     wraps them, so both sides run the same commands on the hosts."""
     from toolkit.checks import pings
+    from toolkit.config.loader import load_inventory
     from toolkit.facts import batch_script
-from toolkit.config.loader import load_inventory
-    from toolkit.transport.shell import bash, compose
     from toolkit.steps.preflight import preflight_fact_list
+    from toolkit.transport.shell import bash, compose
 
     inv = load_inventory(inv_path)
     card_ips = {h.name: {d: ip for d, ip in zip(range(64), _card_ips(inv_path, h.name)) if d in h.devices} for h in inv.hosts}

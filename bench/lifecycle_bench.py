@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-
 from _report import PYTHON, library_floor, machine, publish  # noqa: E402
+
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 from toolkit.sim.layout import default_root  # noqa: E402
@@ -49,7 +49,13 @@ def traced(*args: str) -> dict[str, float]:
     """One `status` (or other command) under bench/trace_cli.py: how long each phase took."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "TRACE_OUT": out.name, "TRACE_T0": repr(time.time())}
-        proc = subprocess.run([PYTHON, str(ROOT / "bench" / "trace_cli.py"), *args, "--json"], capture_output=True, text=True, cwd=ROOT, env=env)
+        proc = subprocess.run(
+            [PYTHON, str(ROOT / "bench" / "trace_cli.py"), *args, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         trace = json.loads(Path(out.name).read_text() or "{}")
     if not trace or proc.returncode not in (0, 1):
         raise SystemExit(f"traced {args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -76,7 +82,10 @@ def phases(trace: dict) -> dict[str, float]:
 
 PHASES = [
     ("interpreter", "exec and Python's start-up"),
-    ("libraries", "the libraries the CLI is built on: pydantic (first model), typer, paramiko + invoke, fabric, PyYAML (bench/floor.py)"),
+    (
+        "libraries",
+        "the libraries the CLI is built on: pydantic (first model), typer, paramiko + invoke, fabric, PyYAML (bench/floor.py)",
+    ),
     ("toolkit", "the toolkit's own modules (its pydantic models are built here)"),
     ("cli", "typer parsing, inventory, plugins, plan, playbook and its steps' modules, up to the first connect"),
     ("connect", "SSH to the head (all hosts connect at once)"),
@@ -89,8 +98,8 @@ def ray_query_command(inv_path: Path) -> tuple[str, str, str]:
     """(head address, the remote script `status` runs to list Ray's nodes, ssh options)."""
     from toolkit import api
     from toolkit.facts.deploy import Paths
-    from toolkit.transport.shell import bash, compose
     from toolkit.steps.deploy import ray_nodes_command, source_env
+    from toolkit.transport.shell import bash, compose
 
     inv = api.load(inv_path, api.Options())
     plan = api.plan(inv)
@@ -128,8 +137,20 @@ def measure(inv_path: Path, name: str, runs: int, extra: list[str]) -> dict[str,
     address, script, key = ray_query_command(inv_path)
     known = SIM_ROOT / name / "known_hosts"
     with tempfile.TemporaryDirectory(dir="/run") as ctl:
-        ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes", "-o", f"ControlPath={ctl}/%h"]
-        subprocess.run([*ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-fN", f"root@{address}"], check=True)
+        ssh = [
+            "ssh",
+            "-i",
+            key,
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ControlPath={ctl}/%h",
+        ]
+        subprocess.run(
+            [*ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=300", "-fN", f"root@{address}"], check=True
+        )
         samples: dict[str, list[float]] = {"status": [], "up": [], "up_skip": [], "ray_query": [], "rtt": []}
         for _ in range(runs):
             samples["status"].append(cli("status", str(inv_path))[0])
@@ -153,14 +174,18 @@ def measure(inv_path: Path, name: str, runs: int, extra: list[str]) -> dict[str,
 def full_cluster(hosts: int, runs: int) -> tuple[dict[str, float], list[float]]:
     """Real Ray + vLLM (TP = hosts, one rank per host): readiness lag of a fresh `up`, then medians."""
     inv_path = SIM_ROOT / "bench-lifecycle.yaml"
-    opts = SimOptions(name="benchlife", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts)
+    opts = SimOptions(
+        name="benchlife", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts
+    )
     cluster.down(opts)
     cluster.up(opts)
     lags: list[float] = []
     try:
         from toolkit import api
 
-        url = api.plan(api.load(inv_path, api.Options())).endpoint.rsplit("/v1", 1)[0] + "/health"  # as this machine reaches it
+        url = (
+            api.plan(api.load(inv_path, api.Options())).endpoint.rsplit("/v1", 1)[0] + "/health"
+        )  # as this machine reaches it
         for attempt in range(runs):
             if attempt:
                 subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT, check=True)
@@ -175,7 +200,10 @@ def full_cluster(hosts: int, runs: int) -> tuple[dict[str, float], list[float]]:
             noticed = healthy_at(data)
             if seen and noticed:
                 lags.append(noticed - seen[0])
-            print(f"up {wall:.1f}s, readiness noticed {lags[-1] if lags else float('nan'):.2f}s after /health first answered 200", flush=True)
+            print(
+                f"up {wall:.1f}s, readiness noticed {lags[-1] if lags else float('nan'):.2f}s after /health first answered 200",
+                flush=True,
+            )
         return measure(inv_path, "benchlife", runs, []), lags
     finally:
         subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT)
@@ -185,7 +213,9 @@ def full_cluster(hosts: int, runs: int) -> tuple[dict[str, float], list[float]]:
 def ray_cluster(hosts: int, runs: int) -> dict[str, float]:
     """Ray only (vLLM's 8 ranks do not fit this machine): `up --skip-tags vllm`, then medians."""
     inv_path = SIM_ROOT / f"bench-lifecycle-{hosts}.yaml"
-    opts = SimOptions(name="benchray", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts // 2)
+    opts = SimOptions(
+        name="benchray", hosts=hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=hosts // 2
+    )
     cluster.down(opts)
     cluster.up(opts)
     try:
@@ -222,9 +252,11 @@ def where_the_time_goes(rows: list[tuple[str, dict[str, float]]], runs: int) -> 
         bound = m["ray_query"] + m["rtt"]
         ours = m["trace_toolkit"] + m["trace_cli"] + m["trace_connect"] + m["trace_finish"]
         free = (m["floor"] + bound) / bound
-        verdict = (f"a CLI on these libraries with no code of its own, connecting for free, would already be at {free:.2f}x"
-                   if free > 1.5 else
-                   f"that leaves {bound / 2 - m['floor']:.2f} s for the toolkit's own part")
+        verdict = (
+            f"a CLI on these libraries with no code of its own, connecting for free, would already be at {free:.2f}x"
+            if free > 1.5
+            else f"that leaves {bound / 2 - m['floor']:.2f} s for the toolkit's own part"
+        )
         lines.append(
             f"- {label}: the bound is {bound:.2f} s, so 1.5x leaves {bound / 2:.2f} s for everything else. The libraries' "
             f"floor alone takes {m['floor']:.2f} s ({m['floor'] / bound:.0%} of the bound): {verdict}. The toolkit's own "
@@ -239,7 +271,7 @@ def where_the_time_goes(rows: list[tuple[str, dict[str, float]]], runs: int) -> 
         "",
         "- The Ray query: `import ray` is most of it (about 0.5 s), then `ray.init`, `ray.nodes()` (about 1 ms) and",
         "  `ray.shutdown()`. It ends with `os._exit` (2026-11-26): left to the interpreter, Ray's exit hook sleeps 0.5 s",
-        "  \"so log messages finish printing\" and module teardown takes 0.25 s more (1.7-1.9 s in all, now 0.85-1.05 s).",
+        '  "so log messages finish printing" and module teardown takes 0.25 s more (1.7-1.9 s in all, now 0.85-1.05 s).',
         "  That made `status` and `ray-ready` a second faster, and the bound shrank with them, so the same fixed cost is",
         "  now a larger ratio (before: status 2.77 s and 2.67 s against a bound of 1.63 s and 1.62 s, 1.65-1.85x).",
         "- Removed from the fixed cost: typer evaluating 600 string annotations on every start (cli.py no longer uses",

@@ -22,8 +22,12 @@ def main() -> None:
     for ax, mode in zip(axes, ("rail", "ring")):
         rows = sorted((r for r in data["results"] if r["mode"] == mode), key=lambda r: r["hosts"])
         hosts = [r["hosts"] for r in rows]
-        for key, label, style in (("ours", "ascend-deploy check-net", "o-"), ("openssh", "OpenSSH script (lower bound)", "s--"),
-                                  ("ansibleN", "Ansible forks=N + pipelining", "^-"), ("ansible5", "Ansible defaults (forks 5)", "v-")):
+        for key, label, style in (
+            ("ours", "ascend-deploy check-net", "o-"),
+            ("openssh", "OpenSSH script (lower bound)", "s--"),
+            ("ansibleN", "Ansible forks=N + pipelining", "^-"),
+            ("ansible5", "Ansible defaults (forks 5)", "v-"),
+        ):
             points = [(h, r[key]) for h, r in zip(hosts, rows) if r.get(key)]
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], style, label=label)

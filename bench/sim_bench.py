@@ -21,10 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _report import machine, publish  # noqa: E402
+
 from toolkit.sim import cluster, netns  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
-from toolkit.sim.layout import default_root  # noqa: E402
 from toolkit.sim.hosttree import new_ed25519, write_private  # noqa: E402
+from toolkit.sim.layout import default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
 
@@ -37,15 +38,38 @@ def floor_up_down(hosts: int, work: Path) -> tuple[float, float]:
     started = time.monotonic()
     lines = ["link add name adfloorbr type bridge", "addr add 10.212.0.1/24 dev adfloorbr", "link set adfloorbr up"]
     for i in range(1, hosts + 1):
-        lines += [f"netns add adfloor-{i}", f"link add adf{i} type veth peer name eth0 netns adfloor-{i}", f"link set adf{i} master adfloorbr", f"link set adf{i} up"]
+        lines += [
+            f"netns add adfloor-{i}",
+            f"link add adf{i} type veth peer name eth0 netns adfloor-{i}",
+            f"link set adf{i} master adfloorbr",
+            f"link set adf{i} up",
+        ]
     netns.ip_batch(lines)
     procs = []
     for i in range(1, hosts + 1):
         cfg = work / f"sshd{i}"
         cfg.write_text(f"ListenAddress 10.212.0.{10 + i}\nHostKey {work / 'hostkey'}\nPidFile none\nUsePAM no\n")
         script = f"ip addr add 10.212.0.{10 + i}/24 dev eth0 && ip link set eth0 up && exec /usr/sbin/sshd -D -f {cfg}"
-        procs.append(subprocess.Popen(["ip", "netns", "exec", f"adfloor-{i}", "unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    f"adfloor-{i}",
+                    "unshare",
+                    "--pid",
+                    "--fork",
+                    "--mount-proc",
+                    "bash",
+                    "-c",
+                    script,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
     import socket
 
     pending = set(range(1, hosts + 1))
@@ -96,7 +120,12 @@ echo ip $(cpu hccn_tool -i 0 -ip -g)
 echo ping $(cpu hccn_tool -i 1 -ping -g address {peer})
 echo npusmi $(cpu npu-smi info -l)
 """
-    out = subprocess.run(["nsenter", "-t", str(pid1), "-m", "-u", "-n", "-p", "bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nsenter", "-t", str(pid1), "-m", "-u", "-n", "-p", "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     result = {}
     for line in out.splitlines():
         key, user, system = line.split()
@@ -114,7 +143,9 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root")
     name = "bench"
-    opts = SimOptions(name=name, hosts=args.hosts, root=SIM_ROOT, inventory=SIM_ROOT / "bench-inventory.yaml", ping_ms=0)
+    opts = SimOptions(
+        name=name, hosts=args.hosts, root=SIM_ROOT, inventory=SIM_ROOT / "bench-inventory.yaml", ping_ms=0
+    )
     cluster.down(opts)
     floors, ups, downs, floor_downs, pss, leftovers = [], [], [], [], [], []
     for _ in range(args.runs):
@@ -130,7 +161,11 @@ def main() -> None:
         t0 = time.monotonic()
         cluster.down(opts)
         downs.append(time.monotonic() - t0)
-        leftovers.append(len(netns.netns_of(name)) + len(netns.bridges_of(name)) + sum(len(v) for v in netns.pids_in(netns.netns_of(name)).values()))
+        leftovers.append(
+            len(netns.netns_of(name))
+            + len(netns.bridges_of(name))
+            + sum(len(v) for v in netns.pids_in(netns.netns_of(name)).values())
+        )
     med = statistics.median
     rows = [
         ("`sim up` wall (s)", med(ups), med(floors), "<= 10 s"),
@@ -150,7 +185,11 @@ def main() -> None:
     ]
     for label, value, floor, target in rows:
         ratio = f"{value / floor:.2f}x" if floor else "-"
-        lines.append(f"| {label} | {value:.2f} | {floor:.2f} | {ratio} | {target} |" if floor else f"| {label} | {value:.2f} | - | - | {target} |")
+        lines.append(
+            f"| {label} | {value:.2f} | {floor:.2f} | {ratio} | {target} |"
+            if floor
+            else f"| {label} | {value:.2f} | - | - | {target} |"
+        )
     lines += [
         "",
         f"CPU per simulated tool call inside a host ({args.calls} calls each, the calling loop's fork included; target <= 5 ms):",
@@ -158,7 +197,13 @@ def main() -> None:
         "| call | CPU ms per call |",
         "|---|---|",
     ]
-    for key, label in (("empty", "empty bash script (floor)"), ("link", "hccn_tool -link -g"), ("ip", "hccn_tool -ip -g"), ("ping", "hccn_tool -ping (3 packets, 0 ms each)"), ("npusmi", "npu-smi info -l")):
+    for key, label in (
+        ("empty", "empty bash script (floor)"),
+        ("link", "hccn_tool -link -g"),
+        ("ip", "hccn_tool -ip -g"),
+        ("ping", "hccn_tool -ping (3 packets, 0 ms each)"),
+        ("npusmi", "npu-smi info -l"),
+    ):
         lines.append(f"| {label} | {cpu[key]:.2f} |")
     publish(args.out, lines)
 

@@ -31,7 +31,9 @@ class SshLab:
     known_hosts: Path
     authorized_keys: Path
 
-    def inventory(self, path: Path, *, known_hosts: bool = True, extra_hosts: list[dict] | None = None, **changes: object) -> Path:
+    def inventory(
+        self, path: Path, *, known_hosts: bool = True, extra_hosts: list[dict] | None = None, **changes: object
+    ) -> Path:
         data: dict = {
             "cluster": "lab",
             "defaults": {"user": "root", "key_file": str(self.client_key), "connect_timeout": 5, "devices": [0]},
@@ -81,7 +83,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return h
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess (exit codes and stdout exactly as a user sees them)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(

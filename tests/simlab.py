@@ -49,9 +49,24 @@ class SimLab:
 
     def ssh(self, index: int, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["ssh", "-i", str(self.paths.client_key), "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-             "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{self.address(index)}", command],
-            capture_output=True, text=True, timeout=timeout,
+            [
+                "ssh",
+                "-i",
+                str(self.paths.client_key),
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                f"root@{self.address(index)}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def setup_prefix(self) -> str:

@@ -16,7 +16,9 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 def require_sshd() -> None:
     if not os.path.exists(SSHD):
-        raise RuntimeError("OpenSSH server not installed: run `make test` (it installs openssh-server) or apt-get install openssh-server")
+        raise RuntimeError(
+            "OpenSSH server not installed: run `make test` (it installs openssh-server) or apt-get install openssh-server"
+        )
 
 
 def keygen(path: Path, comment: str = "test") -> Path:
@@ -54,7 +56,9 @@ class Sshd:
         return f"[{self.address}]:{self.port} {kind} {key}"
 
     def fingerprint(self) -> str:
-        out = subprocess.run(["ssh-keygen", "-lf", str(self.folder / "host_ed25519.pub")], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["ssh-keygen", "-lf", str(self.folder / "host_ed25519.pub")], capture_output=True, text=True, check=True
+        )
         return out.stdout.split()[1]
 
     @property

@@ -20,6 +20,7 @@ class CommandOutcome(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -100,9 +101,7 @@ class InvalidFile(BadInput):
         super().__init__(f"{first}{suffix}")
 
     def lines(self) -> list[str]:
-        return [f"invalid {self.file}: {len(self.issues)} problem(s)"] + [
-            "  " + i.render() for i in self.issues
-        ]
+        return [f"invalid {self.file}: {len(self.issues)} problem(s)"] + ["  " + i.render() for i in self.issues]
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

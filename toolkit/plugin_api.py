@@ -20,7 +20,6 @@ PROJECT = "ascend_deploy"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What the planner knows about the model before anything runs."""
@@ -46,7 +45,9 @@ class ModelInfo:
     def size_b(self) -> float | None:
         """Parameter count in billions from the name (`Qwen2.5-72B`, `Qwen3-30B-A3B` -> 30)."""
         for text in (self.name, self.path.rstrip("/").rsplit("/", 1)[-1]):
-            m = re.search(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)[bB](?![A-Za-z0-9])", text) or re.search(r"-(\d+(?:\.\d+)?)[bB]", text)
+            m = re.search(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)[bB](?![A-Za-z0-9])", text) or re.search(
+                r"-(\d+(?:\.\d+)?)[bB]", text
+            )
             if m:
                 return float(m.group(1))
         return None
@@ -110,7 +111,9 @@ class RuntimeProfile:
         return tuple(int(p) for p in re.findall(r"\d+", self.vllm)[:3])
 
 
-def sizing_rows(devices_64gb: int, max_model_len: int, *, classes: tuple[str, ...] = ("910B", "A3", "910B4"), **extra: Any) -> tuple[Row, ...]:
+def sizing_rows(
+    devices_64gb: int, max_model_len: int, *, classes: tuple[str, ...] = ("910B", "A3", "910B4"), **extra: Any
+) -> tuple[Row, ...]:
     """Rows for one table entry given in 64 GB cards: 910B and A3 dies take the count as is,
     32 GB 910B4 cards double it (the reference's rule). TP fills a node, PP spans nodes."""
     rows = []

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from toolkit.transport.connection import OutputCallback
-from toolkit.errors import HostError
 from toolkit.config.inventory import ResolvedHost
+from toolkit.errors import HostError
+from toolkit.transport.connection import OutputCallback
 from toolkit.transport.result import Result
 
 Handler = Callable[[str, str], "tuple[int, str, str] | HostError"]  # (host, script) -> (rc, out, err)
@@ -32,7 +32,14 @@ class FakeConnection:
             raise self.open_error
         self.opened += 1
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+        stdin: str | None = None,
+    ) -> Result:
         self.scripts.append(script)
         self.stdins.append(stdin)
         started = time.monotonic()
@@ -54,7 +61,9 @@ class FakeConnection:
         self.closed += 1
 
 
-def fake_factory(handler: Handler, open_errors: dict[str, HostError] | None = None) -> tuple[Callable[[ResolvedHost], FakeConnection], dict[str, FakeConnection]]:
+def fake_factory(
+    handler: Handler, open_errors: dict[str, HostError] | None = None
+) -> tuple[Callable[[ResolvedHost], FakeConnection], dict[str, FakeConnection]]:
     """A connection factory for `Executor(connect=...)` plus the dict of connections it made."""
     made: dict[str, FakeConnection] = {}
 

@@ -25,8 +25,7 @@ def main() -> int:
         print(f"the cluster is not ready: {out.stderr.strip() or status}", file=sys.stderr)
         return 1
     key_env = None
-    from toolkit.config.inventory import 
-from toolkit.config.loader import load_inventory
+    from toolkit.config.loader import load_inventory
 
     key_env = load_inventory(inventory).spec.serve.api_key_env
     client = OpenAI(base_url=status["endpoint"], api_key=os.environ.get(key_env or "", "") or "EMPTY", timeout=120)

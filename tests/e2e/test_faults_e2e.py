@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ROOT, SIM_ROOT, cli
+from tests.conftest import SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 
 NAME = "fault"
@@ -38,8 +38,13 @@ def isolated(lab: SimLab) -> Iterator[None]:
     """A failed case must not leave its cluster to the next one (which would then find Ray
     already up and skip the stage it means to test): clean up whatever is left."""
     yield
-    leftover = lab.ssh(1, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[E]ngineCore' >/dev/null && echo yes || true").stdout.strip()
-    leftover += lab.ssh(2, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[r]ay start' >/dev/null && echo yes || true").stdout.strip()
+    leftover = lab.ssh(
+        1,
+        "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[E]ngineCore' >/dev/null && echo yes || true",
+    ).stdout.strip()
+    leftover += lab.ssh(
+        2, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[r]ay start' >/dev/null && echo yes || true"
+    ).stdout.strip()
     if leftover:
         cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
 
@@ -54,8 +59,14 @@ def run(lab: SimLab, *args: str, timeout: float = 600) -> tuple[int, dict[str, A
 
 def start(lab: SimLab, *args: str) -> subprocess.Popen[str]:
     """The CLI in the background, as a second terminal would run it."""
-    return subprocess.Popen([sys.executable, "-m", "toolkit", *args, "--json"], cwd=lab.inventory.parent, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolkit", *args, "--json"],
+        cwd=lab.inventory.parent,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2) -> None:
@@ -71,7 +82,9 @@ def ray_procs(lab: SimLab, index: int) -> str:
     return lab.ssh(index, "pgrep -af '[r]aylet/raylet|[g]cs_server' || true").stdout
 
 
-LEFTOVERS = "[r]aylet/raylet|[g]cs_server|[r]ay start|[v]llm.entrypoints|[v]llm serve|[E]ngineCore|[V]llmWorker|[R]ayWorker"
+LEFTOVERS = (
+    "[r]aylet/raylet|[g]cs_server|[r]ay start|[v]llm.entrypoints|[v]llm serve|[E]ngineCore|[V]llmWorker|[R]ayWorker"
+)
 
 
 def clean(lab: SimLab) -> None:
@@ -106,8 +119,17 @@ def test_second_up_or_down_is_refused_while_one_runs_and_the_holder_is_named(lab
 # ------------------------------------------------------------------ injection
 
 MARK = "adinj"
-PAYLOADS = ["$(touch /tmp/{m})", "`touch /tmp/{m}`", "x; touch /tmp/{m}", "x\ntouch /tmp/{m}", "x'; touch /tmp/{m}; echo '",
-            'x"; touch /tmp/{m}; echo "', "x && touch /tmp/{m} #", "x | touch /tmp/{m}", "$(printf touch) /tmp/{m}"]
+PAYLOADS = [
+    "$(touch /tmp/{m})",
+    "`touch /tmp/{m}`",
+    "x; touch /tmp/{m}",
+    "x\ntouch /tmp/{m}",
+    "x'; touch /tmp/{m}; echo '",
+    'x"; touch /tmp/{m}; echo "',
+    "x && touch /tmp/{m} #",
+    "x | touch /tmp/{m}",
+    "$(printf touch) /tmp/{m}",
+]
 SKIP = {"setup", "plugins"}  # setup lines are commands by design; plugin folders are Python the operator chose to load
 
 
@@ -168,7 +190,12 @@ def test_shell_metacharacters_in_any_inventory_string_never_run_on_a_host(lab: S
         combined = with_value(combined, path, payload)
     inv = tmp_path / "inj-all.yaml"
     inv.write_text(yaml.safe_dump(combined))
-    for command in (["up", str(inv), *RAY_ONLY], ["status", str(inv)], ["logs", str(inv), "--out", str(tmp_path / "logs")], ["down", str(inv)]):
+    for command in (
+        ["up", str(inv), *RAY_ONLY],
+        ["status", str(inv)],
+        ["logs", str(inv), "--out", str(tmp_path / "logs")],
+        ["down", str(inv)],
+    ):
         code, data, err = run(lab, *command)
         assert "Traceback" not in err, (command, err[-2000:])
         assert markers(lab) == [], f"{command[0]} ran a payload"
@@ -220,8 +247,16 @@ def test_sshd_killed_in_the_middle_of_up(lab: SimLab, victim: int) -> None:
 
 
 FAULT_KINDS = [
-    ("link-down", {}), ("net-health", {}), ("ping-loss", {"peer": f"{NAME}-1"}), ("card-unhealthy", {}), ("no-ip", {}),
-    ("tls-mismatch", {}), ("optical-absent", {}), ("missing-model", {}), ("version-skew", {}), ("host-down", {}),
+    ("link-down", {}),
+    ("net-health", {}),
+    ("ping-loss", {"peer": f"{NAME}-1"}),
+    ("card-unhealthy", {}),
+    ("no-ip", {}),
+    ("tls-mismatch", {}),
+    ("optical-absent", {}),
+    ("missing-model", {}),
+    ("version-skew", {}),
+    ("host-down", {}),
     ("slow", {"value": "1200"}),  # ("unreachable": test_up_e2e.py::test_worker_that_cannot_reach_the_head)
 ]
 
@@ -375,7 +410,9 @@ def test_a_command_that_hangs_on_a_host_is_cut_by_the_timeout_and_named(lab: Sim
         took = time.monotonic() - started
         assert code == 1 and result["failed_stage"] == "env", json.dumps(result)[:2000]
         error = stage_error(result, "env")
-        assert error["host"] == f"{NAME}-2" and error["kind"] == "timeout" and "timed out after 60s" in error["message"], error
+        assert (
+            error["host"] == f"{NAME}-2" and error["kind"] == "timeout" and "timed out after 60s" in error["message"]
+        ), error
         assert "timeout" in error["hint"]
         assert took < 100, f"took {took:.0f}s"
         wait_for("the hung command to be killed on the host", lambda: not held(lab, 2), timeout=20)
@@ -425,7 +462,10 @@ def test_vllm_killed_while_status_runs_then_up_restarts_only_vllm(lab: SimLab, t
     assert statuses["vllm"] == {"changed"}, statuses
     assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs  # the same Ray, not restarted
     engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
-    assert engines and not set(orphans) & set(engines), (orphans, engines)  # the orphaned engine was ended, a new one serves
+    assert engines and not set(orphans) & set(engines), (
+        orphans,
+        engines,
+    )  # the orphaned engine was ended, a new one serves
     clean(lab)
 
 
@@ -449,7 +489,10 @@ def keyed_inventory(lab: SimLab, tmp_path: Path, case: str) -> Path:
         known.write_text("")
     elif case == "changed":  # the worker now shows a key that is not the one on record
         fake = (tmp_path / "other_key.pub").read_text().split()[:2]
-        known.write_text("\n".join(line if not line.startswith(worker + " ") else f"{worker} {' '.join(fake)}" for line in lines) + "\n")
+        known.write_text(
+            "\n".join(line if not line.startswith(worker + " ") else f"{worker} {' '.join(fake)}" for line in lines)
+            + "\n"
+        )
     else:  # "auth": the worker does not accept the key the inventory gives for it
         known.write_text("\n".join(lines) + "\n")
         data["hosts"][1]["key_file"] = str(other)
@@ -484,7 +527,9 @@ def test_host_key_and_auth_faults_stop_up_before_ray(lab: SimLab, tmp_path: Path
             error = stage_error(data, "env")
             assert error["host"] == f"{NAME}-2", error
             if case == "changed":
-                assert error["kind"] == "host-key" and error["changed"] is True and "changed" in error["message"].lower(), error
+                assert (
+                    error["kind"] == "host-key" and error["changed"] is True and "changed" in error["message"].lower()
+                ), error
                 assert "--accept-new-host-keys" not in (error.get("hint") or ""), error  # no override offered
             else:
                 assert error["kind"] == "auth" and "authentication failed" in error["message"], error

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from openai import AuthenticationError, OpenAI
 
-from tests.conftest import ROOT, SIM_ROOT, cli
+from tests.conftest import SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 from toolkit.planner.plan import ray_temp_dir
 
@@ -61,12 +61,17 @@ def nothing_left(lab: SimLab) -> None:
     for i in (1, 2):  # simulated hosts are NAME-1 (head) and NAME-2
         assert host_pids(lab, i, "[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[R]ayWorker") == set(), f"host {i}"
         npu = lab.ssh(i, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
-        assert "No running processes found in NPU 0" in npu and "Process id" not in npu.split("No running processes")[0].split("+====")[-1]
+        assert (
+            "No running processes found in NPU 0" in npu
+            and "Process id" not in npu.split("No running processes")[0].split("+====")[-1]
+        )
 
 
 def ask(endpoint: str, key: str = "EMPTY") -> tuple[str, str]:
     client = OpenAI(base_url=endpoint, api_key=key, timeout=120, max_retries=0)
-    chat = client.chat.completions.create(model="tiny-llama", messages=[{"role": "user", "content": "Hello, who are you?"}], max_tokens=12)
+    chat = client.chat.completions.create(
+        model="tiny-llama", messages=[{"role": "user", "content": "Hello, who are you?"}], max_tokens=12
+    )
     comp = client.completions.create(model="tiny-llama", prompt="def main():", max_tokens=12)
     return chat.choices[0].message.content or "", comp.choices[0].text
 
@@ -76,9 +81,15 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     code, data, err = run(lab, "up", inv, *TP2)
     assert code == 0, err[-3000:]
     plan = data["plan"]
-    assert (plan["parallel"]["tp"]["value"], plan["parallel"]["pp"]["value"], plan["parallel"]["backend"]["value"]) == (2, 1, "ray")
+    assert (plan["parallel"]["tp"]["value"], plan["parallel"]["pp"]["value"], plan["parallel"]["backend"]["value"]) == (
+        2,
+        1,
+        "ray",
+    )
     assert stages(data)["ray-head"] == stages(data)["ray-workers"] == stages(data)["vllm"] == "changed"
-    assert stages(data)["ray-ready"] == stages(data)["ready"] == stages(data)["preflight"] == "ok"  # verified, not "unchanged"
+    assert (
+        stages(data)["ray-ready"] == stages(data)["ready"] == stages(data)["preflight"] == "ok"
+    )  # verified, not "unchanged"
     assert isinstance(data["answers"]["chat"], str) and data["answers"]["models"] == ["tiny-llama"]
 
     chat, completion = ask(data["endpoint"])
@@ -95,7 +106,9 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     # an inventory that no longer plans (3 ranks on 2 NPUs) still answers what runs, with the problem as a note
     code, loose, err = run(lab, "status", inv, "--set", "serve.tensor_parallel_size=3")
     assert code == 0 and "plan is not valid" in loose["notes"][0], (loose, err[-2000:])
-    assert [(r["host"], r["ray_node"], r.get("health")) for r in loose["hosts"]] == [(r["host"], r["ray_node"], r.get("health")) for r in status["hosts"]]
+    assert [(r["host"], r["ray_node"], r.get("health")) for r in loose["hosts"]] == [
+        (r["host"], r["ray_node"], r.get("health")) for r in status["hosts"]
+    ]
     # the Ray queries of up's ray-ready and of status end their drivers cleanly (they exit without
     # Ray's slow interpreter teardown): the GCS saw their jobs, and no driver die
     gcs = lab.ssh(1, f"cat {ray_temp_dir(NAME)}/session_latest/logs/gcs_server.out").stdout
@@ -104,7 +117,11 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
     code, again, err = run(lab, "up", inv, *TP2)
     assert code == 0 and again["changed"] is False, err[-2000:]
-    assert {n: s for n, s in stages(again).items() if s != "unchanged"} == {"preflight": "ok", "ray-ready": "ok", "ready": "ok"}
+    assert {n: s for n, s in stages(again).items() if s != "unchanged"} == {
+        "preflight": "ok",
+        "ray-ready": "ok",
+        "ready": "ok",
+    }
 
     # a serve change (more sequences, and now an API key): only vLLM restarts
     serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY"]
@@ -118,12 +135,20 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     with pytest.raises(AuthenticationError):
         ask(changed["endpoint"], "wrong-key")
     # the summary's Python example, pasted as is, reads the key from the variable the inventory names
-    example = subprocess.run([sys.executable, "-c", changed["examples"]["python"]], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "E2E_KEY": KEY})
+    example = subprocess.run(
+        [sys.executable, "-c", changed["examples"]["python"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "E2E_KEY": KEY},
+    )
     assert example.returncode == 0, example.stderr[-2000:]  # a wrong or missing key: AuthenticationError, exit 1
     assert "E2E_KEY" in changed["examples"]["python"] and "E2E_KEY" in changed["examples"]["curl"]
     assert KEY not in lab.ssh(1, "ps -eo args").stdout  # never on a command line
-    assert lab.ssh(1, "cd \"$HOME\" && stat -c %a .ascend-deploy/e2e/api-key .ascend-deploy/e2e/env").stdout.split() == ["600", "600"]
+    assert lab.ssh(1, 'cd "$HOME" && stat -c %a .ascend-deploy/e2e/api-key .ascend-deploy/e2e/env').stdout.split() == [
+        "600",
+        "600",
+    ]
     assert KEY not in json.dumps(changed) and KEY not in err
     for i in (1, 2):  # every file the tool wrote on a host (env, key, markers, logs, pid, lock) is 0600
         modes = lab.ssh(i, "cd \"$HOME\" && find .ascend-deploy -type f -exec stat -c '%a %n' {} +").stdout.splitlines()
@@ -137,12 +162,19 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert code == 0 and status["hosts"][0]["models"] == ["tiny-llama"], err
 
     code, tails, err = run(lab, "logs", inv, "--tail", "5")
-    assert code == 0 and any(path.endswith("vllm.log") and lines for path, lines in tails["tails"][f"{NAME}-1"].items()), err
+    assert code == 0 and any(
+        path.endswith("vllm.log") and lines for path, lines in tails["tails"][f"{NAME}-1"].items()
+    ), err
     code, logs, err = run(lab, "logs", inv, "--out", str(lab.inventory.parent))
     assert code == 0, err
     with tarfile.open(logs["archive"]) as archive:
         names = archive.getnames()
-        assert {f"{NAME}-1/cluster/vllm.log", f"{NAME}-2/npu-smi-info.txt", f"{NAME}-1/hccn_tool.txt", f"{NAME}-2/versions.txt"} <= set(names)
+        assert {
+            f"{NAME}-1/cluster/vllm.log",
+            f"{NAME}-2/npu-smi-info.txt",
+            f"{NAME}-1/hccn_tool.txt",
+            f"{NAME}-2/versions.txt",
+        } <= set(names)
         assert not any("api-key" in n for n in names)
         assert all(KEY.encode() not in archive.extractfile(m).read() for m in archive.getmembers() if m.isfile())
     assert oct(Path(logs["archive"]).stat().st_mode & 0o777) == "0o600"
@@ -154,8 +186,16 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab) -> None:
     assert code == 0
 
 
-SCHEMA = {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0, "maximum": 99}, "ok": {"type": "boolean"},
-          "color": {"enum": ["red", "green", "blue"]}}, "required": ["count", "ok", "color"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "count": {"type": "integer", "minimum": 0, "maximum": 99},
+        "ok": {"type": "boolean"},
+        "color": {"enum": ["red", "green", "blue"]},
+    },
+    "required": ["count", "ok", "color"],
+    "additionalProperties": False,
+}
 
 
 def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
@@ -169,19 +209,27 @@ def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
         assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
 
         code, a, err = run(lab, "ask", inv, *PP2, "def main():", "--max-tokens", "8")
-        assert code == 0 and a["mode"] == "completion" and a["usage"]["completion_tokens"] == 8 and len(a["answers"]) == 1, err
+        assert (
+            code == 0 and a["mode"] == "completion" and a["usage"]["completion_tokens"] == 8 and len(a["answers"]) == 1
+        ), err
         code, a, err = run(lab, "ask", inv, *PP2, "Hello", "--chat", "--max-tokens", "8")
         assert code == 0 and a["mode"] == "chat" and a["answers"][0], err
         code, a, err = run(lab, "ask", inv, *PP2, "Hello", "--chat", "--stream", "--max-tokens", "8")
-        assert code == 0 and a["stream"] and 0 < a["ttft_s"] <= a["latency_s"] and a["usage"]["completion_tokens"] == 8, err
+        assert (
+            code == 0 and a["stream"] and 0 < a["ttft_s"] <= a["latency_s"] and a["usage"]["completion_tokens"] == 8
+        ), err
         code, a, err = run(lab, "ask", inv, *PP2, "x", "--n", "2", "--temperature", "0.9", "--max-tokens", "6")
         assert code == 0 and len(a["answers"]) == 2, err
-        code, a, err = run(lab, "ask", inv, *PP2, "x", "--stop", "e", "--max-tokens", "64", "--temperature", "1", "--seed", "7")
+        code, a, err = run(
+            lab, "ask", inv, *PP2, "x", "--stop", "e", "--max-tokens", "64", "--temperature", "1", "--seed", "7"
+        )
         assert code == 0 and "e" not in a["answers"][0], err
         schema = tmp_path / "schema.json"
         schema.write_text(json.dumps(SCHEMA))
         for _ in range(3):  # random weights, but the grammar must still give valid JSON
-            code, a, err = run(lab, "ask", inv, *PP2, "JSON:", "--json-schema", str(schema), "--max-tokens", "40", "--temperature", "1")
+            code, a, err = run(
+                lab, "ask", inv, *PP2, "JSON:", "--json-schema", str(schema), "--max-tokens", "40", "--temperature", "1"
+            )
             assert code == 0 and a["ok"] and a["parsed"][0]["color"] in ("red", "green", "blue"), (a, err)
         r = cli("ask", inv, *PP2, "x", "--top-p", "0", cwd=lab.inventory.parent)
         assert r.returncode == 2 and "--top-p must be in (0, 1]" in r.stderr
@@ -191,11 +239,26 @@ def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
         out = tmp_path / "results.jsonl"
         code, g, err = run(lab, "generate", inv, *PP2, "--prompts", str(prompts), "--max-tokens", "8")
         assert code == 1 and "holds the devices" in json.dumps(g["run"]) and "--stop-server" in json.dumps(g["run"])
-        code, g, err = run(lab, "generate", inv, *PP2, "--prompts", str(prompts), "--out", str(out), "--max-tokens", "8", "--stop-server")
+        code, g, err = run(
+            lab,
+            "generate",
+            inv,
+            *PP2,
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(out),
+            "--max-tokens",
+            "8",
+            "--stop-server",
+        )
         assert code == 0, err[-3000:]
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(rows) == g["results"] == 20 and sorted(r["id"] for r in rows) == list(range(1, 21))
-        assert all(r["outputs"][0]["tokens"] == 8 and r["outputs"][0]["finish_reason"] == "length" and r["prompt_tokens"] > 0 for r in rows)
+        assert all(
+            r["outputs"][0]["tokens"] == 8 and r["outputs"][0]["finish_reason"] == "length" and r["prompt_tokens"] > 0
+            for r in rows
+        )
         assert g["rates"]["prompts_per_s"] > 0 and g["rates"]["output_tokens_per_s"] > 0
         assert host_pids(lab, 1, "[v]llm.entrypoints") == set()  # the server was stopped, and says so in status
         code, status, _ = run(lab, "status", inv, *PP2)
@@ -209,11 +272,22 @@ def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
 def test_vllm_that_exits_at_start_fails_fast_with_its_log(lab: SimLab) -> None:
     inv = str(lab.inventory)
     try:
-        r = cli("up", inv, *TP2, "--set", "serve.extra_args=[--bogus-flag]", "--skip-preflight", cwd=lab.inventory.parent, timeout=900)
+        r = cli(
+            "up",
+            inv,
+            *TP2,
+            "--set",
+            "serve.extra_args=[--bogus-flag]",
+            "--skip-preflight",
+            cwd=lab.inventory.parent,
+            timeout=900,
+        )
         assert r.returncode == 1, r.stderr[-3000:]
         assert f"{NAME}-1 [ready]: vLLM exited: vLLM rejected a command-line argument" in r.stderr
         assert "hint: fix serve.extra_args" in r.stderr
-        assert any("bogus-flag" in line for line in r.stderr.splitlines() if line.lstrip().startswith("|"))  # the log tail
+        assert any(
+            "bogus-flag" in line for line in r.stderr.splitlines() if line.lstrip().startswith("|")
+        )  # the log tail
         assert "ready        failed" in r.stdout or "ready" in r.stdout
     finally:
         code, _, err = run(lab, "down", inv)

@@ -6,8 +6,18 @@ from toolkit.facts.deploy import DeployState
 
 
 def state(**kw: object) -> DeployState:
-    base: dict[str, object] = dict(ray_hash=None, vllm_hash=None, env_sha256=None, key_sha256=None, raylet_pids=(), gcs_pids=(),
-                                   vllm_pid=None, vllm_uptime_s=None, stray_vllm_pids=(), worker_pids=())
+    base: dict[str, object] = dict(
+        ray_hash=None,
+        vllm_hash=None,
+        env_sha256=None,
+        key_sha256=None,
+        raylet_pids=(),
+        gcs_pids=(),
+        vllm_pid=None,
+        vllm_uptime_s=None,
+        stray_vllm_pids=(),
+        worker_pids=(),
+    )
     base.update(kw)
     return DeployState(**base)  # type: ignore[arg-type]
 

@@ -6,8 +6,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from toolkit.facts import Fact, Raw, batch_script, split_batch
 from toolkit.facts.host import (
     parse_cpu_model,
@@ -121,7 +119,9 @@ def test_batch_background_facts_run_alongside_the_others() -> None:
             Fact("waits", f"for i in $(seq 1 100); do [ -e {flag} ] && exit 0; sleep 0.05; done; exit 1", lambda r: r),
             Fact("creates", f"touch {flag}; echo made", lambda r: r, background=True),
         ]
-        out = subprocess.run(["bash", "-c", batch_script(facts, "n1")], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["bash", "-c", batch_script(facts, "n1")], capture_output=True, text=True, timeout=30
+        ).stdout
     parts = split_batch(out, "n1")
     assert parts["waits"] == Raw("", 0) and parts["creates"] == Raw("made\n", 0)
 

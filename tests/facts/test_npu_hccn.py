@@ -92,7 +92,13 @@ def test_hccn_parsers_read_the_simulator_back(command: str, golden: str, field: 
         ("link", "link status:   DOWN  \n", 0, "link", "DOWN"),
         ("link", "Link Status: up\n", 0, "link", "UP"),
         ("net_health", "net health status: Receive timeout\n", 0, "health", "Receive timeout"),
-        ("tls", "dev_id:3, tls switch[1](0:disable, 1:enable), tls preconfigured[1](0:non-preset, 1:preset), tls alarm time threshold[60]days\n", 0, "tls_switch", 1),
+        (
+            "tls",
+            "dev_id:3, tls switch[1](0:disable, 1:enable), tls preconfigured[1](0:non-preset, 1:preset), tls alarm time threshold[60]days\n",
+            0,
+            "tls_switch",
+            1,
+        ),
         ("optical", "optical info:\npresent              : not present\n", 0, "optical", "not present"),
         ("gateway", "default gateway:29.1.0.1, Iface:eth3\n", 0, "gateway", "29.1.0.1"),
     ],
@@ -133,8 +139,14 @@ def test_device_batch_with_partial_output() -> None:
     "text,expected",
     [
         ((SIM_GOLDEN / "hccn-ping.txt").read_text(), (3, 3, 0.0, None)),
-        ("device 0 PING 29.1.0.12\nrecv seq=0,time=0.114000ms\nrecv time out seq=1\nrecv seq=2,time=0.1ms\n3 packets transmitted, 2 received, 33.33% packet loss\n", (3, 2, 33.33, None)),
-        ("device 0 PING 29.1.0.12\nDestination Host Unreachable\n3 packets transmitted, 0 received, 100.00% packet loss\n", (3, 0, 100.0, "Destination Host Unreachable")),
+        (
+            "device 0 PING 29.1.0.12\nrecv seq=0,time=0.114000ms\nrecv time out seq=1\nrecv seq=2,time=0.1ms\n3 packets transmitted, 2 received, 33.33% packet loss\n",
+            (3, 2, 33.33, None),
+        ),
+        (
+            "device 0 PING 29.1.0.12\nDestination Host Unreachable\n3 packets transmitted, 0 received, 100.00% packet loss\n",
+            (3, 0, 100.0, "Destination Host Unreachable"),
+        ),
         ("Execute failed: Link status is down.\n", (0, 0, 100.0, "Execute failed: Link status is down.")),
         ("device 0 PING 29.1.0.12\nrecv seq=0,time=0.1ms\n", (0, 0, 100.0, "no ping summary (exit 1)")),
     ],
@@ -145,12 +157,19 @@ def test_ping_output(text: str, expected: tuple) -> None:
 
 
 def test_routes_probes_model() -> None:
-    routes = parse_routes(Raw("10.0.0.2 dev enp67s0f5 src 10.0.0.1 uid 0 \n    cache \n10.9.0.1 via 10.0.0.254 dev eth1 src 10.0.0.1\nRTNETLINK answers: Network is unreachable\n", 0))
+    routes = parse_routes(
+        Raw(
+            "10.0.0.2 dev enp67s0f5 src 10.0.0.1 uid 0 \n    cache \n10.9.0.1 via 10.0.0.254 dev eth1 src 10.0.0.1\nRTNETLINK answers: Network is unreachable\n",
+            0,
+        )
+    )
     assert routes == {"10.0.0.2": "enp67s0f5", "10.9.0.1": "eth1"}
     probes = parse_probes(Raw("10.0.0.1:6379 refused\n10.0.0.3:22 open\n10.0.0.4:22 timeout\n", 0))
     assert probes["10.0.0.1:6379"].reachable and probes["10.0.0.3:22"].reachable and not probes["10.0.0.4:22"].reachable
     parse = parse_model("/m")
-    model = parse(Raw("present\n" + "a" * 64 + "\n--\n{\"model_type\": \"llama\"}\n\n--\n/dev/vda 263174212 1 82000000 70% /\n", 0))
+    model = parse(
+        Raw("present\n" + "a" * 64 + '\n--\n{"model_type": "llama"}\n\n--\n/dev/vda 263174212 1 82000000 70% /\n', 0)
+    )
     assert model.present and model.config == {"model_type": "llama"} and model.free_mb == 82000000 // 1024
     missing = parse(Raw("absent\n--\n\n--\n/dev/vda 1 1 2048 1% /\n", 0))
     assert not missing.present and missing.config_sha256 is None and missing.free_mb == 2

@@ -53,7 +53,9 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("host,fault,expected,words", FAULTS, ids=[f[1][0] for f in FAULTS])
-def test_each_fault_is_exactly_one_precise_problem(sim: SimLab, host: int, fault: tuple, expected: tuple, words: str) -> None:
+def test_each_fault_is_exactly_one_precise_problem(
+    sim: SimLab, host: int, fault: tuple, expected: tuple, words: str
+) -> None:
     kind, kwargs = fault
     kwargs = {k: (v.replace("{name}", sim.name) if isinstance(v, str) else v) for k, v in kwargs.items()}
     sim.fault(host, kind, **kwargs)
@@ -67,7 +69,7 @@ def test_each_fault_is_exactly_one_precise_problem(sim: SimLab, host: int, fault
     assert problem["expected"] and problem["hint"]
     table = cli("check-net", str(sim.inventory), timeout=300)
     assert table.returncode == 1
-    assert f"check-net: 1 problem(s) on 1 host(s)" in table.stdout
+    assert "check-net: 1 problem(s) on 1 host(s)" in table.stdout
     assert check in table.stdout and f"{sim.name}-{idx}" in table.stdout
 
 
@@ -83,7 +85,10 @@ def test_unreachable_host_while_others_are_checked(sim: SimLab) -> None:
 
 def test_busy_devices_are_retried(sim: SimLab) -> None:
     """A device busy with someone else's short ping is retried, not reported."""
-    sim.ssh(1, f"for d in 0 1 2 3; do setsid hccn_tool -i $d -ping -g address 29.{sim.subnet}.$d.12 pkt 10 >/dev/null 2>&1 & done")
+    sim.ssh(
+        1,
+        f"for d in 0 1 2 3; do setsid hccn_tool -i $d -ping -g address 29.{sim.subnet}.$d.12 pkt 10 >/dev/null 2>&1 & done",
+    )
     code, data = check_net(sim)
     assert code == 0, data["problems"]
 

@@ -71,9 +71,26 @@ def test_real_openssh_client_with_the_written_inventory(sim: SimLab) -> None:
     inv = sim.inventory_data()
     for i, host in enumerate(inv["hosts"], start=1):
         res = subprocess.run(
-            ["ssh", "-i", inv["defaults"]["key_file"], "-o", f"UserKnownHostsFile={sim.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-             "-o", "BatchMode=yes", f"root@{host['address']}", "hccn_tool", "-i", "0", "-ip", "-g"],
-            capture_output=True, text=True, timeout=30,
+            [
+                "ssh",
+                "-i",
+                inv["defaults"]["key_file"],
+                "-o",
+                f"UserKnownHostsFile={sim.known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                f"root@{host['address']}",
+                "hccn_tool",
+                "-i",
+                "0",
+                "-ip",
+                "-g",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert res.returncode == 0, res.stderr
         assert res.stdout == f"ipaddr:29.{sim.subnet}.0.{10 + i}\nnetmask:255.255.0.0\n"
@@ -82,13 +99,22 @@ def test_real_openssh_client_with_the_written_inventory(sim: SimLab) -> None:
 def test_hosts_have_their_own_views(sim: SimLab) -> None:
     marker = f"m{time.time_ns()}"
     sim.ssh(1, f"touch /tmp/{marker}; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > /tmp/{marker}.pid")
-    one = sim.ssh(1, f"hostname; ls /tmp/{marker} >/dev/null && echo seen; head -1 /etc/hccn.conf; ps -e -o comm= | sort -u | tr '\\n' ' '; ip -br addr show enp67s0f5")
-    two = sim.ssh(2, f"hostname; ls /tmp/{marker} 2>/dev/null || echo absent; head -1 /etc/hccn.conf; pgrep -x sleep || echo no-sleep; echo $HOME")
+    one = sim.ssh(
+        1,
+        f"hostname; ls /tmp/{marker} >/dev/null && echo seen; head -1 /etc/hccn.conf; ps -e -o comm= | sort -u | tr '\\n' ' '; ip -br addr show enp67s0f5",
+    )
+    two = sim.ssh(
+        2,
+        f"hostname; ls /tmp/{marker} 2>/dev/null || echo absent; head -1 /etc/hccn.conf; pgrep -x sleep || echo no-sleep; echo $HOME",
+    )
     assert one.stdout.splitlines()[0] == f"{sim.name}-1" and "seen" in one.stdout
     assert f"10.213.{sim.subnet}.11/24" in one.stdout
     lines = two.stdout.splitlines()
     assert lines[0] == f"{sim.name}-2" and lines[1] == "absent"
-    assert lines[2] == f"address_0=29.{sim.subnet}.0.12" and one.stdout.splitlines()[2] == f"address_0=29.{sim.subnet}.0.11"
+    assert (
+        lines[2] == f"address_0=29.{sim.subnet}.0.12"
+        and one.stdout.splitlines()[2] == f"address_0=29.{sim.subnet}.0.11"
+    )
     assert lines[3] == "no-sleep", "a process of host 1 is visible on host 2"
     assert lines[4].endswith(f"/hosts/{sim.name}-2/home")
     sim.ssh(1, f"kill $(cat /tmp/{marker}.pid)")
@@ -135,7 +161,10 @@ def test_ping_time_per_packet_and_unreachable_peer(sim: SimLab) -> None:
 
 
 def test_npu_smi_lists_processes_holding_a_device(sim: SimLab) -> None:
-    started = sim.ssh(2, "setsid python3 -c \"import time; f=open('/usr/local/Ascend/sim/dev/davinci3'); time.sleep(120)\" </dev/null >/dev/null 2>&1 & echo $!")
+    started = sim.ssh(
+        2,
+        "setsid python3 -c \"import time; f=open('/usr/local/Ascend/sim/dev/davinci3'); time.sleep(120)\" </dev/null >/dev/null 2>&1 & echo $!",
+    )
     pid = started.stdout.strip()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -157,9 +186,15 @@ def test_ray_sees_each_hosts_npus_like_on_ascend(sim: SimLab) -> None:
     head = f"10.213.{sim.subnet}.11"
     common = "--num-cpus 1 --object-store-memory 100000000 --disable-usage-stats"
     try:
-        res = sim.ssh(1, f"{setup} ray start --head --port 6380 --node-ip-address {head} --include-dashboard=false {common}", timeout=120)
+        res = sim.ssh(
+            1,
+            f"{setup} ray start --head --port 6380 --node-ip-address {head} --include-dashboard=false {common}",
+            timeout=120,
+        )
         assert res.returncode == 0, res.stderr[-2000:]
-        res = sim.ssh(2, f"{setup} ray start --address {head}:6380 --node-ip-address 10.213.{sim.subnet}.12 {common}", timeout=120)
+        res = sim.ssh(
+            2, f"{setup} ray start --address {head}:6380 --node-ip-address 10.213.{sim.subnet}.12 {common}", timeout=120
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         probe = (
             "import json, time, ray; ray.init(address='auto', logging_level='ERROR');\n"
@@ -302,9 +337,27 @@ def test_sim_status_cli_shows_faults(sim: SimLab) -> None:
 
 def test_sim_fault_cli_says_what_it_did(sim: SimLab) -> None:
     two = f"{sim.name}-2"
-    out = cli("sim", "fault", f"{sim.name}-1", "ping-loss", "--card", "3", "--peer", two, "--value", "40", "--name", sim.name, "--root", str(sim.root))
+    out = cli(
+        "sim",
+        "fault",
+        f"{sim.name}-1",
+        "ping-loss",
+        "--card",
+        "3",
+        "--peer",
+        two,
+        "--value",
+        "40",
+        "--name",
+        sim.name,
+        "--root",
+        str(sim.root),
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"injected ping-loss on {sim.name}-1: 40% packet loss between card 3 of {sim.name}-1 and card 3 of {two}"
+    assert (
+        out.stdout.strip()
+        == f"injected ping-loss on {sim.name}-1: 40% packet loss between card 3 of {sim.name}-1 and card 3 of {two}"
+    )
     out = cli("sim", "fault", two, "net-health", "--card", "1", "--name", sim.name, "--root", str(sim.root), "--json")
     assert json.loads(out.stdout)["description"] == "card 1's net_health reads 'Socket fail'"
     from toolkit.sim.faults import DONE, KINDS
@@ -332,11 +385,27 @@ def test_bad_fault_arguments_exit_2(sim: SimLab, args: list[str], words: str) ->
 
 def test_sim_up_again_is_a_no_op_and_other_args_are_refused(sim: SimLab) -> None:
     started = time.monotonic()
-    again = cli("sim", "up", "--hosts", "3", "--name", sim.name, "--root", str(sim.root), "--inventory", str(sim.inventory), "--ping-ms", str(sim.ping_ms), "--json")
+    again = cli(
+        "sim",
+        "up",
+        "--hosts",
+        "3",
+        "--name",
+        sim.name,
+        "--root",
+        str(sim.root),
+        "--inventory",
+        str(sim.inventory),
+        "--ping-ms",
+        str(sim.ping_ms),
+        "--json",
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["changed"] is False
     assert time.monotonic() - started < 10
-    other = cli("sim", "up", "--hosts", "4", "--name", sim.name, "--root", str(sim.root), "--inventory", str(sim.inventory))
+    other = cli(
+        "sim", "up", "--hosts", "4", "--name", sim.name, "--root", str(sim.root), "--inventory", str(sim.inventory)
+    )
     assert other.returncode == 2 and "sim down" in other.stderr
 
 
@@ -392,8 +461,13 @@ def test_sim_needs_root(tmp_path: Path) -> None:
     as_user = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
     ids = subprocess.run([*as_user, *probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert ids.returncode == 0 and ids.stdout.split() == ["1000", "1000"], ids.stderr
-    out = subprocess.run([*as_user, sys.executable, "-m", "toolkit", "sim", "up", "--root", "/nonexistent-sim-root"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [*as_user, sys.executable, "-m", "toolkit", "sim", "up", "--root", "/nonexistent-sim-root"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert "needs root" in out.stderr and not Path("/nonexistent-sim-root").exists()
 
@@ -410,8 +484,14 @@ def test_a_checkout_under_tmp_with_a_space_simulates_without_root_option(tmp_pat
     assert scratch_parent(expected) is None and " " not in str(expected)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "toolkit", *args], cwd=copy, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "COLUMNS": "200"})
+        return subprocess.run(
+            [sys.executable, "-m", "toolkit", *args],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "200"},
+        )
 
     expected.mkdir(parents=True, exist_ok=True)
     for part in ("hostenv", "models"):  # what `make host-env` would build there (3.5 GB): lent from this checkout's
@@ -454,6 +534,8 @@ def test_a3_hosts_have_16_dies_and_dies_of_one_card_cannot_ping(tmp_path: Path) 
         rail = lab.ssh(1, f"hccn_tool -i 5 -ping -g address 29.{lab.subnet}.5.12")
         assert rail.returncode == 0 and "0.00% packet loss" in rail.stdout
         assert "accelerator" not in lab.inventory_data()  # inventory says hardware A3, devices 0..15
-        assert lab.inventory_data()["hardware"] == "A3" and lab.inventory_data()["defaults"]["devices"] == list(range(16))
+        assert lab.inventory_data()["hardware"] == "A3" and lab.inventory_data()["defaults"]["devices"] == list(
+            range(16)
+        )
     finally:
         cluster.down(opts)

@@ -13,8 +13,8 @@ import yaml
 from tests.conftest import SshLab, cli
 from tests.sshd import free_port, keygen
 from toolkit import api
-from toolkit.errors import AuthError, CommandFailed, CommandTimeout, ConnectError, HostKeyError
 from toolkit.config.loader import load_inventory
+from toolkit.errors import AuthError, CommandFailed, CommandTimeout, ConnectError
 
 
 def test_facts_cli_against_three_hosts(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
@@ -67,7 +67,15 @@ def test_commands_run_in_parallel_across_hosts(ssh_lab: SshLab, home: Path, tmp_
 
 def test_environment_reaches_every_command(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
     inv = load_inventory(
-        ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"HCCL_CONNECT_TIMEOUT": "1200"}, "setup": ["export FROM_SETUP=yes"]})
+        ssh_lab.inventory(
+            tmp_path / "inv.yaml",
+            defaults={
+                "user": "root",
+                "key_file": str(ssh_lab.client_key),
+                "env": {"HCCL_CONNECT_TIMEOUT": "1200"},
+                "setup": ["export FROM_SETUP=yes"],
+            },
+        )
     )
     with api.make_executor(inv, api.Options()) as ex:
         group = ex.run('echo "$HCCL_CONNECT_TIMEOUT $FROM_SETUP"')
@@ -100,7 +108,14 @@ def test_nonzero_exit_is_command_failed_with_result(ssh_lab: SshLab, home: Path,
 
 def test_setup_line_failure_is_named(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
     inv = load_inventory(
-        ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "setup": ["source /usr/local/Ascend/ascend-toolkit/set_env.sh"]})
+        ssh_lab.inventory(
+            tmp_path / "inv.yaml",
+            defaults={
+                "user": "root",
+                "key_file": str(ssh_lab.client_key),
+                "setup": ["source /usr/local/Ascend/ascend-toolkit/set_env.sh"],
+            },
+        )
     )
     with api.make_executor(inv, api.Options(limit="h0")) as ex:
         group = ex.run("true")
@@ -111,7 +126,9 @@ def test_setup_line_failure_is_named(ssh_lab: SshLab, home: Path, tmp_path: Path
 
 def test_host_down_others_still_report(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
     dead_port = free_port("127.0.0.14")
-    inv = ssh_lab.inventory(tmp_path / "inv.yaml", extra_hosts=[{"name": "dead", "address": "127.0.0.14", "port": dead_port}])
+    inv = ssh_lab.inventory(
+        tmp_path / "inv.yaml", extra_hosts=[{"name": "dead", "address": "127.0.0.14", "port": dead_port}]
+    )
     out = cli("facts", str(inv), "--json", env={"HOME": str(home)})
     assert out.returncode == 1
     data = json.loads(out.stdout)
@@ -134,7 +151,9 @@ def test_wrong_key_is_auth_error(ssh_lab: SshLab, home: Path, tmp_path: Path) ->
 
 
 def test_missing_key_file_is_auth_error(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
-    inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(tmp_path / "nokey")}))
+    inv = load_inventory(
+        ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(tmp_path / "nokey")})
+    )
     with api.make_executor(inv, api.Options(limit="h0")) as ex:
         group = ex.run("true")
     assert isinstance(group["h0"].error, AuthError) and "not found" in group["h0"].error.message
@@ -195,7 +214,11 @@ def test_ssh_config_alias_is_honoured(ssh_lab: SshLab, home: Path, tmp_path: Pat
     )
     shutil.copy(ssh_lab.known_hosts, home / ".ssh" / "known_hosts")
     inv = tmp_path / "inv.yaml"
-    inv.write_text(yaml.safe_dump({"cluster": "c", "hosts": [{"name": "a", "address": "10.9.9.9", "ssh_host": "lab-alias", "role": "head"}]}))
+    inv.write_text(
+        yaml.safe_dump(
+            {"cluster": "c", "hosts": [{"name": "a", "address": "10.9.9.9", "ssh_host": "lab-alias", "role": "head"}]}
+        )
+    )
     with api.make_executor(load_inventory(inv), api.Options()) as ex:
         group = ex.run("echo $USER@$SSH_CONNECTION")
     assert group.ok, group.failed
@@ -208,24 +231,48 @@ def remote_cluster() -> str:
     return f"t{time.time_ns()}"
 
 
-def test_injection_in_inventory_values_never_runs(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
+def test_injection_in_inventory_values_never_runs(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str
+) -> None:
     marker = tmp_path / "pwned"
-    evil = [f"$(touch {marker})", f"`touch {marker}`", f"; touch {marker}", f"x\ntouch {marker}", f"' ; touch {marker} ; '", "a\\'b"]
+    evil = [
+        f"$(touch {marker})",
+        f"`touch {marker}`",
+        f"; touch {marker}",
+        f"x\ntouch {marker}",
+        f"' ; touch {marker} ; '",
+        "a\\'b",
+    ]
     env = {f"V{i}": v for i, v in enumerate(evil)}
-    inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster, defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": env})
+    inv = ssh_lab.inventory(
+        tmp_path / "inv.yaml",
+        cluster=remote_cluster,
+        defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": env},
+    )
     out = cli("run", "env", str(inv), "--json", "--set", f"env.EXTRA=$(touch {marker})", env={"HOME": str(home)})
     assert out.returncode == 0, out.stderr
     assert not marker.exists()
     with api.make_executor(load_inventory(inv), api.Options(limit="h0")) as ex:
         # a fresh shell without the inventory env: only the written file defines the values
-        group = ex.map(lambda s: s.run(f". .ascend-deploy/{remote_cluster}/env && " + " && ".join(f'printf "%s\\0" "$V{i}"' for i in range(len(evil))) + ' && printf "%s" "$EXTRA"', setup=False))
+        group = ex.map(
+            lambda s: s.run(
+                f". .ascend-deploy/{remote_cluster}/env && "
+                + " && ".join(f'printf "%s\\0" "$V{i}"' for i in range(len(evil)))
+                + ' && printf "%s" "$EXTRA"',
+                setup=False,
+            )
+        )
     values = group["h0"].value.stdout.split("\0")  # type: ignore[union-attr]
     assert values == evil + [f"$(touch {marker})"]
     assert not marker.exists()
 
 
 def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
-    inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster, defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"A": "1"}})
+    inv = ssh_lab.inventory(
+        tmp_path / "inv.yaml",
+        cluster=remote_cluster,
+        defaults={"user": "root", "key_file": str(ssh_lab.client_key), "env": {"A": "1"}},
+    )
     env_file = ssh_lab.hosts[0].home / ".ascend-deploy" / remote_cluster / "env"
     check = cli("run", "env", str(inv), "--check", "--json", env={"HOME": str(home)})
     assert check.returncode == 0, check.stderr
@@ -250,13 +297,17 @@ def test_check_mode_then_apply_then_converged(ssh_lab: SshLab, home: Path, tmp_p
 
 
 @pytest.mark.parametrize("limit", ["h0", "h0,h1,h2"], ids=["serial", "parallel"])
-def test_sigint_stops_promptly_and_says_what_was_running(ssh_lab: SshLab, home: Path, tmp_path: Path, limit: str) -> None:
+def test_sigint_stops_promptly_and_says_what_was_running(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, limit: str
+) -> None:
     import os
     import signal
     import subprocess
     import sys
 
-    inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "setup": ["sleep 60"]})
+    inv = ssh_lab.inventory(
+        tmp_path / "inv.yaml", defaults={"user": "root", "key_file": str(ssh_lab.client_key), "setup": ["sleep 60"]}
+    )
     h = ssh_lab.hosts[0]
     before = h.handshakes()
     proc = subprocess.Popen(
@@ -293,10 +344,22 @@ def test_verbose_streams_remote_output_prefixed_by_host(ssh_lab: SshLab, home: P
 def test_local_connection_runs_on_the_control_machine(home: Path, tmp_path: Path) -> None:
     inv = tmp_path / "inv.yaml"
     marker = tmp_path / "ran-here"
-    inv.write_text(yaml.safe_dump({
-        "cluster": "c",
-        "hosts": [{"name": "me", "address": "127.0.0.1", "role": "head", "connection": "local", "env": {"WHERE": "control"}}],
-    }))
+    inv.write_text(
+        yaml.safe_dump(
+            {
+                "cluster": "c",
+                "hosts": [
+                    {
+                        "name": "me",
+                        "address": "127.0.0.1",
+                        "role": "head",
+                        "connection": "local",
+                        "env": {"WHERE": "control"},
+                    }
+                ],
+            }
+        )
+    )
     with api.make_executor(load_inventory(inv), api.Options()) as ex:
         group = ex.run(f'echo "$WHERE" > {marker}; exit 3')
     assert marker.read_text() == "control\n"
@@ -327,7 +390,9 @@ SECRET = "s3cr3t Pass-$(touch /tmp/never)'\"phrase"
 
 
 @pytest.mark.parametrize("source", ["env", "file"])
-def test_key_passphrase_from_env_or_file_works_and_never_shows(ssh_lab: SshLab, home: Path, tmp_path: Path, source: str) -> None:
+def test_key_passphrase_from_env_or_file_works_and_never_shows(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, source: str
+) -> None:
     """An encrypted key unlocked by a passphrase the inventory only names: the run works, and
     neither output, --json, -v, show-vars nor a wrong-passphrase error ever carries the value."""
     import subprocess
@@ -349,7 +414,11 @@ def test_key_passphrase_from_env_or_file_works_and_never_shows(ssh_lab: SshLab, 
     inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults=defaults)
     outputs = []
     for args in (["facts", "--json"], ["facts", "-v"], ["show-vars", "h0"], ["show-vars", "h0", "--json"]):
-        out = cli(args[0], str(inv), "--limit", "h0", *args[1:], env=env) if args[0] == "facts" else cli(args[0], str(inv), *args[1:], env=env)
+        out = (
+            cli(args[0], str(inv), "--limit", "h0", *args[1:], env=env)
+            if args[0] == "facts"
+            else cli(args[0], str(inv), *args[1:], env=env)
+        )
         assert out.returncode == 0, (args, out.stderr[-2000:])
         outputs.append(out.stdout + out.stderr)
     assert any(f"key_passphrase_{source}" in o for o in outputs)  # show-vars names the source...
@@ -366,7 +435,9 @@ def test_key_passphrase_from_env_or_file_works_and_never_shows(ssh_lab: SshLab, 
     bare = ssh_lab.inventory(tmp_path / "bare.yaml", defaults={"user": "root", "key_file": str(key)})
     none = cli("facts", str(bare), "--limit", "h0", "--json", env={"HOME": str(home)})
     error = json.loads(none.stdout)["hosts"]["h0"]["error"]
-    assert error["kind"] == "auth" and "is encrypted" in error["message"] and "key_passphrase_file" in error["hint"], error
+    assert error["kind"] == "auth" and "is encrypted" in error["message"] and "key_passphrase_file" in error["hint"], (
+        error
+    )
 
 
 def test_password_from_env_or_file_never_shows_even_when_refused(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
@@ -374,20 +445,28 @@ def test_password_from_env_or_file_never_shows_even_when_refused(ssh_lab: SshLab
     and the way out, and the password itself appears nowhere."""
     secret_file = tmp_path / "password"
     secret_file.write_text(SECRET)
-    for settings, env in (({"password_env": "LAB_PASSWORD"}, {"LAB_PASSWORD": SECRET}), ({"password_file": str(secret_file)}, {})):
+    for settings, env in (
+        ({"password_env": "LAB_PASSWORD"}, {"LAB_PASSWORD": SECRET}),
+        ({"password_file": str(secret_file)}, {}),
+    ):
         inv = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", **settings})
         out = cli("facts", str(inv), "--limit", "h0", "--json", env={"HOME": str(home), **env})
         assert out.returncode == 1, out.stdout
         error = json.loads(out.stdout)["hosts"]["h0"]["error"]
         assert "authentication failed" in error["message"] and "password" in error["hint"], error
         assert "s3cr3t" not in out.stdout + out.stderr
-    both = ssh_lab.inventory(tmp_path / "inv.yaml", defaults={"user": "root", "password_env": "LAB_PASSWORD", "password_file": str(secret_file)})
+    both = ssh_lab.inventory(
+        tmp_path / "inv.yaml",
+        defaults={"user": "root", "password_env": "LAB_PASSWORD", "password_file": str(secret_file)},
+    )
     out = cli("facts", str(both), "--limit", "h0", "--json", env={"HOME": str(home), "LAB_PASSWORD": SECRET})
     assert "both password_env and password_file" in json.loads(out.stdout)["hosts"]["h0"]["error"]["message"]
     assert "s3cr3t" not in out.stdout + out.stderr
 
 
-def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_hostkeys_notice_is_answered_at_once(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """sshd announces its host keys right after auth and holds the reply to our first channel open
     until that packet is ACKed; our transport answers it with an SSH_MSG_IGNORE so the ACK leaves
     at once (else Linux delays it 40 ms). Fails if paramiko stops routing global requests to the hook."""
@@ -418,7 +497,9 @@ def test_the_server_hostkeys_notice_is_answered_at_once(ssh_lab: SshLab, home: P
     assert MSG_IGNORE in sent
 
 
-def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
+def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(
+    ssh_lab: SshLab, home: Path, tmp_path: Path
+) -> None:
     """No EOF comes while a background child holds stdout: the read loop must wake on the exit
     status itself (not at the 30 s deadline), then wait out only the short EOF grace."""
     from toolkit.transport.ssh import EOF_GRACE_S
@@ -427,7 +508,9 @@ def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(ssh_l
     host = inv.hosts[0]
     with api.make_executor(inv, api.Options()) as ex:
         started = time.monotonic()
-        group = ex.map(lambda s: s.run("(sleep 40 &); echo started; exit 3", timeout=30, check=False, setup=False), [host])
+        group = ex.map(
+            lambda s: s.run("(sleep 40 &); echo started; exit 3", timeout=30, check=False, setup=False), [host]
+        )
         took = time.monotonic() - started
         ex.run("pkill -f 'sleep 40' || true", [host])
     result = group[host.name].value
@@ -435,7 +518,9 @@ def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(ssh_l
     assert took < EOF_GRACE_S + 5, f"took {took:.1f}s: the exit status did not wake the read loop"
 
 
-def test_waiting_on_a_quiet_command_does_not_poll(ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waiting_on_a_quiet_command_does_not_poll(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Minutes of pings on 64 hosts are 64 quiet channels: the read loop sleeps until output, the
     exit status or the deadline, instead of waking every 0.5 s (measurable CPU at that scale)."""
     import select as real_select
@@ -470,10 +555,16 @@ def test_closing_ends_the_connection_and_its_reader_thread_at_once(ssh_lab: SshL
     host = inv.hosts[0]
     ex = api.make_executor(inv, api.Options())
     assert ex.run("true", [host]).ok
-    readers = [t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t is ex._conns[host.name]._conn.transport]  # type: ignore[attr-defined]
+    readers = [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, paramiko.Transport) and t is ex._conns[host.name]._conn.transport
+    ]  # type: ignore[attr-defined]
     assert len(readers) == 1 and readers[0].is_alive(), "this connection's transport thread not found"
     outcome: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: outcome.update(group=ex.map(lambda s: s.run("sleep 60", setup=False), [host])))
+    runner = threading.Thread(
+        target=lambda: outcome.update(group=ex.map(lambda s: s.run("sleep 60", setup=False), [host]))
+    )
     runner.start()
     deadline = time.monotonic() + 10
     while not ex.running and time.monotonic() < deadline:
@@ -491,7 +582,9 @@ def test_closing_ends_the_connection_and_its_reader_thread_at_once(ssh_lab: SshL
     assert isinstance(error, ConnectError)
 
 
-def test_logs_tail_names_each_host_without_logs(ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str) -> None:
+def test_logs_tail_names_each_host_without_logs(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, remote_cluster: str
+) -> None:
     """Nothing deployed yet: `logs --tail` says so per host instead of printing nothing."""
     inv = ssh_lab.inventory(tmp_path / "inv.yaml", cluster=remote_cluster)
     out = cli("logs", str(inv), "--tail", "5", env={"HOME": str(home)})

@@ -17,8 +17,8 @@ import pytest
 from tests.unit.test_plan import inventory
 from toolkit import api
 from toolkit.engine.executor import Executor
-from toolkit.steps import load_playbook
 from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.steps import load_playbook
 from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
 
@@ -52,11 +52,17 @@ class Cluster:
 
     def state_lines(self, h: Host) -> str:
         lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
-        lines += [f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha]
+        lines += [
+            f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha
+        ]
         if h.raylet:
-            lines.append("proc 100 40 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x")
+            lines.append(
+                "proc 100 40 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x"
+            )
         if h.gcs:
-            lines.append("proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x")
+            lines.append(
+                "proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x"
+            )
         if h.vllm_pid:
             lines.append(f"proc {h.vllm_pid} 30 python3 -m vllm.entrypoints.openai.api_server --model /m")
         if h.engine_pid:
@@ -73,9 +79,14 @@ class Cluster:
             for nonce, fact in facts:
                 nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
                 http = f"alive=1\nhealth=200\nlast=ready\n--- models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200"
-                text = {"deploy_state": self.state_lines(h), "nic": h.nic, "reach": "open" if h.reach else "closed Connection refused",
-                        "files": "", "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
-                        "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n"}.get(fact, "")
+                text = {
+                    "deploy_state": self.state_lines(h),
+                    "nic": h.nic,
+                    "reach": "open" if h.reach else "closed Connection refused",
+                    "files": "",
+                    "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
+                    "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
+                }.get(fact, "")
                 out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
             return 0, "\n".join(out) + "\n", ""
         if "RAYWAIT" in script:
@@ -174,8 +185,14 @@ def test_rerun_on_a_healthy_cluster_changes_nothing(setup: tuple[Any, Cluster, A
     again = run(inv, cluster, plan)
     assert again.ok and ops(again) == {}
     statuses = {s.name: {h.status for h in s.hosts.values()} for s in again.stages}
-    assert statuses == {"env": {"unchanged"}, "ray-head": {"unchanged"}, "ray-workers": {"unchanged"}, "ray-ready": {"ok"},
-                        "vllm": {"unchanged"}, "ready": {"ok"}}, statuses  # verification stages pass, change stages stay
+    assert statuses == {
+        "env": {"unchanged"},
+        "ray-head": {"unchanged"},
+        "ray-workers": {"unchanged"},
+        "ray-ready": {"ok"},
+        "vllm": {"unchanged"},
+        "ready": {"ok"},
+    }, statuses  # verification stages pass, change stages stay
 
 
 def test_serve_change_restarts_only_vllm(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
@@ -207,8 +224,13 @@ def test_env_change_restarts_ray_everywhere_and_vllm(setup: tuple[Any, Cluster, 
     inv, cluster, plan = setup
     run(inv, cluster, plan)
     settle(cluster, inv, plan)
-    inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2},
-                     defaults={"devices": [0], "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": "1200"}})
+    inv2 = inventory(
+        tmp_path,
+        "Qwen2.5-7B-Instruct",
+        devices=[0],
+        serve={"tensor_parallel_size": 2},
+        defaults={"devices": [0], "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": "1200"}},
+    )
     report = run(inv2, cluster, api.plan(inv2))
     done = ops(report)
     assert len(done["env"]) == 2
@@ -266,7 +288,9 @@ def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any])
     run(inv, cluster, plan)
     first = ops(run(inv, cluster, plan, book="down"))
     assert any("stop vLLM (pid 4242)" in o for o in first["vllm-stop"])
-    assert first["ray-stop-workers"][0].startswith("n1: stop Ray") and first["ray-stop-head"][0].startswith("n0: stop Ray")
+    assert first["ray-stop-workers"][0].startswith("n1: stop Ray") and first["ray-stop-head"][0].startswith(
+        "n0: stop Ray"
+    )
     assert not any(h.raylet or h.vllm_pid for h in cluster.hosts.values())
     second = ops(run(inv, cluster, plan, book="down"))
     assert not {"vllm-stop", "ray-stop-workers", "ray-stop-head"} & set(second)
@@ -315,10 +339,16 @@ def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, C
 def test_noop_up_checks_models_but_sends_no_test_requests(setup: tuple[Any, Cluster, Any]) -> None:
     inv, cluster, plan = setup
     first = run(inv, cluster, plan)
-    assert set(next(s for s in first.stages if s.name == "ready").hosts["n0"].data["answers"]) == {"models", "completion", "chat"}
+    assert set(next(s for s in first.stages if s.name == "ready").hosts["n0"].data["answers"]) == {
+        "models",
+        "completion",
+        "chat",
+    }
     settle(cluster, inv, plan)
     again = run(inv, cluster, plan)
-    assert next(s for s in again.stages if s.name == "ready").hosts["n0"].data["answers"] == {"models": ["Qwen2.5-7B-Instruct"]}
+    assert next(s for s in again.stages if s.name == "ready").hosts["n0"].data["answers"] == {
+        "models": ["Qwen2.5-7B-Instruct"]
+    }
 
 
 def test_run_command_gives_deploy_playbooks_the_plan(setup: tuple[Any, Cluster, Any]) -> None:
@@ -335,14 +365,18 @@ def _snapshot(ok: bool, nodes: dict[str, int]) -> Any:
     from toolkit.transport.result import Result
 
     future: Future[Any] = Future()
-    future.set_result(Result("n0", "ray snapshot", 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", "", 1.5))
+    future.set_result(
+        Result("n0", "ray snapshot", 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", "", 1.5)
+    )
     return future
 
 
 def run_with_snapshot(inv: Any, cluster: Cluster, plan: Any, snapshot: Any) -> RunReport:
     connect, _ = fake_factory(cluster)
     with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None, "ray_snapshot": snapshot})
+        return run_playbook(
+            load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None, "ray_snapshot": snapshot}
+        )
 
 
 def test_ray_ready_takes_the_background_snapshot_only_when_no_ray_node_changed(setup: tuple[Any, Cluster, Any]) -> None:
@@ -377,17 +411,23 @@ def test_ray_ready_takes_the_background_snapshot_only_when_no_ray_node_changed(s
 
 
 def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster, Any]) -> None:
-    from toolkit.errors import BadInput
     from toolkit.engine.runner import check_tags
+    from toolkit.errors import BadInput
 
     with pytest.raises(BadInput) as err:
         check_tags(load_playbook("up"), None, {"vlm"})
-    assert "--skip-tags" in err.value.message and "'vlm'" in err.value.message and "did you mean 'vllm'" in err.value.message
+    assert (
+        "--skip-tags" in err.value.message
+        and "'vlm'" in err.value.message
+        and "did you mean 'vllm'" in err.value.message
+    )
     assert "env, ray, verify, vllm" in (err.value.hint or "")
     check_tags(load_playbook("up"), {"ray"}, {"vllm"})  # known tags pass
 
 
-def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+def test_logs_out_folder_is_created_or_refused_before_connecting(
+    setup: tuple[Any, Cluster, Any], tmp_path: Path
+) -> None:
     from toolkit.errors import BadInput, ConnectError
 
     inv, cluster, plan = setup
@@ -403,7 +443,9 @@ def test_logs_out_folder_is_created_or_refused_before_connecting(setup: tuple[An
     assert all(h["error"] for h in report.hosts.values())  # the unreachable hosts are named, not lost
 
 
-def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup: tuple[Any, Cluster, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(
+    setup: tuple[Any, Cluster, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not a terminal (CI, `make demo | tee`): each operation is logged when it runs, before the
     readiness progress that follows it, and the summary does not repeat them. On a terminal the
     live table's `last` column shows what a step does, never the remote shell."""
@@ -424,8 +466,17 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(setup:
         report = run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None})
     assert report.ok
     lines = log.getvalue().splitlines()
-    order = [next(i for i, line in enumerate(lines) if marker in line)
-             for marker in ("[n0] env: write", "[n0] ray-head: start Ray head", "[n1] ray-workers: start Ray worker", "[n0] ray-ready:", "[n0] vllm: start vLLM", "[n0] ready:")]
+    order = [
+        next(i for i, line in enumerate(lines) if marker in line)
+        for marker in (
+            "[n0] env: write",
+            "[n0] ray-head: start Ray head",
+            "[n1] ray-workers: start Ray worker",
+            "[n0] ray-ready:",
+            "[n0] vllm: start vLLM",
+            "[n0] ready:",
+        )
+    ]
     assert order == sorted(order), lines
     assert progress.logged_actions
     assert all(not re.search(r"__facts|umask 077|\$\(|h\(\) \{", line) for line in lines), lines
@@ -465,8 +516,14 @@ def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Clu
     report = api.status(bad, api.Options(), connect=connect)
     rows = {r["host"]: r for r in report.hosts}
     assert set(rows) == {"n0", "n1"} and all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
-    assert rows["n0"]["vllm_pid"] == 4242 and rows["n0"]["health"] == 200 and rows["n0"]["models"] == ["Qwen2.5-7B-Instruct"]
-    assert report.ok and "plan is not valid" in report.notes[0] and any("tensor" in n.lower() for n in report.notes[1:]), report.notes
+    assert (
+        rows["n0"]["vllm_pid"] == 4242
+        and rows["n0"]["health"] == 200
+        and rows["n0"]["models"] == ["Qwen2.5-7B-Instruct"]
+    )
+    assert (
+        report.ok and "plan is not valid" in report.notes[0] and any("tensor" in n.lower() for n in report.notes[1:])
+    ), report.notes
     assert report.to_dict()["notes"] == report.notes
     healthy = api.status(inv, api.Options(), connect=connect)
     assert healthy.ok and healthy.notes == []

@@ -39,7 +39,12 @@ def imports(path: Path) -> list[tuple[int, str, list[str]]]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name, []) for a in node.names if a.name.split(".")[0] == "toolkit"]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "toolkit":
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == "toolkit"
+        ):
             found.append((node.lineno, node.module, [a.name for a in node.names]))
     return found
 
@@ -67,7 +72,9 @@ def test_imports_only_go_down() -> None:
         me = module_name(path)
         for line, target, _ in imports(path):
             if RANK[top(target)] > RANK[top(me)]:
-                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({top(me)}) imports {target} ({top(target)})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({top(me)}) imports {target} ({top(target)})"
+                )
     assert not upward, "imports that go up a layer:\n" + "\n".join(upward)
 
 
@@ -80,7 +87,7 @@ def test_no_import_cycles() -> None:
         state[node] = 1
         for nxt in sorted(edges[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2

@@ -9,13 +9,13 @@ import pytest
 from toolkit.checks import pings
 from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
+from toolkit.config.loader import load_inventory
 from toolkit.errors import ConnectError
 from toolkit.facts.hccn import DeviceFacts
 from toolkit.facts.host import Nic
 from toolkit.facts.model import ModelDir
 from toolkit.facts.net import Latency, Probe
 from toolkit.facts.npu import Chip, NpuInfo
-from toolkit.config.loader import load_inventory
 
 INV = """\
 cluster: c
@@ -39,16 +39,31 @@ def inventory(tmp_path: Path):
 def healthy(inventory, name: str, **changes) -> HostView:
     host = inventory.host(name)
     idx = [h.name for h in inventory.hosts].index(name) + 11
-    devices = {d: DeviceFacts(d, ip=f"29.1.{d}.{idx}", netmask="255.255.0.0", link="UP", health="Success", netdetect="29.1.0.1",
-                              gateway="29.1.0.1", tls_switch=0, optical="present", lldp_port="x") for d in (0, 1)}
+    devices = {
+        d: DeviceFacts(
+            d,
+            ip=f"29.1.{d}.{idx}",
+            netmask="255.255.0.0",
+            link="UP",
+            health="Success",
+            netdetect="29.1.0.1",
+            gateway="29.1.0.1",
+            tls_switch=0,
+            optical="present",
+            lldp_port="x",
+        )
+        for d in (0, 1)
+    }
     chips = tuple(Chip(d, 0, d, "910B3", "OK", None, 3000, 65536) for d in range(8))
     data = {
         "devices": devices,
         "npu_smi": NpuInfo(chips, (), False),
         "nics": [Nic("enp67s0f5", "UP", None, (f"{host.address}/24",))],
         "routes": {h.address: "enp67s0f5" for h in inventory.hosts if h.name != name},
-        "probes": {f"10.0.0.1:6379": Probe("10.0.0.1:6379", "refused")} if name != "a" else {},
-        "driver": "24.1", "cann": "8.0", "packages": {"vllm": "0.11.0", "ray": "2.60.0"},
+        "probes": {"10.0.0.1:6379": Probe("10.0.0.1:6379", "refused")} if name != "a" else {},
+        "driver": "24.1",
+        "cann": "8.0",
+        "packages": {"vllm": "0.11.0", "ray": "2.60.0"},
         "model": ModelDir("/m", True, "f" * 64, {}, 100000),
         "clock_offset_s": 0.01,
         "tool_latency": Latency(20, 3, 1, 8),
@@ -120,7 +135,10 @@ def test_unreachable_host_and_minorities(inventory) -> None:
         ({"tool_latency": Latency(2500, 4, 2, 8)}, ("b", None, "tool-latency")),
         ({"tool_latency": Latency(2500, 1900, 2, 8)}, None),  # everything is slow, not the driver
         ({"tool_latency": Latency(2500, 90, 120, 2)}, None),  # 120 runnable on 2 CPUs: timing means nothing
-        ({"tool_latency": Latency(2500, 5, 12, 2)}, ("b", None, "tool-latency")),  # busy-ish, but the driver is the slow part
+        (
+            {"tool_latency": Latency(2500, 5, 12, 2)},
+            ("b", None, "tool-latency"),
+        ),  # busy-ish, but the driver is the slow part
         ({"clock_offset_s": 1.5, "clock_uncertainty_s": 0.8}, None),  # within the measurement error
     ],
 )
@@ -142,7 +160,11 @@ def test_each_device_rule(inventory, field: str, value: object, check: str) -> N
 def test_npu_rules(inventory) -> None:
     sick = tuple(Chip(d, 0, d, "910B3", "Critical" if d == 1 else "OK", None, 3000, 65536) for d in range(8))
     wrong_kind = tuple(Chip(d, 0, d, "910B4", "OK", None, 3000, 32768) for d in range(8))
-    views = [healthy(inventory, "a", npu_smi=NpuInfo(sick, (), False)), healthy(inventory, "b", npu_smi=NpuInfo(wrong_kind, (), False)), healthy(inventory, "c", npu_smi=NpuInfo(sick[:1], (), False))]
+    views = [
+        healthy(inventory, "a", npu_smi=NpuInfo(sick, (), False)),
+        healthy(inventory, "b", npu_smi=NpuInfo(wrong_kind, (), False)),
+        healthy(inventory, "c", npu_smi=NpuInfo(sick[:1], (), False)),
+    ]
     got = [(p.host, p.device, p.check) for p in evaluate(inventory, views)]
     assert got == [("a", 1, "npu-health"), ("b", None, "hardware"), ("c", 1, "npu-present")]
 

@@ -14,7 +14,20 @@ GOOD = "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {n
 def test_help_lists_commands_and_exit_codes() -> None:
     out = cli("--help")
     assert out.returncode == 0
-    for name in ("facts", "run", "show-vars", "schema", "up", "down", "check-net", "status", "logs", "plan", "plugins", "sim"):
+    for name in (
+        "facts",
+        "run",
+        "show-vars",
+        "schema",
+        "up",
+        "down",
+        "check-net",
+        "status",
+        "logs",
+        "plan",
+        "plugins",
+        "sim",
+    ):
         assert name in out.stdout
     assert "130 interrupted" in " ".join(out.stdout.split())
 
@@ -35,7 +48,13 @@ def test_bad_inventory_exits_2_with_file_line_field(tmp_path: Path) -> None:
     js = cli("facts", str(f), "--json")
     assert js.returncode == 2
     err = json.loads(js.stdout)["error"]
-    assert err["issues"][0] == {"file": str(f), "line": 3, "path": "hosts[0].usr", "message": "unknown key 'usr'", "hint": "did you mean 'user'?"}
+    assert err["issues"][0] == {
+        "file": str(f),
+        "line": 3,
+        "path": "hosts[0].usr",
+        "message": "unknown key 'usr'",
+        "hint": "did you mean 'user'?",
+    }
 
 
 def test_no_inventory_and_no_recorded_one_says_what_to_pass(tmp_path: Path) -> None:
@@ -149,7 +168,12 @@ def test_help_reflows_docstrings_into_paragraphs() -> None:
     from toolkit.cli.app import app, reflow
 
     commands = [([], info) for info in app.registered_commands]
-    commands += [([g.name], info) for g in app.registered_groups if g.typer_instance for info in g.typer_instance.registered_commands]
+    commands += [
+        ([g.name], info)
+        for g in app.registered_groups
+        if g.typer_instance
+        for info in g.typer_instance.registered_commands
+    ]
     checked = 0
     for prefix, info in commands:
         name = info.name or info.callback.__name__.replace("_", "-")
@@ -157,6 +181,8 @@ def test_help_reflows_docstrings_into_paragraphs() -> None:
         out = CliRunner().invoke(app, [*prefix, name, "--help"], env={"COLUMNS": "1000"}).output
         lines = [line.strip() for line in out.splitlines()]
         for paragraph in reflow(doc).split("\n\n"):
-            assert paragraph in lines, f"`{' '.join([*prefix, name])} --help` breaks the paragraph {paragraph[:60]!r}...:\n{out}"
+            assert paragraph in lines, (
+                f"`{' '.join([*prefix, name])} --help` breaks the paragraph {paragraph[:60]!r}...:\n{out}"
+            )
             checked += 1
     assert checked > len(commands)  # several commands have more than one paragraph

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import HostError, Interrupted
-from toolkit.engine.executor import Executor, Session
 from toolkit.config.loader import load_inventory
+from toolkit.engine.executor import Executor, Session
+from toolkit.errors import HostError, Interrupted
 from toolkit.testing import fake_factory
 
 
@@ -20,7 +20,9 @@ def test_ctrl_c_stops_a_step_still_looping_in_a_pool_thread(tmp_path: Path) -> N
     """A readiness-style loop in a host thread ends right after Ctrl-C instead of reconnecting
     and polling on (the interpreter joins pool threads at exit, so `up` could not exit)."""
     inv_file = tmp_path / "inv.yaml"
-    inv_file.write_text("cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2}\n")
+    inv_file.write_text(
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2}\n"
+    )
     hosts = load_inventory(inv_file).hosts
     calls = {"n": 0}
 
@@ -50,7 +52,9 @@ def test_ctrl_c_stops_a_step_still_looping_in_a_pool_thread(tmp_path: Path) -> N
             pytest.fail("map let a raw KeyboardInterrupt escape")
     assert "(ready)" in info.value.message
     deadline = time.monotonic() + 5
-    while any(t.name.startswith("host") and t.is_alive() for t in threading.enumerate()) and time.monotonic() < deadline:
+    while (
+        any(t.name.startswith("host") and t.is_alive() for t in threading.enumerate()) and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("host") and t.is_alive()]
     assert sorted(ended) == ["cancelled: the run was interrupted"] * 2

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import BadInput, InvalidFile
 from toolkit.config.loader import load_inventory
 from toolkit.config.vars import cluster_vars, host_vars, merge_layers, parse_overrides
+from toolkit.errors import BadInput, InvalidFile
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """\
@@ -36,42 +36,149 @@ BAD = [
     ("missing-hosts", "cluster: c\n", 1, "hosts", "required"),
     ("empty-hosts", "cluster: c\nhosts: []\n", 2, "hosts", "at least 1"),
     ("unknown-top-key", "cluster: c\nhostz: []\n" + HOSTS, 2, "hostz", "did you mean 'hosts'"),
-    ("unknown-host-key", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head, adress: x}\n", 3, "hosts[0].adress", "did you mean 'address'"),
-    ("unknown-default-key", "cluster: c\ndefaults:\n  key_fille: k\n" + HOSTS, 3, "defaults.key_fille", "did you mean 'key_file'"),
+    (
+        "unknown-host-key",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head, adress: x}\n",
+        3,
+        "hosts[0].adress",
+        "did you mean 'address'",
+    ),
+    (
+        "unknown-default-key",
+        "cluster: c\ndefaults:\n  key_fille: k\n" + HOSTS,
+        3,
+        "defaults.key_fille",
+        "did you mean 'key_file'",
+    ),
     ("unknown-serve-key", "cluster: c\n" + HOSTS + "serve:\n  max_len: 5\n", 5, "serve.max_len", "unknown key"),
     ("inline-password", "cluster: c\ndefaults:\n  password: hunter2\n" + HOSTS, 3, "defaults.password", "password_env"),
     ("inline-api-key", "cluster: c\n" + HOSTS + "serve:\n  api_key: abc\n", 5, "serve.api_key", "api_key_env"),
     ("no-head", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1}\n", 2, "hosts", "no host has role: head"),
-    ("two-heads", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2, role: head}\n", 4, "hosts[1].role", "second head"),
-    ("bad-role", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: master}\n", 3, "hosts[0].role", "'head' or 'worker'"),
-    ("duplicate-name", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: a, address: 10.0.0.2}\n", 4, "hosts[1].name", "duplicate host name"),
-    ("duplicate-address", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.1}\n", 4, "hosts[1].address", "duplicate address"),
-    ("bad-ip", "cluster: c\nhosts:\n  - name: a\n    address: 10.0.0.256\n    role: head\n", 4, "hosts[0].address", "not an IP address"),
-    ("hostname-not-ip", "cluster: c\nhosts:\n  - {name: a, address: node-a.example, role: head}\n", 3, "hosts[0].address", "ssh_host"),
-    ("port-too-big", "cluster: c\ndefaults:\n  port: 70000\n" + HOSTS, 3, "defaults.port", "less than or equal to 65535"),
-    ("port-zero", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head, port: 0}\n", 3, "hosts[0].port", "greater than or equal to 1"),
+    (
+        "two-heads",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2, role: head}\n",
+        4,
+        "hosts[1].role",
+        "second head",
+    ),
+    (
+        "bad-role",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: master}\n",
+        3,
+        "hosts[0].role",
+        "'head' or 'worker'",
+    ),
+    (
+        "duplicate-name",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: a, address: 10.0.0.2}\n",
+        4,
+        "hosts[1].name",
+        "duplicate host name",
+    ),
+    (
+        "duplicate-address",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.1}\n",
+        4,
+        "hosts[1].address",
+        "duplicate address",
+    ),
+    (
+        "bad-ip",
+        "cluster: c\nhosts:\n  - name: a\n    address: 10.0.0.256\n    role: head\n",
+        4,
+        "hosts[0].address",
+        "not an IP address",
+    ),
+    (
+        "hostname-not-ip",
+        "cluster: c\nhosts:\n  - {name: a, address: node-a.example, role: head}\n",
+        3,
+        "hosts[0].address",
+        "ssh_host",
+    ),
+    (
+        "port-too-big",
+        "cluster: c\ndefaults:\n  port: 70000\n" + HOSTS,
+        3,
+        "defaults.port",
+        "less than or equal to 65535",
+    ),
+    (
+        "port-zero",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head, port: 0}\n",
+        3,
+        "hosts[0].port",
+        "greater than or equal to 1",
+    ),
     ("port-string", "cluster: c\n" + HOSTS + "serve:\n  port: http\n", 5, "serve.port", "valid integer"),
     ("devices-descending", "cluster: c\ndefaults:\n  devices: [3, 1]\n" + HOSTS, 3, "defaults.devices", "ascending"),
     ("devices-repeated", "cluster: c\ndefaults:\n  devices: [0, 0]\n" + HOSTS, 3, "defaults.devices", "ascending"),
-    ("devices-out-of-range", "cluster: c\ndefaults:\n  devices: [0, 16]\n" + HOSTS, 3, "defaults.devices", "out of range"),
-    ("devices-beyond-a2", "cluster: c\nhardware: 910B3\ndefaults:\n  devices: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n" + HOSTS, 4, "defaults.devices", "device id 8 beyond the 8 NPUs"),
-    ("devices-beyond-default-kind", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - name: b\n    address: 10.0.0.2\n    devices: [6, 9, 12]\n",
-     6, "hosts[1].devices", "host 'b': device ids 9, 12 beyond the 8 NPUs of a 910B host"),
+    (
+        "devices-out-of-range",
+        "cluster: c\ndefaults:\n  devices: [0, 16]\n" + HOSTS,
+        3,
+        "defaults.devices",
+        "out of range",
+    ),
+    (
+        "devices-beyond-a2",
+        "cluster: c\nhardware: 910B3\ndefaults:\n  devices: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n" + HOSTS,
+        4,
+        "defaults.devices",
+        "device id 8 beyond the 8 NPUs",
+    ),
+    (
+        "devices-beyond-default-kind",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - name: b\n    address: 10.0.0.2\n    devices: [6, 9, 12]\n",
+        6,
+        "hosts[1].devices",
+        "host 'b': device ids 9, 12 beyond the 8 NPUs of a 910B host",
+    ),
     ("devices-empty", "cluster: c\ndefaults:\n  devices: []\n" + HOSTS, 3, "defaults.devices", "at least one"),
     ("devices-not-list", "cluster: c\ndefaults:\n  devices: 0-7\n" + HOSTS, 3, "defaults.devices", "valid list"),
-    ("devices-strings", "cluster: c\ndefaults:\n  devices: [a, b]\n" + HOSTS, 3, "defaults.devices[0]", "valid integer"),
+    (
+        "devices-strings",
+        "cluster: c\ndefaults:\n  devices: [a, b]\n" + HOSTS,
+        3,
+        "defaults.devices[0]",
+        "valid integer",
+    ),
     ("env-bad-name", "cluster: c\ndefaults:\n  env: {1X: y}\n" + HOSTS, 3, "defaults.env", "not valid"),
     ("env-list-value", "cluster: c\ndefaults:\n  env: {X: [1]}\n" + HOSTS, 3, "defaults.env.X", "valid string"),
     ("setup-not-list", "cluster: c\ndefaults:\n  setup: {a: 1}\n" + HOSTS, 3, "defaults.setup", "valid list"),
     ("bad-nic", "cluster: c\ndefaults:\n  nic: 'eth0; rm -rf /'\n" + HOSTS, 3, "defaults.nic", "not a valid interface"),
     ("bad-cluster-name", "cluster: '../etc'\n" + HOSTS, 1, "cluster", "not a valid name"),
-    ("bad-host-name", "cluster: c\nhosts:\n  - {name: 'a b', address: 10.0.0.1, role: head}\n", 3, "hosts[0].name", "not a valid name"),
+    (
+        "bad-host-name",
+        "cluster: c\nhosts:\n  - {name: 'a b', address: 10.0.0.1, role: head}\n",
+        3,
+        "hosts[0].name",
+        "not a valid name",
+    ),
     ("bad-hardware", "cluster: c\nhardware: 910C\n" + HOSTS, 2, "hardware", "not allowed"),
-    ("bad-connection", "cluster: c\ndefaults:\n  connection: telnet\n" + HOSTS, 3, "defaults.connection", "'ssh' or 'local'"),
+    (
+        "bad-connection",
+        "cluster: c\ndefaults:\n  connection: telnet\n" + HOSTS,
+        3,
+        "defaults.connection",
+        "'ssh' or 'local'",
+    ),
     ("duplicate-key", "cluster: c\ncluster: d\n" + HOSTS, 2, "cluster", "duplicate key"),
     ("hosts-mapping", "cluster: c\nhosts:\n  a: {address: 10.0.0.1}\n", 2, "hosts", "valid list"),
-    ("negative-timeout", "cluster: c\ndefaults:\n  connect_timeout: -1\n" + HOSTS, 3, "defaults.connect_timeout", "greater than 0"),
-    ("bad-password-env", "cluster: c\ndefaults:\n  password_env: 'my secret'\n" + HOSTS, 3, "defaults.password_env", "not an environment variable name"),
+    (
+        "negative-timeout",
+        "cluster: c\ndefaults:\n  connect_timeout: -1\n" + HOSTS,
+        3,
+        "defaults.connect_timeout",
+        "greater than 0",
+    ),
+    (
+        "bad-password-env",
+        "cluster: c\ndefaults:\n  password_env: 'my secret'\n" + HOSTS,
+        3,
+        "defaults.password_env",
+        "not an environment variable name",
+    ),
     ("model-without-path", "cluster: c\n" + HOSTS + "model:\n  served_name: q\n", 4, "model.path", "required"),
     ("bad-user", "cluster: c\ndefaults:\n  user: 'root;id'\n" + HOSTS, 3, "defaults.user", "not a valid user"),
 ]
@@ -133,8 +240,9 @@ def test_example_inventory_loads() -> None:
 def test_precedence_four_levels(tmp_path: Path) -> None:
     f = tmp_path / "inv.yaml"
     f.write_text(
-        GOOD.replace("  - {name: b, address: 10.0.0.2}", "  - {name: b, address: 10.0.0.2, user: admin, env: {B: host}}")
-        .replace("  devices: [0, 1]", "  devices: [0, 1]\n  env: {A: defaults, B: defaults, C: '7'}")
+        GOOD.replace(
+            "  - {name: b, address: 10.0.0.2}", "  - {name: b, address: 10.0.0.2, user: admin, env: {B: host}}"
+        ).replace("  devices: [0, 1]", "  devices: [0, 1]\n  env: {A: defaults, B: defaults, C: '7'}")
     )
     inv = load_inventory(f, ["env.C=set", "connect_timeout=3"])
     a, b = inv.host("a"), inv.host("b")

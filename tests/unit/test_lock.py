@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolkit.transport.local import LocalConnection
 from toolkit.engine.lock import LOCK_DIR, ClusterLocked, LockInfo, acquire
+from toolkit.transport.local import LocalConnection
 
 
 class Session(SimpleNamespace):
@@ -99,10 +99,22 @@ def test_lock_held_for_a_dead_run_of_this_machine_is_taken_over(session: Session
     this machine) is gone: the next run ends that shell and takes the lock."""
     folder = tmp_path / LOCK_DIR
     folder.mkdir(parents=True)
-    gone = subprocess.run(["bash", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()  # a pid that just ended
-    info = json.dumps({"command": "up", "controller": socket.gethostname(), "pid": int(gone), "user": "ops", "since": "earlier"})
-    orphan = subprocess.Popen(["bash", "-c", f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60"],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    gone = subprocess.run(
+        ["bash", "-c", "echo $$"], capture_output=True, text=True
+    ).stdout.strip()  # a pid that just ended
+    info = json.dumps(
+        {"command": "up", "controller": socket.gethostname(), "pid": int(gone), "user": "ops", "since": "earlier"}
+    )
+    orphan = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert orphan.stdout is not None and orphan.stdout.readline().strip() == "ok"
     held = acquire(session, "c", "up")
     try:
@@ -116,13 +128,23 @@ def test_lock_held_from_another_machine_is_never_broken(session: Session, tmp_pa
     folder = tmp_path / LOCK_DIR
     folder.mkdir(parents=True)
     info = json.dumps({"command": "down", "controller": "some-other-host", "pid": 1, "user": "ops", "since": "earlier"})
-    other = subprocess.Popen(["bash", "-c", f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60"],
-                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    other = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "ok"
         with pytest.raises(ClusterLocked) as err:
             acquire(session, "c", "up")
-        assert "`down` (pid 1, user ops on some-other-host" in err.value.message and f"kill {other.pid}" in (err.value.hint or "")
+        assert "`down` (pid 1, user ops on some-other-host" in err.value.message and f"kill {other.pid}" in (
+            err.value.hint or ""
+        )
         assert other.poll() is None
     finally:
         other.kill()

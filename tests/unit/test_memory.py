@@ -65,8 +65,16 @@ def test_32gb_cards_need_about_double(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name, billions",
-    [("Qwen2.5-72B-Instruct", 72.7), ("Qwen3-235B-A22B", 235.1), ("Qwen3-30B-A3B", 30.5), ("DeepSeek-V3", 671.0),
-     ("Mixtral-8x7B-Instruct-v0.1", 46.7), ("glm-4-9b-chat", 9.4), ("Llama-3.1-8B-Instruct", 8.03), ("Qwen2.5-0.5B-Instruct", 0.49)],
+    [
+        ("Qwen2.5-72B-Instruct", 72.7),
+        ("Qwen3-235B-A22B", 235.1),
+        ("Qwen3-30B-A3B", 30.5),
+        ("DeepSeek-V3", 671.0),
+        ("Mixtral-8x7B-Instruct-v0.1", 46.7),
+        ("glm-4-9b-chat", 9.4),
+        ("Llama-3.1-8B-Instruct", 8.03),
+        ("Qwen2.5-0.5B-Instruct", 0.49),
+    ],
 )
 def test_parameter_counts_match_published_sizes(name: str, billions: float) -> None:
     assert sum(memory.params(shape(name))) / 1e9 == pytest.approx(billions, rel=0.01)
@@ -91,8 +99,13 @@ def test_gqa_kv_heads_split_then_replicated() -> None:
 
 @pytest.mark.parametrize(
     "name, limit",
-    [("Meta-Llama-3-8B-Instruct", 8192), ("Llama-3.1-8B-Instruct", 131072), ("glm-4-9b-chat", 131072),
-     ("Qwen3-8B", 40960), ("DeepSeek-V3", 163840)],
+    [
+        ("Meta-Llama-3-8B-Instruct", 8192),
+        ("Llama-3.1-8B-Instruct", 131072),
+        ("glm-4-9b-chat", 131072),
+        ("Qwen3-8B", 40960),
+        ("DeepSeek-V3", 163840),
+    ],
 )
 def test_position_limits_as_vllm_derives_them(name: str, limit: int) -> None:
     assert memory.max_positions(json.loads((MODELS / f"{name}.json").read_text())) == limit

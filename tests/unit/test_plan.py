@@ -17,13 +17,26 @@ from toolkit.config.loader import load_inventory
 from toolkit.planner.plan import Plan, PlanInvalid, plan_to_dict
 
 
-def inventory(tmp_path: Path, model: str | None = "Qwen2.5-72B-Instruct", *, hosts: Any = 2, devices: list[int] | None = None,
-              sets: list[str] | None = None, model_section: dict | None = None, **changes: Any) -> Any:
+def inventory(
+    tmp_path: Path,
+    model: str | None = "Qwen2.5-72B-Instruct",
+    *,
+    hosts: Any = 2,
+    devices: list[int] | None = None,
+    sets: list[str] | None = None,
+    model_section: dict | None = None,
+    **changes: Any,
+) -> Any:
     data: dict[str, Any] = {
         "cluster": "t",
         "hardware": "910B3",
         "defaults": {"devices": devices if devices is not None else list(range(8)), "nic": "auto"},
-        "hosts": hosts if isinstance(hosts, list) else [{"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})} for i in range(hosts)],
+        "hosts": hosts
+        if isinstance(hosts, list)
+        else [
+            {"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})}
+            for i in range(hosts)
+        ],
     }
     if model_section is not None:
         data["model"] = model_section
@@ -58,7 +71,11 @@ def arg(p: Plan, flag: str) -> Any:
 
 
 def test_two_hosts_env_ray_and_vllm_commands(tmp_path: Path) -> None:
-    p = plan(tmp_path, serve={"api_key_env": "MY_KEY"}, defaults={"devices": list(range(8)), "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": 1200}})
+    p = plan(
+        tmp_path,
+        serve={"api_key_env": "MY_KEY"},
+        defaults={"devices": list(range(8)), "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": 1200}},
+    )
     head, worker = p.hosts
     assert (p.tp.value, p.pp.value, p.backend.value) == (8, 2, "ray")
     assert "rule of thumb" in p.tp.origin
@@ -67,14 +84,21 @@ def test_two_hosts_env_ray_and_vllm_commands(tmp_path: Path) -> None:
     assert env["GLOO_SOCKET_IFNAME"] == env["TP_SOCKET_IFNAME"] == env["HCCL_SOCKET_IFNAME"] == "eth7"
     assert env["ASCEND_RT_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7"
     assert env["RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES"] == "1"
-    assert env["HCCL_CONNECT_TIMEOUT"] == "1200" and worker.env["HCCL_CONNECT_TIMEOUT"].origin == "inventory defaults env"
+    assert (
+        env["HCCL_CONNECT_TIMEOUT"] == "1200" and worker.env["HCCL_CONNECT_TIMEOUT"].origin == "inventory defaults env"
+    )
     assert head.ray_argv[:5] == ("ray", "start", "--head", "--port", "6379")
-    assert "--num-gpus" not in head.ray_argv and json.loads(head.ray_argv[head.ray_argv.index("--resources") + 1]) == {"NPU": 8}
+    assert "--num-gpus" not in head.ray_argv and json.loads(head.ray_argv[head.ray_argv.index("--resources") + 1]) == {
+        "NPU": 8
+    }
     assert worker.ray_argv[2:4] == ("--address", "10.0.0.1:6379")
     assert worker.ray_argv[worker.ray_argv.index("--node-ip-address") + 1] == "10.0.0.2"
     argv = p.vllm_argv()
     assert argv[:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
-    assert argv[argv.index("--tensor-parallel-size") + 1] == "8" and argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    assert (
+        argv[argv.index("--tensor-parallel-size") + 1] == "8"
+        and argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    )
     assert argv[argv.index("--distributed-executor-backend") + 1] == "ray"
     assert "--api-key" not in argv and p.api_key == "local $MY_KEY"
     assert arg(p, "--max-model-len").value == 32768 and arg(p, "--max-model-len").origin == "plugin row 910B"
@@ -127,7 +151,10 @@ def test_without_config_json_plans_from_the_name_and_says_what_was_skipped(tmp_p
 
 def test_plan_json_carries_commands_and_origins(tmp_path: Path) -> None:
     data = plan_to_dict(plan(tmp_path))
-    assert data["vllm"]["argv"][0] == "python3" and data["parallel"]["tp"] == {"value": 8, "from": "rule of thumb: TP = NPUs per node, PP = nodes"}
+    assert data["vllm"]["argv"][0] == "python3" and data["parallel"]["tp"] == {
+        "value": 8,
+        "from": "rule of thumb: TP = NPUs per node, PP = nodes",
+    }
     assert data["hosts"][1]["ray_command"].startswith("ray start --address 10.0.0.1:6379")
     assert data["memory"]["min_devices"] == 4
     json.dumps(data)
@@ -162,14 +189,20 @@ def test_dp_counts_in_the_product(tmp_path: Path) -> None:
     p = plan(tmp_path, "Qwen2.5-72B-Instruct", serve={"tensor_parallel_size": 8, "data_parallel_size": 2})
     assert (p.tp.value, p.pp.value, p.dp.value) == (8, 1, 2)
     assert "--data-parallel-size" in p.vllm_argv() and "--data-parallel-backend" in p.vllm_argv()
-    err = invalid(tmp_path, "Qwen2.5-7B-Instruct", serve={"tensor_parallel_size": 4, "pipeline_parallel_size": 2, "data_parallel_size": 3})
+    err = invalid(
+        tmp_path,
+        "Qwen2.5-7B-Instruct",
+        serve={"tensor_parallel_size": 4, "pipeline_parallel_size": 2, "data_parallel_size": 3},
+    )
     assert "x DP 3 = 24" in err.issues[0].message
 
 
 def test_heads_must_divide_by_tp(tmp_path: Path) -> None:
     err = invalid(tmp_path, "Qwen2.5-0.5B-Instruct", hosts=1, devices=[0, 1, 2, 3])  # 14 heads
     issue = next(i for i in err.issues if "heads" in i.message)
-    assert issue.field == "serve.tensor_parallel_size" and "14 attention heads are not divisible by TP 4" in issue.message
+    assert (
+        issue.field == "serve.tensor_parallel_size" and "14 attention heads are not divisible by TP 4" in issue.message
+    )
     assert "1, 2" in (issue.hint or "")
     assert plan(tmp_path, "Qwen2.5-0.5B-Instruct", hosts=1, devices=[0, 1]).tp.value == 2
 
@@ -177,13 +210,27 @@ def test_heads_must_divide_by_tp(tmp_path: Path) -> None:
 def test_max_len_within_the_model_window(tmp_path: Path) -> None:
     err = invalid(tmp_path, "Meta-Llama-3-8B-Instruct", hosts=1, devices=[0], serve={"max_model_len": 16384})
     assert err.issues[0].field == "serve.max_model_len" and "exceeds the model's limit of 8192" in err.issues[0].message
-    assert arg(plan(tmp_path, "Meta-Llama-3-8B-Instruct", hosts=1, devices=[0], serve={"max_model_len": 8192}), "--max-model-len").value == 8192
+    assert (
+        arg(
+            plan(tmp_path, "Meta-Llama-3-8B-Instruct", hosts=1, devices=[0], serve={"max_model_len": 8192}),
+            "--max-model-len",
+        ).value
+        == 8192
+    )
 
 
 def test_batched_tokens_vs_max_len_without_chunked_prefill(tmp_path: Path) -> None:
-    err = invalid(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve={"max_num_batched_tokens": 4096, "enable_chunked_prefill": False})
+    err = invalid(
+        tmp_path,
+        "Qwen2.5-7B-Instruct",
+        hosts=1,
+        devices=[0],
+        serve={"max_num_batched_tokens": 4096, "enable_chunked_prefill": False},
+    )
     assert err.issues[0].field == "serve.max_num_batched_tokens" and "chunked prefill off" in err.issues[0].message
-    ok = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve={"max_num_batched_tokens": 4096})  # chunked prefill on by default
+    ok = plan(
+        tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve={"max_num_batched_tokens": 4096}
+    )  # chunked prefill on by default
     assert arg(ok, "--max-num-batched-tokens").value == 4096
     off = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve={"enable_chunked_prefill": False})
     assert arg(off, "--max-num-batched-tokens").value == 32768 and "--no-enable-chunked-prefill" in off.vllm_argv()
@@ -193,7 +240,9 @@ def test_memory_must_fit_and_says_what_would(tmp_path: Path) -> None:
     err = invalid(tmp_path, "Qwen2.5-72B-Instruct", hosts=1, devices=[0, 1])
     issue = next(i for i in err.issues if "GiB per device" in i.message)
     assert "4 devices hold it at max-model-len 32768" in (issue.hint or "")
-    err = invalid(tmp_path, "Qwen2.5-32B-Instruct", hosts=1, devices=[0, 1], hardware="910B4", serve={"max_model_len": 32768})
+    err = invalid(
+        tmp_path, "Qwen2.5-32B-Instruct", hosts=1, devices=[0, 1], hardware="910B4", serve={"max_model_len": 32768}
+    )
     issue = next(i for i in err.issues if "GiB per device" in i.message)
     assert issue.field == "hosts[].devices" and "4 devices hold it" in (issue.hint or "")
     tight = {"gpu_memory_utilization": 0.55}
@@ -202,13 +251,17 @@ def test_memory_must_fit_and_says_what_would(tmp_path: Path) -> None:
     assert issue.field == "serve.max_model_len" and "fits on these 1 devices" in (issue.hint or "")
     fits = int(issue.hint.split("max-model-len ")[-1].split()[0])
     assert 16384 < fits < 32768
-    assert plan(tmp_path, "Qwen2.5-14B-Instruct", hosts=1, devices=[0], serve={**tight, "max_model_len": fits}).memory.per_device.fits
+    assert plan(
+        tmp_path, "Qwen2.5-14B-Instruct", hosts=1, devices=[0], serve={**tight, "max_model_len": fits}
+    ).memory.per_device.fits
 
 
 def test_removed_vllm_flags_are_refused_with_the_replacement(tmp_path: Path) -> None:
     extra = {"extra_args": ["--num-scheduler-steps=8"]}
     err = invalid(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra)
-    assert "--num-scheduler-steps does not exist in vLLM 0.23.0" in err.issues[0].message and "Aug 2025" in (err.issues[0].hint or "")
+    assert "--num-scheduler-steps does not exist in vLLM 0.23.0" in err.issues[0].message and "Aug 2025" in (
+        err.issues[0].hint or ""
+    )
     old = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra, runtime="vllm-ascend-0.9.1")
     assert "--num-scheduler-steps=8" in old.vllm_argv()
 
@@ -217,15 +270,25 @@ def test_torchair_graph_config_refused_from_0_12(tmp_path: Path) -> None:
     extra = {"extra_args": ["--additional-config", '{"torchair_graph_config": {"enabled": true}}']}
     err = invalid(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra, runtime="0.13.0")
     assert "--compilation-config" in (err.issues[0].hint or "")
-    assert plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra, runtime="0.11.0").runtime.vllm == "0.11.0"
+    assert (
+        plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra, runtime="0.11.0").runtime.vllm
+        == "0.11.0"
+    )
 
 
 def test_extra_args_pair_each_flag_with_its_value(tmp_path: Path) -> None:
     config = '{"backend": "xgrammar", "disable_fallback": true}'
-    extra = {"extra_args": ["--structured-outputs-config", config, "--seed=3", "--enable-prefix-caching", "--offset", "-1"]}
+    extra = {
+        "extra_args": ["--structured-outputs-config", config, "--seed=3", "--enable-prefix-caching", "--offset", "-1"]
+    }
     p = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=extra)
     rows = {a.flag: a.value for a in p.vllm_args if a.origin == "inventory serve.extra_args"}
-    assert rows == {"--structured-outputs-config": config, "--seed": "3", "--enable-prefix-caching": None, "--offset": "-1"}
+    assert rows == {
+        "--structured-outputs-config": config,
+        "--seed": "3",
+        "--enable-prefix-caching": None,
+        "--offset": "-1",
+    }
     assert p.vllm_argv()[-6:] == extra["extra_args"]
     shown = plan_to_dict(p)["vllm"]["args"]
     assert {"flag": "--structured-outputs-config", "value": config, "from": "inventory serve.extra_args"} in shown
@@ -256,14 +319,21 @@ def test_300i_duo_cannot_span_hosts(tmp_path: Path) -> None:
 
 
 def test_uneven_devices_need_explicit_sizes(tmp_path: Path) -> None:
-    data_hosts = [{"name": "n0", "address": "10.0.0.1", "role": "head", "devices": [0, 1, 2, 3]}, {"name": "n1", "address": "10.0.0.2", "devices": [0, 1]}]
+    data_hosts = [
+        {"name": "n0", "address": "10.0.0.1", "role": "head", "devices": [0, 1, 2, 3]},
+        {"name": "n1", "address": "10.0.0.2", "devices": [0, 1]},
+    ]
     err = invalid(tmp_path, "Qwen2.5-7B-Instruct", hosts=data_hosts)
     assert any("different device counts" in i.message for i in err.issues)
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
-    err = invalid(tmp_path, "Meta-Llama-3-8B-Instruct", serve={"max_model_len": 100000, "extra_args": ["--num-scheduler-steps", "8"]},
-                  ray={"extra_args": ["--num-gpus", "8"]})
+    err = invalid(
+        tmp_path,
+        "Meta-Llama-3-8B-Instruct",
+        serve={"max_model_len": 100000, "extra_args": ["--num-scheduler-steps", "8"]},
+        ray={"extra_args": ["--num-gpus", "8"]},
+    )
     assert len(err.issues) >= 3
 
 
@@ -290,24 +360,42 @@ def test_plan_cli_invalid_exits_2_listing_problems(tmp_path: Path) -> None:
     assert j.returncode == 2 and json.loads(j.stdout)["error"]["issues"][0]["field"]
 
 
-@pytest.mark.parametrize("serve, reads", [
-    ({}, None),
-    ({"api_key_env": "MY_SERVING_KEY"}, "MY_SERVING_KEY"),
-    ({"api_key_file": "secrets/key.txt"}, "secrets/key.txt"),
-])
-def test_usage_examples_read_the_key_from_where_the_inventory_says(tmp_path: Path, serve: dict, reads: str | None) -> None:
+@pytest.mark.parametrize(
+    "serve, reads",
+    [
+        ({}, None),
+        ({"api_key_env": "MY_SERVING_KEY"}, "MY_SERVING_KEY"),
+        ({"api_key_file": "secrets/key.txt"}, "secrets/key.txt"),
+    ],
+)
+def test_usage_examples_read_the_key_from_where_the_inventory_says(
+    tmp_path: Path, serve: dict, reads: str | None
+) -> None:
     import ast
 
     from toolkit.api.deploy import usage_examples
 
     ex = usage_examples(plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=serve))
     tree = ast.parse(ex["python"])
-    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    imported = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     assert imported <= used, f"unused import in {ex['python']}"
     if reads is None:
         assert 'api_key="EMPTY"' in ex["python"] and "Authorization" not in ex["curl"]
     elif reads.isupper():
-        assert f"os.environ['{reads}']" in ex["python"] and f"Bearer ${reads}" in ex["curl"] and "VLLM_API_KEY" not in ex["python"]
+        assert (
+            f"os.environ['{reads}']" in ex["python"]
+            and f"Bearer ${reads}" in ex["curl"]
+            and "VLLM_API_KEY" not in ex["python"]
+        )
     else:
-        assert str(tmp_path / reads) in ex["python"] and f"$(cat {tmp_path / reads})" in ex["curl"] and "EMPTY" not in ex["python"]
+        assert (
+            str(tmp_path / reads) in ex["python"]
+            and f"$(cat {tmp_path / reads})" in ex["curl"]
+            and "EMPTY" not in ex["python"]
+        )

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import InvalidFile
 from toolkit.config.playbook import available
+from toolkit.errors import InvalidFile
 from toolkit.steps import load_playbook
 
 
@@ -23,9 +23,19 @@ def test_bundled_playbooks_load() -> None:
     "text,line,path,words",
     [
         ("name: x\nstages:\n  - {name: a, step: gather_fact}\n", 3, "stages[0].step", "did you mean 'gather_facts'"),
-        ("name: x\nstages:\n  - {name: a, step: env_file}\n  - {name: a, step: env_file}\n", 4, "stages[1].name", "duplicate stage"),
+        (
+            "name: x\nstages:\n  - {name: a, step: env_file}\n  - {name: a, step: env_file}\n",
+            4,
+            "stages[1].name",
+            "duplicate stage",
+        ),
         ("name: x\nstages:\n  - {name: a, step: env_file, hosts: some}\n", 3, "stages[0].hosts", "not allowed"),
-        ("name: x\nstages:\n  - {name: a, step: env_file, retries: -1}\n", 3, "stages[0].retries", "greater than or equal to 0"),
+        (
+            "name: x\nstages:\n  - {name: a, step: env_file, retries: -1}\n",
+            3,
+            "stages[0].retries",
+            "greater than or equal to 0",
+        ),
         ("name: x\nstages:\n  - {name: a, step: env_file, templat: '{{x}}'}\n", 3, "stages[0].templat", "unknown key"),
         ("name: x\nstages: []\n", 2, "stages", "at least 1"),
     ],

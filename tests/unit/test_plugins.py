@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import cli
 from tests.unit.test_memory import MODELS, TABLE
 from toolkit.errors import BadInput
-from toolkit.plugin_api import ModelInfo
 from toolkit.planner.plugins import load_plugins
+from toolkit.plugin_api import ModelInfo
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +99,18 @@ def write_plugin(folder: Path, name: str, body: str) -> Path:
 
 
 def test_inventory_folder_plugin_is_asked_before_builtins(tmp_path: Path) -> None:
-    write_plugin(tmp_path / "mine", "qwen_override", """
+    write_plugin(
+        tmp_path / "mine",
+        "qwen_override",
+        """
         from toolkit.plugin_api import ModelProfile, hookimpl, sizing_rows
 
         @hookimpl
         def ascend_deploy_model_profile(model):
             if model.name_matches("qwen2.5-72b"):
                 return ModelProfile(family="our-qwen72b", source="our own benchmark", rows=sizing_rows(8, 16384))
-    """)
+    """,
+    )
     plugins = load_plugins([tmp_path / "mine"], entry_points=False)
     profile, plugin = plugins.profile_for(info("Qwen2.5-72B-Instruct"))
     assert (profile.family, plugin) == ("our-qwen72b", "mine/qwen_override")
@@ -116,10 +120,14 @@ def test_inventory_folder_plugin_is_asked_before_builtins(tmp_path: Path) -> Non
 
 
 def test_misspelt_hook_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
-    write_plugin(tmp_path / "bad", "typo", """
+    write_plugin(
+        tmp_path / "bad",
+        "typo",
+        """
         def ascend_deploy_model_profil(model):
             return None
-    """)
+    """,
+    )
     with pytest.raises(BadInput, match="unknown hook 'ascend_deploy_model_profil'") as exc:
         load_plugins([tmp_path / "bad"], entry_points=False)
     assert "did you mean 'ascend_deploy_model_profile'" in (exc.value.hint or "")
@@ -127,13 +135,17 @@ def test_misspelt_hook_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_hook_with_arguments_outside_the_spec_is_an_error(tmp_path: Path) -> None:
-    write_plugin(tmp_path / "bad", "args", """
+    write_plugin(
+        tmp_path / "bad",
+        "args",
+        """
         from toolkit.plugin_api import hookimpl
 
         @hookimpl
         def ascend_deploy_model_profile(model, hardware):
             return None
-    """)
+    """,
+    )
     with pytest.raises(BadInput, match="args.py") as exc:
         load_plugins([tmp_path / "bad"], entry_points=False)
     assert "hardware" in exc.value.message
@@ -153,7 +165,10 @@ def test_missing_plugin_folder_is_an_error(tmp_path: Path) -> None:
 def test_plugins_cli_lists_builtins_and_an_entry_point_plugin(tmp_path: Path) -> None:
     """A third-party package installed with an entry point in group ascend_deploy.plugins."""
     site = tmp_path / "site"
-    write_plugin(site, "acme_models", """
+    write_plugin(
+        site,
+        "acme_models",
+        """
         from toolkit.plugin_api import ModelProfile, hookimpl, sizing_rows
 
         @hookimpl
@@ -164,7 +179,8 @@ def test_plugins_cli_lists_builtins_and_an_entry_point_plugin(tmp_path: Path) ->
         @hookimpl
         def ascend_deploy_claims():
             return ["ACME-LLM 13B"]
-    """)
+    """,
+    )
     dist = site / "acme_models-1.2.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-models\nVersion: 1.2\n")
@@ -181,8 +197,10 @@ def test_plugins_cli_lists_builtins_and_an_entry_point_plugin(tmp_path: Path) ->
     assert table.returncode == 0 and "acme" in table.stdout and "entry point" in table.stdout
 
     inv = tmp_path / "inv.yaml"
-    inv.write_text("cluster: c\nhosts: [{name: a, address: 10.0.0.1, role: head, devices: [0, 1]}]\n"
-                   "model: {path: /data/acme-llm-13b}\n")
+    inv.write_text(
+        "cluster: c\nhosts: [{name: a, address: 10.0.0.1, role: head, devices: [0, 1]}]\n"
+        "model: {path: /data/acme-llm-13b}\n"
+    )
     plan = cli("plan", str(inv), "--json", env=env)
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["plan"]["model"]["family"] == "acme"

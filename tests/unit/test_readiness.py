@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from toolkit.checks.signatures import likely_cause
+from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.facts import Raw
 from toolkit.facts.deploy import parse_nic, parse_reach, parse_state
-from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.steps.deploy import parse_answer, parse_probe
 
 
@@ -32,15 +32,28 @@ def scripted(*probes: Probe):  # type: ignore[no-untyped-def]
 def test_ready_after_initial_delay_and_probes() -> None:
     clock = Clock()
     seen = []
-    out = wait_ready(scripted(Probe(True, None), Probe(True, 503), Probe(True, 200)), timeout=60, initial_delay=10, interval=2,
-                     on_probe=lambda e, p: seen.append((e, p.health)), clock=clock, sleep=clock.sleep)
+    out = wait_ready(
+        scripted(Probe(True, None), Probe(True, 503), Probe(True, 200)),
+        timeout=60,
+        initial_delay=10,
+        interval=2,
+        on_probe=lambda e, p: seen.append((e, p.health)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert out.state == "ready" and out.probes == 3
     assert clock.sleeps[0] == 10 and seen == [(10, None), (12, 503), (14, 200)]
 
 
 def test_exit_stops_waiting_at_once() -> None:
     clock = Clock()
-    out = wait_ready(scripted(Probe(True, None), Probe(False, None, "ValueError: bad")), timeout=1800, interval=2, clock=clock, sleep=clock.sleep)
+    out = wait_ready(
+        scripted(Probe(True, None), Probe(False, None, "ValueError: bad")),
+        timeout=1800,
+        interval=2,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert out.state == "exited" and out.elapsed == 2 and out.probe.last_line == "ValueError: bad"
 
 
@@ -55,9 +68,15 @@ def test_timeout_is_bounded() -> None:
     [
         ("foo\nvllm: error: unrecognized arguments: --bogus-flag\n", "vLLM rejected a command-line argument"),
         ("RuntimeError: Gloo connectFullMesh failed with ...", "Gloo could not connect the ranks"),
-        ("ValueError: Current node has no NPU available. ... {'GPU': 8.0}", "Ray has no NPU resource for vLLM's workers"),
+        (
+            "ValueError: Current node has no NPU available. ... {'GPU': 8.0}",
+            "Ray has no NPU resource for vLLM's workers",
+        ),
         ("[ERROR] EI0006: wait socket establish timeout", "HCCL could not connect between NPUs (EI0006)"),
-        ("ValueError: No available memory for the cache blocks.", "not enough device memory for the weights and the KV cache"),
+        (
+            "ValueError: No available memory for the cache blocks.",
+            "not enough device memory for the weights and the KV cache",
+        ),
     ],
 )
 def test_failure_signatures(log: str, cause: str) -> None:
@@ -66,7 +85,9 @@ def test_failure_signatures(log: str, cause: str) -> None:
 
 
 def test_latest_error_wins_and_unknown_is_none() -> None:
-    assert likely_cause("Gloo connectFullMesh failed\nlater: error: unrecognized arguments: --x").cause.startswith("vLLM rejected")
+    assert likely_cause("Gloo connectFullMesh failed\nlater: error: unrecognized arguments: --x").cause.startswith(
+        "vLLM rejected"
+    )
     assert likely_cause("all good\n") is None
 
 
@@ -81,9 +102,18 @@ def test_parse_state_and_helpers() -> None:
         "proc 300     95 python3 -m vllm.entrypoints.openai.api_server --model /m --served-model-name m\n"
         "proc 301     12 /venv/bin/python3 /venv/bin/vllm serve /m --port 8001\n"
         "proc 400     90 ray::RayWorkerProc.run\nproc 401 88 VLLM::EngineCore\n"
-        "proc 500      3 timeout 120 /venv/bin/python3 /venv/bin/ray start --head --port 6379\n", 0)
+        "proc 500      3 timeout 120 /venv/bin/python3 /venv/bin/ray start --head --port 6379\n",
+        0,
+    )
     st = parse_state(raw)
-    assert (st.ray_hash, st.vllm_hash, st.raylet_pids, st.gcs_pids, st.vllm_pid, st.vllm_uptime_s) == ("abc", None, (10, 11), (12,), 300, 95)
+    assert (st.ray_hash, st.vllm_hash, st.raylet_pids, st.gcs_pids, st.vllm_pid, st.vllm_uptime_s) == (
+        "abc",
+        None,
+        (10, 11),
+        (12,),
+        300,
+        95,
+    )
     assert (st.env_sha256, st.key_sha256) == ("e1", None) and st.starter_pids == (500,)
     assert st.stray_vllm_pids == (301,) and st.worker_pids == (400, 401) and st.ray_running and not st.clean
     empty = parse_state(Raw("ray_hash=\nvllm_hash=\npidfile=\n", 0))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.errors import ConnectError
-from toolkit.engine.executor import Executor
 from toolkit.config.loader import load_inventory
 from toolkit.config.playbook import Playbook, Stage
+from toolkit.engine.executor import Executor
 from toolkit.engine.runner import run_playbook
+from toolkit.errors import ConnectError
 from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
 
@@ -111,7 +111,9 @@ def test_retries_then_succeeds(inventory) -> None:
 
 
 def test_unreachable_host_is_not_retried_and_others_report(inventory) -> None:
-    make, made = fake_factory(lambda h, s: (0, "", ""), {"b": ConnectError("b", "cannot connect to root@10.0.0.2:22: refused")})
+    make, made = fake_factory(
+        lambda h, s: (0, "", ""), {"b": ConnectError("b", "cannot connect to root@10.0.0.2:22: refused")}
+    )
     with Executor(inventory.hosts, connect=make) as ex:
         report = run_playbook(env_book(retries=5, delay=0), inventory, ex)
     hosts = report.stages[0].hosts

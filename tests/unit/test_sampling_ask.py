@@ -45,7 +45,11 @@ def test_schema_file_rules(tmp_path: Path) -> None:
     bad_json.write_text("{not json")
     bad_schema = tmp_path / "schema.json"
     bad_schema.write_text(json.dumps({"type": "objekt"}))
-    for path, rule in ((bad_json, "is not JSON"), (bad_schema, "is not a valid JSON Schema"), (tmp_path / "none.json", "No such file")):
+    for path, rule in (
+        (bad_json, "is not JSON"),
+        (bad_schema, "is not a valid JSON Schema"),
+        (tmp_path / "none.json", "No such file"),
+    ):
         r = cli("ask", "inventories/example.yaml", "hi", "--json-schema", str(path))
         assert r.returncode == 2 and rule in r.stderr, r.stderr
     with pytest.raises(BadInput, match="beam search cannot be combined with --json-schema"):
@@ -70,8 +74,15 @@ def test_body_for_server_and_offline(tmp_path: Path) -> None:
     schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
     s = sampling.make(max_tokens=5, temperature=0.7, top_k=-1, stop=["\n"], n=2, seed=3, json_schema=schema)
     body = s.body()
-    assert body == {"max_tokens": 5, "temperature": 0.7, "top_k": -1, "seed": 3, "stop": ["\n"], "n": 2,
-                    "structured_outputs": {"json": {"type": "object", "properties": {"a": {"type": "integer"}}}}}
+    assert body == {
+        "max_tokens": 5,
+        "temperature": 0.7,
+        "top_k": -1,
+        "seed": 3,
+        "stop": ["\n"],
+        "n": 2,
+        "structured_outputs": {"json": {"type": "object", "properties": {"a": {"type": "integer"}}}},
+    }
     assert "structured_outputs" not in s.offline() and s.offline()["n"] == 2
     old = sampling.make(json_schema=schema, structured="guided_json").body()
     assert "guided_json" in old and "structured_outputs" not in old
@@ -88,8 +99,16 @@ def test_ask_completion_with_usage_and_key() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.update(url=str(request.url), auth=request.headers.get("authorization"), body=json.loads(request.content))
-        return httpx.Response(200, json={"choices": [{"index": 1, "text": " b", "finish_reason": "stop"}, {"index": 0, "text": " a", "finish_reason": "length"}],
-                                         "usage": {"prompt_tokens": 3, "completion_tokens": 7}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {"index": 1, "text": " b", "finish_reason": "stop"},
+                    {"index": 0, "text": " a", "finish_reason": "length"},
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 7},
+            },
+        )
 
     rep = ask("http://h:8000/v1", "m", "hi", sampling.make(n=2, temperature=1), api_key="k", transport=server(handler))
     assert seen["url"] == "http://h:8000/v1/completions" and seen["auth"] == "Bearer k"
@@ -109,12 +128,30 @@ def test_ask_chat_stream_measures_first_token() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        assert body["stream"] is True and body["stream_options"] == {"include_usage": True} and body["messages"][0]["content"] == "hi"
+        assert (
+            body["stream"] is True
+            and body["stream_options"] == {"include_usage": True}
+            and body["messages"][0]["content"] == "hi"
+        )
         return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
 
     ticks = iter([0.0, 0.25, 0.5, 0.75, 1.0])
-    rep = ask("http://h/v1", "m", "hi", sampling.make(), chat=True, stream=True, transport=server(handler), clock=lambda: next(ticks))
-    assert rep.answers == ["Hello"] and rep.finish_reasons == ["stop"] and rep.ttft_s == 0.25 and rep.completion_tokens == 2
+    rep = ask(
+        "http://h/v1",
+        "m",
+        "hi",
+        sampling.make(),
+        chat=True,
+        stream=True,
+        transport=server(handler),
+        clock=lambda: next(ticks),
+    )
+    assert (
+        rep.answers == ["Hello"]
+        and rep.finish_reasons == ["stop"]
+        and rep.ttft_s == 0.25
+        and rep.completion_tokens == 2
+    )
 
 
 def test_ask_errors_name_the_cause() -> None:

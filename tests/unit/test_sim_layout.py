@@ -12,10 +12,14 @@ from toolkit.sim.layout import STATE_HOME, default_root, scratch_parent
 
 def test_sim_beside_an_ordinary_checkout() -> None:
     assert default_root(Path("/srv/ascend-deploy"), uid=0) == Path("/srv/ascend-deploy/.sim")
-    assert default_root(Path("/root/work/ad"), uid=0) == Path("/root/work/ad/.sim")  # root's 0700 home: root's hosts read it
+    assert default_root(Path("/root/work/ad"), uid=0) == Path(
+        "/root/work/ad/.sim"
+    )  # root's 0700 home: root's hosts read it
 
 
-@pytest.mark.parametrize("folder", ["/tmp/ad", "/tmp", "/var/tmp/x/y", "/dev/shm/ad", "/srv/my checkout", "/srv/tab\there"])
+@pytest.mark.parametrize(
+    "folder", ["/tmp/ad", "/tmp", "/var/tmp/x/y", "/dev/shm/ad", "/srv/my checkout", "/srv/tab\there"]
+)
 def test_a_folder_the_hosts_cannot_use_gets_its_own_root(folder: str) -> None:
     root = default_root(Path(folder), uid=0)
     assert root.parent == STATE_HOME and scratch_parent(root) is None and " " not in str(root) and "\t" not in str(root)

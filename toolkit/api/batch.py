@@ -35,7 +35,9 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise BadInput(f"{path}:{number}: not JSON ({exc})", hint='one object per line: {"prompt": "..."}') from None
+                raise BadInput(
+                    f"{path}:{number}: not JSON ({exc})", hint='one object per line: {"prompt": "..."}'
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not record["prompt"]:
                 raise BadInput(f"{path}:{number}: expected an object with a non-empty string 'prompt'")
             items.append({"id": record.get("id", number), "prompt": record["prompt"]})
@@ -44,8 +46,6 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
     if not items:
         raise BadInput(f"--prompts {path} has no prompts", hint="one prompt per line, or JSONL with a 'prompt' field")
     return items
-
-
 
 
 @dataclass
@@ -66,11 +66,23 @@ class GenerateReport:
         seconds = self.summary.get("seconds") or 0.0
         if not seconds:
             return {}
-        return {"prompts_per_s": round(self.summary.get("done", 0) / seconds, 3), "output_tokens_per_s": round(self.summary.get("output_tokens", 0) / seconds, 1)}
+        return {
+            "prompts_per_s": round(self.summary.get("done", 0) / seconds, 3),
+            "output_tokens_per_s": round(self.summary.get("output_tokens", 0) / seconds, 1),
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "inventory": self.inventory, "results": self.results, "out": self.out, "summary": self.summary,
-                "rates": self.rates(), "duration": round(self.duration, 3), "failed_stage": self.run.failed_stage, "run": self.run.to_dict()}
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "results": self.results,
+            "out": self.out,
+            "summary": self.summary,
+            "rates": self.rates(),
+            "duration": round(self.duration, 3),
+            "failed_stage": self.run.failed_stage,
+            "run": self.run.to_dict(),
+        }
 
 
 def generate(
@@ -103,8 +115,20 @@ def generate(
         plan = plan_for(inventory, executor)
         if plan.backend.value == "mp":
             skip.add("ray")
-        run = run_playbook(load_playbook("generate"), inventory, executor, skip_tags=skip,
-                           shared={"plan": plan, "api_key": key, "prompts": prompts, "sampling": sampling, "on_result": counted, "timeout": timeout})
+        run = run_playbook(
+            load_playbook("generate"),
+            inventory,
+            executor,
+            skip_tags=skip,
+            shared={
+                "plan": plan,
+                "api_key": key,
+                "prompts": prompts,
+                "sampling": sampling,
+                "on_result": counted,
+                "timeout": timeout,
+            },
+        )
     stage = next(s for s in run.stages if s.name == "generate")
     head = stage.hosts.get(plan.head.name)
     summary = dict(head.data.get("summary", {})) if head else {}

@@ -31,18 +31,34 @@ class LogsReport:
         return all(v.get("error") is None for v in self.hosts.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "inventory": self.inventory, "archive": self.archive, "hosts": self.hosts, "tails": self.tails, "duration": round(self.duration, 3)}
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "archive": self.archive,
+            "hosts": self.hosts,
+            "tails": self.tails,
+            "duration": round(self.duration, 3),
+        }
 
 
-def logs(inventory: Inventory, opts: Options, *, tail: int | None = None, out_dir: Path = Path("."), emit: EventSink = no_events,
-         connect: ConnectFn | None = None) -> LogsReport:
+def logs(
+    inventory: Inventory,
+    opts: Options,
+    *,
+    tail: int | None = None,
+    out_dir: Path = Path("."),
+    emit: EventSink = no_events,
+    connect: ConnectFn | None = None,
+) -> LogsReport:
     """Collect every host's logs into one local tar.gz, or (`tail`) the last lines of each."""
     started = time.monotonic()
     if not tail:  # before collecting anything: a bad --out fails in a second, not after the download
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInput(f"--out {out_dir}: cannot create the folder ({exc.strerror})", hint="pick a writable folder") from None
+            raise BadInput(
+                f"--out {out_dir}: cannot create the folder ({exc.strerror})", hint="pick a writable folder"
+            ) from None
         if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
             raise BadInput(f"--out {out_dir}: not a writable folder", hint="pick a writable folder")
     name = "logs-tail" if tail else "logs"
@@ -60,8 +76,11 @@ def logs(inventory: Inventory, opts: Options, *, tail: int | None = None, out_di
                 continue
             if tail:
                 tails[host] = h.data.get("tails", {})
-                hosts[host] = {"error": None, "files": len(tails[host]),
-                               "missing": [f for f in h.data.get("looked_for", []) if f not in tails[host]]}
+                hosts[host] = {
+                    "error": None,
+                    "files": len(tails[host]),
+                    "missing": [f for f in h.data.get("looked_for", []) if f not in tails[host]],
+                }
                 continue
             count = 0
             with tarfile.open(fileobj=io.BytesIO(h.data.get("archive", b"")), mode="r:gz") as part:

@@ -52,7 +52,11 @@ def select_hosts(inventory: Inventory, limit: str | None) -> list[ResolvedHost]:
     patterns = [p.strip() for p in limit.split(",") if p.strip()]
     chosen: list[ResolvedHost] = []
     for pattern in patterns:
-        matched = [h for h in inventory.hosts if fnmatch.fnmatchcase(h.name, pattern) or fnmatch.fnmatchcase(h.address, pattern)]
+        matched = [
+            h
+            for h in inventory.hosts
+            if fnmatch.fnmatchcase(h.name, pattern) or fnmatch.fnmatchcase(h.address, pattern)
+        ]
         if not matched:
             guess = did_you_mean(pattern, [h.name for h in inventory.hosts])
             raise BadInput(
@@ -72,7 +76,9 @@ def make_executor(
 ) -> Executor:
     known = inventory.resolve_path(inventory.spec.known_hosts) if inventory.spec.known_hosts else None
     factory = connect or connect_factory(known_hosts=known, accept_new_host_keys=opts.accept_new_host_keys)
-    return Executor(select_hosts(inventory, opts.limit), forks=opts.forks, connect=factory, emit=emit, stream_output=opts.verbose)
+    return Executor(
+        select_hosts(inventory, opts.limit), forks=opts.forks, connect=factory, emit=emit, stream_output=opts.verbose
+    )
 
 
 def plugins_for(inventory: Inventory | None) -> "Plugins":
@@ -98,12 +104,17 @@ def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise BadInput(f"{path}: cannot read the model's config.json: {exc}", hint="point model.config at a valid copy") from None
+                raise BadInput(
+                    f"{path}: cannot read the model's config.json: {exc}", hint="point model.config at a valid copy"
+                ) from None
             if not isinstance(data, dict):
                 raise BadInput(f"{path}: config.json is not a JSON object")
             return data, str(path)
         if model.config and path == candidates[0]:
-            raise BadInput(f"model.config {model.config!r}: {path} does not exist", hint="paths in the inventory are relative to the inventory file")
+            raise BadInput(
+                f"model.config {model.config!r}: {path} does not exist",
+                hint="paths in the inventory are relative to the inventory file",
+            )
     return None, None
 
 
@@ -116,7 +127,9 @@ def plan(inventory: Inventory, config: dict | None = None, config_source: str | 
     return make_plan(inventory, plugins_for(inventory), config, config_source)
 
 
-def plan_for(inventory: Inventory, executor: Executor | None = None, local: tuple[dict | None, str | None] | None = None) -> Plan:
+def plan_for(
+    inventory: Inventory, executor: Executor | None = None, local: tuple[dict | None, str | None] | None = None
+) -> Plan:
     """Plan with the local config.json (`local` when already read), else the head's (read over SSH once)."""
     from toolkit.planner.plan import make_plan
 
@@ -124,7 +137,9 @@ def plan_for(inventory: Inventory, executor: Executor | None = None, local: tupl
     if config is None and executor is not None and inventory.spec.model is not None:
         head = inventory.head
         path = inventory.spec.model.path.rstrip("/") + "/config.json"
-        res = executor.map(lambda s: s.run(f"cat {q(path)}", timeout=30, check=False, setup=False), [head], stage="model-config")
+        res = executor.map(
+            lambda s: s.run(f"cat {q(path)}", timeout=30, check=False, setup=False), [head], stage="model-config"
+        )
         outcome = res.outcomes.get(head.name)
         text = outcome.value.stdout if outcome and outcome.ok and outcome.value and outcome.value.ok else ""
         try:
@@ -134,13 +149,12 @@ def plan_for(inventory: Inventory, executor: Executor | None = None, local: tupl
     return make_plan(inventory, plugins_for(inventory), config, source)
 
 
-
 def require_all_hosts(opts: Options, command: str) -> None:
     if opts.limit:
-        raise BadInput(f"`{command}` acts on the whole cluster; --limit is not accepted",
-                       hint="edit the inventory to change which hosts take part")
-
-
+        raise BadInput(
+            f"`{command}` acts on the whole cluster; --limit is not accepted",
+            hint="edit the inventory to change which hosts take part",
+        )
 
 
 @dataclass

@@ -42,7 +42,9 @@ class UpReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.run) and any(h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values())
+        return bool(self.run) and any(
+            h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values()
+        )
 
     @property
     def serving(self) -> bool:
@@ -54,9 +56,19 @@ class UpReport:
         out = []
         if self.preflight is not None:
             out.append(("preflight", self.preflight.duration, "ok" if self.preflight.ok else "failed"))
-        for s in (self.run.stages if self.run else []):
+        for s in self.run.stages if self.run else []:
             statuses = {h.status for h in s.hosts.values()}
-            status = "failed" if "failed" in statuses else "changed" if statuses & {"changed", "would-change"} else "skipped" if s.skipped_reason or statuses == {"skipped"} else "ok" if statuses == {"ok"} else "unchanged"
+            status = (
+                "failed"
+                if "failed" in statuses
+                else "changed"
+                if statuses & {"changed", "would-change"}
+                else "skipped"
+                if s.skipped_reason or statuses == {"skipped"}
+                else "ok"
+                if statuses == {"ok"}
+                else "unchanged"
+            )
             out.append((s.name, s.duration, status))
         return out
 
@@ -91,8 +103,6 @@ class UpReport:
         }
 
 
-
-
 def usage_examples(plan: Plan) -> dict[str, str]:
     """A ready-to-paste curl and OpenAI client example for the endpoint, reading the API key from
     where the inventory says it is (never the key itself)."""
@@ -104,17 +114,17 @@ def usage_examples(plan: Plan) -> dict[str, str]:
     elif plan.api_key_file:
         imports, key = "from pathlib import Path\n", f"Path({plan.api_key_file!r}).read_text().strip()"
         auth = f' -H "Authorization: Bearer $(cat {shlex.quote(plan.api_key_file)})"'
-    curl = (f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
-            f"-d '{{\"model\": \"{name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}], \"max_tokens\": 64}}'")
+    curl = (
+        f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
+        f'-d \'{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 64}}\''
+    )
     python = (
         f"{imports}from openai import OpenAI\n"
-        f"client = OpenAI(base_url=\"{plan.endpoint}\", api_key={key})\n"
-        f"reply = client.chat.completions.create(model=\"{name}\", messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}], max_tokens=64)\n"
+        f'client = OpenAI(base_url="{plan.endpoint}", api_key={key})\n'
+        f'reply = client.chat.completions.create(model="{name}", messages=[{{"role": "user", "content": "Hello!"}}], max_tokens=64)\n'
         "print(reply.choices[0].message.content)"
     )
     return {"curl": curl, "python": python}
-
-
 
 
 def up(
@@ -146,7 +156,9 @@ def up(
         if not opts.check:
             shared["ray_snapshot"] = ray_snapshot(executor, inventory.head, report.plan)
         if not skip_preflight:
-            run = run_playbook(load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}})
+            run = run_playbook(
+                load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}}
+            )
             pre = build(inventory, run, "rail")
             pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
             report.preflight = pre
@@ -155,8 +167,15 @@ def up(
                 report.duration = time.monotonic() - started
                 return report
         skip = set(getattr(opts, "skip_tags", set())) | ({"verify"} if opts.check else set())
-        run = run_playbook(load_playbook("up"), inventory, executor, check=opts.check, tags=getattr(opts, "tags", None) or None,
-                           skip_tags=skip or None, shared=shared)
+        run = run_playbook(
+            load_playbook("up"),
+            inventory,
+            executor,
+            check=opts.check,
+            tags=getattr(opts, "tags", None) or None,
+            skip_tags=skip or None,
+            shared=shared,
+        )
         report.run = run
         report.failed_stage = run.failed_stage
         if run.failed_stage == "ray-ready":
@@ -168,8 +187,8 @@ def up(
 def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[Any]":
     """Ask Ray for its nodes on the head in the background while the other stages run (see
     `ray_snapshot_command`); the thread ends with its command, or when the executor closes."""
-    from concurrent.futures import Future
     import threading
+    from concurrent.futures import Future
 
     from toolkit.steps.deploy import ray_snapshot_command
 
@@ -177,8 +196,12 @@ def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[
 
     def query() -> None:
         try:
-            session = executor.session(head)  # no stage: a failure to connect is reported by the stage that needs the head
-            future.set_result(session.run(ray_snapshot_command(plan, Paths.of(plan.cluster)), timeout=60, check=False, setup=True))
+            session = executor.session(
+                head
+            )  # no stage: a failure to connect is reported by the stage that needs the head
+            future.set_result(
+                session.run(ray_snapshot_command(plan, Paths.of(plan.cluster)), timeout=60, check=False, setup=True)
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
             future.set_exception(exc)
 
@@ -205,7 +228,9 @@ def attach_ray_logs(inventory: Inventory, executor: Executor, run: RunReport) ->
             if outcome is None:
                 continue
             if outcome.ok and outcome.value is not None:
-                lines = outcome.value.stdout.strip().splitlines() or ["(no Ray log on this host: `ray start` never ran there)"]
+                lines = outcome.value.stdout.strip().splitlines() or [
+                    "(no Ray log on this host: `ray start` never ran there)"
+                ]
                 err.details.extend([f"{name}: Ray log tail"] + [f"  {ln}" for ln in lines[-20:]])
             elif outcome.error is not None:
                 err.details.append(f"{name}: unreachable for its log: {outcome.error.message}")

@@ -26,14 +26,27 @@ class StatusReport:
     @property
     def ok(self) -> bool:
         """Every host reachable with its Ray node alive, and the server healthy."""
-        return bool(self.hosts) and all(h["reachable"] and h["ray_node"] for h in self.hosts) and any(h.get("health") == 200 for h in self.hosts)
+        return (
+            bool(self.hosts)
+            and all(h["reachable"] and h["ray_node"] for h in self.hosts)
+            and any(h.get("health") == 200 for h in self.hosts)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "inventory": self.inventory, "endpoint": self.plan.endpoint, "served_model": self.plan.served_name.value,
-                "duration": round(self.duration, 3), "hosts": self.hosts, "notes": self.notes}
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "endpoint": self.plan.endpoint,
+            "served_model": self.plan.served_name.value,
+            "duration": round(self.duration, 3),
+            "hosts": self.hosts,
+            "notes": self.notes,
+        }
 
 
-def status(inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None) -> StatusReport:
+def status(
+    inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None
+) -> StatusReport:
     started = time.monotonic()
     plan, notes = plan_or_observation(inventory)
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
@@ -60,8 +73,15 @@ def status(inventory: Inventory, opts: Options, *, emit: EventSink = no_events, 
             "npu_planned": len(hp.devices),
         }
         if hp.role == "head":
-            row.update(vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"), health=d.get("health"), models=d.get("models"),
-                       endpoint=plan.endpoint, last_log_line=d.get("last_log_line"), ray_nodes=len(nodes))
+            row.update(
+                vllm_pid=d.get("vllm_pid"),
+                uptime_s=d.get("vllm_uptime_s"),
+                health=d.get("health"),
+                models=d.get("models"),
+                endpoint=plan.endpoint,
+                last_log_line=d.get("last_log_line"),
+                ray_nodes=len(nodes),
+            )
         rows.append(row)
     return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
 

@@ -31,7 +31,15 @@ def run(
     if any(steps[stage.step].needs_plan for stage in book.stages if stage.step in steps):
         shared = {"plan": plan(inventory), "api_key": read_api_key(inventory)}
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        return run_playbook(book, inventory, executor, check=opts.check, tags=opts.tags or None, skip_tags=opts.skip_tags or None, shared=shared)
+        return run_playbook(
+            book,
+            inventory,
+            executor,
+            check=opts.check,
+            tags=opts.tags or None,
+            skip_tags=opts.skip_tags or None,
+            shared=shared,
+        )
 
 
 def check_net(
@@ -61,5 +69,3 @@ def facts(
 ) -> RunReport:
     """Gather read-only facts from every selected host (the `facts` playbook)."""
     return run("facts", inventory, opts, emit=emit, connect=connect)
-
-

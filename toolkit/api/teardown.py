@@ -44,11 +44,19 @@ class DownReport:
 
     def to_dict(self) -> dict[str, Any]:
         notes = self.notes + (self.lock.notes if self.lock else [])
-        return {"ok": self.ok, "inventory": self.inventory, "duration": round(self.duration, 3), "hosts": self.hosts(), "notes": notes,
-                "run": self.run.to_dict()}
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "duration": round(self.duration, 3),
+            "hosts": self.hosts(),
+            "notes": notes,
+            "run": self.run.to_dict(),
+        }
 
 
-def down(inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None) -> DownReport:
+def down(
+    inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None
+) -> DownReport:
     """Stop vLLM and Ray everywhere, remove the cluster's files, verify nothing is left."""
     require_all_hosts(opts, "down")
     started = time.monotonic()

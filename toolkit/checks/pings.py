@@ -46,9 +46,17 @@ class PingResult:
     def to_dict(self) -> dict[str, Any]:
         # by hand: asdict() deep-copies, and a 64-host rail check has 32k of these
         return {
-            "host": self.host, "device": self.device, "peer_host": self.peer_host, "peer_device": self.peer_device,
-            "peer_ip": self.peer_ip, "sent": self.sent, "received": self.received, "loss_pct": self.loss_pct,
-            "rtt_ms": self.rtt_ms, "error": self.error, "ok": self.ok,
+            "host": self.host,
+            "device": self.device,
+            "peer_host": self.peer_host,
+            "peer_device": self.peer_device,
+            "peer_ip": self.peer_ip,
+            "sent": self.sent,
+            "received": self.received,
+            "loss_pct": self.loss_pct,
+            "rtt_ms": self.rtt_ms,
+            "error": self.error,
+            "ok": self.ok,
         }
 
 
@@ -83,7 +91,9 @@ def script(targets: list[Target], nonce: str, packets: int = 3) -> str:
     queues: dict[int, list[str]] = {}
     for t in targets:
         # peer IPs were read from other hosts' tool output: quoted like any remote argument
-        queues.setdefault(t.device, []).append(f"h {q(f'{t.device} {t.peer_ip}')} -i {int(t.device)} -ping -g address {q(t.peer_ip)} pkt {int(packets)}")
+        queues.setdefault(t.device, []).append(
+            f"h {q(f'{t.device} {t.peer_ip}')} -i {int(t.device)} -ping -g address {q(t.peer_ip)} pkt {int(packets)}"
+        )
     if not queues:
         return "true"
     return retrying_call(nonce, 8) + "\n" + per_device(queues)
@@ -122,8 +132,13 @@ def parse(raw: Raw, nonce: str, host: str, targets: list[Target]) -> list[PingRe
         t = by_key.get(key) if key else None
         if t is not None:
             sent, received, loss, rtt, error = parse_one(text, code)
-            results[key] = PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error)  # type: ignore[index]
+            results[key] = PingResult(
+                host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error
+            )  # type: ignore[index]
     out = []
     for k, t in by_key.items():
-        out.append(results.get(k) or PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, error="no result (output cut short)"))
+        out.append(
+            results.get(k)
+            or PingResult(host, t.device, t.peer_host, t.peer_device, t.peer_ip, error="no result (output cut short)")
+        )
     return out

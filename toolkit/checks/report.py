@@ -9,8 +9,8 @@ from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.config.inventory import Inventory
-from toolkit.transport.result import plain
 from toolkit.engine.runner import RunReport
+from toolkit.transport.result import plain
 
 
 @dataclass
@@ -39,7 +39,12 @@ class CheckNetReport:
 
 def host_summary(view: HostView) -> dict[str, Any]:
     if view.data is None:
-        return {"name": view.host.name, "address": view.host.address, "reachable": False, "error": getattr(view.error, "message", str(view.error))}
+        return {
+            "name": view.host.name,
+            "address": view.host.address,
+            "reachable": False,
+            "error": getattr(view.error, "message", str(view.error)),
+        }
     data = view.data
     info = data.get("npu_smi")
     return {
@@ -51,7 +56,12 @@ def host_summary(view: HostView) -> dict[str, Any]:
         "npus": plain(info.chips) if info else None,
         "npu_processes": plain(info.processes) if info else None,
         "devices": [plain(view.devices[d]) for d in sorted(view.devices)],
-        "versions": {"driver": data.get("driver"), "cann": data.get("cann"), "python": data.get("python"), **(data.get("packages") or {})},
+        "versions": {
+            "driver": data.get("driver"),
+            "cann": data.get("cann"),
+            "python": data.get("python"),
+            **(data.get("packages") or {}),
+        },
         "model": plain(data.get("model")),
         "probes": plain(data.get("probes")),
         "clock_offset_s": data.get("clock_offset_s"),
@@ -81,6 +91,15 @@ def build(inventory: Inventory, run: RunReport, mode: str) -> CheckNetReport:
     problems = evaluate(inventory, views)
     for view in views:  # a host whose ping round trip itself failed
         if view.data is not None and view.error is not None:
-            problems.append(Problem(view.host.name, None, "ping-run", view.error.message, "the ping round trip to finish", view.error.hint or "re-run check-net; see -v for the host's output"))
+            problems.append(
+                Problem(
+                    view.host.name,
+                    None,
+                    "ping-run",
+                    view.error.message,
+                    "the ping round trip to finish",
+                    view.error.hint or "re-run check-net; see -v for the host's output",
+                )
+            )
     all_pings = [p for v in views for p in v.pings]
     return CheckNetReport(mode, views, all_pings, problems, run.duration, [host_summary(v) for v in views])

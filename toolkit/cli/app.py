@@ -7,6 +7,8 @@ No `from __future__ import annotations` here or in sim_cli.py: typer reads every
 signature at start-up, and string annotations cost it 600 `eval`s (about 25 ms of each run).
 """
 
+import functools
+import inspect
 import json
 import signal
 import sys
@@ -14,14 +16,12 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
-import functools
-import inspect
 import typer
 
 from toolkit import __version__, api
-from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Interrupted, ToolkitError
 from toolkit.config.inventory import Inventory, InventoryFile
 from toolkit.config.recorded import default_inventory
+from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Interrupted, ToolkitError
 
 EPILOG = (
     "Exit codes: 0 success; 1 a check or stage failed on some host; 2 bad input (inventory, "
@@ -51,18 +51,34 @@ InventoryArg = Annotated[
     Optional[Path],
     typer.Argument(help="Inventory YAML (default: the one the last `up` in this folder used).", show_default=False),
 ]
-LimitOpt = Annotated[Optional[str], typer.Option("--limit", "-l", help="Only these hosts: comma list of names or globs (e.g. 'node-a,node-c*').")]
-ForksOpt = Annotated[Optional[int], typer.Option("--forks", "-f", min=1, max=1024, help="Hosts worked on at once (default: all, up to 64).")]
+LimitOpt = Annotated[
+    Optional[str],
+    typer.Option("--limit", "-l", help="Only these hosts: comma list of names or globs (e.g. 'node-a,node-c*')."),
+]
+ForksOpt = Annotated[
+    Optional[int],
+    typer.Option("--forks", "-f", min=1, max=1024, help="Hosts worked on at once (default: all, up to 64)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Stream remote output, prefixed by host.")]
-CheckOpt = Annotated[bool, typer.Option("--check", help="Dry run: read facts, print per host what would run, change nothing.")]
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Dry run: read facts, print per host what would run, change nothing.")
+]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a setting for this run (highest precedence), e.g. --set serve.port=9000, --set env.HCCL_CONNECT_TIMEOUT=1200. Repeatable."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a setting for this run (highest precedence), e.g. --set serve.port=9000, --set env.HCCL_CONNECT_TIMEOUT=1200. Repeatable.",
+    ),
 ]
 AcceptKeysOpt = Annotated[
     bool,
-    typer.Option("--accept-new-host-keys", help="Record host keys of hosts not yet in known_hosts (a CHANGED key is always refused)."),
+    typer.Option(
+        "--accept-new-host-keys",
+        help="Record host keys of hosts not yet in known_hosts (a CHANGED key is always refused).",
+    ),
 ]
 
 
@@ -70,8 +86,12 @@ def _inventory(path: Optional[Path], overrides: Optional[list[str]]) -> Inventor
     return api.load(path or default_inventory(), api.Options(overrides=overrides or []))
 
 
-def _options(limit: Optional[str], forks: Optional[int], verbose: bool, check: bool, accept: bool, overrides: Optional[list[str]]) -> api.Options:
-    return api.Options(limit=limit, forks=forks, verbose=verbose, check=check, accept_new_host_keys=accept, overrides=overrides or [])
+def _options(
+    limit: Optional[str], forks: Optional[int], verbose: bool, check: bool, accept: bool, overrides: Optional[list[str]]
+) -> api.Options:
+    return api.Options(
+        limit=limit, forks=forks, verbose=verbose, check=check, accept_new_host_keys=accept, overrides=overrides or []
+    )
 
 
 def _progress(verbose: bool, as_json: bool) -> Any:
@@ -144,7 +164,11 @@ def facts(
             {
                 "ok": report.ok,
                 "hosts": {
-                    name: {"ok": h.error is None, "facts": h.data.get("facts"), "error": h.error.to_dict() if h.error else None}
+                    name: {
+                        "ok": h.error is None,
+                        "facts": h.data.get("facts"),
+                        "error": h.error.to_dict() if h.error else None,
+                    }
                     for name, h in stage.hosts.items()
                 },
             }
@@ -160,7 +184,9 @@ def facts(
 @app.command(epilog=EPILOG)
 @guarded
 def run(
-    playbook: Annotated[str, typer.Argument(help="Bundled playbook name (facts, env, ...) or a path to a playbook YAML.")],
+    playbook: Annotated[
+        str, typer.Argument(help="Bundled playbook name (facts, env, ...) or a path to a playbook YAML.")
+    ],
     inventory: InventoryArg = None,
     limit: LimitOpt = None,
     forks: ForksOpt = None,
@@ -169,8 +195,12 @@ def run(
     check: CheckOpt = False,
     set_: SetOpt = None,
     accept_new_host_keys: AcceptKeysOpt = False,
-    tags: Annotated[Optional[str], typer.Option("--tags", help="Only stages with one of these tags (comma list).")] = None,
-    skip_tags: Annotated[Optional[str], typer.Option("--skip-tags", help="Skip stages with one of these tags (comma list).")] = None,
+    tags: Annotated[
+        Optional[str], typer.Option("--tags", help="Only stages with one of these tags (comma list).")
+    ] = None,
+    skip_tags: Annotated[
+        Optional[str], typer.Option("--skip-tags", help="Skip stages with one of these tags (comma list).")
+    ] = None,
 ) -> None:
     """Run a playbook: its stages in order, a barrier after each, stopping at the first stage that fails on any host. With --check, facts are read but nothing is changed, and each host's would-be commands are printed."""
 
@@ -187,7 +217,14 @@ def run(
 @guarded
 def check_net(
     inventory: InventoryArg = None,
-    mode: Annotated[str, typer.Option("--mode", "-m", help="rail: device i of every host pings device i of every other host (default); ring: device i pings device i of the next host, O(N), for large clusters; full: every device pair across hosts.")] = "rail",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            "-m",
+            help="rail: device i of every host pings device i of every other host (default); ring: device i pings device i of the next host, O(N), for large clusters; full: every device pair across hosts.",
+        ),
+    ] = "rail",
     packets: Annotated[int, typer.Option("--packets", min=1, max=100, help="Packets per ping.")] = 3,
     limit: LimitOpt = None,
     forks: ForksOpt = None,
@@ -227,7 +264,10 @@ def show_vars(
     names = [h.name for h in inv.hosts]
     if host is not None and host not in names:
         guess = did_you_mean(host, names)
-        raise BadInput(f"no host named '{host}' in {inv.path}", hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}")
+        raise BadInput(
+            f"no host named '{host}' in {inv.path}",
+            hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}",
+        )
     chosen = [host] if host else names
     if json_:
         render.print_json(
@@ -245,7 +285,9 @@ def show_vars(
 @app.command(epilog=EPILOG)
 @guarded
 def schema(
-    playbook: Annotated[bool, typer.Option("--playbook", help="Print the playbook schema instead of the inventory schema.")] = False,
+    playbook: Annotated[
+        bool, typer.Option("--playbook", help="Print the playbook schema instead of the inventory schema.")
+    ] = False,
 ) -> None:
     """Print the JSON Schema of the inventory (for editor completion and validation), e.g. `ascend-deploy schema > inventory.schema.json`."""
     from toolkit.config.playbook import Playbook
@@ -282,7 +324,9 @@ def plan(
 @app.command(epilog=EPILOG)
 @guarded
 def plugins(
-    inventory: Annotated[Optional[Path], typer.Argument(help="Also load the plugin folders this inventory lists.", show_default=False)] = None,
+    inventory: Annotated[
+        Optional[Path], typer.Argument(help="Also load the plugin folders this inventory lists.", show_default=False)
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List every plugin (built-in `plugins/`, entry points in group `ascend_deploy.plugins`, inventory
@@ -301,15 +345,27 @@ def plugins(
 @guarded
 def up(
     inventory: InventoryArg = None,
-    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Skip the check-net preflight (NPU links, IPs, pings, versions).")] = False,
+    skip_preflight: Annotated[
+        bool, typer.Option("--skip-preflight", help="Skip the check-net preflight (NPU links, IPs, pings, versions).")
+    ] = False,
     forks: ForksOpt = None,
     verbose: VerboseOpt = False,
     check: CheckOpt = False,
     accept_new_host_keys: AcceptKeysOpt = False,
     set_: SetOpt = None,
     json_: JsonOpt = False,
-    tags: Annotated[Optional[str], typer.Option("--tags", help="Only the `up` stages with one of these tags (env, ray, vllm, verify; comma list).")] = None,
-    skip_tags: Annotated[Optional[str], typer.Option("--skip-tags", help="Skip the `up` stages with these tags: `--skip-tags vllm` brings up Ray only.")] = None,
+    tags: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tags", help="Only the `up` stages with one of these tags (env, ray, vllm, verify; comma list)."
+        ),
+    ] = None,
+    skip_tags: Annotated[
+        Optional[str],
+        typer.Option(
+            "--skip-tags", help="Skip the `up` stages with these tags: `--skip-tags vllm` brings up Ray only."
+        ),
+    ] = None,
 ) -> None:
     """Deploy: preflight (check-net), env file on every host, Ray head then workers (NPU resource,
     never --num-gpus), wait until Ray reports every node and NPU, vLLM on the head (setsid, log and
@@ -377,8 +433,19 @@ def status(
 @guarded
 def logs(
     inventory: InventoryArg = None,
-    tail: Annotated[Optional[int], typer.Option("--tail", "-n", min=1, max=100000, help="Print the last N lines of each host's vLLM and Ray logs instead of writing an archive.")] = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Only these hosts (names or globs, comma-separated).")] = None,
+    tail: Annotated[
+        Optional[int],
+        typer.Option(
+            "--tail",
+            "-n",
+            min=1,
+            max=100000,
+            help="Print the last N lines of each host's vLLM and Ray logs instead of writing an archive.",
+        ),
+    ] = None,
+    host: Annotated[
+        Optional[str], typer.Option("--host", help="Only these hosts (names or globs, comma-separated).")
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the archive.")] = Path("."),
     accept_new_host_keys: AcceptKeysOpt = False,
     json_: JsonOpt = False,
@@ -405,27 +472,68 @@ StopOpt = Annotated[Optional[list[str]], typer.Option("--stop", help="Stop strin
 NOpt = Annotated[int, typer.Option("--n", help="Answers per prompt, 1..10 (n > 1 needs --temperature > 0).")]
 IgnoreEosOpt = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past the end-of-sequence token.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Sampling seed.")]
-SchemaOpt = Annotated[Optional[Path], typer.Option("--json-schema", help="Structured output: the answer must be JSON valid against this JSON Schema file.")]
+SchemaOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--json-schema", help="Structured output: the answer must be JSON valid against this JSON Schema file."
+    ),
+]
 
 
-def _sampling(max_tokens: int, temperature: Optional[float], top_p: Optional[float], top_k: Optional[int], presence: Optional[float],
-              frequency: Optional[float], stop: Optional[list[str]], n: int, ignore_eos: bool, seed: Optional[int],
-              json_schema: Optional[Path], beam_width: Optional[int] = None, stream: bool = False, beam: bool = True,
-              structured: str = "structured_outputs") -> Any:
+def _sampling(
+    max_tokens: int,
+    temperature: Optional[float],
+    top_p: Optional[float],
+    top_k: Optional[int],
+    presence: Optional[float],
+    frequency: Optional[float],
+    stop: Optional[list[str]],
+    n: int,
+    ignore_eos: bool,
+    seed: Optional[int],
+    json_schema: Optional[Path],
+    beam_width: Optional[int] = None,
+    stream: bool = False,
+    beam: bool = True,
+    structured: str = "structured_outputs",
+) -> Any:
     from toolkit.client import sampling
 
-    return sampling.make(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, presence_penalty=presence,
-                         frequency_penalty=frequency, stop=stop, n=n, ignore_eos=ignore_eos, seed=seed, json_schema=json_schema,
-                         beam_width=beam_width, stream=stream, beam_search_available=beam, structured=structured)
+    return sampling.make(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        presence_penalty=presence,
+        frequency_penalty=frequency,
+        stop=stop,
+        n=n,
+        ignore_eos=ignore_eos,
+        seed=seed,
+        json_schema=json_schema,
+        beam_width=beam_width,
+        stream=stream,
+        beam_search_available=beam,
+        structured=structured,
+    )
 
 
 @app.command(epilog=EPILOG)
 @guarded
 def ask(
-    inventory: Annotated[Optional[Path], typer.Argument(help="Inventory (default: the last `up`'s). May be omitted: `ask \"prompt\"`.", show_default=False)] = None,
+    inventory: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help='Inventory (default: the last `up`\'s). May be omitted: `ask "prompt"`.', show_default=False
+        ),
+    ] = None,
     prompt: Annotated[Optional[str], typer.Argument(help="The prompt.", show_default=False)] = None,
-    chat: Annotated[bool, typer.Option("--chat", help="Use /v1/chat/completions (a user message) instead of /v1/completions.")] = False,
-    stream: Annotated[bool, typer.Option("--stream", help="Stream tokens as they come; reports time to first token.")] = False,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Use /v1/chat/completions (a user message) instead of /v1/completions.")
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Stream tokens as they come; reports time to first token.")
+    ] = False,
     max_tokens: MaxTokensOpt = 16,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
@@ -437,7 +545,12 @@ def ask(
     ignore_eos: IgnoreEosOpt = False,
     seed: SeedOpt = None,
     json_schema: SchemaOpt = None,
-    beam_width: Annotated[Optional[int], typer.Option("--beam-width", help="Beam search with this many beams (2..10; no streaming, no --n/--top-p/--top-k).")] = None,
+    beam_width: Annotated[
+        Optional[int],
+        typer.Option(
+            "--beam-width", help="Beam search with this many beams (2..10; no streaming, no --n/--top-p/--top-k)."
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the answer.")] = 300,
     set_: SetOpt = None,
     json_: JsonOpt = False,
@@ -452,12 +565,35 @@ def ask(
         raise BadInput("no prompt given", hint='ascend-deploy ask [INVENTORY] "your prompt"')
     inv = _inventory(inventory, set_)
     plan = api.plan(inv)
-    params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema,
-                       beam_width, stream, plan.runtime.beam_search, plan.runtime.structured_output)
+    params = _sampling(
+        max_tokens,
+        temperature,
+        top_p,
+        top_k,
+        presence_penalty,
+        frequency_penalty,
+        stop,
+        n,
+        ignore_eos,
+        seed,
+        json_schema,
+        beam_width,
+        stream,
+        plan.runtime.beam_search,
+        plan.runtime.structured_output,
+    )
     from toolkit.config.secrets import read_api_key
 
-    report = ask_mod.ask(plan.endpoint, plan.served_name.value, prompt, params, chat=chat, stream=stream,
-                         api_key=read_api_key(inv), timeout=timeout)
+    report = ask_mod.ask(
+        plan.endpoint,
+        plan.served_name.value,
+        prompt,
+        params,
+        chat=chat,
+        stream=stream,
+        api_key=read_api_key(inv),
+        timeout=timeout,
+    )
     _finish(report, json_, "render_ask")
 
 
@@ -465,9 +601,22 @@ def ask(
 @guarded
 def generate(
     inventory: InventoryArg = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", "-p", help="Required. Prompts: a text file (one per line) or .jsonl ({\"prompt\": ...} per line).", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results as JSONL here (default: stdout).")] = None,
-    stop_server: Annotated[bool, typer.Option("--stop-server", help="Stop the vLLM server that holds the devices first (`up` starts it again).")] = False,
+    prompts: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--prompts",
+            "-p",
+            help='Required. Prompts: a text file (one per line) or .jsonl ({"prompt": ...} per line).',
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write results as JSONL here (default: stdout).")
+    ] = None,
+    stop_server: Annotated[
+        bool,
+        typer.Option("--stop-server", help="Stop the vLLM server that holds the devices first (`up` starts it again)."),
+    ] = False,
     max_tokens: MaxTokensOpt = 16,
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
@@ -479,7 +628,9 @@ def generate(
     ignore_eos: IgnoreEosOpt = False,
     seed: SeedOpt = None,
     json_schema: SchemaOpt = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds the batch may take (model load included).")] = 3600,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds the batch may take (model load included).")
+    ] = 3600,
     forks: ForksOpt = None,
     verbose: VerboseOpt = False,
     accept_new_host_keys: AcceptKeysOpt = False,
@@ -492,15 +643,30 @@ def generate(
     throughput. Refuses while a vLLM server holds the devices unless --stop-server."""
     import json as _json
 
-
     inv = _inventory(inventory, set_)
-    params = _sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, stop, n, ignore_eos, seed, json_schema, beam=False)
+    params = _sampling(
+        max_tokens,
+        temperature,
+        top_p,
+        top_k,
+        presence_penalty,
+        frequency_penalty,
+        stop,
+        n,
+        ignore_eos,
+        seed,
+        json_schema,
+        beam=False,
+    )
     if prompts is None:
-        raise BadInput("--prompts FILE is required", hint="a text file with one prompt per line, or JSONL with a 'prompt' field")
+        raise BadInput(
+            "--prompts FILE is required", hint="a text file with one prompt per line, or JSONL with a 'prompt' field"
+        )
     items = api.read_prompts(prompts)
     opts = _options(None, forks, verbose, False, accept_new_host_keys, set_)
     sink = open(out, "w", encoding="utf-8") if out is not None else None  # noqa: SIM115 - closed below
     try:
+
         def on_result(record: dict[str, Any]) -> None:
             line = _json.dumps(record, ensure_ascii=False) + "\n"
             if sink is not None:
@@ -511,7 +677,9 @@ def generate(
                 sys.stdout.flush()
 
         with _progress(verbose, json_) as progress:
-            report = api.generate(inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress)
+            report = api.generate(
+                inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress
+            )
     finally:
         if sink is not None:
             sink.close()
@@ -552,7 +720,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     pass
 

@@ -16,10 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.errors import ToolkitError
-from toolkit.engine.executor import Event
 from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
+from toolkit.engine.executor import Event
 from toolkit.engine.runner import RunReport
+from toolkit.errors import ToolkitError
+
 
 def _width() -> int | None:
     """A terminal's own width; when piped (CI logs, `make demo`), wide enough for the tables."""
@@ -74,7 +75,9 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            self.live = Live(self._table(), console=err, refresh_per_second=8, transient=True, get_renderable=self._table)
+            self.live = Live(
+                self._table(), console=err, refresh_per_second=8, transient=True, get_renderable=self._table
+            )
             self.live.__enter__()
         return self
 
@@ -95,7 +98,9 @@ class Progress:
             rows = list(self.rows.items())
         for (stage, host), (state, started, ended, last) in rows[-40:]:
             elapsed = (ended or now) - started
-            table.add_row(stage, host, Text(state, style=STATUS_STYLE.get(state, "")), f"{elapsed:5.1f}s", escape(last[:60]))
+            table.add_row(
+                stage, host, Text(state, style=STATUS_STYLE.get(state, "")), f"{elapsed:5.1f}s", escape(last[:60])
+            )
         return table
 
     def __call__(self, event: Event) -> None:
@@ -118,19 +123,31 @@ class Progress:
             now = time.monotonic()
             if now - self.last_line.get(key, 0.0) >= PROGRESS_EVERY_S:  # a log, not a live table: one line now and then
                 self.last_line[key] = now
-                err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail.splitlines()[0] if event.detail else ""))
+                err.print(
+                    Text(f"[{event.host}] {event.stage or ''}: ", style="dim")
+                    + Text(event.detail.splitlines()[0] if event.detail else "")
+                )
         if self.verbose and event.kind == "progress":
-            err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail.splitlines()[0] if event.detail else ""))
+            err.print(
+                Text(f"[{event.host}] {event.stage or ''}: ", style="dim")
+                + Text(event.detail.splitlines()[0] if event.detail else "")
+            )
         if self.verbose:
             if event.kind == "output":
                 style = "red" if event.stream == "stderr" else ""
                 err.print(Text(f"[{event.host}] ", style="bold") + Text(event.detail, style=style))
             elif event.kind in ("command", "failed", "retry"):
-                err.print(Text(f"[{event.host}] {event.stage or ''} {event.kind}: ", style="dim") + Text(event.detail.splitlines()[0] if event.detail else ""))
+                err.print(
+                    Text(f"[{event.host}] {event.stage or ''} {event.kind}: ", style="dim")
+                    + Text(event.detail.splitlines()[0] if event.detail else "")
+                )
 
 
 def render_report(report: RunReport) -> None:
-    table = Table(title=f"playbook {report.playbook}" + (" (check: nothing was changed)" if report.check else ""), title_justify="left")
+    table = Table(
+        title=f"playbook {report.playbook}" + (" (check: nothing was changed)" if report.check else ""),
+        title_justify="left",
+    )
     for col in ("stage", "host", "status", "ops", "time", "detail"):
         table.add_column(col, justify="right" if col in ("ops", "time") else "left")
     for stage in report.stages:
@@ -168,15 +185,28 @@ def _versions(facts: dict[str, Any]) -> str:
 
 def render_facts(report: RunReport) -> None:
     table = Table(title="host facts", title_justify="left", show_lines=True)
-    for col in ("host", "hostname", "os / kernel", "cpu / memory", "nics", "python / packages", "driver / CANN", "NPUs"):
+    for col in (
+        "host",
+        "hostname",
+        "os / kernel",
+        "cpu / memory",
+        "nics",
+        "python / packages",
+        "driver / CANN",
+        "NPUs",
+    ):
         table.add_column(col)
     stage = report.stages[0] if report.stages else None
-    for name, host in (stage.hosts.items() if stage else []):
+    for name, host in stage.hosts.items() if stage else []:
         if host.error:
             table.add_row(name, Text(f"unreachable: {host.error.message}", style="red"), "", "", "", "", "", "")
             continue
         f = host.data.get("facts", {})
-        nics = "\n".join(f"{n['name']} {n['state']} {' '.join(a for a in n['addresses'] if ':' not in a)}".strip() for n in f.get("nics", []) if n["name"] != "lo")
+        nics = "\n".join(
+            f"{n['name']} {n['state']} {' '.join(a for a in n['addresses'] if ':' not in a)}".strip()
+            for n in f.get("nics", [])
+            if n["name"] != "lo"
+        )
         table.add_row(
             name,
             str(f.get("hostname") or "-"),
@@ -197,7 +227,11 @@ def render_vars(host: str, rows: list[tuple[str, Any, str]], cluster_rows: list[
         table.add_column("value")
         table.add_column("from")
         for key, value, origin in data:
-            table.add_row(key, escape(json.dumps(value) if not isinstance(value, str) else value), Text(origin, style="dim" if origin == "default" else "bold"))
+            table.add_row(
+                key,
+                escape(json.dumps(value) if not isinstance(value, str) else value),
+                Text(origin, style="dim" if origin == "default" else "bold"),
+            )
         out.print(table)
 
 
@@ -251,25 +285,52 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
             cells = []
             for dst in reachable:
                 pl = [p for p in src.pings if p.peer_host == dst.host.name]
-                cells.append(_mark(all(p.ok for p in pl), f"{sum(p.ok for p in pl)}/{len(pl)}") if pl else Text("-", style="dim"))
+                cells.append(
+                    _mark(all(p.ok for p in pl), f"{sum(p.ok for p in pl)}/{len(pl)}") if pl else Text("-", style="dim")
+                )
             table.add_row(src.host.name, *cells)
         out.print(table)
     elif report.pings:
         bad = [p for p in report.pings if not p.ok]
-        out.print(f"pings ({report.mode}): {len(report.pings) - len(bad)}/{len(report.pings)} answered" + (f"; failing pairs: {len(bad)}" if bad else ""))
+        out.print(
+            f"pings ({report.mode}): {len(report.pings) - len(bad)}/{len(report.pings)} answered"
+            + (f"; failing pairs: {len(bad)}" if bad else "")
+        )
         for p in bad[:40]:
-            out.print(Text(f"  {p.host} NPU {p.device} -> {p.peer_host} NPU {p.peer_device} ({p.peer_ip}): {p.loss_pct:g}% loss {p.error or ''}", style="red"))
+            out.print(
+                Text(
+                    f"  {p.host} NPU {p.device} -> {p.peer_host} NPU {p.peer_device} ({p.peer_ip}): {p.loss_pct:g}% loss {p.error or ''}",
+                    style="red",
+                )
+            )
     if report.problems:
         table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left", show_lines=True)
         for col in ("host", "NPU", "check", "observed", "expected", "what to do"):
             table.add_column(col, overflow="fold")
         for p in report.problems:
-            table.add_row(p.host, "-" if p.device is None else str(p.device), p.check, escape(p.observed), escape(p.expected), escape(p.hint))
+            table.add_row(
+                p.host,
+                "-" if p.device is None else str(p.device),
+                p.check,
+                escape(p.observed),
+                escape(p.expected),
+                escape(p.hint),
+            )
         out.print(table)
-        out.print(Text(f"check-net: {len(report.problems)} problem(s) on {len({p.host for p in report.problems})} host(s) in {report.duration:.1f}s", style="bold red"))
+        out.print(
+            Text(
+                f"check-net: {len(report.problems)} problem(s) on {len({p.host for p in report.problems})} host(s) in {report.duration:.1f}s",
+                style="bold red",
+            )
+        )
     else:
         devices = sum(len(v.devices) for v in reachable)
-        out.print(Text(f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, mode {report.mode}) in {report.duration:.1f}s", style="bold green"))
+        out.print(
+            Text(
+                f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, mode {report.mode}) in {report.duration:.1f}s",
+                style="bold green",
+            )
+        )
 
 
 def _gib(n: int) -> str:
@@ -289,21 +350,38 @@ def render_plan(plan: Any, inventory_path: str) -> None:
     summary.add_row("config.json", plan.config_source or "not available", "")
     from toolkit.config.hardware import HBM_GIB
 
-    summary.add_row("hardware", f"{plan.hardware.value} ({plan.device_class}, {HBM_GIB[plan.device_class]} GiB per device)", plan.hardware.origin)
-    versions = ", ".join(f"{k} {v}" for k, v in (("vLLM", rt.vllm), ("vllm-ascend", rt.vllm_ascend), ("CANN", rt.cann), ("torch_npu", rt.torch_npu)) if v)
+    summary.add_row(
+        "hardware",
+        f"{plan.hardware.value} ({plan.device_class}, {HBM_GIB[plan.device_class]} GiB per device)",
+        plan.hardware.origin,
+    )
+    versions = ", ".join(
+        f"{k} {v}"
+        for k, v in (("vLLM", rt.vllm), ("vllm-ascend", rt.vllm_ascend), ("CANN", rt.cann), ("torch_npu", rt.torch_npu))
+        if v
+    )
     summary.add_row("runtime", f"{rt.name} ({versions})", plan.runtime_origin)
-    summary.add_row("parallel", f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} host(s), backend {plan.backend.value}",
-                    f"TP: {plan.tp.origin}; PP: {plan.pp.origin}")
+    summary.add_row(
+        "parallel",
+        f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} host(s), backend {plan.backend.value}",
+        f"TP: {plan.tp.origin}; PP: {plan.pp.origin}",
+    )
     if plan.memory is not None:
         est = plan.memory.per_device
-        summary.add_row("memory", f"{_gib(est.total)} of {_gib(est.available)} per device (weights {_gib(est.weights)}, KV cache {_gib(est.kv_cache)}, reserve {_gib(est.reserve)})",
-                        f"fewest devices: {plan.memory.min_devices}; longest max-model-len here: {plan.memory.max_len_fits}")
+        summary.add_row(
+            "memory",
+            f"{_gib(est.total)} of {_gib(est.available)} per device (weights {_gib(est.weights)}, KV cache {_gib(est.kv_cache)}, reserve {_gib(est.reserve)})",
+            f"fewest devices: {plan.memory.min_devices}; longest max-model-len here: {plan.memory.max_len_fits}",
+        )
     summary.add_row("endpoint", plan.endpoint, f"API key: {plan.api_key}" if plan.api_key else "no API key")
     out.print(summary)
 
     for h in plan.hosts:
         out.print()
-        out.print(Text(f"{h.name}", style="bold") + Text(f"  {h.role}, {h.address}, devices {','.join(map(str, h.devices))}, NIC {h.nic or 'auto'}", style=""))
+        out.print(
+            Text(f"{h.name}", style="bold")
+            + Text(f"  {h.role}, {h.address}, devices {','.join(map(str, h.devices))}, NIC {h.nic or 'auto'}", style="")
+        )
         env = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         env.add_column("variable")
         env.add_column("value")
@@ -360,14 +438,21 @@ def render_up(report: Any, *, actions_logged: bool = False) -> None:
     _notes(report.lock.notes if report.lock else [])
     if report.preflight is not None and not report.preflight.ok:
         render_check_net(report.preflight)
-        err.print(Text("up stopped at preflight: ", style="bold red") + Text("fix the problems above, or re-run with --skip-preflight"))
+        err.print(
+            Text("up stopped at preflight: ", style="bold red")
+            + Text("fix the problems above, or re-run with --skip-preflight")
+        )
         return
     if report.run is not None and not actions_logged:
         for stage in report.run.stages:
             for name, h in stage.hosts.items():
                 for op in h.ops:
                     mark = "would " if not op.ran else ""
-                    out.print(Text(f"{name} ", style="bold") + Text(f"[{stage.name}] ", style="dim") + Text(f"{mark}{op.description}"))
+                    out.print(
+                        Text(f"{name} ", style="bold")
+                        + Text(f"[{stage.name}] ", style="dim")
+                        + Text(f"{mark}{op.description}")
+                    )
     out.print(_stage_table(report.stage_times()))
     if not report.ok:
         for stage in report.run.stages if report.run else []:
@@ -381,11 +466,19 @@ def render_up(report: Any, *, actions_logged: bool = False) -> None:
     if not report.changed:
         out.print(Text("nothing changed: the cluster already runs this plan", style="green"))
     if not report.serving:
-        out.print(Text("done; vLLM was left out by --tags/--skip-tags", style="yellow") + Text(f" (Ray: {report.plan.ray_address})", style="dim"))
+        out.print(
+            Text("done; vLLM was left out by --tags/--skip-tags", style="yellow")
+            + Text(f" (Ray: {report.plan.ray_address})", style="dim")
+        )
         return
     answers = report.answers()
-    out.print(Text("ready: ", style="bold green") + Text(f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
-                                                      f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"))
+    out.print(
+        Text("ready: ", style="bold green")
+        + Text(
+            f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
+            f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"
+        )
+    )
     if answers.get("chat") is not None:
         out.print(Text("test chat answer: ", style="dim") + Text(repr(answers["chat"])[:160]))
     ex = report.examples()
@@ -404,10 +497,19 @@ def render_down(report: Any) -> None:
     table.add_column("error")
     for name, row in report.hosts().items():
         clean = row["clean"]
-        table.add_row(name, ", ".join(row["stopped"]) or "-", Text("yes" if clean else "no" if clean is False else "?", style="green" if clean else "red"),
-                      escape(row["error"] or ""))
+        table.add_row(
+            name,
+            ", ".join(row["stopped"]) or "-",
+            Text("yes" if clean else "no" if clean is False else "?", style="green" if clean else "red"),
+            escape(row["error"] or ""),
+        )
     out.print(table)
-    out.print(Text("down: every host clean" if report.ok else "down: some hosts are not clean (see errors)", style="green" if report.ok else "bold red"))
+    out.print(
+        Text(
+            "down: every host clean" if report.ok else "down: some hosts are not clean (see errors)",
+            style="green" if report.ok else "bold red",
+        )
+    )
 
 
 def _uptime(seconds: Any) -> str:
@@ -424,9 +526,13 @@ def render_status(report: Any) -> None:
         table.add_column(col)
     for r in report.hosts:
         table.add_row(
-            r["host"], r["role"], r["address"],
+            r["host"],
+            r["role"],
+            r["address"],
             _mark(r["reachable"], "yes" if r["reachable"] else "no"),
-            _mark(r["ray_node"], "alive" if r["ray_node"] else ("running, not joined" if r.get("ray_running") else "down")),
+            _mark(
+                r["ray_node"], "alive" if r["ray_node"] else ("running, not joined" if r.get("ray_running") else "down")
+            ),
             f"{r['npu'] if r['npu'] is not None else '-'}/{r['npu_planned']}",
             str(r.get("vllm_pid") or "-") if r["role"] == "head" else "",
             _uptime(r.get("uptime_s")) if r["role"] == "head" else "",
@@ -434,7 +540,12 @@ def render_status(report: Any) -> None:
             ", ".join(r.get("models") or []) if r["role"] == "head" else "",
         )
     out.print(table)
-    out.print(Text(f"endpoint {report.plan.endpoint}  model '{report.plan.served_name.value}'", style="green" if report.ok else "yellow"))
+    out.print(
+        Text(
+            f"endpoint {report.plan.endpoint}  model '{report.plan.served_name.value}'",
+            style="green" if report.ok else "yellow",
+        )
+    )
     for r in report.hosts:
         if r.get("error"):
             out.print(Text(f"{r['host']}: ", style="bold red") + Text(r["error"]))
@@ -452,20 +563,36 @@ def render_logs(report: Any) -> None:
             out.print(Text(f"{host}: ", style="bold red") + Text(row["error"]))
         elif report.tails is not None and host in report.tails and not row.get("files"):
             looked = ", ".join(f if f.startswith("/") else f"~/{f}" for f in row.get("missing") or []) or "-"
-            out.print(Text(f"{host}: ", style="bold yellow") + Text(f"no vLLM or Ray log yet (looked for {looked}; `up` starts them)"))
+            out.print(
+                Text(f"{host}: ", style="bold yellow")
+                + Text(f"no vLLM or Ray log yet (looked for {looked}; `up` starts them)")
+            )
     if report.archive:
         total = sum(r.get("files", 0) for r in report.hosts.values())
-        out.print(Text("archive: ", style="bold") + Text(f"{report.archive} ({total} files from {len(report.hosts)} hosts)"))
+        out.print(
+            Text("archive: ", style="bold") + Text(f"{report.archive} ({total} files from {len(report.hosts)} hosts)")
+        )
 
 
 def render_ask(report: Any) -> None:
     for i, answer in enumerate(report.answers):
         prefix = f"[{i}] " if len(report.answers) > 1 else ""
         out.print(Text(prefix, style="bold") + Text(answer), soft_wrap=True)
-    timing = f"{report.latency_s * 1000:.0f} ms" + (f", first token {report.ttft_s * 1000:.0f} ms" if report.ttft_s is not None else "")
-    tokens = f"{report.prompt_tokens} prompt + {report.completion_tokens} completion tokens" if report.completion_tokens is not None else "tokens: n/a"
+    timing = f"{report.latency_s * 1000:.0f} ms" + (
+        f", first token {report.ttft_s * 1000:.0f} ms" if report.ttft_s is not None else ""
+    )
+    tokens = (
+        f"{report.prompt_tokens} prompt + {report.completion_tokens} completion tokens"
+        if report.completion_tokens is not None
+        else "tokens: n/a"
+    )
     reasons = ", ".join(str(r) for r in report.finish_reasons)
-    err.print(Text(f"{report.mode}{' (stream)' if report.stream else ''} -> {report.endpoint}  model '{report.model}'  {timing}  {tokens}  finish: {reasons}", style="dim"))
+    err.print(
+        Text(
+            f"{report.mode}{' (stream)' if report.stream else ''} -> {report.endpoint}  model '{report.model}'  {timing}  {tokens}  finish: {reasons}",
+            style="dim",
+        )
+    )
     if report.parsed is not None:
         err.print(Text("JSON valid against the schema", style="green"))
     if report.problem:
@@ -478,8 +605,13 @@ def render_generate(report: Any) -> None:
         return
     s = report.summary
     rates = report.rates()
-    err.print(Text("generate: ", style="bold green") + Text(
-        f"{report.results} results" + (f" -> {report.out}" if report.out else "") +
-        f"; model load {s.get('load_s', 0):.0f}s, batch {s.get('seconds', 0):.1f}s, "
-        f"{rates.get('prompts_per_s', 0):.2f} prompts/s, {rates.get('output_tokens_per_s', 0):.0f} output tokens/s "
-        f"(TP {report.plan.tp.value} x PP {report.plan.pp.value}, backend {report.plan.backend.value})"))
+    err.print(
+        Text("generate: ", style="bold green")
+        + Text(
+            f"{report.results} results"
+            + (f" -> {report.out}" if report.out else "")
+            + f"; model load {s.get('load_s', 0):.0f}s, batch {s.get('seconds', 0):.1f}s, "
+            f"{rates.get('prompts_per_s', 0):.2f} prompts/s, {rates.get('output_tokens_per_s', 0):.0f} output tokens/s "
+            f"(TP {report.plan.tp.value} x PP {report.plan.pp.value}, backend {report.plan.backend.value})"
+        )
+    )

@@ -18,12 +18,20 @@ sim_app = typer.Typer(
 )
 
 NameOpt = Annotated[str, typer.Option("--name", help="Cluster name (several can coexist).")]
-RootOpt = Annotated[Optional[Path], typer.Option(
-    "--root", show_default=False,
-    help="Folder for the clusters' files and the hosts' Python (never under /tmp). Default: .sim in this folder; "
-         "when this folder is under /tmp or its path has a space, /var/lib/ascend-deploy/sim/NAME-HASH (one per folder).")]
+RootOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--root",
+        show_default=False,
+        help="Folder for the clusters' files and the hosts' Python (never under /tmp). Default: .sim in this folder; "
+        "when this folder is under /tmp or its path has a space, /var/lib/ascend-deploy/sim/NAME-HASH (one per folder).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", help="The inventory file (default inventories/sim.yaml, or sim-NAME.yaml).")]
+InventoryOpt = Annotated[
+    Optional[Path],
+    typer.Option("--inventory", help="The inventory file (default inventories/sim.yaml, or sim-NAME.yaml)."),
+]
 
 
 def _opts(name: str, root: Optional[Path], **kw: Any) -> Any:
@@ -52,28 +60,65 @@ def _render_status(data: dict[str, Any]) -> None:
     from toolkit.cli.render import out
 
     if not data.get("hosts"):
-        out.print(f"simulated cluster '{data['name']}' is not up" + (f" (leftovers: {', '.join(data['leftovers'])})" if data.get("leftovers") else ""))
+        out.print(
+            f"simulated cluster '{data['name']}' is not up"
+            + (f" (leftovers: {', '.join(data['leftovers'])})" if data.get("leftovers") else "")
+        )
         return
-    table = Table(title=f"simulated cluster {data['name']} ({data.get('hardware')}), inventory {data.get('inventory')}", title_justify="left")
+    table = Table(
+        title=f"simulated cluster {data['name']} ({data.get('hardware')}), inventory {data.get('inventory')}",
+        title_justify="left",
+    )
     for col in ("host", "role", "address", "netns", "init", "sshd", "ssh port", "faults"):
         table.add_column(col)
     tick = lambda ok: Text("yes", style="green") if ok else Text("no", style="red")  # noqa: E731
     for h in data["hosts"]:
-        faults = ", ".join(f"{f['kind']}" + (f"(card {f['card']})" if "card" in f else "") + (f"={f['value']}" if "value" in f else "") for f in h["faults"])
-        table.add_row(h["name"], h["role"], h["address"], tick(h["netns"]), tick(h["init"]), tick(h["sshd"]), tick(h["ssh_port"]), faults or "-")
+        faults = ", ".join(
+            f"{f['kind']}" + (f"(card {f['card']})" if "card" in f else "") + (f"={f['value']}" if "value" in f else "")
+            for f in h["faults"]
+        )
+        table.add_row(
+            h["name"],
+            h["role"],
+            h["address"],
+            tick(h["netns"]),
+            tick(h["init"]),
+            tick(h["sshd"]),
+            tick(h["ssh_port"]),
+            faults or "-",
+        )
     out.print(table)
 
 
 @sim_app.command("up")
 def sim_up(
-    hosts: Annotated[int, typer.Option("--hosts", "-n", min=1, max=MAX_HOSTS, help="Number of hosts (the first is the head).")] = 2,
-    hardware: Annotated[str, typer.Option("--hardware", help=f"NPU kind: {', '.join(HARDWARE)} (A3: 16 dies per host).")] = "910B3",
+    hosts: Annotated[
+        int, typer.Option("--hosts", "-n", min=1, max=MAX_HOSTS, help="Number of hosts (the first is the head).")
+    ] = 2,
+    hardware: Annotated[
+        str, typer.Option("--hardware", help=f"NPU kind: {', '.join(HARDWARE)} (A3: 16 dies per host).")
+    ] = "910B3",
     name: NameOpt = "sim",
     root: RootOpt = None,
-    ping_ms: Annotated[int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")] = 100,
+    ping_ms: Annotated[
+        int, typer.Option("--ping-ms", min=0, max=10000, help="Simulated time per hccn_tool ping packet.")
+    ] = 100,
     inventory: InventoryOpt = None,
-    devices: Annotated[Optional[str], typer.Option("--devices", help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.")] = None,
-    tensor_parallel: Annotated[Optional[int], typer.Option("--tensor-parallel", min=1, help="Write serve.tensor_parallel_size into the inventory (e.g. 2 with --devices 0 on 2 hosts: one TP rank per host).")] = None,
+    devices: Annotated[
+        Optional[str],
+        typer.Option(
+            "--devices",
+            help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.",
+        ),
+    ] = None,
+    tensor_parallel: Annotated[
+        Optional[int],
+        typer.Option(
+            "--tensor-parallel",
+            min=1,
+            help="Write serve.tensor_parallel_size into the inventory (e.g. 2 with --devices 0 on 2 hosts: one TP rank per host).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
@@ -86,17 +131,33 @@ def sim_up(
             chosen = [int(d) for d in devices.split(",") if d.strip()]
         except ValueError:
             raise BadInput(f"--devices {devices!r}: expected comma-separated NPU ids, e.g. 0,1") from None
-    data = cluster.up(_opts(name, root, hosts=hosts, hardware=hardware, ping_ms=ping_ms, inventory=inventory, devices=chosen, tensor_parallel=tensor_parallel), _progress(not json_))
+    data = cluster.up(
+        _opts(
+            name,
+            root,
+            hosts=hosts,
+            hardware=hardware,
+            ping_ms=ping_ms,
+            inventory=inventory,
+            devices=chosen,
+            tensor_parallel=tensor_parallel,
+        ),
+        _progress(not json_),
+    )
     if json_:
         render.print_json(data)
         return
     _render_status(data)
-    render.out.print(("created" if data.get("changed") else "already up, nothing changed") + f" (its files: {data['root']}); "
-                     f"try: ascend-deploy facts {data['inventory']}")
+    render.out.print(
+        ("created" if data.get("changed") else "already up, nothing changed") + f" (its files: {data['root']}); "
+        f"try: ascend-deploy facts {data['inventory']}"
+    )
 
 
 @sim_app.command("down")
-def sim_down(name: NameOpt = "sim", root: RootOpt = None, inventory: InventoryOpt = None, json_: JsonOpt = False) -> None:
+def sim_down(
+    name: NameOpt = "sim", root: RootOpt = None, inventory: InventoryOpt = None, json_: JsonOpt = False
+) -> None:
     """Remove every namespace, process, interface, mount and file the cluster made (also after a crash half-way)."""
     from toolkit.cli import render
     from toolkit.sim import cluster
@@ -127,7 +188,9 @@ def sim_fault(
     kind: Annotated[Optional[str], typer.Argument(help="Fault kind, see below.", show_default=False)] = None,
     card: Annotated[int, typer.Option("--card", "-c", min=0, help="Device (phy id) for card faults.")] = 0,
     peer: Annotated[Optional[str], typer.Option("--peer", help="Other host, for ping-loss and unreachable.")] = None,
-    value: Annotated[Optional[str], typer.Option("--value", help="Fault value (health string, percent, ms, version).")] = None,
+    value: Annotated[
+        Optional[str], typer.Option("--value", help="Fault value (health string, percent, ms, version).")
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Clear all faults (of HOST when given).")] = False,
     name: NameOpt = "sim",
     root: RootOpt = None,

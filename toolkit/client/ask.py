@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import httpx
 
-from toolkit.errors import ToolkitError
 from toolkit.client.sampling import Sampling, validate_answer
+from toolkit.errors import ToolkitError
 
 
 class AskFailed(ToolkitError):
@@ -43,11 +43,19 @@ class AskReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "endpoint": self.endpoint, "model": self.model, "mode": self.mode, "stream": self.stream,
-            "prompt": self.prompt, "answers": self.answers, "finish_reasons": self.finish_reasons,
+            "ok": self.ok,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "mode": self.mode,
+            "stream": self.stream,
+            "prompt": self.prompt,
+            "answers": self.answers,
+            "finish_reasons": self.finish_reasons,
             "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
-            "latency_s": round(self.latency_s, 4), "ttft_s": round(self.ttft_s, 4) if self.ttft_s is not None else None,
-            "parsed": self.parsed, "problem": self.problem,
+            "latency_s": round(self.latency_s, 4),
+            "ttft_s": round(self.ttft_s, 4) if self.ttft_s is not None else None,
+            "parsed": self.parsed,
+            "problem": self.problem,
         }
 
 
@@ -98,10 +106,15 @@ def ask(
             else:
                 resp = client.post(url, json=body, headers=headers)
                 if resp.status_code != 200:
-                    raise AskFailed(f"{url} answered HTTP {resp.status_code}: {_error_text(resp)}", hint=_hint(resp.status_code))
+                    raise AskFailed(
+                        f"{url} answered HTTP {resp.status_code}: {_error_text(resp)}", hint=_hint(resp.status_code)
+                    )
                 _collect(resp.json(), report, chat)
     except httpx.HTTPError as exc:
-        raise AskFailed(f"cannot reach {url}: {exc or type(exc).__name__}", hint="is the cluster up? `ascend-deploy status` shows the server's health") from None
+        raise AskFailed(
+            f"cannot reach {url}: {exc or type(exc).__name__}",
+            hint="is the cluster up? `ascend-deploy status` shows the server's health",
+        ) from None
     report.latency_s = clock() - started
     if sampling.json_schema is not None:
         try:
@@ -129,14 +142,23 @@ def _collect(data: dict[str, Any], report: AskReport, chat: bool) -> None:
     report.completion_tokens = usage.get("completion_tokens")
 
 
-def _stream(client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], report: AskReport,
-            started: float, clock: Callable[[], float]) -> None:
+def _stream(
+    client: httpx.Client,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    report: AskReport,
+    started: float,
+    clock: Callable[[], float],
+) -> None:
     texts: dict[int, list[str]] = {}
     reasons: dict[int, str | None] = {}
     with client.stream("POST", url, json=body, headers=headers) as resp:
         if resp.status_code != 200:
             resp.read()
-            raise AskFailed(f"{url} answered HTTP {resp.status_code}: {_error_text(resp)}", hint=_hint(resp.status_code))
+            raise AskFailed(
+                f"{url} answered HTTP {resp.status_code}: {_error_text(resp)}", hint=_hint(resp.status_code)
+            )
         for line in resp.iter_lines():
             if not line.startswith("data:"):
                 continue

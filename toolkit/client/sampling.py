@@ -51,7 +51,10 @@ class Sampling:
             elif self.structured == "guided_json":
                 data["guided_json"] = self.json_schema
             else:
-                data["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": self.json_schema}}
+                data["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": self.json_schema},
+                }
         return data
 
     def offline(self) -> dict[str, Any]:
@@ -107,7 +110,10 @@ def make(
     if temperature is not None and temperature < 0:
         raise _fail(f"--temperature must be >= 0 (0 = greedy), got {temperature:g}")
     if top_p is not None and not 0 < top_p <= 1:
-        raise _fail(f"--top-p must be in (0, 1], got {top_p:g}", "1 keeps every token; 0.9 keeps the smallest set holding 90% of the probability")
+        raise _fail(
+            f"--top-p must be in (0, 1], got {top_p:g}",
+            "1 keeps every token; 0.9 keeps the smallest set holding 90% of the probability",
+        )
     if top_k is not None and top_k != -1 and top_k < 1:
         raise _fail(f"--top-k must be -1 (all tokens) or at least 1, got {top_k}")
     for name, value in (("--presence-penalty", presence_penalty), ("--frequency-penalty", frequency_penalty)):
@@ -119,22 +125,44 @@ def make(
         raise _fail("--stop strings must not be empty")
     if beam_width is not None:
         if not beam_search_available:
-            raise _fail("beam search is not offered here", "use it with `ask` against a vLLM version that has it (the server's use_beam_search)")
+            raise _fail(
+                "beam search is not offered here",
+                "use it with `ask` against a vLLM version that has it (the server's use_beam_search)",
+            )
         if not 2 <= beam_width <= MAX_N:
             raise _fail(f"--beam-width must be in 2..{MAX_N}, got {beam_width}")
         if n != 1:
             raise _fail("--beam-width replaces --n (the server returns beam-width answers)", "drop --n")
         if stream:
-            raise _fail("beam search cannot stream (vLLM: 'Streaming is not currently supported with beam search')", "drop --stream")
+            raise _fail(
+                "beam search cannot stream (vLLM: 'Streaming is not currently supported with beam search')",
+                "drop --stream",
+            )
         if top_p is not None or top_k is not None:
             raise _fail("beam search ignores --top-p/--top-k; refusing to pretend they apply", "drop them")
         if json_schema is not None:
             raise _fail("beam search cannot be combined with --json-schema")
     elif n > 1 and (temperature is None or temperature == 0):
-        raise _fail(f"--n {n} needs --temperature > 0: greedy sampling returns {n} identical answers", "add e.g. --temperature 0.8, or use --beam-width")
+        raise _fail(
+            f"--n {n} needs --temperature > 0: greedy sampling returns {n} identical answers",
+            "add e.g. --temperature 0.8, or use --beam-width",
+        )
     schema = load_schema(json_schema) if json_schema is not None else None
-    return Sampling(max_tokens, temperature, top_p, top_k, presence_penalty, frequency_penalty, tuple(stop or ()), n, ignore_eos, seed, schema,
-                    beam_width, structured)
+    return Sampling(
+        max_tokens,
+        temperature,
+        top_p,
+        top_k,
+        presence_penalty,
+        frequency_penalty,
+        tuple(stop or ()),
+        n,
+        ignore_eos,
+        seed,
+        schema,
+        beam_width,
+        structured,
+    )
 
 
 def validate_answer(text: str, schema: dict[str, Any]) -> Any:

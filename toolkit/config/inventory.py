@@ -21,8 +21,8 @@ from pydantic import (
     field_validator,
 )
 
-from toolkit.errors import InputIssue, InvalidFile
-from toolkit.config.yamlsrc import Document, did_you_mean, format_path, load_file
+from toolkit.config.yamlsrc import Document, did_you_mean, format_path
+from toolkit.errors import InputIssue
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,7 +63,9 @@ def _check_env(env: dict[str, str] | None) -> dict[str, str] | None:
         return env
     for key in env:
         if not ENV_KEY_RE.match(key):
-            raise ValueError(f"environment variable name {key!r} is not valid (letters, digits, _; not starting with a digit)")
+            raise ValueError(
+                f"environment variable name {key!r} is not valid (letters, digits, _; not starting with a digit)"
+            )
     return env
 
 
@@ -76,9 +78,7 @@ def _check_devices(devices: list[int] | None) -> list[int] | None:
         if not 0 <= dev <= MAX_DEVICE_ID:
             raise ValueError(f"device id {dev} is out of range 0..{MAX_DEVICE_ID}")
     if any(b <= a for a, b in zip(devices, devices[1:])):
-        raise ValueError(
-            f"devices must be ascending without repeats (ASCEND_RT_VISIBLE_DEVICES order), got {devices}"
-        )
+        raise ValueError(f"devices must be ascending without repeats (ASCEND_RT_VISIBLE_DEVICES order), got {devices}")
     return devices
 
 
@@ -97,13 +97,21 @@ class HostSettings(_Strict):
     port: Port | None = Field(None, description="SSH port (default: ~/.ssh/config, else 22)")
     key_file: str | None = Field(None, description="private key for SSH (default: ~/.ssh/config, agent, ~/.ssh/id_*)")
     password_env: str | None = Field(None, description="name of a local environment variable holding the SSH password")
-    key_passphrase_env: str | None = Field(None, description="name of a local environment variable holding the key passphrase")
-    password_file: str | None = Field(None, description="local file (~ expanded) holding the SSH password; keep it 0600")
-    key_passphrase_file: str | None = Field(None, description="local file (~ expanded) holding the key passphrase; keep it 0600")
+    key_passphrase_env: str | None = Field(
+        None, description="name of a local environment variable holding the key passphrase"
+    )
+    password_file: str | None = Field(
+        None, description="local file (~ expanded) holding the SSH password; keep it 0600"
+    )
+    key_passphrase_file: str | None = Field(
+        None, description="local file (~ expanded) holding the key passphrase; keep it 0600"
+    )
     connection: Literal["ssh", "local"] | None = Field(None, description="'local' runs on the control machine itself")
     nic: str | None = Field(None, description="NIC for GLOO/TP/HCCL sockets; 'auto' = the NIC that owns the address")
     devices: list[int] | None = Field(None, description="NPU physical ids to use, ascending")
-    setup: list[str] | None = Field(None, description="shell lines run before every command (source set_env.sh, venv activation)")
+    setup: list[str] | None = Field(
+        None, description="shell lines run before every command (source set_env.sh, venv activation)"
+    )
     env: dict[str, EnvValue] | None = Field(None, description="environment for every command on the host")
     connect_timeout: PositiveSeconds | None = Field(None, description="seconds to wait for SSH connect")
     command_timeout: PositiveSeconds | None = Field(None, description="default per-command timeout in seconds")
@@ -116,7 +124,9 @@ class HostSettings(_Strict):
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         if v is not None and not ENV_KEY_RE.match(v):
-            raise ValueError(f"{v!r} is not an environment variable name; put the secret in a variable and name it here")
+            raise ValueError(
+                f"{v!r} is not an environment variable name; put the secret in a variable and name it here"
+            )
         return v
 
     @field_validator("user")
@@ -181,10 +191,18 @@ class ResolvedHost(BaseModel):
 
 class ModelSettings(_Strict):
     path: str = Field(..., min_length=1, description="model directory on every host (same path everywhere)")
-    served_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", description="name clients ask for")
-    trust_remote_code: bool | None = Field(None, description="allow the model's own Python code (default: the model plugin decides)")
-    config: str | None = Field(None, description="local copy of the model's config.json, for planning where the weights are not local")
-    quantization: Literal["w8a8", "w8a8_dynamic", "w4a8"] | None = Field(None, description="weight format (default: inferred from the name, e.g. '-w8a8')")
+    served_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", description="name clients ask for"
+    )
+    trust_remote_code: bool | None = Field(
+        None, description="allow the model's own Python code (default: the model plugin decides)"
+    )
+    config: str | None = Field(
+        None, description="local copy of the model's config.json, for planning where the weights are not local"
+    )
+    quantization: Literal["w8a8", "w8a8_dynamic", "w4a8"] | None = Field(
+        None, description="weight format (default: inferred from the name, e.g. '-w8a8')"
+    )
 
 
 class ServeSettings(_Strict):
@@ -200,9 +218,15 @@ class ServeSettings(_Strict):
     pipeline_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else number of hosts")
     data_parallel_size: int | None = Field(None, gt=0, description="default 1")
     max_num_seqs: int | None = Field(None, gt=0, description="default 256")
-    max_num_batched_tokens: int | None = Field(None, gt=0, description="default: max-model-len without chunked prefill, else 8192")
-    block_size: int | None = Field(None, gt=0, description="KV cache block size (default: the runtime's, 128 on Ascend)")
-    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="share of each NPU's HBM vLLM may use (default 0.9)")
+    max_num_batched_tokens: int | None = Field(
+        None, gt=0, description="default: max-model-len without chunked prefill, else 8192"
+    )
+    block_size: int | None = Field(
+        None, gt=0, description="KV cache block size (default: the runtime's, 128 on Ascend)"
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="share of each NPU's HBM vLLM may use (default 0.9)"
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(None, description="default auto")
     enforce_eager: bool | None = Field(None, description="disable graph capture (default off)")
     enable_chunked_prefill: bool | None = Field(None, description="default: the runtime's default (on)")
@@ -219,7 +243,9 @@ class RaySettings(_Strict):
     port: Port = Field(6379, description="Ray GCS port on the head")
     object_store_memory: int | None = Field(None, gt=0, description="bytes of object store per node")
     num_cpus: int | None = Field(None, gt=0)
-    extra_args: list[str] = Field(default_factory=list, description="extra `ray start` arguments, passed through quoted")
+    extra_args: list[str] = Field(
+        default_factory=list, description="extra `ray start` arguments, passed through quoted"
+    )
 
 
 class InventoryFile(_Strict):
@@ -227,7 +253,9 @@ class InventoryFile(_Strict):
 
     cluster: str = Field(..., pattern=NAME_RE, description="cluster name (used in remote paths)")
     hardware: Literal[HARDWARE_KINDS] | None = Field(None, description="NPU kind (default 910B, 64 GB per device)")  # type: ignore[valid-type]
-    runtime: str | None = Field(None, description="target vLLM / vllm-ascend profile, e.g. vllm-ascend-0.23.0 (default: newest)")
+    runtime: str | None = Field(
+        None, description="target vLLM / vllm-ascend profile, e.g. vllm-ascend-0.23.0 (default: newest)"
+    )
     known_hosts: str | None = Field(None, description="extra known_hosts file, relative to the inventory")
     plugins: list[str] = Field(default_factory=list, description="extra plugin folders, relative to the inventory")
     defaults: HostSettings = Field(default_factory=HostSettings)
@@ -310,10 +338,16 @@ def _message(err: dict[str, Any]) -> tuple[str, str | None]:
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         if pattern == NAME_RE:
-            return f"{err['input']!r} is not a valid name", "letters, digits, '.', '_', '-'; starting with a letter or digit"
+            return (
+                f"{err['input']!r} is not a valid name",
+                "letters, digits, '.', '_', '-'; starting with a letter or digit",
+            )
         return f"{err['input']!r} does not match {pattern}", None
     if kind == "literal_error":
-        return f"{err.get('input')!r} is not allowed: {msg[len('Input should be '):] if msg.startswith('Input should be ') else msg}", None
+        return (
+            f"{err.get('input')!r} is not allowed: {msg[len('Input should be ') :] if msg.startswith('Input should be ') else msg}",
+            None,
+        )
     return msg, None
 
 
@@ -335,7 +369,9 @@ def issues_from_validation(
                 hint = f"secrets are never inline: put it in an environment variable or a 0600 file and set {SECRET_KEYS[key]}"
             else:
                 guess = did_you_mean(key, choices)
-                hint = f"did you mean '{guess}'?" if guess else (f"known keys: {', '.join(choices)}" if choices else None)
+                hint = (
+                    f"did you mean '{guess}'?" if guess else (f"known keys: {', '.join(choices)}" if choices else None)
+                )
             issues.append(InputIssue(doc.source.file, line, path_str, f"unknown key '{key}'", hint))
             continue
         msg, hint = _message(err)

@@ -10,9 +10,9 @@ from typing import Any, Collection, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from toolkit.errors import InputIssue, InvalidFile
 from toolkit.config.inventory import issues_from_validation
 from toolkit.config.yamlsrc import did_you_mean, load_file
+from toolkit.errors import InputIssue, InvalidFile
 
 
 class Stage(BaseModel):
@@ -67,7 +67,15 @@ def find_playbook(ref: str) -> Path:
     guess = did_you_mean(ref, known)
     raise InvalidFile(
         ref,
-        [InputIssue(ref, None, "", f"no playbook named '{ref}'", f"did you mean '{guess}'?" if guess else f"known: {', '.join(known)}")],
+        [
+            InputIssue(
+                ref,
+                None,
+                "",
+                f"no playbook named '{ref}'",
+                f"did you mean '{guess}'?" if guess else f"known: {', '.join(known)}",
+            )
+        ],
     )
 
 
@@ -78,7 +86,10 @@ def load_playbook(ref: str, steps: Collection[str]) -> Playbook:
     doc = load_file(path)
     file = doc.source.file
     if not isinstance(doc.data, dict):
-        raise InvalidFile(file, [InputIssue(file, doc.source.line_of(()), "", "a playbook must be a mapping with 'name' and 'stages'")])
+        raise InvalidFile(
+            file,
+            [InputIssue(file, doc.source.line_of(()), "", "a playbook must be a mapping with 'name' and 'stages'")],
+        )
     try:
         book = Playbook.model_validate({**doc.data, "path": str(path)})
     except ValidationError as exc:
@@ -89,10 +100,23 @@ def load_playbook(ref: str, steps: Collection[str]) -> Playbook:
         if stage.step not in steps:
             guess = did_you_mean(stage.step, steps)
             issues.append(
-                InputIssue(file, doc.source.line_of(("stages", i, "step")), f"stages[{i}].step", f"unknown step '{stage.step}'", f"did you mean '{guess}'?" if guess else f"known steps: {', '.join(sorted(steps))}")
+                InputIssue(
+                    file,
+                    doc.source.line_of(("stages", i, "step")),
+                    f"stages[{i}].step",
+                    f"unknown step '{stage.step}'",
+                    f"did you mean '{guess}'?" if guess else f"known steps: {', '.join(sorted(steps))}",
+                )
             )
         if stage.name in seen:
-            issues.append(InputIssue(file, doc.source.line_of(("stages", i, "name")), f"stages[{i}].name", f"duplicate stage name '{stage.name}'"))
+            issues.append(
+                InputIssue(
+                    file,
+                    doc.source.line_of(("stages", i, "name")),
+                    f"stages[{i}].name",
+                    f"duplicate stage name '{stage.name}'",
+                )
+            )
         seen.add(stage.name)
     if issues:
         raise InvalidFile(file, issues)

@@ -16,8 +16,10 @@ def read_api_key(inventory: Inventory) -> str | None:
     if serve.api_key_env:
         value = os.environ.get(serve.api_key_env, "")
         if not value.strip():
-            raise BadInput(f"serve.api_key_env names ${serve.api_key_env}, which is not set (or empty) here",
-                           hint=f"export {serve.api_key_env}=... before running, or remove serve.api_key_env")
+            raise BadInput(
+                f"serve.api_key_env names ${serve.api_key_env}, which is not set (or empty) here",
+                hint=f"export {serve.api_key_env}=... before running, or remove serve.api_key_env",
+            )
         return value.strip()
     if serve.api_key_file:
         path = inventory.resolve_path(serve.api_key_file)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from toolkit.errors import BadInput
 from toolkit.config.yamlsrc import did_you_mean
+from toolkit.errors import BadInput
 
 LEVELS = ("default", "defaults", "host", "--set")
 
@@ -54,7 +54,10 @@ def parse_overrides(items: list[str]) -> list[Override]:
     out = []
     for item in items:
         if "=" not in item:
-            raise BadInput(f"--set {item!r}: expected key=value", hint="e.g. --set serve.port=9000 or --set env.HCCL_CONNECT_TIMEOUT=1200")
+            raise BadInput(
+                f"--set {item!r}: expected key=value",
+                hint="e.g. --set serve.port=9000 or --set env.HCCL_CONNECT_TIMEOUT=1200",
+            )
         key, raw = item.split("=", 1)
         parts = tuple(key.strip().split("."))
         if not all(parts):
@@ -123,7 +126,9 @@ def _split_overrides(sets: list[Override]) -> tuple[list[Override], list[Overrid
             guess = did_you_mean(".".join(o.key), choices) or did_you_mean(head, choices)
             raise BadInput(
                 f"--set {o.text!r}: unknown key '{'.'.join(o.key)}'",
-                hint=f"did you mean '{guess}'?" if guess else "host keys: " + ", ".join(sorted(host_keys)) + "; or serve.*, model.*, ray.*, hardware",
+                hint=f"did you mean '{guess}'?"
+                if guess
+                else "host keys: " + ", ".join(sorted(host_keys)) + "; or serve.*, model.*, ray.*, hardware",
             )
     return host, cluster
 
@@ -131,7 +136,7 @@ def _split_overrides(sets: list[Override]) -> tuple[list[Override], list[Overrid
 def _validation_text(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     msg = err["msg"]
-    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 
 
 def _set_origins(model: BaseModel, prefix: str, out: dict[str, str]) -> None:
@@ -187,7 +192,10 @@ def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
         model_cls = type(current)
         if o.key[1] not in model_cls.model_fields:
             guess = did_you_mean(o.key[1], list(model_cls.model_fields))
-            raise BadInput(f"--set {o.text!r}: unknown key '{'.'.join(o.key)}'", hint=f"did you mean '{head}.{guess}'?" if guess else None)
+            raise BadInput(
+                f"--set {o.text!r}: unknown key '{'.'.join(o.key)}'",
+                hint=f"did you mean '{head}.{guess}'?" if guess else None,
+            )
         try:
             updates[head] = model_cls.model_validate({**current.model_dump(exclude_unset=True), o.key[1]: o.value})
         except ValidationError as exc:
@@ -195,7 +203,15 @@ def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
         section_origins[".".join(o.key)] = "--set"
     if updates:
         try:
-            spec = type(spec).model_validate({**spec.model_dump(exclude_unset=True), **{k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k, v in updates.items()}})
+            spec = type(spec).model_validate(
+                {
+                    **spec.model_dump(exclude_unset=True),
+                    **{
+                        k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v
+                        for k, v in updates.items()
+                    },
+                }
+            )
         except ValidationError as exc:
             raise BadInput(f"--set: {_validation_text(exc)}") from None
     return Inventory(path=path, spec=spec, hosts=hosts, origins=origins, section_origins=section_origins)

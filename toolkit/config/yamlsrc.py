@@ -118,15 +118,27 @@ def load_text(text: str, file: str) -> Document:
     except yaml.reader.ReaderError as exc:  # a character YAML forbids: it has an offset, not a mark
         line = text.count("\n", 0, max(0, exc.position)) + 1
         what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
-        raise InvalidFile(file, [InputIssue(file, line, "", f"not valid YAML: character {what} is not allowed ({exc.reason})",
-                                            "remove control characters (a copy-paste from a terminal?)")]) from None
+        raise InvalidFile(
+            file,
+            [
+                InputIssue(
+                    file,
+                    line,
+                    "",
+                    f"not valid YAML: character {what} is not allowed ({exc.reason})",
+                    "remove control characters (a copy-paste from a terminal?)",
+                )
+            ],
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidFile(file, [InputIssue(file, line, "", f"not valid YAML: {problem}")]) from None
     if len(nodes) > 1:
-        raise InvalidFile(file, [InputIssue(file, nodes[1].start_mark.line + 1, "", "expected one YAML document, found several")])
+        raise InvalidFile(
+            file, [InputIssue(file, nodes[1].start_mark.line + 1, "", "expected one YAML document, found several")]
+        )
     if not nodes or nodes[0] is None:
         return Document(None, smap)
     issues: list[InputIssue] = []
@@ -148,7 +160,9 @@ def load_file(path: str | Path) -> Document:
     except FileNotFoundError:
         raise InvalidFile(str(path), [InputIssue(str(path), None, "", "file not found")]) from None
     except IsADirectoryError:
-        raise InvalidFile(str(path), [InputIssue(str(path), None, "", "is a directory, expected a YAML file")]) from None
+        raise InvalidFile(
+            str(path), [InputIssue(str(path), None, "", "is a directory, expected a YAML file")]
+        ) from None
     except UnicodeDecodeError:
         raise InvalidFile(str(path), [InputIssue(str(path), None, "", "not UTF-8 text")]) from None
     except OSError as exc:

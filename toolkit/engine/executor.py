@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
+from toolkit.config.inventory import ResolvedHost
+from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
 from toolkit.transport.connection import Connection
 from toolkit.transport.factory import connect_factory
-from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
-from toolkit.config.inventory import ResolvedHost
-from toolkit.transport.shell import SETUP_FAILED, compose
 from toolkit.transport.result import GroupResult, HostOutcome, Result
+from toolkit.transport.shell import SETUP_FAILED, compose
 
 T = TypeVar("T")
 
@@ -83,6 +83,7 @@ class Session:
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
         self.emit(Event("command", self.name, self.stage, command))
+
         def streamed(stream: str, line: str) -> None:
             self.emit(Event("output", self.name, self.stage, line, stream=stream))
             if on_output is not None:
@@ -225,7 +226,9 @@ class Executor:
         self.cancelled.set()  # before closing: a looping step must not reopen its connection
         self.close()
         where = ", ".join(f"{h} ({s})" for h, s in sorted(running.items())) or "nothing"
-        return Interrupted(f"interrupted; was running on: {where}", hint="run `ascend-deploy down` to clean up anything left running")
+        return Interrupted(
+            f"interrupted; was running on: {where}", hint="run `ascend-deploy down` to clean up anything left running"
+        )
 
     def run(self, command: str, hosts: Iterable[ResolvedHost] | None = None, **kwargs: object) -> GroupResult[Result]:
         """Convenience: one command on every host (non-zero exit counts as failure)."""

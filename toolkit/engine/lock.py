@@ -18,9 +18,9 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
-from contextlib import contextmanager
 
 from toolkit.errors import HostError
 from toolkit.transport.shell import q
@@ -62,13 +62,27 @@ class LockInfo:
             return None
         try:
             data = json.loads(lines[1])
-            return cls(str(data["command"]), str(data["controller"]), int(data["pid"]), str(data["user"]), str(data["since"]),
-                       int(lines[0]) if lines[0].strip().isdigit() else None)
+            return cls(
+                str(data["command"]),
+                str(data["controller"]),
+                int(data["pid"]),
+                str(data["user"]),
+                str(data["since"]),
+                int(lines[0]) if lines[0].strip().isdigit() else None,
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
     def to_json(self) -> str:
-        return json.dumps({"command": self.command, "controller": self.controller, "pid": self.pid, "user": self.user, "since": self.since})
+        return json.dumps(
+            {
+                "command": self.command,
+                "controller": self.controller,
+                "pid": self.pid,
+                "user": self.user,
+                "since": self.since,
+            }
+        )
 
     def dead_here(self) -> bool:
         """The run that holds the lock was on this machine and is gone."""
@@ -87,18 +101,20 @@ def lock_script(cluster: str, info: LockInfo) -> str:
     """Take the lock or say who has it; then hold it until stdin closes."""
     path = f"{LOCK_DIR}/{cluster}"
     holder = f"{path}.holder"
-    return "\n".join([
-        'cd "$HOME" 2>/dev/null || true',
-        "umask 077",
-        f"mkdir -p {q(LOCK_DIR)} || exit 1",
-        f"exec 9>>{q(path)} || exit 1",
-        f"if ! flock -n 9; then echo BUSY; cat {q(holder)} 2>/dev/null; exit {BUSY}; fi",
-        f"if [ -s {q(holder)} ]; then echo STALE; cat {q(holder)}; fi",
-        f"{{ echo $$; printf '%s\\n' {q(info.to_json())}; }} > {q(holder)}",
-        "echo LOCKED",
-        "read -r _ || true",  # until our end of the channel closes
-        f"rm -f {q(holder)}",
-    ])
+    return "\n".join(
+        [
+            'cd "$HOME" 2>/dev/null || true',
+            "umask 077",
+            f"mkdir -p {q(LOCK_DIR)} || exit 1",
+            f"exec 9>>{q(path)} || exit 1",
+            f"if ! flock -n 9; then echo BUSY; cat {q(holder)} 2>/dev/null; exit {BUSY}; fi",
+            f"if [ -s {q(holder)} ]; then echo STALE; cat {q(holder)}; fi",
+            f"{{ echo $$; printf '%s\\n' {q(info.to_json())}; }} > {q(holder)}",
+            "echo LOCKED",
+            "read -r _ || true",  # until our end of the channel closes
+            f"rm -f {q(holder)}",
+        ]
+    )
 
 
 def _section(lines: list[str], marker: str) -> str:
@@ -106,7 +122,7 @@ def _section(lines: list[str], marker: str) -> str:
     if marker not in lines:
         return ""
     out = []
-    for line in lines[lines.index(marker) + 1:]:
+    for line in lines[lines.index(marker) + 1 :]:
         if line in ("BUSY", "STALE", "LOCKED"):
             break
         out.append(line)
@@ -139,8 +155,12 @@ def acquire(session: Any, cluster: str, command: str, *, timeout: float = 30.0) 
             return Held(session.name, release, notes)
         holder = LockInfo.parse(_section(lines, "BUSY"))
         if result.exit_code != BUSY:
-            raise HostError(session.name, f"cannot take the cluster lock ({LOCK_DIR}/{cluster}): exit {result.exit_code}: {result.tail(3)}",
-                            hint="is `flock` (util-linux) installed on the head, and its home writable?", stage="lock")
+            raise HostError(
+                session.name,
+                f"cannot take the cluster lock ({LOCK_DIR}/{cluster}): exit {result.exit_code}: {result.tail(3)}",
+                hint="is `flock` (util-linux) installed on the head, and its home writable?",
+                stage="lock",
+            )
         if attempt == 1 and holder is not None and holder.remote_pid and holder.dead_here():
             # our own earlier run died but its holder shell still waits (the connection did not close)
             session.run(f"kill {int(holder.remote_pid)} 2>/dev/null; sleep 0.2", setup=False, check=False, timeout=30)
@@ -151,7 +171,9 @@ def acquire(session: Any, cluster: str, command: str, *, timeout: float = 30.0) 
         if holder is not None and holder.remote_pid:
             hint += f"; if that run is gone, end its holder on the head: kill {holder.remote_pid}"
         raise ClusterLocked(session.name, f"cluster '{cluster}' is locked by {who}", hint=hint, stage="lock")
-    raise ClusterLocked(session.name, f"cluster '{cluster}' is still locked after ending a dead run's holder", stage="lock")
+    raise ClusterLocked(
+        session.name, f"cluster '{cluster}' is still locked after ending a dead run's holder", stage="lock"
+    )
 
 
 @contextmanager

@@ -48,7 +48,6 @@ class StepContext:
 StepFn = Callable[[StepContext], Iterator[Op]]
 
 
-
 @dataclass(frozen=True)
 class StepInfo:
     name: str
@@ -65,7 +64,9 @@ def step(name: str, *, read_only: bool = False, needs_plan: bool = False) -> Cal
     def register(fn: StepFn) -> StepFn:
         if name in STEPS:
             raise ValueError(f"step {name!r} registered twice")
-        STEPS[name] = StepInfo(name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "", needs_plan)
+        STEPS[name] = StepInfo(
+            name, fn, read_only, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "", needs_plan
+        )
         return fn
 
     return register

@@ -10,12 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
-from toolkit.engine.executor import Event, Executor, Session
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.playbook import Playbook, Stage
-from toolkit.engine.registry import STEPS, StepContext
 from toolkit.config.yamlsrc import did_you_mean
+from toolkit.engine.executor import Event, Executor, Session
+from toolkit.engine.registry import STEPS, StepContext
+from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
 #: the stage's whole time limit (a second try would only double the wait on a hung host).
@@ -107,7 +107,14 @@ def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:
     return list(hosts)
 
 
-def _run_step(stage: Stage, inventory: Inventory, check: bool, previous: dict[str, dict[str, Any]], session: Session, shared: dict[str, Any]) -> HostReport:
+def _run_step(
+    stage: Stage,
+    inventory: Inventory,
+    check: bool,
+    previous: dict[str, dict[str, Any]],
+    session: Session,
+    shared: dict[str, Any],
+) -> HostReport:
     info = STEPS[stage.step]
     # A read-only step verifies (probes, waits, reads): it passes ("ok") or fails, never "changes".
     report = HostReport(session.name, "ok" if info.read_only else "unchanged")
@@ -147,9 +154,11 @@ def check_tags(playbook: Playbook, tags: set[str] | None, skip_tags: set[str] | 
         unknown = sorted(set(given or ()) - known)
         if unknown:
             close = did_you_mean(unknown[0], known)
-            raise BadInput(f"{flag}: playbook {playbook.name!r} has no stage tagged {', '.join(map(repr, unknown))}"
-                           + (f" (did you mean {close!r}?)" if close else ""),
-                           hint=f"its tags: {', '.join(sorted(known)) or 'none'}")
+            raise BadInput(
+                f"{flag}: playbook {playbook.name!r} has no stage tagged {', '.join(map(repr, unknown))}"
+                + (f" (did you mean {close!r}?)" if close else ""),
+                hint=f"its tags: {', '.join(sorted(known)) or 'none'}",
+            )
 
 
 def run_playbook(
@@ -171,8 +180,10 @@ def run_playbook(
     check_tags(playbook, tags, skip_tags)
     unknown = sorted({s.step for s in playbook.stages} - set(STEPS))
     if unknown:
-        raise BadInput(f"playbook {playbook.name!r} names steps that are not registered: {', '.join(unknown)}",
-                       hint="load it with toolkit.steps.load_playbook (which registers the built-in steps)")
+        raise BadInput(
+            f"playbook {playbook.name!r} names steps that are not registered: {', '.join(unknown)}",
+            hint="load it with toolkit.steps.load_playbook (which registers the built-in steps)",
+        )
     started = time.monotonic()
     report = RunReport(playbook.name, check)
     hosts = list(executor.hosts)
@@ -192,7 +203,9 @@ def run_playbook(
         targets = [h for h in select_hosts(stage, hosts) if h.name not in failed_hosts]
         for h in select_hosts(stage, hosts):
             if h.name in failed_hosts:
-                stage_report.hosts[h.name] = HostReport(h.name, "skipped", data={"reason": f"failed in stage '{failed_hosts[h.name]}'"})
+                stage_report.hosts[h.name] = HostReport(
+                    h.name, "skipped", data={"reason": f"failed in stage '{failed_hosts[h.name]}'"}
+                )
         if not targets:
             stage_report.skipped_reason = stage_report.skipped_reason or f"no {stage.hosts} hosts to run on"
             continue
@@ -210,7 +223,9 @@ def run_playbook(
                 outcome.value.duration = outcome.duration
                 stage_report.hosts[outcome.host] = outcome.value
             else:
-                stage_report.hosts[outcome.host] = HostReport(outcome.host, "failed", error=outcome.error, duration=outcome.duration)
+                stage_report.hosts[outcome.host] = HostReport(
+                    outcome.host, "failed", error=outcome.error, duration=outcome.duration
+                )
                 failed_hosts.setdefault(outcome.host, stage.name)
         previous[stage.name] = {name: h.data for name, h in stage_report.hosts.items() if h.status != "failed"}
         if not stage_report.ok:

@@ -50,20 +50,22 @@ def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
     if slow:  # started first, each into its own file in a private folder, printed after the rest
         parts.append("__bg=$(mktemp -d)")
         for i, fact in enumerate(slow):
-            parts.append(f"{{ ( {fact.command}\n) > \"$__bg/{i}\" 2>/dev/null </dev/null; echo $? > \"$__bg/{i}.rc\"; }} &")
+            parts.append(f'{{ ( {fact.command}\n) > "$__bg/{i}" 2>/dev/null </dev/null; echo $? > "$__bg/{i}.rc"; }} &')
     for fact in facts:
         if fact.background:
             continue
         parts.append(f"echo '@@{nonce}@@ {fact.name}'")
         parts.append(f"( {fact.command}\n) 2>/dev/null </dev/null")
-        parts.append(f"echo \"@@{nonce}@@ rc=$?\"")
+        parts.append(f'echo "@@{nonce}@@ rc=$?"')
     if slow:
         parts.append("wait")
         for i, fact in enumerate(slow):
-            parts.append(f"echo '@@{nonce}@@ {fact.name}'; cat \"$__bg/{i}\"; echo \"@@{nonce}@@ rc=$(cat \"$__bg/{i}.rc\" 2>/dev/null || echo 255)\"")
+            parts.append(
+                f'echo \'@@{nonce}@@ {fact.name}\'; cat "$__bg/{i}"; echo "@@{nonce}@@ rc=$(cat "$__bg/{i}.rc" 2>/dev/null || echo 255)"'
+            )
         parts.append('rm -rf "$__bg"')
     parts.append(")")
-    parts.append('printf \'%s\\n\' "$__facts"')
+    parts.append("printf '%s\\n' \"$__facts\"")
     return "\n".join(parts)
 
 
@@ -99,5 +101,7 @@ def gather(session: Any, facts: list[Fact[Any]], *, timeout: float | None = None
     result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))
     raw = split_batch(result.stdout, nonce)
     if not raw and not result.ok:
-        raise CommandFailed(session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result)
+        raise CommandFailed(
+            session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result
+        )
     return {fact.name: fact.parse(raw.get(fact.name, Raw("", 255))) for fact in facts}

@@ -111,16 +111,18 @@ def state_command(cluster: str) -> str:
     pattern and a file read per marker made it 70 ms per stage on a busy host, about 15 ms now."""
     p = Paths.of(cluster)
     pattern = "|".join((RAY_PATTERN, VLLM_PATTERN, WORKER_PATTERN, STARTER_PATTERN))
-    return "; ".join([
-        'r() { local v=; [ -r "$2" ] && read -r v < "$2"; echo "$1=$v"; }',
-        f"r ray_hash {q(p.ray_hash)}",
-        f"r vllm_hash {q(p.vllm_hash)}",
-        f"r pidfile {q(p.vllm_pid)}",
-        f"for f in {q(p.env)} {q(p.api_key)}; do [ -r \"$f\" ] && sha256sum \"$f\"; done 2>/dev/null | sed 's/^/sha /'",
-        f"read -r pid < {q(p.vllm_pid)} 2>/dev/null; case \"$pid\" in ''|*[!0-9]*) pid=x;; esac",
-        f"ps -ww -u \"$(id -u)\" -o pid=,etimes=,args= 2>/dev/null | grep -E \"^ *$pid |{pattern}\" | cut -c1-400 | sed 's/^ */proc /'",
-        "true",
-    ])
+    return "; ".join(
+        [
+            'r() { local v=; [ -r "$2" ] && read -r v < "$2"; echo "$1=$v"; }',
+            f"r ray_hash {q(p.ray_hash)}",
+            f"r vllm_hash {q(p.vllm_hash)}",
+            f"r pidfile {q(p.vllm_pid)}",
+            f'for f in {q(p.env)} {q(p.api_key)}; do [ -r "$f" ] && sha256sum "$f"; done 2>/dev/null | sed \'s/^/sha /\'',
+            f"read -r pid < {q(p.vllm_pid)} 2>/dev/null; case \"$pid\" in ''|*[!0-9]*) pid=x;; esac",
+            f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *$pid |{pattern}" | cut -c1-400 | sed \'s/^ */proc /\'',
+            "true",
+        ]
+    )
 
 
 def _pids(text: str) -> tuple[int, ...]:
@@ -144,7 +146,9 @@ def parse_state(raw: Raw) -> DeployState:
         if line.startswith("proc "):
             parts = line[5:].split(None, 2)
             if len(parts) >= 2 and parts[0].isdigit():
-                procs.append((int(parts[0]), int(parts[1]) if parts[1].isdigit() else None, parts[2] if len(parts) > 2 else ""))
+                procs.append(
+                    (int(parts[0]), int(parts[1]) if parts[1].isdigit() else None, parts[2] if len(parts) > 2 else "")
+                )
         elif line.startswith("sha "):
             parts = line[4:].split(None, 1)
             if len(parts) == 2:
@@ -208,7 +212,7 @@ def parse_reach(raw: Raw) -> tuple[bool, str]:
     text = raw.stdout.strip()
     if text == "open":
         return True, ""
-    reason = text[len("closed"):].strip() if text.startswith("closed") else text
+    reason = text[len("closed") :].strip() if text.startswith("closed") else text
     return False, reason or "timed out"
 
 

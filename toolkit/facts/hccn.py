@@ -102,9 +102,9 @@ def retrying_call(nonce: str, tries: int) -> str:
     attempts = " ".join(str(n) for n in range(1, tries + 1))
     return (
         f"h() {{ local tag=$1 out rc try; shift; for try in {attempts}; do\n"
-        f"  out=$({HCCN} \"$@\" 2>&1); rc=$?\n"
+        f'  out=$({HCCN} "$@" 2>&1); rc=$?\n'
         f"  case $out in *'{BUSY}'*) sleep 0.$try ;; *) break ;; esac; done\n"
-        f"  echo \"@@{nonce}@@ $tag\"; printf '%s\\n' \"$out\"; echo \"@@{nonce}@@ rc=$rc\"; }}"
+        f'  echo "@@{nonce}@@ $tag"; printf \'%s\\n\' "$out"; echo "@@{nonce}@@ rc=$rc"; }}'
     )
 
 
@@ -114,9 +114,9 @@ def per_device(queues: dict[int, list[str]]) -> str:
     if not queues:
         return "true"
     lines = ["t=$(mktemp -d) || exit 1; trap 'rm -rf \"$t\"' EXIT"]
-    lines += [f"( {'; '.join(cmds)} ) > \"$t/{dev}\" &" for dev, cmds in sorted(queues.items())]
+    lines += [f'( {"; ".join(cmds)} ) > "$t/{dev}" &' for dev, cmds in sorted(queues.items())]
     lines.append("wait")
-    lines.append(" ".join(f"cat \"$t/{dev}\";" for dev in sorted(queues)))
+    lines.append(" ".join(f'cat "$t/{dev}";' for dev in sorted(queues)))
     return "\n".join(lines)
 
 

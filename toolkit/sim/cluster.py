@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,16 @@ import yaml
 from toolkit.errors import BadInput
 from toolkit.sim import netns
 from toolkit.sim.hosttree import SSHD, new_ed25519, remove_tree, write_host, write_private
-from toolkit.sim.layout import HARDWARE, MAX_HOSTS, Paths, SimState, bridge_name, default_root, plan_hosts, scratch_parent
+from toolkit.sim.layout import (
+    HARDWARE,
+    MAX_HOSTS,
+    Paths,
+    SimState,
+    bridge_name,
+    default_root,
+    plan_hosts,
+    scratch_parent,
+)
 from toolkit.sim.netns import SimError
 
 BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
@@ -61,7 +69,10 @@ def require_root() -> None:
             hint="run it with sudo (the simulated cluster lives on this machine only)",
         )
     if not os.path.exists(SSHD):
-        raise BadInput("OpenSSH server not found (/usr/sbin/sshd)", hint="apt-get install openssh-server (`make test` and `make demo` do it)")
+        raise BadInput(
+            "OpenSSH server not found (/usr/sbin/sshd)",
+            hint="apt-get install openssh-server (`make test` and `make demo` do it)",
+        )
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         raise BadInput("`unshare` and `ip` are needed", hint="apt-get install util-linux iproute2")
 
@@ -70,8 +81,10 @@ def check_root_dir(root: Path) -> Path:
     root = root.resolve()
     scratch = scratch_parent(root)
     if scratch is not None:
-        raise BadInput(f"--root {root} is under {scratch}",
-                       hint=f"simulated hosts mount their own /tmp and /dev/shm; leave --root out (here the default is {default_root()}) or pick a folder elsewhere")
+        raise BadInput(
+            f"--root {root} is under {scratch}",
+            hint=f"simulated hosts mount their own /tmp and /dev/shm; leave --root out (here the default is {default_root()}) or pick a folder elsewhere",
+        )
     return root
 
 
@@ -191,8 +204,16 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
 
     hw = HARDWARE[opts.hardware]
     subnet = _free_subnet()
-    state = SimState(opts.name, opts.hosts, opts.hardware, subnet, str(root), bridge_name(subnet), ping_ms=opts.ping_ms,
-                     inventory=str(opts.inventory_path().resolve()))
+    state = SimState(
+        opts.name,
+        opts.hosts,
+        opts.hardware,
+        subnet,
+        str(root),
+        bridge_name(subnet),
+        ping_ms=opts.ping_ms,
+        inventory=str(opts.inventory_path().resolve()),
+    )
     state.hosts = plan_hosts(opts.name, opts.hosts, hw, subnet)
     paths.root.mkdir(parents=True, exist_ok=True)
     save_state(paths, state)  # first, so a crash half-way can be undone by `down`
@@ -219,7 +240,9 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
             host_keys[host.name] = write_host(paths, state, host, hw, client_public)
             for ip in host.card_ips:
                 (paths.fabric / "cards" / ip).write_text("up\n")
-        paths.known_hosts.write_text("".join(f"{h.address} {' '.join(host_keys[h.name].split()[:2])}\n" for h in state.hosts))
+        paths.known_hosts.write_text(
+            "".join(f"{h.address} {' '.join(host_keys[h.name].split()[:2])}\n" for h in state.hosts)
+        )
         progress("creating namespaces, bridge and links")
         netns.create_network(state)
         save_state(paths, state)
@@ -228,9 +251,26 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         for host in state.hosts:
             log = open(paths.host(host.name) / "init.log", "wb")
             procs[host.name] = subprocess.Popen(
-                ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
-                 "--propagation", "private", "/bin/bash", str(paths.host(host.name) / "init.sh")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    host.netns,
+                    "unshare",
+                    "--mount",
+                    "--uts",
+                    "--pid",
+                    "--fork",
+                    "--mount-proc",
+                    "--propagation",
+                    "private",
+                    "/bin/bash",
+                    str(paths.host(host.name) / "init.sh"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
             log.close()
             host.holder = procs[host.name].pid
@@ -248,7 +288,9 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
     return {**status(opts), "changed": True}
 
 
-def _wait_hosts(state: SimState, paths: Paths, procs: dict[str, subprocess.Popen[bytes]], progress: Progress, timeout: float = 30.0) -> None:
+def _wait_hosts(
+    state: SimState, paths: Paths, procs: dict[str, subprocess.Popen[bytes]], progress: Progress, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     pending = {h.name: h for h in state.hosts}
     while pending:
@@ -296,7 +338,10 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
             ],
             "env": {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"},
         },
-        "hosts": [{"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})} for h in state.hosts],
+        "hosts": [
+            {"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})}
+            for h in state.hosts
+        ],
         "model": {"path": str(env.model), "served_name": "tiny-llama"},
         "serve": {
             "port": 8000,
@@ -337,7 +382,11 @@ def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         raise SimError(f"processes survived SIGKILL in simulated hosts: {survivors[:10]}")
     veths = [h.veth for h in state.hosts] if state else []
     existing = {Path(p).name for p in Path("/sys/class/net").iterdir()}
-    netns.delete([ns for ns in spaces if (netns.NETNS_DIR / ns).exists()], [b for b in bridges if b in existing], [v for v in veths if v in existing])
+    netns.delete(
+        [ns for ns in spaces if (netns.NETNS_DIR / ns).exists()],
+        [b for b in bridges if b in existing],
+        [v for v in veths if v in existing],
+    )
     if not netns.all_sim_netns() and PLACEHOLDERS.exists():
         for target in set(PLACEHOLDERS.read_text().split()):
             _remove_placeholder(target)

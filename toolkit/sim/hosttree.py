@@ -19,7 +19,9 @@ from toolkit.sim.layout import MAIN_NIC, SECOND_NIC, Hardware, Paths, SimHost, S
 
 TOOLS = Path(__file__).resolve().parent / "tools"
 SSHD = "/usr/sbin/sshd"
-HOST_PATH = "/usr/local/Ascend/bin:/usr/local/Ascend/driver/tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_PATH = (
+    "/usr/local/Ascend/bin:/usr/local/Ascend/driver/tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
 DRIVER_VERSION = "24.1.rc2"
 CANN_VERSION = "8.0.RC2"
 DEFAULT_DEVICE = {
@@ -75,7 +77,9 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
 def new_ed25519() -> tuple[bytes, str]:
     """(private key in OpenSSH format, public key line)."""
     key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return private, public
 
@@ -161,7 +165,13 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
     base = paths.host(host.name)
     ascend = paths.ascend(host.name)
     sim = paths.sim(host.name)
-    for folder in (sim / "dev", sim / "lock", ascend / "bin", ascend / "driver" / "tools", paths.home(host.name) / ".ssh"):
+    for folder in (
+        sim / "dev",
+        sim / "lock",
+        ascend / "bin",
+        ascend / "driver" / "tools",
+        paths.home(host.name) / ".ssh",
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     (sim / "conf").write_text(render_conf(host, hw, paths, state.ping_ms))
     states = [device_state(host, d, state.subnet) for d in range(hw.devices)]
@@ -171,7 +181,11 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
     fifo = sim / "sleep.fifo"
     if not fifo.exists():
         os.mkfifo(fifo)
-    for tool, where in (("hccn_tool", ascend / "driver" / "tools"), ("hccn_tool", ascend / "bin"), ("npu-smi", ascend / "bin")):
+    for tool, where in (
+        ("hccn_tool", ascend / "driver" / "tools"),
+        ("hccn_tool", ascend / "bin"),
+        ("npu-smi", ascend / "bin"),
+    ):
         link = where / tool
         if not link.is_symlink():
             link.symlink_to(_tool_copy(paths, tool))
@@ -193,7 +207,9 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
     )
     atb = ascend / "nnal" / "atb"
     atb.mkdir(parents=True, exist_ok=True)
-    (atb / "set_env.sh").write_text("# simulated ATB environment (ascend-deploy sim)\nexport ATB_HOME_PATH=/usr/local/Ascend/nnal/atb/latest\n")
+    (atb / "set_env.sh").write_text(
+        "# simulated ATB environment (ascend-deploy sim)\nexport ATB_HOME_PATH=/usr/local/Ascend/nnal/atb/latest\n"
+    )
     (base / "hccn.conf").write_text(render_hccn_conf(states))
 
     private, public = new_ed25519()
@@ -243,15 +259,15 @@ link set storage0 up
 addr add {host.second_address}/24 brd {second_prefix}.255 dev {SECOND_NIC}
 link set {SECOND_NIC} up
 EOF
-mount --bind {base / 'Ascend'} /usr/local/Ascend
-mount --bind {base / 'hccn.conf'} /etc/hccn.conf
+mount --bind {base / "Ascend"} /usr/local/Ascend
+mount --bind {base / "hccn.conf"} /etc/hccn.conf
 mount -t tmpfs -o mode=1777,size=4g tmpfs /tmp
 mount -t tmpfs -o mode=1777,size=8g tmpfs /dev/shm
-{SSHD} -f {base / 'sshd_config'} -E {base / 'sshd.log'}
+{SSHD} -f {base / "sshd_config"} -E {base / "sshd.log"}
 set +e
-echo ready > {base / 'init.ready'}
+echo ready > {base / "init.ready"}
 # stay as PID 1 so orphans (daemonized Ray, vLLM) are reaped; blocks without using CPU
-exec 3<> {base / 'Ascend' / 'sim' / 'sleep.fifo'}
+exec 3<> {base / "Ascend" / "sim" / "sleep.fifo"}
 while :; do read -r -u 3 _; done
 """
 

@@ -68,7 +68,7 @@ def netns_of(name: str) -> list[str]:
     prefix = f"{NETNS_PREFIX}{name}-"
     if not NETNS_DIR.is_dir():
         return []
-    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix) and p.name[len(prefix):].isdigit())
+    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix) and p.name[len(prefix) :].isdigit())
 
 
 def all_sim_netns() -> list[str]:
@@ -144,4 +144,7 @@ def delete(netns: list[str], bridges: list[str], veths: list[str] = ()) -> None:
     """Delete veths first (synchronous, frees their names at once; a netns dies asynchronously),
     then namespaces and bridges."""
     ports = sorted({*veths, *(p for br in bridges for p in ports_of(br))})
-    ip_batch([f"link del {v}" for v in ports] + [f"netns del {ns}" for ns in netns] + [f"link del {br}" for br in bridges], force=True)
+    ip_batch(
+        [f"link del {v}" for v in ports] + [f"netns del {ns}" for ns in netns] + [f"link del {br}" for br in bridges],
+        force=True,
+    )

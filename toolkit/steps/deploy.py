@@ -15,14 +15,23 @@ import shlex
 import time
 from typing import Any, Iterator
 
-from toolkit.errors import CommandFailed
 from toolkit.engine.executor import Event
-from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, VLLM_ENGINE_PATTERN, VLLM_PATTERN, Paths, nic_fact, reach_fact, state_fact
-from toolkit.planner.plan import HostPlan, Plan
 from toolkit.engine.readiness import Probe, wait_ready
-from toolkit.transport.shell import q
 from toolkit.engine.registry import Op, StepContext, step
+from toolkit.errors import CommandFailed
+from toolkit.facts.deploy import (
+    RAY_PATTERN,
+    STARTER_PATTERN,
+    VLLM_ENGINE_PATTERN,
+    VLLM_PATTERN,
+    Paths,
+    nic_fact,
+    reach_fact,
+    state_fact,
+)
+from toolkit.planner.plan import HostPlan, Plan
 from toolkit.steps.env_file import render_env, write_file_op
+from toolkit.transport.shell import q
 
 RAY_START_TIMEOUT = 120
 STOP_WAIT_S = 30
@@ -70,10 +79,10 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
     return (
         f"pids=$( ( {find} ) | sort -u | tr '\\n' ' '); "
         "alive=''; for p in $pids; do kill -0 $p 2>/dev/null && alive=\"$alive $p\"; done; "
-        "if [ -n \"$alive\" ]; then kill -TERM $alive 2>/dev/null; "
+        'if [ -n "$alive" ]; then kill -TERM $alive 2>/dev/null; '
         f"for i in $(seq 1 {STOP_WAIT_S * 5}); do left=''; for p in $alive; do kill -0 $p 2>/dev/null && left=\"$left $p\"; done; "
-        "[ -z \"$left\" ] && break; sleep 0.2; done; "
-        "[ -n \"$left\" ] && { echo \"killing $left after {STOP_WAIT_S}s\" >&2; kill -KILL $left 2>/dev/null; }; fi; "
+        '[ -z "$left" ] && break; sleep 0.2; done; '
+        '[ -n "$left" ] && { echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }; fi; '
         f"rm -f {q(p.vllm_pid)} {q(p.vllm_hash)}; true"
     )
 
@@ -174,7 +183,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     yield write_file_op(p.ray_hash, wanted + "\n", "record the Ray settings hash")
 
 
-RAY_WAIT_SCRIPT = r'''
+RAY_WAIT_SCRIPT = r"""
 import json, logging, os, sys, time
 expected = json.loads(sys.argv[1]); deadline = time.time() + float(sys.argv[2]); resource = sys.argv[3]
 import ray
@@ -194,7 +203,7 @@ try:
     ray.shutdown()
 finally:
     os._exit(0)
-'''
+"""
 
 
 def ray_nodes_command(plan: Plan, expected: dict[str, int], wait: float) -> str:
@@ -206,8 +215,10 @@ def ray_nodes_command(plan: Plan, expected: dict[str, int], wait: float) -> str:
     `os._exit`: left to the interpreter, Ray's exit hook sleeps 0.5 s "for log messages" (this
     driver prints none) and module teardown takes another 0.25 s. Measured on the simulated head:
     1.7-1.9 s -> 0.85 s (import ray 0.5 s, connect 0.05 s, shutdown 0.25 s)."""
-    return (f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
-            f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}")
+    return (
+        f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
+        f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}"
+    )
 
 
 def ray_snapshot_command(plan: Plan, p: Paths) -> str:
@@ -215,8 +226,10 @@ def ray_snapshot_command(plan: Plan, p: Paths) -> str:
     starts it at once, in the background, so that on an unchanged cluster `ray-ready` finds the
     answer waiting instead of paying the Ray driver's 1.5-2 s start after the earlier stages."""
     expected = {h.address: len(h.devices) for h in plan.hosts}
-    return (f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
-            f"{source_env(p)} 2>/dev/null && {ray_nodes_command(plan, expected, 0)} 2>/dev/null")
+    return (
+        f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
+        f"{source_env(p)} 2>/dev/null && {ray_nodes_command(plan, expected, 0)} 2>/dev/null"
+    )
 
 
 def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | None:
@@ -263,7 +276,11 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
     snapshot = _snapshot_if_unchanged(ctx, plan)
     if snapshot is not None:
         nodes = {ip: int(n) for ip, n in snapshot.get("nodes", {}).items()}
-        ctx.data.update(nodes={names.get(ip, ip): n for ip, n in nodes.items()}, npu=sum(nodes.get(ip, 0) for ip in expected), snapshot=True)
+        ctx.data.update(
+            nodes={names.get(ip, ip): n for ip, n in nodes.items()},
+            npu=sum(nodes.get(ip, 0) for ip in expected),
+            snapshot=True,
+        )
         return
     last: dict[str, Any] = {}
     started = time.monotonic()
@@ -273,8 +290,14 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
             last.update(json.loads(line[8:]))
             nodes = last.get("nodes", {})
             npus = sum(int(nodes.get(ip, 0)) for ip in expected)
-            ctx.session.emit(Event("progress", ctx.host.name, ctx.session.stage,
-                                   f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, {npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)"))
+            ctx.session.emit(
+                Event(
+                    "progress",
+                    ctx.host.name,
+                    ctx.session.stage,
+                    f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, {npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)",
+                )
+            )
 
     command = (
         f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && {source_env(p)} && {ray_nodes_command(plan, expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
@@ -285,15 +308,25 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
         if line.startswith("RAYWAIT "):
             last.update(json.loads(line[8:]))
     nodes = {ip: int(n) for ip, n in last.get("nodes", {}).items()}
-    ctx.data.update(nodes={names.get(ip, ip): n for ip, n in nodes.items()}, npu=sum(nodes.get(ip, 0) for ip in expected))
+    ctx.data.update(
+        nodes={names.get(ip, ip): n for ip, n in nodes.items()}, npu=sum(nodes.get(ip, 0) for ip in expected)
+    )
     if last.get("ok"):
         return
     if not last:
-        raise CommandFailed(ctx.host.name, f"could not query Ray at {address}: {result.tail(3) or f'exit {result.exit_code}'}", result=result,
-                            hint="is the Ray head running? `ascend-deploy logs --tail 30` shows its log")
+        raise CommandFailed(
+            ctx.host.name,
+            f"could not query Ray at {address}: {result.tail(3) or f'exit {result.exit_code}'}",
+            result=result,
+            hint="is the Ray head running? `ascend-deploy logs --tail 30` shows its log",
+        )
     missing = [names[ip] for ip, need in expected.items() if nodes.get(ip, 0) < need]
     have = sum(nodes.get(ip, 0) for ip in expected)
-    detail = ", ".join(f"{names[ip]} ({ip}: " + (f"{nodes[ip]}/{expected[ip]} NPU" if ip in nodes else "not joined") + ")" for ip in expected if names[ip] in missing)
+    detail = ", ".join(
+        f"{names[ip]} ({ip}: " + (f"{nodes[ip]}/{expected[ip]} NPU" if ip in nodes else "not joined") + ")"
+        for ip in expected
+        if names[ip] in missing
+    )
     raise NodesMissing(
         ctx.host.name,
         f"after {wait:g}s Ray reports {len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes and {have}/{sum(expected.values())} NPU; missing: {detail}",
@@ -310,8 +343,8 @@ def launch_command(plan: Plan, p: Paths) -> str:
     that `$!`, the pid file, is the server itself."""
     return (
         f"umask 077 && mkdir -p {q(p.dir)} && {source_env(p)} && export RAY_ADDRESS={q(plan.ray_address)} && "
-        f"if [ -f {q(p.api_key)} ]; then VLLM_API_KEY=\"$(cat {q(p.api_key)})\"; export VLLM_API_KEY; fi && "
-        f"{{ echo \"# ascend-deploy: vLLM started $(date -u +%FT%TZ)\"; }} > {q(p.vllm_log)} || exit 1\n"
+        f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
+        f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
         f"setsid nohup {shlex.join(plan.vllm_argv())} >> {q(p.vllm_log)} 2>&1 < /dev/null &\n"
         f"echo $! > {q(p.vllm_pid)}; echo started $!"
     )
@@ -324,7 +357,9 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
     p = paths(ctx)
     wanted = vllm_hash(plan, ctx.shared.get("api_key"))
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
-    ray_restarted = [h for stage in ("ray-head", "ray-workers") for h, d in ctx.previous.get(stage, {}).items() if d.get("started")]
+    ray_restarted = [
+        h for stage in ("ray-head", "ray-workers") for h, d in ctx.previous.get(stage, {}).items() if d.get("started")
+    ]
     reasons = []
     if state.vllm_pid is None:
         reasons.append("not running")
@@ -338,15 +373,22 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
     if state.vllm_pids:
         yield Op(stop_vllm_command(p), f"stop the running vLLM ({', '.join(reasons)})", timeout=STOP_WAIT_S + 15)
     elif state.vllm_left:  # the server died (OOM kill, kill -9) but its engine still holds the NPUs
-        yield Op(stop_vllm_command(p), f"end the engine processes the dead vLLM left behind (pids {', '.join(map(str, state.worker_pids))})",
-                 timeout=STOP_WAIT_S + 15)
-    yield Op(launch_command(plan, p), f"start vLLM: TP {plan.tp.value} x PP {plan.pp.value}, backend {plan.backend.value}", timeout=60)
+        yield Op(
+            stop_vllm_command(p),
+            f"end the engine processes the dead vLLM left behind (pids {', '.join(map(str, state.worker_pids))})",
+            timeout=STOP_WAIT_S + 15,
+        )
+    yield Op(
+        launch_command(plan, p),
+        f"start vLLM: TP {plan.tp.value} x PP {plan.pp.value}, backend {plan.backend.value}",
+        timeout=60,
+    )
     yield write_file_op(p.vllm_hash, wanted + "\n", "record the vLLM command hash")
 
 
 def probe_command(plan: Plan, p: Paths) -> str:
     return (
-        f"pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then echo alive=1; else echo alive=0; fi; "
+        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; else echo alive=0; fi; '
         f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo health=$health; "
         f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
     )
@@ -355,7 +397,11 @@ def probe_command(plan: Plan, p: Paths) -> str:
 def parse_probe(stdout: str) -> Probe:
     values = dict(line.partition("=")[::2] for line in stdout.splitlines() if "=" in line)
     code = values.get("health", "").strip()
-    return Probe(values.get("alive", "0").strip() == "1", int(code) if code.isdigit() and code != "000" else None, values.get("last", "").strip())
+    return Probe(
+        values.get("alive", "0").strip() == "1",
+        int(code) if code.isdigit() and code != "000" else None,
+        values.get("last", "").strip(),
+    )
 
 
 def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -> str:
@@ -363,7 +409,7 @@ def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -
     (`-K -`), so the key is in no process's argv."""
     data = f"-H 'Content-Type: application/json' -d {q(json.dumps(body))}" if body is not None else ""
     return (
-        f"{{ if [ -f {q(p.api_key)} ]; then printf 'header = \"Authorization: Bearer %s\"\\n' \"$(cat {q(p.api_key)})\"; fi; }} | "
+        f'{{ if [ -f {q(p.api_key)} ]; then printf \'header = "Authorization: Bearer %s"\\n\' "$(cat {q(p.api_key)})"; fi; }} | '
         f"curl -s -m 120 -K - -w '\\nHTTP %{{http_code}}' {data} {q(plan.probe_url + path)}"
     )
 
@@ -373,8 +419,21 @@ def smoke_requests(plan: Plan) -> list[tuple[str, str, dict[str, Any] | None]]:
     name = plan.served_name.value
     return [
         ("models", "/v1/models", None),
-        ("completion", "/v1/completions", {"model": name, "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0}),
-        ("chat", "/v1/chat/completions", {"model": name, "messages": [{"role": "user", "content": "Hello! Who are you?"}], "max_tokens": 16, "temperature": 0}),
+        (
+            "completion",
+            "/v1/completions",
+            {"model": name, "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0},
+        ),
+        (
+            "chat",
+            "/v1/chat/completions",
+            {
+                "model": name,
+                "messages": [{"role": "user", "content": "Hello! Who are you?"}],
+                "max_tokens": 16,
+                "temperature": 0,
+            },
+        ),
     ]
 
 
@@ -412,17 +471,33 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
 
     def on_probe(elapsed: float, pr: Any) -> None:
         state = "healthy" if pr.healthy else "starting" if pr.alive else "exited"
-        ctx.session.emit(Event("progress", ctx.host.name, ctx.session.stage, f"{elapsed:4.0f}s {state}: {pr.last_line}"))
+        ctx.session.emit(
+            Event("progress", ctx.host.name, ctx.session.stage, f"{elapsed:4.0f}s {state}: {pr.last_line}")
+        )
 
-    outcome = wait_ready(probe, timeout=serve.ready_timeout, initial_delay=serve.initial_delay if started_now else 0.0,
-                         interval=float(ctx.params.get("interval", 2.0)), on_probe=on_probe)
+    outcome = wait_ready(
+        probe,
+        timeout=serve.ready_timeout,
+        initial_delay=serve.initial_delay if started_now else 0.0,
+        interval=float(ctx.params.get("interval", 2.0)),
+        on_probe=on_probe,
+    )
     ctx.data.update(state=outcome.state, waited_s=round(outcome.elapsed, 1))
     if outcome.state == "ready":
         ctx.data["healthy_at"] = time.time()  # wall clock, so a benchmark can compare it with its own /health poller
     if outcome.state != "ready":
-        tail = ctx.session.run(f"tail -n 40 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g'", timeout=30, check=False, setup=False).stdout
+        tail = ctx.session.run(
+            f"tail -n 40 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g'",
+            timeout=30,
+            check=False,
+            setup=False,
+        ).stdout
         sig = likely_cause(tail)
-        what = "exited" if outcome.state == "exited" else f"is not healthy after {outcome.elapsed:.0f}s (serve.ready_timeout)"
+        what = (
+            "exited"
+            if outcome.state == "exited"
+            else f"is not healthy after {outcome.elapsed:.0f}s (serve.ready_timeout)"
+        )
         raise VllmNotReady(
             ctx.host.name,
             f"vLLM {what}" + (f": {sig.cause}" if sig else "") + f" (log: ~/{p.vllm_log})",
@@ -435,10 +510,16 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     for kind, path, body in requests:
         res = ctx.session.run(curl_command(plan, p, path, body), timeout=150, check=False, setup=False)
         code, answer = parse_answer(kind, res.stdout)
-        if code != 200 or (kind == "models" and plan.served_name.value not in (answer or [])) or (kind != "models" and not isinstance(answer, str)):
+        if (
+            code != 200
+            or (kind == "models" and plan.served_name.value not in (answer or []))
+            or (kind != "models" and not isinstance(answer, str))
+        ):
             raise VllmNotReady(
                 ctx.host.name,
-                f"vLLM is healthy but {path} answered " + (f"HTTP {code}" if code else "nothing") + f": {str(answer)[:200]}",
+                f"vLLM is healthy but {path} answered "
+                + (f"HTTP {code}" if code else "nothing")
+                + f": {str(answer)[:200]}",
                 hint="401: the API key differs from the server's (re-run up); 404 on a model: served name mismatch; see `ascend-deploy logs --tail 40`",
             )
         answers[kind] = answer

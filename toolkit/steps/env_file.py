@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 from typing import Iterator
 
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import state_dir
 from toolkit.transport.shell import export_env, q
-from toolkit.engine.registry import Op, StepContext, step
 
 
 def render_env(env: dict[str, str]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from toolkit.facts.host import HOST_FACTS, host_facts
 from toolkit.engine.registry import Op, StepContext, step
+from toolkit.facts.host import HOST_FACTS, host_facts
 
 
 @step("gather_facts", read_only=True)

@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from toolkit.errors import CommandFailed
 from toolkit.engine.executor import Event
-from toolkit.facts.deploy import Paths, state_fact
-from toolkit.transport.shell import q
 from toolkit.engine.registry import Op, StepContext, step
+from toolkit.errors import CommandFailed
+from toolkit.facts.deploy import Paths, state_fact
 from toolkit.steps.deploy import source_env, the_plan
+from toolkit.transport.shell import q
 
 #: Server-only flags: the offline engine has no HTTP side.
 SERVER_ONLY = ("--host", "--port")
 
-GENERATE_SCRIPT = r'''
+GENERATE_SCRIPT = r"""
 import dataclasses, json, sys, time
 argv, sampling, schema, batch = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
 prompts = [json.loads(line) for line in sys.stdin if line.strip()]
@@ -59,7 +59,7 @@ for start in range(0, len(prompts), batch):
     done += len(chunk)
     emit(event="progress", done=done, total=len(prompts), seconds=round(time.time() - t0, 3), output_tokens=out_tokens)
 emit(event="done", done=done, seconds=round(time.time() - t0, 3), prompt_tokens=in_tokens, output_tokens=out_tokens)
-'''
+"""
 
 
 def engine_argv(plan: Any) -> list[str]:
@@ -90,8 +90,11 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
     running = ([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)
     if running:
-        raise ServerRunning(ctx.host.name, f"a vLLM server (pid {', '.join(map(str, running))}) holds the devices",
-                            hint="re-run with --stop-server to stop it first (`ascend-deploy up` starts it again)")
+        raise ServerRunning(
+            ctx.host.name,
+            f"a vLLM server (pid {', '.join(map(str, running))}) holds the devices",
+            hint="re-run with --stop-server to stop it first (`ascend-deploy up` starts it again)",
+        )
     on_result = ctx.shared.get("on_result", lambda record: None)
     summary: dict[str, Any] = {}
     total = len(ctx.shared["prompts"])
@@ -105,11 +108,24 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             on_result(event)
         elif kind == "loaded":
             summary["load_s"] = event["seconds"]
-            ctx.session.emit(Event("progress", ctx.host.name, ctx.session.stage, f"model loaded in {event['seconds']:.0f}s; 0/{total} prompts"))
+            ctx.session.emit(
+                Event(
+                    "progress",
+                    ctx.host.name,
+                    ctx.session.stage,
+                    f"model loaded in {event['seconds']:.0f}s; 0/{total} prompts",
+                )
+            )
         elif kind == "progress":
             rate = event["done"] / event["seconds"] if event["seconds"] else 0.0
-            ctx.session.emit(Event("progress", ctx.host.name, ctx.session.stage,
-                                   f"{event['done']}/{event['total']} prompts, {rate:.1f} prompts/s, {event['output_tokens'] / max(event['seconds'], 1e-9):.0f} tokens/s"))
+            ctx.session.emit(
+                Event(
+                    "progress",
+                    ctx.host.name,
+                    ctx.session.stage,
+                    f"{event['done']}/{event['total']} prompts, {rate:.1f} prompts/s, {event['output_tokens'] / max(event['seconds'], 1e-9):.0f} tokens/s",
+                )
+            )
         elif kind == "done":
             summary.update(event)
 
@@ -120,13 +136,22 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
         f"{q(json.dumps(sampling.json_schema))} {int(ctx.params.get('batch', 8))} 2> {q(p.dir + '/generate.log')}"
     )
     stdin = "".join(json.dumps(item) + "\n" for item in ctx.shared["prompts"])
-    result = ctx.session.run(command, timeout=float(ctx.shared.get("timeout", 3600)), check=False, stdin=stdin, on_output=on_line)
+    result = ctx.session.run(
+        command, timeout=float(ctx.shared.get("timeout", 3600)), check=False, stdin=stdin, on_output=on_line
+    )
     ctx.data.update(summary=summary)
     if result.exit_code != 0 or "done" not in summary:
         from toolkit.checks.signatures import likely_cause
 
         tail = ctx.session.run(f"tail -n 30 {q(p.dir + '/generate.log')}", timeout=30, check=False, setup=False).stdout
         sig = likely_cause(tail)
-        raise CommandFailed(ctx.host.name, f"the offline batch failed (exit {result.exit_code})" + (f": {sig.cause}" if sig else "") + f" (log: ~/{p.dir}/generate.log)",
-                            hint=sig.fix if sig else "read the log tail below", details=tail.strip().splitlines()[-20:], result=None)
+        raise CommandFailed(
+            ctx.host.name,
+            f"the offline batch failed (exit {result.exit_code})"
+            + (f": {sig.cause}" if sig else "")
+            + f" (log: ~/{p.dir}/generate.log)",
+            hint=sig.fix if sig else "read the log tail below",
+            details=tail.strip().splitlines()[-20:],
+            result=None,
+        )
     yield from ()

@@ -6,13 +6,13 @@ import base64
 import json
 from typing import Iterable, Iterator, Mapping
 
+from toolkit.engine.readiness import Probe
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.planner.plan import Plan, ray_temp_dir
-from toolkit.engine.readiness import Probe
-from toolkit.transport.shell import compose, q
-from toolkit.engine.registry import Op, StepContext, step
 from toolkit.steps.deploy import curl_command, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
+from toolkit.transport.shell import compose, q
 
 
 @step("status_probe", read_only=True, needs_plan=True)
@@ -66,7 +66,7 @@ _MODELS = "--- models"
 
 def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
     """The server's pid, /health and last log line; /v1/models too when healthy."""
-    command = f"{probe_command(plan, p)}\nif [ \"$health\" = 200 ]; then echo {q(_MODELS)}; {curl_command(plan, p, '/v1/models', None)}; fi"
+    command = f'{probe_command(plan, p)}\nif [ "$health" = 200 ]; then echo {q(_MODELS)}; {curl_command(plan, p, "/v1/models", None)}; fi'
 
     def parse(raw: Raw) -> tuple[Probe, list[str] | None]:
         probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")
@@ -85,7 +85,7 @@ def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
 set +e
 out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
 mkdir -p "$out/ray" "$out/cluster"
-for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + '/ray-wait.err')}; do
+for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
   [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
 done
 if [ -d {q(ray_logs)} ]; then
@@ -122,17 +122,19 @@ def logs_tail(ctx: StepContext) -> Iterator[Op]:
     ray_logs = f"{ray_temp_dir(ctx.inventory.name)}/session_latest/logs"
     files = [p.vllm_log, p.ray_log, f"{ray_logs}/raylet.out", f"{ray_logs}/gcs_server.out"]
     marker = "@@ascend-deploy-file@@"
-    script = "; ".join(f"if [ -f {q(f)} ]; then echo '{marker} {f}'; tail -n {n} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi" for f in files)
+    script = "; ".join(
+        f"if [ -f {q(f)} ]; then echo '{marker} {f}'; tail -n {n} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi"
+        for f in files
+    )
     res = ctx.session.run(script + "; true", timeout=60, check=False, setup=False)
     tails: dict[str, list[str]] = {}
     current = None
     for line in res.stdout.splitlines():
         if line.startswith(marker):
-            current = line[len(marker) + 1:]
+            current = line[len(marker) + 1 :]
             tails[current] = []
         elif current is not None:
             tails[current].append(line)
     ctx.data["tails"] = tails
     ctx.data["looked_for"] = files
     yield from ()
-

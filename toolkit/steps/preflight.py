@@ -8,14 +8,14 @@ import time
 from typing import Any, Iterator
 
 from toolkit.checks import pings
+from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.hccn import device_script, parse_devices
 from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
-from toolkit.config.inventory import Inventory, ResolvedHost
-from toolkit.engine.registry import Op, StepContext, step
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
 #: neighbour (O(N) connections instead of O(N^2)).
@@ -42,7 +42,9 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
     devices = list(host.devices)
     peers = [h.address for h in inv.hosts if h.name != host.name]
     facts: list[Fact[Any]] = [
-        Fact("tool_latency", latency_command(devices[0]), parse_latency),  # first: before the device reads load the host
+        Fact(
+            "tool_latency", latency_command(devices[0]), parse_latency
+        ),  # first: before the device reads load the host
         *HOST_FACTS,
         Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
         Fact("npu_list", "npu-smi info -l", parse_info_list),

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
-from toolkit.transport.shell import q
-from toolkit.engine.registry import Op, StepContext, step
 from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_command
+from toolkit.transport.shell import q
 
 
 @step("vllm_stop")
@@ -44,7 +44,16 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     """Remove the cluster's markers, env and key files (logs stay for `logs`), then verify that no
     vLLM or Ray process is left and `npu-smi` shows no process on the NPUs."""
     p = Paths.of(ctx.inventory.name)
-    present = ctx.facts([Fact("files", " ; ".join(f"[ -e {q(getattr(p, f))} ] && echo {f}" for f in FILES) + "; true", lambda r: r.stdout.split(), setup=False)])["files"]
+    present = ctx.facts(
+        [
+            Fact(
+                "files",
+                " ; ".join(f"[ -e {q(getattr(p, f))} ] && echo {f}" for f in FILES) + "; true",
+                lambda r: r.stdout.split(),
+                setup=False,
+            )
+        ]
+    )["files"]
     if present:
         yield Op("rm -f " + " ".join(q(getattr(p, f)) for f in present), f"remove {', '.join(present)}")
     if ctx.check:
@@ -56,5 +65,8 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
     problems = [f"{kind} pids {', '.join(map(str, pids))}" for kind, pids in left.items() if pids] + busy
     if problems:
-        raise CommandFailed(ctx.host.name, "still running after down: " + "; ".join(problems),
-                            hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another user or cluster)")
+        raise CommandFailed(
+            ctx.host.name,
+            "still running after down: " + "; ".join(problems),
+            hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another user or cluster)",
+        )

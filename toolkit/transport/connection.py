@@ -26,7 +26,14 @@ class Connection(Protocol):
 
     def open(self) -> None: ...
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+        stdin: str | None = None,
+    ) -> Result:
         """`stdin` is fed to the command: the way to hand a host a secret (never in argv)."""
         ...
 
@@ -38,7 +45,9 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-def timed_out(host: str, script_timeout: float | None, command: str, started: float, stdout: str = "", stderr: str = "") -> CommandTimeout:
+def timed_out(
+    host: str, script_timeout: float | None, command: str, started: float, stdout: str = "", stderr: str = ""
+) -> CommandTimeout:
     result = Result(host, command, 124, stdout, stderr, time.monotonic() - started)
     return CommandTimeout(
         host,

@@ -25,7 +25,14 @@ class LocalConnection:
     def open(self) -> None:
         pass
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+        stdin: str | None = None,
+    ) -> Result:
         started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "-c", script],
@@ -55,8 +62,14 @@ class LocalConnection:
 
     def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
         started = time.monotonic()
-        proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         lines: list[str] = []
         found = threading.Event()
 
@@ -74,6 +87,7 @@ class LocalConnection:
             os.killpg(proc.pid, signal.SIGKILL)
             raise timed_out(self.name, timeout, script, started, "".join(lines))
         if lines and lines[-1].rstrip("\n") == until:
+
             def release() -> None:
                 try:
                     assert proc.stdin is not None

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 import paramiko
-from paramiko.common import cMSG_IGNORE
 from fabric import Config
 from fabric import Connection as FabricConnection
+from paramiko.common import cMSG_IGNORE
 
-from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, timed_out
-from toolkit.errors import AuthError, ConnectError, HostError
-from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
 from toolkit.config.inventory import ResolvedHost
-from toolkit.transport.shell import bash
+from toolkit.errors import AuthError, ConnectError, HostError
+from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, timed_out
+from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
 from toolkit.transport.result import Result
+from toolkit.transport.shell import bash
 
 
 class _Transport(paramiko.Transport):
@@ -126,8 +126,9 @@ class _Deadline(Exception):
 EOF_GRACE_S = 2.0
 
 
-def _read_channel(chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None,
-                  exited: _ExitWakeup | None = None) -> tuple[str, str]:
+def _read_channel(
+    chan: paramiko.Channel, deadline: float | None, on_output: OutputCallback | None, exited: _ExitWakeup | None = None
+) -> tuple[str, str]:
     """Drain stdout and stderr until the command exits (or the channel dies, or the deadline).
     With `exited` (the channel's status_event) it sleeps until something happens; without, it
     looks every 0.5 s."""
@@ -232,7 +233,9 @@ class SSHConnection:
         if self.host.key_file:
             key = Path(self.host.key_file).expanduser()
             if not key.is_file():
-                raise AuthError(self.name, f"key file {key} not found", hint="fix key_file in the inventory or create the key")
+                raise AuthError(
+                    self.name, f"key file {key} not found", hint="fix key_file in the inventory or create the key"
+                )
             kwargs.update(key_filename=str(key), look_for_keys=False, allow_agent=False)
         passphrase = self._secret("key_passphrase", self.host.key_passphrase_env, self.host.key_passphrase_file)
         if passphrase is not None:
@@ -245,18 +248,26 @@ class SSHConnection:
     def _secret(self, what: str, var: str | None, file: str | None) -> str | None:
         """A secret from the local variable or file the inventory names; errors name the source, never the value."""
         if var and file:
-            raise AuthError(self.name, f"both {what}_env and {what}_file are set", hint="keep one of them in the inventory")
+            raise AuthError(
+                self.name, f"both {what}_env and {what}_file are set", hint="keep one of them in the inventory"
+            )
         if var:
             value = os.environ.get(var)
             if value is None:
-                raise AuthError(self.name, f"environment variable {var} ({what}_env) is not set", hint=f"export {var}=... before running (the inventory names it)")
+                raise AuthError(
+                    self.name,
+                    f"environment variable {var} ({what}_env) is not set",
+                    hint=f"export {var}=... before running (the inventory names it)",
+                )
             return value
         if file:
             path = Path(file).expanduser()
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
-                raise AuthError(self.name, f"{what}_file {path}: {exc.strerror or exc}", hint=f"fix {what}_file in the inventory") from None
+                raise AuthError(
+                    self.name, f"{what}_file {path}: {exc.strerror or exc}", hint=f"fix {what}_file in the inventory"
+                ) from None
             value = text.rstrip("\r\n")
             if not value:
                 raise AuthError(self.name, f"{what}_file {path} is empty")
@@ -286,10 +297,14 @@ class SSHConnection:
         try:
             name, keys = known_keys(self.known_hosts_files, conn.host, conn.port)
         except (OSError, paramiko.SSHException) as exc:
-            raise ConnectError(self.name, f"cannot read known_hosts ({', '.join(map(str, self.known_hosts_files))}): {exc}") from None
+            raise ConnectError(
+                self.name, f"cannot read known_hosts ({', '.join(map(str, self.known_hosts_files))}): {exc}"
+            ) from None
         for kind, key in keys.items():
             client.get_host_keys().add(name, kind, key)
-        client.set_missing_host_key_policy(VerifyingPolicy(self.name, accept_new=self.accept_new, record_to=self.record_to))
+        client.set_missing_host_key_policy(
+            VerifyingPolicy(self.name, accept_new=self.accept_new, record_to=self.record_to)
+        )
         where = f"{conn.user}@{conn.host}:{conn.port}"
         try:
             if conn.gateway is None:  # a ProxyJump/ProxyCommand from ~/.ssh/config brings its own channel
@@ -300,8 +315,11 @@ class SSHConnection:
         except paramiko.BadHostKeyException as exc:
             raise changed_key_error(self.name, exc, self.known_hosts_files) from None
         except paramiko.PasswordRequiredException:
-            raise AuthError(self.name, f"key_file {self.host.key_file} is encrypted and no passphrase was given",
-                            hint="set key_passphrase_env or key_passphrase_file in the inventory (or use ssh-agent)") from None
+            raise AuthError(
+                self.name,
+                f"key_file {self.host.key_file} is encrypted and no passphrase was given",
+                hint="set key_passphrase_env or key_passphrase_file in the inventory (or use ssh-agent)",
+            ) from None
         except paramiko.AuthenticationException as exc:
             raise AuthError(
                 self.name,
@@ -309,23 +327,45 @@ class SSHConnection:
                 hint="check user and key_file (or password_env/password_file) in the inventory and the host's authorized_keys",
             ) from None
         except ConnectionRefusedError:
-            raise ConnectError(self.name, f"cannot connect to {where}: Connection refused", hint="is sshd running and the port open?") from None
+            raise ConnectError(
+                self.name, f"cannot connect to {where}: Connection refused", hint="is sshd running and the port open?"
+            ) from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             reason = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()})) or "refused"
-            raise ConnectError(self.name, f"cannot connect to {where}: {reason}", hint="is sshd running and the port open?") from None
+            raise ConnectError(
+                self.name, f"cannot connect to {where}: {reason}", hint="is sshd running and the port open?"
+            ) from None
         except (socket.timeout, TimeoutError):
-            raise ConnectError(self.name, f"connection to {where} timed out after {self.host.connect_timeout:g}s", hint="host down or firewalled?") from None
+            raise ConnectError(
+                self.name,
+                f"connection to {where} timed out after {self.host.connect_timeout:g}s",
+                hint="host down or firewalled?",
+            ) from None
         except socket.gaierror as exc:
             raise ConnectError(self.name, f"cannot resolve {conn.host}: {exc.strerror}") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            if isinstance(exc, paramiko.SSHException) and (self.host.key_passphrase_env or self.host.key_passphrase_file) and str(exc).startswith("Invalid key"):
+            if (
+                isinstance(exc, paramiko.SSHException)
+                and (self.host.key_passphrase_env or self.host.key_passphrase_file)
+                and str(exc).startswith("Invalid key")
+            ):
                 # paramiko's word for a key that did not decrypt: a wrong passphrase, not a network fault
-                raise AuthError(self.name, f"cannot unlock key_file {self.host.key_file}: wrong passphrase?",
-                                hint="check the passphrase in the variable or file that key_passphrase_env/_file names") from None
+                raise AuthError(
+                    self.name,
+                    f"cannot unlock key_file {self.host.key_file}: wrong passphrase?",
+                    hint="check the passphrase in the variable or file that key_passphrase_env/_file names",
+                ) from None
             raise ConnectError(self.name, f"SSH to {where} failed: {exc or type(exc).__name__}") from None
         self._conn = conn
 
-    def run(self, script: str, *, timeout: float | None = None, on_output: OutputCallback | None = None, stdin: str | None = None) -> Result:
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+        stdin: str | None = None,
+    ) -> Result:
         """Run on a new channel of the one transport. Our own read loop (not invoke's runner):
         interruptible by Ctrl-C and by `close()` from another thread, no helper threads."""
         self.open()
@@ -348,7 +388,9 @@ class SSHConnection:
             raise timed_out(self.name, timeout, script, started, exc.out, exc.err) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise ConnectError(self.name, f"connection lost while running a command: {exc or type(exc).__name__}") from None
+            raise ConnectError(
+                self.name, f"connection lost while running a command: {exc or type(exc).__name__}"
+            ) from None
         finally:
             exited.close()
         if timeout is not None and code in (124, 137) and time.monotonic() - started >= timeout:
@@ -409,4 +451,3 @@ class SSHConnection:
             except Exception:  # closing a broken transport must never mask the real error
                 pass
             self._conn = None
-

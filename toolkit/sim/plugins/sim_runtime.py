@@ -10,7 +10,9 @@ REMOVED = {
     "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag",
     "--multi-step-stream-outputs": "removed with multi-step scheduling (Aug 2025); drop the flag",
 }
-RAY = {"--num-gpus": "registers 'GPU' resources that the platform never requests; ascend-deploy registers the NPU resource"}
+RAY = {
+    "--num-gpus": "registers 'GPU' resources that the platform never requests; ascend-deploy registers the NPU resource"
+}
 
 
 @hookimpl
