@@ -97,15 +97,14 @@ PHASES = [
 def ray_query_command(inv_path: Path) -> tuple[str, str, str]:
     """(head address, the remote script `status` runs to list Ray's nodes, ssh options)."""
     from toolkit import api
-    from toolkit.facts.deploy import Paths
-    from toolkit.steps.deploy import ray_nodes_command, source_env
+    from toolkit.launch import launch_for
     from toolkit.transport.shell import bash, compose
 
     inv = api.load(inv_path, api.Options())
     plan = api.plan(inv)
     head = inv.head
-    p = Paths.of(inv.name)
-    command = f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)}"
+    launch = launch_for(plan)
+    command = f"{launch.runtime.enter()} 2>/dev/null; {launch.launcher.nodes_query({}, 0)}"
     return head.address, bash(compose(command, env=dict(head.env), setup=head.setup), timeout=60), head.key_file or ""
 
 

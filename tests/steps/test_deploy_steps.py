@@ -298,7 +298,7 @@ def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any])
 
 def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Cluster, Any]) -> None:
     """Ray's own node list decides; the host that is missing gets the tail of its Ray log."""
-    from toolkit.steps.deploy import NodesMissing
+    from toolkit.launch.ray import NodesMissing
 
     inv, cluster, plan = setup
     real = cluster.apply

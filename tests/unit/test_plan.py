@@ -163,7 +163,13 @@ def test_plan_json_carries_commands_and_origins(tmp_path: Path) -> None:
 def test_markers_change_with_what_shaped_each_part(tmp_path: Path) -> None:
     """The hashes `up` keeps on each host. An env change also restarts vLLM, through Ray's restart
     (tests/steps: test_env_change_restarts_ray_everywhere_and_vllm)."""
-    from toolkit.steps.deploy import ray_hash, vllm_hash
+    from toolkit.launch import launch_for
+
+    def ray_hash(h: Any, nic: str) -> str:
+        return launch_for(plan(tmp_path)).launcher.node_hash(h, nic)
+
+    def vllm_hash(p: Plan, key: str | None) -> str:
+        return launch_for(p).launcher.server_hash(key)
 
     def marks(p: Plan) -> dict[str, str]:
         return {**{h.name: ray_hash(h, "eth0") for h in p.hosts}, "vllm": vllm_hash(p, None)}

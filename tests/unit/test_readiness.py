@@ -8,7 +8,7 @@ from toolkit.checks.signatures import likely_cause
 from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.facts import Raw
 from toolkit.facts.deploy import parse_nic, parse_reach, parse_state
-from toolkit.steps.deploy import parse_answer, parse_probe
+from toolkit.launch.server import parse_answer, parse_probe
 
 
 class Clock:

@@ -186,11 +186,11 @@ def up(
 
 def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[Any]":
     """Ask Ray for its nodes on the head in the background while the other stages run (see
-    `ray_snapshot_command`); the thread ends with its command, or when the executor closes."""
+    `RayLauncher.snapshot_command`); the thread ends with its command, or when the executor closes."""
     import threading
     from concurrent.futures import Future
 
-    from toolkit.steps.deploy import ray_snapshot_command
+    from toolkit.launch import launch_for
 
     future: Future[Any] = Future()
 
@@ -200,7 +200,7 @@ def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[
                 head
             )  # no stage: a failure to connect is reported by the stage that needs the head
             future.set_result(
-                session.run(ray_snapshot_command(plan, Paths.of(plan.cluster)), timeout=60, check=False, setup=True)
+                session.run(launch_for(plan).launcher.snapshot_command(), timeout=60, check=False, setup=True)
             )
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
             future.set_exception(exc)
@@ -211,7 +211,7 @@ def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[
 
 def attach_ray_logs(inventory: Inventory, executor: Executor, run: RunReport) -> None:
     """A host that never joined Ray: put the tail of its own Ray logs under the error."""
-    from toolkit.steps.deploy import NodesMissing
+    from toolkit.launch.ray import NodesMissing
 
     stage = next(s for s in run.stages if s.name == "ray-ready")
     for host_report in stage.hosts.values():

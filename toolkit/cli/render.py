@@ -361,6 +361,8 @@ def render_plan(plan: Any, inventory_path: str) -> None:
         if v
     )
     summary.add_row("runtime", f"{rt.name} ({versions})", plan.runtime_origin)
+    summary.add_row("launcher", str(plan.launcher.value), plan.launcher.origin)
+    summary.add_row("processes run", f"on the {plan.placement.value}", plan.placement.origin)
     summary.add_row(
         "parallel",
         f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} host(s), backend {plan.backend.value}",

@@ -229,6 +229,8 @@ class Plan:
     endpoint: str = ""
     ray_port: int = 6379
     probe_url: str = ""  # where the head itself reaches the server (readiness probes)
+    launcher: Value = field(default_factory=lambda: Value("ray", "default"))  # how ranks start (toolkit.launch)
+    placement: Value = field(default_factory=lambda: Value("host", "default"))  # where processes run (toolkit.launch)
     api_key_env: str | None = None  # the local variable that holds the key (for clients' examples)
     api_key_file: str | None = None  # or the local file, resolved against the inventory
 
@@ -737,6 +739,8 @@ class _Planner:
             endpoint=_endpoint(self.inv),
             ray_port=self.spec.ray.port,
             probe_url=_probe_url(self.inv),
+            launcher=Value("ray", f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: a Ray node per host, vLLM on the head (the seed's recipe)"),
+            placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
             if self.serve.api_key_file and not self.serve.api_key_env
@@ -842,6 +846,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "row": plain(plan.row),
             "config": plan.config_source,
         },
+        "launch": {"launcher": v(plan.launcher), "runtime": v(plan.placement)},
         "parallel": {
             "tp": v(plan.tp),
             "pp": v(plan.pp),

@@ -1,7 +1,8 @@
-"""The steps of `up`: environment file, Ray head and workers, the wait for every Ray node, the vLLM
-server, and its readiness. Each reads the live host first and yields only what must change:
-a marker on each host holds the hash of what shaped its Ray node and its vLLM server, so a
-re-run on a healthy, unchanged cluster yields nothing.
+"""The steps of `up`: environment file, the launcher's nodes (Ray head and workers), the wait for
+every node, the vLLM server, and its readiness. Each reads the live host first and yields only what
+must change: a marker on each host holds the hash of what shaped its node and its server, so a
+re-run on a healthy, unchanged cluster yields nothing. The commands come from the plan's launcher
+and runtime (`toolkit.launch`).
 
 The plan (`toolkit.planner.plan.Plan`) arrives in `ctx.shared["plan"]`; the API key, if any, in
 `ctx.shared["api_key"]` (written to a 0600 file through stdin, never on a command line).
@@ -9,36 +10,40 @@ The plan (`toolkit.planner.plan.Plan`) arrives in `ctx.shared["plan"]`; the API 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shlex
 import time
 from typing import Any, Iterator
 
 from toolkit.engine.executor import Event
-from toolkit.engine.readiness import Probe, wait_ready
+from toolkit.engine.readiness import wait_ready
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
-from toolkit.facts.deploy import (
-    RAY_PATTERN,
-    STARTER_PATTERN,
-    VLLM_ENGINE_PATTERN,
-    VLLM_PATTERN,
-    Paths,
-    nic_fact,
-    reach_fact,
-    state_fact,
+from toolkit.facts.deploy import Paths, nic_fact, reach_fact, state_fact
+from toolkit.launch import Launch, launch_for
+from toolkit.launch.ray import RAY_START_TIMEOUT, NodesMissing, parse_nodes
+from toolkit.launch.server import (
+    STOP_WAIT_S,
+    curl_command,
+    digest,
+    parse_answer,
+    parse_probe,
+    probe_command,
+    smoke_requests,
+    stop_vllm_command,
 )
 from toolkit.planner.plan import HostPlan, Plan
 from toolkit.steps.env_file import render_env, write_file_op
 from toolkit.transport.shell import q
 
-RAY_START_TIMEOUT = 120
-STOP_WAIT_S = 30
+__all__ = ["NodesMissing", "VllmNotReady", "the_plan"]
 
 
 def the_plan(ctx: StepContext) -> Plan:
     return ctx.shared["plan"]
+
+
+def launch(ctx: StepContext) -> Launch:
+    return launch_for(the_plan(ctx))
 
 
 def host_plan(ctx: StepContext) -> HostPlan:
@@ -47,58 +52,6 @@ def host_plan(ctx: StepContext) -> HostPlan:
 
 def paths(ctx: StepContext) -> Paths:
     return Paths.of(ctx.inventory.name)
-
-
-def source_env(p: Paths) -> str:
-    """Load the plan's environment into a command (the file `env` writes, mode 0600)."""
-    return f"set -a; . ./{q(p.env)}; set +a"
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def ray_hash(hp: HostPlan, nic: str) -> str:
-    """What shaped this host's Ray node: its environment (read only at `ray start`) and arguments."""
-    data = {"env": hp.resolved_env(nic), "ray": list(hp.ray_argv)}
-    return digest(json.dumps(data, sort_keys=True))[:16]
-
-
-def vllm_hash(plan: Plan, key: str | None) -> str:
-    data = {"argv": plan.vllm_argv(), "key": digest(key) if key else None}
-    return digest(json.dumps(data, sort_keys=True))[:16]
-
-
-def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
-    """TERM the server (pid file, then any vLLM server of this user) and vLLM's own engine
-    processes, wait, then KILL. The engine must be named too: a server stopped while it still
-    starts can leave its EngineCore behind, holding the NPUs (found by the Ctrl-C tests)."""
-    find = f"cat {q(p.vllm_pid)} 2>/dev/null"
-    if strays:
-        find += f"; pgrep -u \"$(id -u)\" -f '{VLLM_PATTERN}|{VLLM_ENGINE_PATTERN}'"
-    return (
-        f"pids=$( ( {find} ) | sort -u | tr '\\n' ' '); "
-        "alive=''; for p in $pids; do kill -0 $p 2>/dev/null && alive=\"$alive $p\"; done; "
-        'if [ -n "$alive" ]; then kill -TERM $alive 2>/dev/null; '
-        f"for i in $(seq 1 {STOP_WAIT_S * 5}); do left=''; for p in $alive; do kill -0 $p 2>/dev/null && left=\"$left $p\"; done; "
-        '[ -z "$left" ] && break; sleep 0.2; done; '
-        '[ -n "$left" ] && { echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }; fi; '
-        f"rm -f {q(p.vllm_pid)} {q(p.vllm_hash)}; true"
-    )
-
-
-def ray_stop_command() -> str:
-    """End any `ray start` still in flight (it would start daemons after the stop), then `ray
-    stop`, asking nicely first; `--force` only if something is still alive after it."""
-    starters = f"pgrep -u \"$(id -u)\" -f '{STARTER_PATTERN}'"
-    return (
-        "command -v ray >/dev/null || { echo 'ray is not on PATH (check the setup lines)' >&2; exit 127; }; "
-        f"s=$({starters} | tr '\\n' ' '); if [ -n \"$s\" ]; then kill -TERM $s 2>/dev/null; "
-        f"for i in $(seq 1 25); do {starters} >/dev/null || break; sleep 0.2; done; "
-        f"s=$({starters} | tr '\\n' ' '); [ -n \"$s\" ] && kill -KILL $s 2>/dev/null; fi; "
-        "ray stop >/dev/null 2>&1; "
-        f"if pgrep -u \"$(id -u)\" -f '{RAY_PATTERN}' >/dev/null; then ray stop --force >/dev/null 2>&1; fi; true"
-    )
 
 
 @step("deploy_env", needs_plan=True)
@@ -133,6 +86,7 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         yield Op(f"rm -f {q(p.api_key)}", "remove the API key file (no key configured)")
 
 
+
 @step("ray_start", needs_plan=True)
 def ray_start(ctx: StepContext) -> Iterator[Op]:
     """Start this host's Ray node (head or worker) unless it already runs with the same settings."""
@@ -140,7 +94,8 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     hp = host_plan(ctx)
     p = paths(ctx)
     nic = ctx.previous.get("env", {}).get(hp.name, {}).get("nic") or hp.nic
-    wanted = ray_hash(hp, nic)
+    launcher = launch(ctx).launcher
+    wanted = launcher.node_hash(hp, nic)
     head = plan.head
     wanted_facts = [state_fact(ctx.inventory.name)]
     port = ctx.inventory.spec.ray.port
@@ -171,65 +126,15 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     if state.ray_running or state.gcs_pids or state.starter_pids:  # starters: an interrupted run's `ray start`
         if hp.role == "head":
             yield Op(stop_vllm_command(p), "stop vLLM first (it runs on this Ray cluster)", timeout=STOP_WAIT_S + 15)
-        yield Op(ray_stop_command(), f"stop Ray ({', '.join(reasons)})", timeout=90)
+        yield Op(launcher.stop_nodes_command(), f"stop Ray ({', '.join(reasons)})", timeout=90)
     role = "head" if hp.role == "head" else "worker"
-    start = shlex.join(hp.ray_argv)
     yield Op(
-        f"mkdir -p {q(p.dir)} && {source_env(p)} && rm -f {q(p.ray_hash)} && "
-        f"(umask 077; : > {q(p.ray_log)}) && {{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 || {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}",
+        launcher.node_command(hp),
         f"start Ray {role} on {hp.address} with {len(hp.devices)} NPU ({', '.join(reasons)})",
         timeout=RAY_START_TIMEOUT + 15,
     )
     yield write_file_op(p.ray_hash, wanted + "\n", "record the Ray settings hash")
 
-
-RAY_WAIT_SCRIPT = r"""
-import json, logging, os, sys, time
-expected = json.loads(sys.argv[1]); deadline = time.time() + float(sys.argv[2]); resource = sys.argv[3]
-import ray
-ray.init(address=os.environ["RAY_ADDRESS"], logging_level=logging.ERROR, log_to_driver=False)
-while True:
-    nodes = {}
-    for n in ray.nodes():
-        if n.get("Alive"):
-            ip = n.get("NodeManagerAddress")
-            nodes[ip] = nodes.get(ip, 0) + n.get("Resources", {}).get(resource, 0)
-    ok = all(nodes.get(ip, 0) >= need for ip, need in expected.items())
-    print("RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}), flush=True)
-    if ok or time.time() > deadline:
-        break
-    time.sleep(1)
-try:
-    ray.shutdown()
-finally:
-    os._exit(0)
-"""
-
-
-def ray_nodes_command(plan: Plan, expected: dict[str, int], wait: float) -> str:
-    """Ask Ray itself (a driver on this host) which nodes are alive with how many NPUs, polling up
-    to `wait` seconds until `expected` (address -> NPUs) holds; prints `RAYWAIT {json}` lines.
-    Callers load the env file first and decide where stderr goes.
-
-    The driver ends with an explicit `ray.shutdown()` (the job ends cleanly in the GCS) and then
-    `os._exit`: left to the interpreter, Ray's exit hook sleeps 0.5 s "for log messages" (this
-    driver prints none) and module teardown takes another 0.25 s. Measured on the simulated head:
-    1.7-1.9 s -> 0.85 s (import ray 0.5 s, connect 0.05 s, shutdown 0.25 s)."""
-    return (
-        f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "
-        f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}"
-    )
-
-
-def ray_snapshot_command(plan: Plan, p: Paths) -> str:
-    """Ray's node list right now, asked only if a GCS runs here (else nothing is printed): `up`
-    starts it at once, in the background, so that on an unchanged cluster `ray-ready` finds the
-    answer waiting instead of paying the Ray driver's 1.5-2 s start after the earlier stages."""
-    expected = {h.address: len(h.devices) for h in plan.hosts}
-    return (
-        f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
-        f"{source_env(p)} 2>/dev/null && {ray_nodes_command(plan, expected, 0)} 2>/dev/null"
-    )
 
 
 def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | None:
@@ -248,20 +153,9 @@ def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | Non
         result = future.result(timeout=90)
     except Exception:  # the snapshot is an optimisation: any failure means "ask again"
         return None
-    line = next((ln for ln in reversed(result.stdout.splitlines()) if ln.startswith("RAYWAIT ")), None)
-    data = json.loads(line[8:]) if line else None
+    data = parse_nodes(result.stdout)
     return data if data and data.get("ok") else None
 
-
-class NodesMissing(CommandFailed):
-    """Ray did not register every host: `missing` names them, so `up` can fetch their Ray logs."""
-
-    def __init__(self, host: str, message: str, *, missing: list[str], hint: str) -> None:
-        super().__init__(host, message, hint=hint)
-        self.missing = missing
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "missing": self.missing}
 
 
 @step("ray_ready", read_only=True, needs_plan=True)
@@ -269,6 +163,7 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
     """Wait until Ray itself reports every host alive with its full NPU count."""
     plan = the_plan(ctx)
     p = paths(ctx)
+    the_launch = launch(ctx)
     wait = float(ctx.params.get("timeout", 120))
     expected = {h.address: len(h.devices) for h in plan.hosts}
     names = {h.address: h.name for h in plan.hosts}
@@ -300,7 +195,8 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
             )
 
     command = (
-        f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && {source_env(p)} && {ray_nodes_command(plan, expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
+        f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && {the_launch.runtime.enter()} && "
+        f"{the_launch.launcher.nodes_query(expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
         f"|| {{ rc=$?; tail -n 5 {q(p.dir + '/ray-wait.err')} >&2; exit $rc; }}"
     )
     result = ctx.session.run(command, timeout=wait + 60, check=False, on_output=on_line)
@@ -336,26 +232,14 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
     yield  # pragma: no cover - a generator step
 
 
-def launch_command(plan: Plan, p: Paths) -> str:
-    """Start vLLM detached (setsid + nohup), log and pid file (0600) in the cluster folder; the key
-    comes from its 0600 file into VLLM_API_KEY, never through argv. The server is started as a
-    simple background command (the tail of an `&&` list would background a whole subshell) so
-    that `$!`, the pid file, is the server itself."""
-    return (
-        f"umask 077 && mkdir -p {q(p.dir)} && {source_env(p)} && export RAY_ADDRESS={q(plan.ray_address)} && "
-        f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
-        f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
-        f"setsid nohup {shlex.join(plan.vllm_argv())} >> {q(p.vllm_log)} 2>&1 < /dev/null &\n"
-        f"echo $! > {q(p.vllm_pid)}; echo started $!"
-    )
-
 
 @step("vllm_start", needs_plan=True)
 def vllm_start(ctx: StepContext) -> Iterator[Op]:
     """Start the vLLM server on the head unless it runs with the same command on an unchanged Ray."""
     plan = the_plan(ctx)
     p = paths(ctx)
-    wanted = vllm_hash(plan, ctx.shared.get("api_key"))
+    launcher = launch(ctx).launcher
+    wanted = launcher.server_hash(ctx.shared.get("api_key"))
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
     ray_restarted = [
         h for stage in ("ray-head", "ray-workers") for h, d in ctx.previous.get(stage, {}).items() if d.get("started")
@@ -379,77 +263,12 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
             timeout=STOP_WAIT_S + 15,
         )
     yield Op(
-        launch_command(plan, p),
+        launcher.server_command(),
         f"start vLLM: TP {plan.tp.value} x PP {plan.pp.value}, backend {plan.backend.value}",
         timeout=60,
     )
     yield write_file_op(p.vllm_hash, wanted + "\n", "record the vLLM command hash")
 
-
-def probe_command(plan: Plan, p: Paths) -> str:
-    return (
-        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; else echo alive=0; fi; '
-        f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo health=$health; "
-        f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
-    )
-
-
-def parse_probe(stdout: str) -> Probe:
-    values = dict(line.partition("=")[::2] for line in stdout.splitlines() if "=" in line)
-    code = values.get("health", "").strip()
-    return Probe(
-        values.get("alive", "0").strip() == "1",
-        int(code) if code.isdigit() and code != "000" else None,
-        values.get("last", "").strip(),
-    )
-
-
-def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -> str:
-    """A curl to the server whose Authorization header comes from the key file via stdin config
-    (`-K -`), so the key is in no process's argv."""
-    data = f"-H 'Content-Type: application/json' -d {q(json.dumps(body))}" if body is not None else ""
-    return (
-        f'{{ if [ -f {q(p.api_key)} ]; then printf \'header = "Authorization: Bearer %s"\\n\' "$(cat {q(p.api_key)})"; fi; }} | '
-        f"curl -s -m 120 -K - -w '\\nHTTP %{{http_code}}' {data} {q(plan.probe_url + path)}"
-    )
-
-
-def smoke_requests(plan: Plan) -> list[tuple[str, str, dict[str, Any] | None]]:
-    """The runbook's test requests: the model list, one completion, one chat completion."""
-    name = plan.served_name.value
-    return [
-        ("models", "/v1/models", None),
-        (
-            "completion",
-            "/v1/completions",
-            {"model": name, "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0},
-        ),
-        (
-            "chat",
-            "/v1/chat/completions",
-            {
-                "model": name,
-                "messages": [{"role": "user", "content": "Hello! Who are you?"}],
-                "max_tokens": 16,
-                "temperature": 0,
-            },
-        ),
-    ]
-
-
-def parse_answer(kind: str, text: str) -> tuple[int | None, Any]:
-    body, _, status = text.rpartition("\nHTTP ")
-    code = int(status.strip()) if status.strip().isdigit() else None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return code, body.strip()[:300]
-    if kind == "models":
-        return code, [m.get("id") for m in data.get("data", [])] if isinstance(data, dict) else data
-    if isinstance(data, dict) and data.get("choices"):
-        choice = data["choices"][0]
-        return code, choice.get("text") if kind == "completion" else (choice.get("message") or {}).get("content")
-    return code, data
 
 
 class VllmNotReady(CommandFailed):

@@ -12,7 +12,8 @@ from toolkit.engine.executor import Event
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.steps.deploy import source_env, the_plan
+from toolkit.launch import launch_for
+from toolkit.steps.deploy import the_plan
 from toolkit.transport.shell import q
 
 #: Server-only flags: the offline engine has no HTTP side.
@@ -131,7 +132,7 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
 
     sampling = ctx.shared["sampling"]
     command = (
-        f"{source_env(p)} && export RAY_ADDRESS={q(plan.ray_address)} && "
+        f"{launch_for(plan).runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} && "
         f"python3 -c {q(GENERATE_SCRIPT)} {q(json.dumps(engine_argv(plan)))} {q(json.dumps(sampling.offline()))} "
         f"{q(json.dumps(sampling.json_schema))} {int(ctx.params.get('batch', 8))} 2> {q(p.dir + '/generate.log')}"
     )

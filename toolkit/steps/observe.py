@@ -11,7 +11,8 @@ from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.planner.plan import Plan, ray_temp_dir
-from toolkit.steps.deploy import curl_command, parse_answer, parse_probe, probe_command, ray_nodes_command, source_env
+from toolkit.launch import launch_for
+from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command
 from toolkit.transport.shell import compose, q
 
 
@@ -51,7 +52,8 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
 
 def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable[str]) -> Fact[dict[str, float] | None]:
     """Ray's live nodes (address -> NPUs), asked only where Ray's GCS runs; runs in the background."""
-    query = compose(f"{source_env(p)} 2>/dev/null; {ray_nodes_command(plan, {}, 0)} 2>/dev/null", env=env, setup=setup)
+    the_launch = launch_for(plan)
+    query = compose(f"{the_launch.runtime.enter()} 2>/dev/null; {the_launch.launcher.nodes_query({}, 0)} 2>/dev/null", env=env, setup=setup)
     command = f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n{query}"
 
     def parse(raw: Raw) -> dict[str, float] | None:

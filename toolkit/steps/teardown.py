@@ -11,7 +11,8 @@ from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
-from toolkit.steps.deploy import STOP_WAIT_S, ray_stop_command, stop_vllm_command
+from toolkit.launch.ray import ray_stop_command
+from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.transport.shell import q
 
 

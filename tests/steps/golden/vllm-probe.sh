@@ -1,0 +1,1 @@
+pid=$(cat .ascend-deploy/t/vllm.pid 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; else echo alive=0; fi; health=$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health 2>/dev/null); echo health=$health; echo "last=$(tail -n 1 .ascend-deploy/t/vllm.log 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200)"

@@ -1,0 +1,100 @@
+"""The launch seams (toolkit.launch): the commands the `ray` launcher builds in the `host` runtime,
+against golden files (and `bash -n`), and proof that steps take every launch command from the
+launcher and runtime the plan names, never from a branch of their own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.steps.test_deploy_steps import Cluster, ops, run
+from tests.unit.test_plan import inventory
+from toolkit import api
+from toolkit.facts.deploy import Paths
+from toolkit.launch import LAUNCHERS, RUNTIMES, launch_for
+from toolkit.launch.host import HostRuntime
+from toolkit.launch.server import probe_command, stop_vllm_command
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Any:
+    inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2})
+    return api.plan(inv)
+
+
+def commands(plan: Any) -> dict[str, str]:
+    launch = launch_for(plan)
+    launcher, p = launch.launcher, Paths.of(plan.cluster)
+    worker = plan.hosts[1]
+    return {
+        "ray-node-worker.sh": launcher.node_command(worker),
+        "ray-stop.sh": launcher.stop_nodes_command(),
+        "ray-nodes-query.sh": launcher.nodes_query({h.address: len(h.devices) for h in plan.hosts}, 30),
+        "ray-snapshot.sh": launcher.snapshot_command(),
+        "vllm-server.sh": launcher.server_command(),
+        "vllm-stop.sh": stop_vllm_command(p),
+        "vllm-probe.sh": probe_command(plan, p),
+    }
+
+
+def test_every_command_has_a_golden_file(plan: Any) -> None:
+    assert sorted(commands(plan)) == sorted(NAMES) == sorted(p.name for p in GOLDEN.glob("*.sh"))
+
+
+def test_plan_names_its_launcher_and_runtime(plan: Any) -> None:
+    assert (plan.launcher.value, plan.placement.value) == ("ray", "host")
+    assert "Ray" in plan.launcher.origin and plan.placement.origin
+    launch = launch_for(plan)
+    assert launch.launcher.name == "ray" and launch.runtime.name == "host"
+
+
+NAMES = ["ray-node-worker.sh", "ray-stop.sh", "ray-nodes-query.sh", "ray-snapshot.sh"]
+NAMES += ["vllm-server.sh", "vllm-stop.sh", "vllm-probe.sh"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_launch_commands_match_their_golden_files(plan: Any, name: str) -> None:
+    """UPDATE_GOLDEN=1 rewrites the files; review the diff like code."""
+    text = commands(plan)[name] + "\n"
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed: compare with {path} (UPDATE_GOLDEN=1 to accept)"
+    check = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+class WrappedRuntime(HostRuntime):
+    """A runtime that runs everything inside a wrapper, as a container runtime will."""
+
+    name = "wrapped"
+
+    def enter(self) -> str:
+        return "WRAPPED_ENTER " + super().enter()
+
+    def detached(self, argv: list[str], log: str, pid_file: str) -> str:
+        return "WRAPPED_DETACHED " + super().detached(argv, log, pid_file)
+
+
+def test_steps_take_launch_commands_from_the_plans_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2})
+    plan = api.plan(inv)
+    monkeypatch.setitem(RUNTIMES, "wrapped", WrappedRuntime)
+    wrapped = type(plan).__new__(type(plan))
+    wrapped.__dict__.update(plan.__dict__)
+    object.__setattr__(wrapped, "placement", type(plan.placement)("wrapped", "test"))
+    cluster = Cluster(inv)
+    report = run(inv, cluster, wrapped)
+    assert report.ok, report.to_dict()
+    assert ops(report)["vllm"][0].startswith("n0: start vLLM")
+    ran = [c for h in cluster.hosts.values() for c in h.ops]
+    assert any("WRAPPED_ENTER" in c and "ray start" in c for c in ran)
+    assert any("WRAPPED_DETACHED setsid nohup" in c for c in ran)
+    assert not any("ray start" in c and "WRAPPED_ENTER" not in c for c in ran)
+    assert set(LAUNCHERS) == {"ray"} and set(RUNTIMES) == {"host", "wrapped"}

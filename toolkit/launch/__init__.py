@@ -1,0 +1,41 @@
+"""The two launch seams. A deployment is a **launcher** (how the model's ranks are started and
+found: `ray` = Ray head, then workers, then the vLLM API server on the head with the Ray backend)
+run inside a **runtime** (where each process runs: `host` = the host's own Python environment with
+the plan's env file sourced). The planner names both, with the reason (`plan` shows them); the
+steps, teardown, status and logs ask them for commands and never branch on which one it is.
+
+A new way to launch (vLLM data parallel without Ray) or a new place to run (a container per host)
+is a module here implementing `Launcher` or `Runtime` (see `base.py`), registered in `LAUNCHERS`
+or `RUNTIMES`, plus its tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolkit.errors import BadInput
+from toolkit.launch.base import Launcher, Runtime
+from toolkit.launch.host import HostRuntime
+from toolkit.launch.ray import RayLauncher
+from toolkit.planner.plan import Plan
+
+LAUNCHERS: dict[str, type[Launcher]] = {"ray": RayLauncher}
+RUNTIMES: dict[str, type[Runtime]] = {"host": HostRuntime}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The launcher and runtime of one plan, bound to it."""
+
+    launcher: Launcher
+    runtime: Runtime
+
+
+def launch_for(plan: Plan) -> Launch:
+    """The launcher and runtime the plan chose."""
+    try:
+        runtime = RUNTIMES[plan.placement.value](plan)
+        launcher = LAUNCHERS[plan.launcher.value](plan, runtime)
+    except KeyError as exc:
+        raise BadInput(f"no launch implementation for {exc.args[0]!r}", hint=f"launchers: {', '.join(LAUNCHERS)}; runtimes: {', '.join(RUNTIMES)}") from None
+    return Launch(launcher, runtime)

@@ -1,0 +1,55 @@
+"""What a launcher and a runtime provide. Protocols: an implementation needs no base class."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from toolkit.planner.plan import HostPlan
+
+
+class Runtime(Protocol):
+    """Where a host's processes run. Every command a launcher builds goes through `enter`, and a
+    long-running process through `detached`, so the same launcher runs on the host or inside a
+    container."""
+
+    name: str
+
+    def enter(self) -> str:
+        """A shell prefix (ending in `&&`-joinable form) that loads the plan's environment for the
+        commands after it: the env file on the host."""
+        ...
+
+    def detached(self, argv: list[str], log: str, pid_file: str) -> str:
+        """Shell lines that start `argv` detached from our SSH session (it must outlive it), append
+        its output to `log`, and write the pid of the process itself to `pid_file`."""
+        ...
+
+
+class Launcher(Protocol):
+    """How the model's ranks are started and found, and what 'ready' needs first."""
+
+    name: str
+
+    def node_command(self, host: HostPlan) -> str | None:
+        """Start what must run on `host` before the server (a Ray node), or None."""
+        ...
+
+    def node_hash(self, host: HostPlan, nic: str | None) -> str | None:
+        """A hash of what shaped `host`'s node: a change restarts it."""
+        ...
+
+    def stop_nodes_command(self) -> str:
+        """Stop whatever `node_command` started on a host (idempotent, safe on a clean host)."""
+        ...
+
+    def nodes_query(self, expected: dict[str, int], wait: float) -> str | None:
+        """A command on the head printing the nodes' readiness (None: nothing to wait for)."""
+        ...
+
+    def server_command(self) -> str:
+        """Start the vLLM API server (detached, through the runtime)."""
+        ...
+
+    def server_hash(self, api_key: str | None) -> str:
+        """A hash of the server's command and key: a change restarts the server."""
+        ...

@@ -1,0 +1,26 @@
+"""The `host` runtime: processes run in the host's own Python environment, with the plan's
+environment file sourced (and the inventory's `setup` lines, which every command gets)."""
+
+from __future__ import annotations
+
+import shlex
+
+from toolkit.facts.deploy import Paths
+from toolkit.planner.plan import Plan
+from toolkit.transport.shell import q
+
+
+class HostRuntime:
+    name = "host"
+
+    def __init__(self, plan: Plan) -> None:
+        self.paths = Paths.of(plan.cluster)
+
+    def enter(self) -> str:
+        """Load the plan's environment into a command (the file `env` writes, mode 0600)."""
+        return f"set -a; . ./{q(self.paths.env)}; set +a"
+
+    def detached(self, argv: list[str], log: str, pid_file: str) -> str:
+        """setsid + nohup as a simple background command (the tail of an `&&` list would background
+        a whole subshell), so that `$!`, the pid file, is the process itself."""
+        return f"setsid nohup {shlex.join(argv)} >> {q(log)} 2>&1 < /dev/null &\necho $! > {q(pid_file)}; echo started $!"
