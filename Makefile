@@ -4,13 +4,14 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle clean help
+.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle clean help
 
 help:
 	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
 	@echo "make demo-down - tear the demo down (vLLM, Ray, then the simulated hosts)"
 	@echo "make test    - all tests (unit + real sshd integration); installs openssh-server and the venv"
-	@echo "make unit    - unit tests only (no root needed)"
+	@echo "make unit    - every test that needs no root (unit, facts, steps tiers)"
+	@echo "make lint    - ruff (lint + format check) and mypy, as CI runs them"
 	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under the sim root"
 	@echo "               (.sim/ here; a per-checkout folder under /var/lib/ascend-deploy/sim/ when this folder is under /tmp or has a space)"
 	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
@@ -28,7 +29,7 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test,lint]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -62,7 +63,12 @@ demo-down: venv
 	$(AD) sim down --name demo
 
 unit: venv
-	$(VENV)/bin/python -m pytest tests/unit tests/facts $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "unit or facts or steps" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Benchmarks (root): results go to docs/*.md
 bench-sim: system-deps venv

@@ -84,7 +84,8 @@ PHASES = [
     ("interpreter", "exec and Python's start-up"),
     (
         "libraries",
-        "the libraries the CLI is built on: pydantic (first model), typer, paramiko + invoke, fabric, PyYAML (bench/floor.py)",
+        "the libraries the CLI is built on: pydantic (first model), typer, paramiko + invoke, fabric, PyYAML "
+        "(bench/floor.py)",
     ),
     ("toolkit", "the toolkit's own modules (its pydantic models are built here)"),
     ("cli", "typer parsing, inventory, plugins, plan, playbook and its steps' modules, up to the first connect"),
@@ -200,7 +201,8 @@ def full_cluster(hosts: int, runs: int) -> tuple[dict[str, float], list[float]]:
             if seen and noticed:
                 lags.append(noticed - seen[0])
             print(
-                f"up {wall:.1f}s, readiness noticed {lags[-1] if lags else float('nan'):.2f}s after /health first answered 200",
+                f"up {wall:.1f}s, readiness noticed {lags[-1] if lags else float('nan'):.2f}s after /health first "
+                "answered 200",
                 flush=True,
             )
         return measure(inv_path, "benchlife", runs, []), lags
@@ -236,8 +238,10 @@ def where_the_time_goes(rows: list[tuple[str, dict[str, float]]], runs: int) -> 
     lines = [
         "## Where the time of `status` goes",
         "",
-        f"Each run above also ran one `status --json` under bench/trace_cli.py, which times the CLI's phases in-process "
-        f"(medians of {runs}; the phases of one run add up to its total, so medians need not). The floor is bench/floor.py "
+        "Each run above also ran one `status --json` under bench/trace_cli.py, which times the CLI's phases "
+        "in-process "
+        f"(medians of {runs}; the phases of one run add up to its total, so medians need not). The floor is "
+        "bench/floor.py "
         "run alone in the same run: the interpreter plus the libraries the CLI is built on, before any code of ours.",
         "",
         "| phase | " + " | ".join(label for label, _ in rows) + " |",
@@ -257,11 +261,16 @@ def where_the_time_goes(rows: list[tuple[str, dict[str, float]]], runs: int) -> 
             else f"that leaves {bound / 2 - m['floor']:.2f} s for the toolkit's own part"
         )
         lines.append(
-            f"- {label}: the bound is {bound:.2f} s, so 1.5x leaves {bound / 2:.2f} s for everything else. The libraries' "
-            f"floor alone takes {m['floor']:.2f} s ({m['floor'] / bound:.0%} of the bound): {verdict}. The toolkit's own "
-            f"part ({ours:.2f} s): its modules {m['trace_toolkit']:.2f} s, parsing to planning {m['trace_cli']:.2f} s, the head's connection "
-            f"{m['trace_connect']:.2f} s (all hosts {m['trace_all_connected']:.2f} s), the rest {m['trace_finish']:.2f} s. The query itself took {m['trace_query']:.2f} s "
-            f"inside `status` against {m['ray_query']:.2f} s alone: the other hosts' probes, their sshd sessions and the "
+            f"- {label}: the bound is {bound:.2f} s, so 1.5x leaves {bound / 2:.2f} s for everything else. The "
+            "libraries' "
+            f"floor alone takes {m['floor']:.2f} s ({m['floor'] / bound:.0%} of the bound): {verdict}. The toolkit's "
+            "own "
+            f"part ({ours:.2f} s): its modules {m['trace_toolkit']:.2f} s, parsing to planning {m['trace_cli']:.2f} "
+            "s, the head's connection "
+            f"{m['trace_connect']:.2f} s (all hosts {m['trace_all_connected']:.2f} s), the rest "
+            f"{m['trace_finish']:.2f} s. The query itself took {m['trace_query']:.2f} s "
+            f"inside `status` against {m['ray_query']:.2f} s alone: the other hosts' probes, their sshd sessions and "
+            "the "
             "controller share the 2 cores with the head."
         )
     lines += [
@@ -269,24 +278,34 @@ def where_the_time_goes(rows: list[tuple[str, dict[str, float]]], runs: int) -> 
         "## What bounds it, and what was tried",
         "",
         "- The Ray query: `import ray` is most of it (about 0.5 s), then `ray.init`, `ray.nodes()` (about 1 ms) and",
-        "  `ray.shutdown()`. It ends with `os._exit` (2026-11-26): left to the interpreter, Ray's exit hook sleeps 0.5 s",
-        '  "so log messages finish printing" and module teardown takes 0.25 s more (1.7-1.9 s in all, now 0.85-1.05 s).',
-        "  That made `status` and `ray-ready` a second faster, and the bound shrank with them, so the same fixed cost is",
+        "  `ray.shutdown()`. It ends with `os._exit` (2026-11-26): left to the interpreter, Ray's exit hook sleeps "
+        "0.5 s",
+        '  "so log messages finish printing" and module teardown takes 0.25 s more '
+        "(1.7-1.9 s in all, now 0.85-1.05 s).",
+        "  That made `status` and `ray-ready` a second faster, and the bound shrank with them, so the same fixed cost "
+        "is",
         "  now a larger ratio (before: status 2.77 s and 2.67 s against a bound of 1.63 s and 1.62 s, 1.65-1.85x).",
         "- Removed from the fixed cost: typer evaluating 600 string annotations on every start (cli.py no longer uses",
         "  `from __future__ import annotations`: 46 -> 20 ms), a 40 ms delayed ACK on the first command of every",
-        "  connection (sshd holds its reply to our first channel open until its host-keys notice is ACKed; we answer the",
+        "  connection (sshd holds its reply to our first channel open until its host-keys notice is ACKed; we answer "
+        "the",
         "  notice with SSH_MSG_IGNORE), and rich for `--json` runs.",
-        "- Tried, measured, and not kept, because alternating A/B runs showed no gain beyond the run-to-run noise (about",
+        "- Tried, measured, and not kept, because alternating A/B runs showed no gain beyond the run-to-run noise "
+        "(about",
         "  +-0.3 s here): connecting the head before the other hosts (their handshakes then overlap the query's start",
-        "  instead, and on 2 shared cores slow it as much), pausing the garbage collector during imports and leaving with",
+        "  instead, and on 2 shared cores slow it as much), pausing the garbage collector during imports and leaving "
+        "with",
         "  `os._exit` (about 20 ms of teardown was left to save), and opening connections while planning.",
-        "- Left: about 40 dataclasses in the lazily imported modules cost 30-50 ms to create (Python 3.11 compiles each",
+        "- Left: about 40 dataclasses in the lazily imported modules cost 30-50 ms to create "
+        "(Python 3.11 compiles each",
         "  generated method), and importing every built-in step for a playbook that needs one costs about 20 ms. Both",
-        "  are small next to the floor, which alone takes about half of the bound (its share per cluster is above), the",
-        "  whole 1.5x budget or most of it. Only a resident process could skip the floor, at the price of a daemon on the",
+        "  are small next to the floor, which alone takes about half of the bound "
+        "(its share per cluster is above), the",
+        "  whole 1.5x budget or most of it. Only a resident process could skip the floor, at the price of a daemon on "
+        "the",
         "  control machine, which this tool deliberately does not need.",
-        "- On a real cluster the controller, the head and the workers are different machines: the query runs as fast as",
+        "- On a real cluster the controller, the head and the workers are different machines: "
+        "the query runs as fast as",
         "  alone, the handshakes do not compete with it, and the fixed part stays the same 0.5-0.7 s.",
     ]
     return lines
@@ -311,7 +330,8 @@ def main() -> None:
     lines = [
         "# status and no-op up",
         "",
-        f"Generated by `make bench-lifecycle` (bench/lifecycle_bench.py) on {machine()}; real Ray and vLLM on simulated hosts; "
+        f"Generated by `make bench-lifecycle` (bench/lifecycle_bench.py) on {machine()}; real Ray and vLLM on "
+        "simulated hosts; "
         f"median of {args.runs} runs. vLLM's CPU build needs about 2 GB per rank, so the 8-host cluster runs Ray only "
         "(`up --skip-tags vllm`: the stages up to Ray, as the issue allows); the 2-host cluster runs the whole stack.",
         "",
@@ -326,8 +346,10 @@ def main() -> None:
         bound = m["ray_query"] + m["rtt"]
         lines += [
             f"| {label} | status | {m['status']:.2f} | {bound:.2f} | {m['status'] / bound:.2f}x | <= 1.5x |",
-            f"| {label} | up --skip-preflight (no-op) | {m['up_skip']:.2f} | {bound:.2f} | {m['up_skip'] / bound:.2f}x | <= 1.5x |",
-            f"| {label} | up (no-op, with preflight) | {m['up']:.2f} | {bound:.2f} | {m['up'] / bound:.2f}x | (preflight pings on top) |",
+            f"| {label} | up --skip-preflight (no-op) | {m['up_skip']:.2f} | {bound:.2f} | "
+            f"{m['up_skip'] / bound:.2f}x | <= 1.5x |",
+            f"| {label} | up (no-op, with preflight) | {m['up']:.2f} | {bound:.2f} | {m['up'] / bound:.2f}x | "
+            "(preflight pings on top) |",
         ]
     lines += [""]
     for label, m in rows:
@@ -337,8 +359,10 @@ def main() -> None:
             "",
             "## Readiness",
             "",
-            f"A fresh `up` on the {args.hosts}-host cluster, with a poller on this machine asking `/health` every 20 ms: `up` noticed "
-            f"vLLM ready {', '.join(f'{x:.2f}' for x in lags)} s after `/health` first answered 200 (median {statistics.median(lags):.2f} s; "
+            f"A fresh `up` on the {args.hosts}-host cluster, with a poller on this machine asking `/health` every 20 "
+            "ms: `up` noticed "
+            f"vLLM ready {', '.join(f'{x:.2f}' for x in lags)} s after `/health` first answered 200 (median "
+            f"{statistics.median(lags):.2f} s; "
             "target <= 1 s). Its ready stage probes every 0.5 s over the open SSH connection.",
         ]
     lines += ["", *where_the_time_goes(rows, args.runs)]

@@ -12,7 +12,9 @@ SOURCE = "Huawei ModelArts sizing table (ascend-reference.md section 5)"
 
 @hookimpl
 def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
-    if model.model_type not in ("chatglm", "glm4", "glm") and not (not model.model_type and model.name_matches(r"glm-?4")):
+    if model.model_type not in ("chatglm", "glm4", "glm") and not (
+        not model.model_type and model.name_matches(r"glm-?4")
+    ):
         return None
     return ModelProfile(
         family="glm-4",

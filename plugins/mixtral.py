@@ -14,7 +14,9 @@ SOURCE = "vllm-ascend: Mixtral-8x7B at TP4 (ascend-reference.md section 5)"
 def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
     if model.model_type != "mixtral" and not (not model.model_type and model.name_matches(r"mixtral")):
         return None
-    return ModelProfile(family="mixtral", source=SOURCE, rows=sizing_rows(4, 32768), extra_args=("--enable-expert-parallel",))
+    return ModelProfile(
+        family="mixtral", source=SOURCE, rows=sizing_rows(4, 32768), extra_args=("--enable-expert-parallel",)
+    )
 
 
 @hookimpl

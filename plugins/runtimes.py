@@ -13,11 +13,13 @@ from toolkit.plugin_api import RuntimeProfile, hookimpl
 SOURCE = "vllm-ascend release notes / compatibility matrix (ascend-reference.md section 4)"
 
 MULTI_STEP = {
-    "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag (the V1 engine schedules asynchronously)",
+    "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag (the V1 engine "
+    "schedules asynchronously)",
     "--multi-step-stream-outputs": "removed with multi-step scheduling (Aug 2025); drop the flag",
 }
 TORCHAIR = {
-    "torchair_graph_config": "vllm-ascend 0.12 removed the torchair graph knob of --additional-config; use --compilation-config",
+    "torchair_graph_config": "vllm-ascend 0.12 removed the torchair graph knob of --additional-config; use "
+    "--compilation-config",
 }
 RAY = {
     "--num-gpus": "registers 'GPU' resources that vllm-ascend never requests ('Current node has no NPU available'); "

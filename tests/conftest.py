@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-import yaml
 
+from tests.helpers import ROOT, SIM_ROOT, TIERS, SshLab
 from tests.simlab import SimLab, running_cluster
 from tests.sshd import Sshd, free_port, keygen
-from toolkit.sim.layout import default_root
-
-ROOT = Path(__file__).resolve().parent.parent
-#: Where `ascend-deploy sim` (and `make host-env`) keep clusters and the hosts' Python for this checkout.
-SIM_ROOT = default_root(ROOT)
 
 
-@dataclass
-class SshLab:
-    """Three sshd 'hosts' on 127.0.0.11-13, a client key, and a known_hosts file for them."""
-
-    folder: Path
-    hosts: list[Sshd]
-    client_key: Path
-    known_hosts: Path
-    authorized_keys: Path
-
-    def inventory(
-        self, path: Path, *, known_hosts: bool = True, extra_hosts: list[dict] | None = None, **changes: object
-    ) -> Path:
-        data: dict = {
-            "cluster": "lab",
-            "defaults": {"user": "root", "key_file": str(self.client_key), "connect_timeout": 5, "devices": [0]},
-            "hosts": [
-                {"name": h.name, "address": h.address, "port": h.port, **({"role": "head"} if i == 0 else {})}
-                for i, h in enumerate(self.hosts)
-            ]
-            + (extra_hosts or []),
-        }
-        if known_hosts:
-            data["known_hosts"] = str(self.known_hosts)
-        for key, value in changes.items():
-            data[key] = value
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
 
 
 @pytest.fixture(scope="session")
@@ -81,21 +49,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (h / ".ssh").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(h))
     return h
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (exit codes and stdout exactly as a user sees them)."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd or ROOT,
-        timeout=timeout,
-    )
 
 
 SIM_NAME = "pytest"

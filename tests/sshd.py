@@ -17,7 +17,8 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 def require_sshd() -> None:
     if not os.path.exists(SSHD):
         raise RuntimeError(
-            "OpenSSH server not installed: run `make test` (it installs openssh-server) or apt-get install openssh-server"
+            "OpenSSH server not installed: run `make test` (it installs openssh-server) or apt-get install "
+            "openssh-server"
         )
 
 

@@ -14,9 +14,14 @@ class CommandOutcome(Protocol):
     """What a host error may carry about the command that failed (a transport `Result`); a
     protocol, so that errors, the bottom layer, imports nothing above it."""
 
-    exit_code: int
-    stdout: str
-    stderr: str
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 

@@ -104,7 +104,8 @@ class RuntimeProfile:
     block_size: int | None = 128
     chunked_prefill_default: bool = True
     beam_search: bool = True  # the server's use_beam_search
-    structured_output: str = "structured_outputs"  # request field for JSON-schema decoding: structured_outputs | guided_json | response_format
+    #: request field for JSON-schema decoding: structured_outputs | guided_json | response_format
+    structured_output: str = "structured_outputs"
 
     @property
     def version_key(self) -> tuple[int, ...]:

@@ -19,7 +19,9 @@ from openai import OpenAI
 def main() -> int:
     inventory = sys.argv[1]
     question = sys.argv[2] if len(sys.argv) > 2 else "Hello! Tell me about Ascend NPUs."
-    out = subprocess.run([sys.executable, "-m", "toolkit", "status", inventory, "--json"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "toolkit", "status", inventory, "--json"], capture_output=True, text=True
+    )
     status = json.loads(out.stdout)
     if not status.get("ok"):
         print(f"the cluster is not ready: {out.stderr.strip() or status}", file=sys.stderr)

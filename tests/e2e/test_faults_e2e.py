@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import SIM_ROOT, cli
+from tests.helpers import SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 
 NAME = "fault"
@@ -40,7 +40,8 @@ def isolated(lab: SimLab) -> Iterator[None]:
     yield
     leftover = lab.ssh(
         1,
-        "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[E]ngineCore' >/dev/null && echo yes || true",
+        "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[E]ngineCore' >/dev/null && echo "
+        "yes || true",
     ).stdout.strip()
     leftover += lab.ssh(
         2, "cd; rm -f hold; pgrep -f '[r]aylet/raylet|[r]ay start' >/dev/null && echo yes || true"
@@ -281,7 +282,8 @@ def test_each_sim_fault_stops_up_at_the_preflight_before_ray(lab: SimLab, kind: 
 
 # ------------------------------------------------------------------ Ctrl-C in every stage of up
 
-HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'  # a setup line: every command on that host waits while $HOME/hold exists
+#: a setup line: every command on that host waits while $HOME/hold exists
+HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'
 
 
 def held_inventory(lab: SimLab, tmp_path: Path, **defaults: Any) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from openai import AuthenticationError, OpenAI
 
-from tests.conftest import SIM_ROOT, cli
+from tests.helpers import SIM_ROOT, cli
 from tests.simlab import SimLab, running_cluster
 from toolkit.planner.plan import ray_temp_dir
 

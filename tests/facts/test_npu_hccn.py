@@ -94,7 +94,8 @@ def test_hccn_parsers_read_the_simulator_back(command: str, golden: str, field: 
         ("net_health", "net health status: Receive timeout\n", 0, "health", "Receive timeout"),
         (
             "tls",
-            "dev_id:3, tls switch[1](0:disable, 1:enable), tls preconfigured[1](0:non-preset, 1:preset), tls alarm time threshold[60]days\n",
+            "dev_id:3, tls switch[1](0:disable, 1:enable), tls preconfigured[1](0:non-preset, 1:preset), tls alarm "
+            "time threshold[60]days\n",
             0,
             "tls_switch",
             1,
@@ -128,7 +129,10 @@ def test_hccn_stderr_errors_are_recorded_not_parsed(command: str, text: str) -> 
 
 
 def test_device_batch_with_partial_output() -> None:
-    out = "@@n@@ 0 ip\nipaddr:29.1.0.11\nnetmask:255.255.0.0\n@@n@@ rc=0\n@@n@@ 0 link\nlink status: UP\n@@n@@ rc=0\n@@n@@ 0 net_health\nnet hea"
+    out = (
+        "@@n@@ 0 ip\nipaddr:29.1.0.11\nnetmask:255.255.0.0\n@@n@@ rc=0\n@@n@@ 0 link\nlink status: UP\n@@n@@ "
+        "rc=0\n@@n@@ 0 net_health\nnet hea"
+    )
     devs = parse_devices(Raw(out, 0), "n", [0, 1])
     assert devs[0].ip == "29.1.0.11" and devs[0].link == "UP"
     assert devs[0].errors["net_health"] == "no answer (output cut short)"
@@ -140,11 +144,13 @@ def test_device_batch_with_partial_output() -> None:
     [
         ((SIM_GOLDEN / "hccn-ping.txt").read_text(), (3, 3, 0.0, None)),
         (
-            "device 0 PING 29.1.0.12\nrecv seq=0,time=0.114000ms\nrecv time out seq=1\nrecv seq=2,time=0.1ms\n3 packets transmitted, 2 received, 33.33% packet loss\n",
+            "device 0 PING 29.1.0.12\nrecv seq=0,time=0.114000ms\nrecv time out seq=1\nrecv seq=2,time=0.1ms\n3 "
+            "packets transmitted, 2 received, 33.33% packet loss\n",
             (3, 2, 33.33, None),
         ),
         (
-            "device 0 PING 29.1.0.12\nDestination Host Unreachable\n3 packets transmitted, 0 received, 100.00% packet loss\n",
+            "device 0 PING 29.1.0.12\nDestination Host Unreachable\n3 packets transmitted, 0 received, 100.00% packet "
+            "loss\n",
             (3, 0, 100.0, "Destination Host Unreachable"),
         ),
         ("Execute failed: Link status is down.\n", (0, 0, 100.0, "Execute failed: Link status is down.")),
@@ -159,7 +165,8 @@ def test_ping_output(text: str, expected: tuple) -> None:
 def test_routes_probes_model() -> None:
     routes = parse_routes(
         Raw(
-            "10.0.0.2 dev enp67s0f5 src 10.0.0.1 uid 0 \n    cache \n10.9.0.1 via 10.0.0.254 dev eth1 src 10.0.0.1\nRTNETLINK answers: Network is unreachable\n",
+            "10.0.0.2 dev enp67s0f5 src 10.0.0.1 uid 0 \n    cache \n10.9.0.1 via 10.0.0.254 dev eth1 src "
+            "10.0.0.1\nRTNETLINK answers: Network is unreachable\n",
             0,
         )
     )

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import cli
+from tests.helpers import cli
 from tests.simlab import SimLab
 
 
@@ -87,7 +87,8 @@ def test_busy_devices_are_retried(sim: SimLab) -> None:
     """A device busy with someone else's short ping is retried, not reported."""
     sim.ssh(
         1,
-        f"for d in 0 1 2 3; do setsid hccn_tool -i $d -ping -g address 29.{sim.subnet}.$d.12 pkt 10 >/dev/null 2>&1 & done",
+        f"for d in 0 1 2 3; do setsid hccn_tool -i $d -ping -g address 29.{sim.subnet}.$d.12 pkt 10 >/dev/null 2>&1 & "
+        "done",
     )
     code, data = check_net(sim)
     assert code == 0, data["problems"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SIM_ROOT, cli
+from tests.helpers import ROOT, SIM_ROOT, cli
 from tests.simlab import SimLab
 from toolkit.sim import cluster, faults, netns
 from toolkit.sim.cluster import SimOptions
@@ -101,11 +101,13 @@ def test_hosts_have_their_own_views(sim: SimLab) -> None:
     sim.ssh(1, f"touch /tmp/{marker}; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > /tmp/{marker}.pid")
     one = sim.ssh(
         1,
-        f"hostname; ls /tmp/{marker} >/dev/null && echo seen; head -1 /etc/hccn.conf; ps -e -o comm= | sort -u | tr '\\n' ' '; ip -br addr show enp67s0f5",
+        f"hostname; ls /tmp/{marker} >/dev/null && echo seen; head -1 /etc/hccn.conf; ps -e -o comm= | sort -u | tr "
+        "'\\n' ' '; ip -br addr show enp67s0f5",
     )
     two = sim.ssh(
         2,
-        f"hostname; ls /tmp/{marker} 2>/dev/null || echo absent; head -1 /etc/hccn.conf; pgrep -x sleep || echo no-sleep; echo $HOME",
+        f"hostname; ls /tmp/{marker} 2>/dev/null || echo absent; head -1 /etc/hccn.conf; pgrep -x sleep || echo "
+        "no-sleep; echo $HOME",
     )
     assert one.stdout.splitlines()[0] == f"{sim.name}-1" and "seen" in one.stdout
     assert f"10.213.{sim.subnet}.11/24" in one.stdout
@@ -163,7 +165,8 @@ def test_ping_time_per_packet_and_unreachable_peer(sim: SimLab) -> None:
 def test_npu_smi_lists_processes_holding_a_device(sim: SimLab) -> None:
     started = sim.ssh(
         2,
-        "setsid python3 -c \"import time; f=open('/usr/local/Ascend/sim/dev/davinci3'); time.sleep(120)\" </dev/null >/dev/null 2>&1 & echo $!",
+        "setsid python3 -c \"import time; f=open('/usr/local/Ascend/sim/dev/davinci3'); time.sleep(120)\" </dev/null "
+        ">/dev/null 2>&1 & echo $!",
     )
     pid = started.stdout.strip()
     deadline = time.monotonic() + 10

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SshLab, cli
+from tests.helpers import SshLab, cli
 from tests.sshd import free_port, keygen
 from toolkit import api
 from toolkit.config.loader import load_inventory
@@ -189,7 +189,7 @@ def test_accept_new_records_into_inventory_known_hosts(ssh_lab: SshLab, home: Pa
 
 
 def test_changed_host_key_is_always_refused(ssh_lab: SshLab, home: Path, tmp_path: Path) -> None:
-    impostor = keygen(tmp_path / "impostor")
+    keygen(tmp_path / "impostor")
     kind, key = (tmp_path / "impostor.pub").read_text().split()[:2]
     h = ssh_lab.hosts[2]
     known = tmp_path / "known_hosts"

@@ -4,156 +4,19 @@ failed run resumes, and that the API key only travels on stdin."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.test_plan import inventory
+from tests.helpers import Cluster, Host, inventory, ops, run, settle
 from toolkit import api
 from toolkit.engine.executor import Executor
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.steps import load_playbook
-from toolkit.steps.env_file import render_env
 from toolkit.testing import fake_factory
-
-NONCE = re.compile(r"echo '@@([0-9a-f]+)@@ (\w+)'")
-
-
-@dataclass
-class Host:
-    name: str
-    address: str
-    nic: str = "eth0"
-    reach: bool = True
-    raylet: bool = False
-    gcs: bool = False
-    ray_hash: str | None = None
-    vllm_pid: int | None = None
-    vllm_hash: str | None = None
-    env_sha: str | None = None
-    key_sha: str | None = None
-    launch_fails: bool = False
-    engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
-    ops: list[str] = field(default_factory=list)
-
-
-class Cluster:
-    """Answers fact batches from each host's state and applies the commands that change it."""
-
-    def __init__(self, inv: Any) -> None:
-        self.hosts = {h.name: Host(h.name, h.address) for h in inv.hosts}
-        self.env_content: dict[str, str] = {}
-
-    def state_lines(self, h: Host) -> str:
-        lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
-        lines += [
-            f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha
-        ]
-        if h.raylet:
-            lines.append(
-                "proc 100 40 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x"
-            )
-        if h.gcs:
-            lines.append(
-                "proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x"
-            )
-        if h.vllm_pid:
-            lines.append(f"proc {h.vllm_pid} 30 python3 -m vllm.entrypoints.openai.api_server --model /m")
-        if h.engine_pid:
-            lines.append(f"proc {h.engine_pid} 29 VLLM::EngineCore")
-        return "\n".join(lines)
-
-    def __call__(self, name: str, script: str) -> tuple[int, str, str]:
-        h = self.hosts[name]
-        if "flock -n 9" in script:  # the cluster lock (tests/unit/test_lock.py runs it for real)
-            return 0, "LOCKED\n", ""
-        facts = NONCE.findall(script)
-        if facts:
-            out = []
-            for nonce, fact in facts:
-                nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
-                http = f"alive=1\nhealth=200\nlast=ready\n--- models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200"
-                text = {
-                    "deploy_state": self.state_lines(h),
-                    "nic": h.nic,
-                    "reach": "open" if h.reach else "closed Connection refused",
-                    "files": "",
-                    "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
-                    "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
-                }.get(fact, "")
-                out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
-            return 0, "\n".join(out) + "\n", ""
-        if "RAYWAIT" in script:
-            nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
-            expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])
-            ok = all(nodes.get(ip, 0) >= n for ip, n in expected.items())
-            return 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", ""
-        if "alive=1" in script and "/health" in script:
-            return 0, ("alive=1\nhealth=200\nlast=ready\n" if h.vllm_pid else "alive=0\nhealth=\nlast=\n"), ""
-        if "curl -s -m 120" in script:
-            if "/v1/models" in script:
-                return 0, json.dumps({"data": [{"id": "Qwen2.5-7B-Instruct"}]}) + "\nHTTP 200", ""
-            if "/chat/" in script:
-                return 0, json.dumps({"choices": [{"message": {"content": "hi"}}]}) + "\nHTTP 200", ""
-            return 0, json.dumps({"choices": [{"text": " Paris"}]}) + "\nHTTP 200", ""
-        return self.apply(h, script)
-
-    def apply(self, h: Host, script: str) -> tuple[int, str, str]:
-        command = script
-        h.ops.append(command)
-        if "kill -TERM" in command:
-            h.vllm_pid = None
-            h.vllm_hash = None
-            if "[E]ngineCore" in command:
-                h.engine_pid = None
-        if "ray stop" in command:
-            h.raylet = h.gcs = False
-        if "ray start" in command:
-            h.ray_hash = None
-            h.raylet = True
-            h.gcs = "--head" in command
-        if "setsid nohup" in command:
-            if h.launch_fails:
-                return 1, "", "launch failed"
-            h.vllm_pid = 4242
-        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/(ray|vllm)\.hash", command)
-        if m:
-            setattr(h, f"{m.group(2)}_hash", m.group(1))
-        if "/env.tmp" in command:
-            h.env_sha = "written"
-        if "api-key.tmp" in command:
-            h.key_sha = "written"
-        return 0, "", ""
-
-
-def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
-    connect, _ = fake_factory(cluster)
-    with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(load_playbook(book), inv, ex, shared={"plan": plan, "api_key": key})
-
-
-def ops(report: RunReport) -> dict[str, list[str]]:
-    """stage -> 'host: description' for every op that ran."""
-    out: dict[str, list[str]] = {}
-    for s in report.stages:
-        for name, h in s.hosts.items():
-            for op in h.ops:
-                out.setdefault(s.name, []).append(f"{name}: {op.description}")
-    return out
-
-
-def settle(cluster: Cluster, inv: Any, plan: Any) -> None:
-    """Make env_sha match what the step computes, as a real host would after the write."""
-    for hp in plan.hosts:
-        content = render_env(hp.resolved_env(cluster.hosts[hp.name].nic))
-        if cluster.hosts[hp.name].env_sha == "written":
-            cluster.hosts[hp.name].env_sha = hashlib.sha256(content.encode()).hexdigest()
 
 
 @pytest.fixture

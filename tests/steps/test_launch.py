@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.steps.test_deploy_steps import Cluster, ops, run
-from tests.unit.test_plan import inventory
+from tests.helpers import Cluster, inventory, ops, run
 from toolkit import api
 from toolkit.facts.deploy import Paths
 from toolkit.launch import LAUNCHERS, RUNTIMES, launch_for

@@ -56,7 +56,8 @@ BAD = [
     ("no-head", "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1}\n", 2, "hosts", "no host has role: head"),
     (
         "two-heads",
-        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2, role: head}\n",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2, role: "
+        "head}\n",
         4,
         "hosts[1].role",
         "second head",
@@ -129,7 +130,8 @@ BAD = [
     ),
     (
         "devices-beyond-default-kind",
-        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - name: b\n    address: 10.0.0.2\n    devices: [6, 9, 12]\n",
+        "cluster: c\nhosts:\n  - {name: a, address: 10.0.0.1, role: head}\n  - name: b\n    address: 10.0.0.2\n    "
+        "devices: [6, 9, 12]\n",
         6,
         "hosts[1].devices",
         "host 'b': device ids 9, 12 beyond the 8 NPUs of a 910B host",

@@ -109,7 +109,8 @@ def test_lock_held_for_a_dead_run_of_this_machine_is_taken_over(session: Session
         [
             "bash",
             "-c",
-            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60",
+            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo "
+            "ok; sleep 60",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -132,7 +133,8 @@ def test_lock_held_from_another_machine_is_never_broken(session: Session, tmp_pa
         [
             "bash",
             "-c",
-            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo ok; sleep 60",
+            f"exec 9>>{folder / 'c'}; flock 9; {{ echo $$; printf '%s\\n' '{info}'; }} > {folder / 'c.holder'}; echo "
+            "ok; sleep 60",
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -3,54 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import cli
-from tests.unit.test_memory import MODELS
+from tests.helpers import cli, inventory
 from toolkit import api
-from toolkit.config.loader import load_inventory
 from toolkit.planner.plan import Plan, PlanInvalid, plan_to_dict
-
-
-def inventory(
-    tmp_path: Path,
-    model: str | None = "Qwen2.5-72B-Instruct",
-    *,
-    hosts: Any = 2,
-    devices: list[int] | None = None,
-    sets: list[str] | None = None,
-    model_section: dict | None = None,
-    **changes: Any,
-) -> Any:
-    data: dict[str, Any] = {
-        "cluster": "t",
-        "hardware": "910B3",
-        "defaults": {"devices": devices if devices is not None else list(range(8)), "nic": "auto"},
-        "hosts": hosts
-        if isinstance(hosts, list)
-        else [
-            {"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})}
-            for i in range(hosts)
-        ],
-    }
-    if model_section is not None:
-        data["model"] = model_section
-    if model is not None:
-        shutil.copy(MODELS / f"{model}.json", tmp_path / "config.json")
-        data["model"] = {"path": f"/data/models/{model}", "config": "config.json"}
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key].update(value)
-        else:
-            data[key] = value
-    path = tmp_path / "inv.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_inventory(path, sets or [])
 
 
 def plan(tmp_path: Path, model: str | None = "Qwen2.5-72B-Instruct", **kw: Any) -> Plan:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli
-from tests.unit.test_memory import MODELS, TABLE
+from tests.helpers import MODELS, cli
+from tests.unit.test_memory import TABLE
 from toolkit.errors import BadInput
 from toolkit.planner.plugins import load_plugins
 from toolkit.plugin_api import ModelInfo

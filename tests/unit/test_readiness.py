@@ -96,8 +96,10 @@ def test_parse_state_and_helpers() -> None:
     raw = Raw(
         "ray_hash=abc\nvllm_hash=\npidfile=300\n"
         "sha e1  .ascend-deploy/c/env\n"
-        "proc 10     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/ray-c/s\n"
-        "proc 11     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/ray-d/s\n"
+        "proc 10     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet "
+        "--raylet_socket_name=/tmp/ray-c/s\n"
+        "proc 11     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet "
+        "--raylet_socket_name=/tmp/ray-d/s\n"
         "proc 12     321 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/ray-c/logs\n"
         "proc 300     95 python3 -m vllm.entrypoints.openai.api_server --model /m --served-model-name m\n"
         "proc 301     12 /venv/bin/python3 /venv/bin/vllm serve /m --port 8001\n"

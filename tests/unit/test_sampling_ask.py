@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import cli
+from tests.helpers import cli
 from toolkit.client import sampling
 from toolkit.client.ask import AskFailed, ask
 from toolkit.errors import BadInput

@@ -42,7 +42,7 @@ class UpReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.run) and any(
+        return self.run is not None and any(
             h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values()
         )
 
@@ -121,7 +121,8 @@ def usage_examples(plan: Plan) -> dict[str, str]:
     python = (
         f"{imports}from openai import OpenAI\n"
         f'client = OpenAI(base_url="{plan.endpoint}", api_key={key})\n'
-        f'reply = client.chat.completions.create(model="{name}", messages=[{{"role": "user", "content": "Hello!"}}], max_tokens=64)\n'
+        f'reply = client.chat.completions.create(model="{name}", messages=[{{"role": "user", "content": "Hello!"}}], '
+        "max_tokens=64)\n"
         "print(reply.choices[0].message.content)"
     )
     return {"curl": curl, "python": python}

@@ -102,5 +102,8 @@ def plan_or_observation(inventory: Inventory) -> tuple[Plan, list[str]]:
         except BadInput:
             runtime = plugins.runtime(None)
         lines = exc.lines()
-        first = f"{lines[0]}: hosts, Ray and vLLM are shown as found, not compared with a plan (`ascend-deploy plan` explains)"
+        first = (
+            f"{lines[0]}: hosts, Ray and vLLM are shown as found, not compared with a plan (`ascend-deploy plan` "
+            "explains)"
+        )
         return observation_plan(inventory, runtime), [first, *(line.strip() for line in lines[1:])]

@@ -130,11 +130,11 @@ def parse(raw: Raw, nonce: str, host: str, targets: list[Target]) -> list[PingRe
         parts = tag.split()
         key = (int(parts[0]), parts[1]) if len(parts) == 2 and parts[0].isdigit() else None
         t = by_key.get(key) if key else None
-        if t is not None:
+        if key is not None and t is not None:
             sent, received, loss, rtt, error = parse_one(text, code)
             results[key] = PingResult(
                 host, t.device, t.peer_host, t.peer_device, t.peer_ip, sent, received, loss, rtt, error
-            )  # type: ignore[index]
+            )
     out = []
     for k, t in by_key.items():
         out.append(

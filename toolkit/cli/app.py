@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, Callable, NoReturn, Optional, ParamSpec, TypeVar
 
 import typer
 
@@ -70,7 +70,8 @@ SetOpt = Annotated[
         "--set",
         "-s",
         metavar="KEY=VALUE",
-        help="Override a setting for this run (highest precedence), e.g. --set serve.port=9000, --set env.HCCL_CONNECT_TIMEOUT=1200. Repeatable.",
+        help="Override a setting for this run (highest precedence), e.g. --set serve.port=9000, --set "
+        "env.HCCL_CONNECT_TIMEOUT=1200. Repeatable.",
     ),
 ]
 AcceptKeysOpt = Annotated[
@@ -123,11 +124,16 @@ def _finish(report: Any, as_json: bool, renderer: str, **options: Any) -> NoRetu
     _exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
-def guarded(fn):  # type: ignore[no-untyped-def]
-    """Turn Ctrl-C inside a command into our Interrupted error (exit 130), not the CLI library's generic "Aborted!" (exit 1)."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn Ctrl-C inside a command into our Interrupted error (exit 130), not the CLI library's generic
+    "Aborted!" (exit 1)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
@@ -151,7 +157,9 @@ def facts(
     set_: SetOpt = None,
     accept_new_host_keys: AcceptKeysOpt = False,
 ) -> None:
-    """Gather read-only facts from every host: hostname, OS, kernel, CPU/memory, NICs with addresses, Python and package versions (vllm, vllm-ascend, torch, torch_npu, ray), Ascend driver/CANN versions and NPU count. One SSH connection and one round trip per host."""
+    """Gather read-only facts from every host: hostname, OS, kernel, CPU/memory, NICs with addresses,
+    Python and package versions (vllm, vllm-ascend, torch, torch_npu, ray), Ascend driver/CANN versions
+    and NPU count. One SSH connection and one round trip per host."""
     from toolkit.cli import render
 
     inv = _inventory(inventory, set_)
@@ -202,7 +210,9 @@ def run(
         Optional[str], typer.Option("--skip-tags", help="Skip stages with one of these tags (comma list).")
     ] = None,
 ) -> None:
-    """Run a playbook: its stages in order, a barrier after each, stopping at the first stage that fails on any host. With --check, facts are read but nothing is changed, and each host's would-be commands are printed."""
+    """Run a playbook: its stages in order, a barrier after each, stopping at the first stage that fails
+    on any host. With --check, facts are read but nothing is changed, and each host's would-be commands
+    are printed."""
 
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
@@ -222,7 +232,8 @@ def check_net(
         typer.Option(
             "--mode",
             "-m",
-            help="rail: device i of every host pings device i of every other host (default); ring: device i pings device i of the next host, O(N), for large clusters; full: every device pair across hosts.",
+            help="rail: device i of every host pings device i of every other host (default); ring: device i pings "
+            "device i of the next host, O(N), for large clusters; full: every device pair across hosts.",
         ),
     ] = "rail",
     packets: Annotated[int, typer.Option("--packets", min=1, max=100, help="Packets per ping.")] = 3,
@@ -233,7 +244,11 @@ def check_net(
     set_: SetOpt = None,
     accept_new_host_keys: AcceptKeysOpt = False,
 ) -> None:
-    """NPU + network preflight in seconds: per NPU (npu-smi health, hccn_tool IP, link, net_health, optical, TLS switch, LLDP), card-to-card pings across hosts, the NIC that owns each host's address, routes and reachability of the head's Ray port, versions, model directory and clock on every host. Each problem names host, NPU, check, what was seen, what was expected and what to do. Exit 0 when clean, 1 when any problem is found."""
+    """NPU + network preflight in seconds: per NPU (npu-smi health, hccn_tool IP, link, net_health,
+    optical, TLS switch, LLDP), card-to-card pings across hosts, the NIC that owns each host's address,
+    routes and reachability of the head's Ray port, versions, model directory and clock on every host.
+    Each problem names host, NPU, check, what was seen, what was expected and what to do. Exit 0 when
+    clean, 1 when any problem is found."""
     from toolkit.checks.pings import MODES
 
     if mode not in MODES:
@@ -253,7 +268,8 @@ def show_vars(
     set_: SetOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Print every resolved setting of a host and the level it came from: default < defaults (inventory) < host (inventory entry) < --set."""
+    """Print every resolved setting of a host and the level it came from: default < defaults (inventory)
+    < host (inventory entry) < --set."""
     from toolkit.cli import render
     from toolkit.config.vars import cluster_vars, host_vars
     from toolkit.config.yamlsrc import did_you_mean
@@ -289,7 +305,8 @@ def schema(
         bool, typer.Option("--playbook", help="Print the playbook schema instead of the inventory schema.")
     ] = False,
 ) -> None:
-    """Print the JSON Schema of the inventory (for editor completion and validation), e.g. `ascend-deploy schema > inventory.schema.json`."""
+    """Print the JSON Schema of the inventory (for editor completion and validation), e.g. `ascend-
+    deploy schema > inventory.schema.json`."""
     from toolkit.config.playbook import Playbook
 
     model = Playbook if playbook else InventoryFile

@@ -251,7 +251,7 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
             continue
         if not show_all and view.host.name not in problem_hosts:
             continue
-        by_dev = {}
+        by_dev: dict[int, list[Any]] = {}
         for p in view.pings:
             by_dev.setdefault(p.device, []).append(p)
         flagged = {(p.device, p.check) for p in report.problems if p.host == view.host.name}
@@ -299,7 +299,8 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
         for p in bad[:40]:
             out.print(
                 Text(
-                    f"  {p.host} NPU {p.device} -> {p.peer_host} NPU {p.peer_device} ({p.peer_ip}): {p.loss_pct:g}% loss {p.error or ''}",
+                    f"  {p.host} NPU {p.device} -> {p.peer_host} NPU {p.peer_device} ({p.peer_ip}): {p.loss_pct:g}% "
+                    f"loss {p.error or ''}",
                     style="red",
                 )
             )
@@ -319,7 +320,8 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
         out.print(table)
         out.print(
             Text(
-                f"check-net: {len(report.problems)} problem(s) on {len({p.host for p in report.problems})} host(s) in {report.duration:.1f}s",
+                f"check-net: {len(report.problems)} problem(s) on {len({p.host for p in report.problems})} host(s) in "
+                f"{report.duration:.1f}s",
                 style="bold red",
             )
         )
@@ -327,7 +329,8 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
         devices = sum(len(v.devices) for v in reachable)
         out.print(
             Text(
-                f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, mode {report.mode}) in {report.duration:.1f}s",
+                f"check-net: all checks passed ({len(reachable)} hosts, {devices} NPUs, {len(report.pings)} pings, "
+                f"mode {report.mode}) in {report.duration:.1f}s",
                 style="bold green",
             )
         )
@@ -365,14 +368,16 @@ def render_plan(plan: Any, inventory_path: str) -> None:
     summary.add_row("processes run", f"on the {plan.placement.value}", plan.placement.origin)
     summary.add_row(
         "parallel",
-        f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} host(s), backend {plan.backend.value}",
+        f"TP {plan.tp.value} x PP {plan.pp.value} x DP {plan.dp.value} = {plan.devices} devices on {len(plan.hosts)} "
+        f"host(s), backend {plan.backend.value}",
         f"TP: {plan.tp.origin}; PP: {plan.pp.origin}",
     )
     if plan.memory is not None:
         est = plan.memory.per_device
         summary.add_row(
             "memory",
-            f"{_gib(est.total)} of {_gib(est.available)} per device (weights {_gib(est.weights)}, KV cache {_gib(est.kv_cache)}, reserve {_gib(est.reserve)})",
+            f"{_gib(est.total)} of {_gib(est.available)} per device (weights {_gib(est.weights)}, KV cache "
+            f"{_gib(est.kv_cache)}, reserve {_gib(est.reserve)})",
             f"fewest devices: {plan.memory.min_devices}; longest max-model-len here: {plan.memory.max_len_fits}",
         )
     summary.add_row("endpoint", plan.endpoint, f"API key: {plan.api_key}" if plan.api_key else "no API key")
@@ -478,7 +483,8 @@ def render_up(report: Any, *, actions_logged: bool = False) -> None:
         Text("ready: ", style="bold green")
         + Text(
             f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
-            f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"
+            f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), "
+            f"{report.duration:.0f}s)"
         )
     )
     if answers.get("chat") is not None:
@@ -591,7 +597,8 @@ def render_ask(report: Any) -> None:
     reasons = ", ".join(str(r) for r in report.finish_reasons)
     err.print(
         Text(
-            f"{report.mode}{' (stream)' if report.stream else ''} -> {report.endpoint}  model '{report.model}'  {timing}  {tokens}  finish: {reasons}",
+            f"{report.mode}{' (stream)' if report.stream else ''} -> {report.endpoint}  model '{report.model}'  "
+            f"{timing}  {tokens}  finish: {reasons}",
             style="dim",
         )
     )

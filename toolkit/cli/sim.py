@@ -24,7 +24,8 @@ RootOpt = Annotated[
         "--root",
         show_default=False,
         help="Folder for the clusters' files and the hosts' Python (never under /tmp). Default: .sim in this folder; "
-        "when this folder is under /tmp or its path has a space, /var/lib/ascend-deploy/sim/NAME-HASH (one per folder).",
+        "when this folder is under /tmp or its path has a space, "
+        "/var/lib/ascend-deploy/sim/NAME-HASH (one per folder).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -108,7 +109,8 @@ def sim_up(
         Optional[str],
         typer.Option(
             "--devices",
-            help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small machines). Default: all.",
+            help="NPU ids the inventory uses on each host, e.g. '0' (one device per host: cross-host TP/PP on small "
+            "machines). Default: all.",
         ),
     ] = None,
     tensor_parallel: Annotated[
@@ -116,12 +118,14 @@ def sim_up(
         typer.Option(
             "--tensor-parallel",
             min=1,
-            help="Write serve.tensor_parallel_size into the inventory (e.g. 2 with --devices 0 on 2 hosts: one TP rank per host).",
+            help="Write serve.tensor_parallel_size into the inventory (e.g. 2 with --devices 0 on 2 hosts: one TP "
+            "rank per host).",
         ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with the same arguments changes nothing."""
+    """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with
+    the same arguments changes nothing."""
     from toolkit.cli import render
     from toolkit.sim import cluster
 
@@ -198,7 +202,8 @@ def sim_fault(
 ) -> None:
     """Inject a fault into a simulated host, or clear faults.
 
-    Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent, host-down, slow, missing-model, version-skew."""
+    Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent,
+    host-down, slow, missing-model, version-skew."""
     from toolkit.cli import render
     from toolkit.errors import BadInput
     from toolkit.sim import faults

@@ -345,7 +345,8 @@ def _message(err: dict[str, Any]) -> tuple[str, str | None]:
         return f"{err['input']!r} does not match {pattern}", None
     if kind == "literal_error":
         return (
-            f"{err.get('input')!r} is not allowed: {msg[len('Input should be ') :] if msg.startswith('Input should be ') else msg}",
+            f"{err.get('input')!r} is not allowed: "
+            f"{msg[len('Input should be ') :] if msg.startswith('Input should be ') else msg}",
             None,
         )
     return msg, None
@@ -355,6 +356,7 @@ def issues_from_validation(
     exc: ValidationError, doc: Document, root: type[BaseModel], prefix: tuple[str | int, ...] = ()
 ) -> list[InputIssue]:
     issues = []
+    hint: str | None
     for err in exc.errors(include_url=False):
         loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic appends the literal/union branch names to loc; keep only real path parts
@@ -366,7 +368,10 @@ def issues_from_validation(
             owner = model_at(root, tuple(loc[:-1]) if loc else ())
             choices = list(owner.model_fields) if owner else []
             if key in SECRET_KEYS:
-                hint = f"secrets are never inline: put it in an environment variable or a 0600 file and set {SECRET_KEYS[key]}"
+                hint = (
+                    "secrets are never inline: put it in an environment variable or a 0600 file and set "
+                    f"{SECRET_KEYS[key]}"
+                )
             else:
                 guess = did_you_mean(key, choices)
                 hint = (
@@ -374,6 +379,6 @@ def issues_from_validation(
                 )
             issues.append(InputIssue(doc.source.file, line, path_str, f"unknown key '{key}'", hint))
             continue
-        msg, hint = _message(err)
+        msg, hint = _message(dict(err))
         issues.append(InputIssue(doc.source.file, line, path_str, msg, hint))
     return issues

@@ -141,7 +141,7 @@ def _validation_text(exc: ValidationError) -> str:
 
 def _set_origins(model: BaseModel, prefix: str, out: dict[str, str]) -> None:
     for name in type(model).model_fields:
-        value = getattr(model, name)
+        getattr(model, name)
         out[prefix + name] = "inventory" if name in model.model_fields_set else "default"
 
 

@@ -116,7 +116,7 @@ def load_text(text: str, file: str) -> Document:
     try:
         nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
     except yaml.reader.ReaderError as exc:  # a character YAML forbids: it has an offset, not a mark
-        line = text.count("\n", 0, max(0, exc.position)) + 1
+        line: int | None = text.count("\n", 0, max(0, exc.position)) + 1
         what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
         raise InvalidFile(
             file,

@@ -6,6 +6,7 @@ shows per host exactly what would change. The report keeps every host's outcome.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,7 +212,7 @@ def run_playbook(
             continue
         t0 = time.monotonic()
         group = executor.map(
-            lambda s, st=stage: _run_step(st, inventory, check, previous, s, shared or {}),
+            functools.partial(_run_step, stage, inventory, check, previous, shared=shared or {}),
             targets,
             stage=stage.name,
             parallel=stage.mode == "parallel",

@@ -61,7 +61,8 @@ def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
         parts.append("wait")
         for i, fact in enumerate(slow):
             parts.append(
-                f'echo \'@@{nonce}@@ {fact.name}\'; cat "$__bg/{i}"; echo "@@{nonce}@@ rc=$(cat "$__bg/{i}.rc" 2>/dev/null || echo 255)"'
+                f'echo \'@@{nonce}@@ {fact.name}\'; cat "$__bg/{i}"; echo "@@{nonce}@@ rc=$(cat "$__bg/{i}.rc" '
+                '2>/dev/null || echo 255)"'
             )
         parts.append('rm -rf "$__bg"')
     parts.append(")")

@@ -117,9 +117,11 @@ def state_command(cluster: str) -> str:
             f"r ray_hash {q(p.ray_hash)}",
             f"r vllm_hash {q(p.vllm_hash)}",
             f"r pidfile {q(p.vllm_pid)}",
-            f'for f in {q(p.env)} {q(p.api_key)}; do [ -r "$f" ] && sha256sum "$f"; done 2>/dev/null | sed \'s/^/sha /\'',
+            f'for f in {q(p.env)} {q(p.api_key)}; do [ -r "$f" ] && sha256sum "$f"; done 2>/dev/null | sed \'s/^/sha '
+            "/'",
             f"read -r pid < {q(p.vllm_pid)} 2>/dev/null; case \"$pid\" in ''|*[!0-9]*) pid=x;; esac",
-            f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *$pid |{pattern}" | cut -c1-400 | sed \'s/^ */proc /\'',
+            f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *$pid |{pattern}" | cut -c1-400 | '
+            "sed 's/^ */proc /'",
             "true",
         ]
     )
@@ -188,7 +190,10 @@ def state_fact(cluster: str) -> Fact[DeployState]:
 
 def nic_command(address: str) -> str:
     """The interface that holds `address` (for nic: auto)."""
-    return f"ip -o addr show 2>/dev/null | awk -v a={q(address)} '{{split($4, p, \"/\"); if (p[1] == a) print $2}}' | head -1"
+    return (
+        f"ip -o addr show 2>/dev/null | awk -v a={q(address)} '{{split($4, p, \"/\"); if (p[1] == a) print $2}}' | "
+        "head -1"
+    )
 
 
 def parse_nic(raw: Raw) -> str | None:

@@ -137,8 +137,8 @@ def parse_devices(raw: Raw, nonce: str, devices: list[int]) -> dict[int, DeviceF
             dev, cmd = int(parts[0]), parts[1]
             parse_command(result[dev], cmd, Raw(text, code))
             seen.add((dev, cmd))
-    for dev in result.values():
+    for facts in result.values():
         for cmd in COMMANDS:
-            if (dev.id, cmd) not in seen:
-                dev.errors[cmd] = "no answer (output cut short)"
+            if (facts.id, cmd) not in seen:
+                facts.errors[cmd] = "no answer (output cut short)"
     return result

@@ -162,7 +162,7 @@ class HostFacts:
     npu_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return plain(self)  # type: ignore[no-any-return]
+        return dict(plain(self))
 
 
 def host_facts(values: dict[str, Any]) -> HostFacts:

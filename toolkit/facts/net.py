@@ -47,7 +47,8 @@ def probe_command(targets: list[tuple[str, int]], timeout: int = 3) -> str:
         parts.append(
             f"( err=$(timeout {timeout} bash -c {q(f'exec 3<>/dev/tcp/{ip}/{port}')} 2>&1); rc=$?; "
             f"if [ $rc = 0 ]; then s=open; elif [ $rc = 124 ]; then s=timeout; "
-            f"else case $err in *refused*) s=refused ;; *unreachable*|*'No route'*) s=unreachable ;; *) s=error ;; esac; fi; "
+            "else case $err in *refused*) s=refused ;; *unreachable*|*'No route'*) s=unreachable ;; *) s=error ;; "
+            "esac; fi; "
             f"echo {q(t)} $s ) &"
         )
     return "\n".join(parts) + "\nwait"

@@ -12,6 +12,7 @@ or `RUNTIMES`, plus its tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from toolkit.errors import BadInput
 from toolkit.launch.base import Launcher, Runtime
@@ -19,8 +20,8 @@ from toolkit.launch.host import HostRuntime
 from toolkit.launch.ray import RayLauncher
 from toolkit.planner.plan import Plan
 
-LAUNCHERS: dict[str, type[Launcher]] = {"ray": RayLauncher}
-RUNTIMES: dict[str, type[Runtime]] = {"host": HostRuntime}
+LAUNCHERS: dict[str, Callable[[Plan, Runtime], Launcher]] = {"ray": RayLauncher}
+RUNTIMES: dict[str, Callable[[Plan], Runtime]] = {"host": HostRuntime}
 
 
 @dataclass(frozen=True)
@@ -37,5 +38,8 @@ def launch_for(plan: Plan) -> Launch:
         runtime = RUNTIMES[plan.placement.value](plan)
         launcher = LAUNCHERS[plan.launcher.value](plan, runtime)
     except KeyError as exc:
-        raise BadInput(f"no launch implementation for {exc.args[0]!r}", hint=f"launchers: {', '.join(LAUNCHERS)}; runtimes: {', '.join(RUNTIMES)}") from None
+        raise BadInput(
+            f"no launch implementation for {exc.args[0]!r}",
+            hint=f"launchers: {', '.join(LAUNCHERS)}; runtimes: {', '.join(RUNTIMES)}",
+        ) from None
     return Launch(launcher, runtime)

@@ -30,11 +30,11 @@ class Launcher(Protocol):
 
     name: str
 
-    def node_command(self, host: HostPlan) -> str | None:
-        """Start what must run on `host` before the server (a Ray node), or None."""
+    def node_command(self, host: HostPlan) -> str:
+        """Start what must run on `host` before the server (a Ray node)."""
         ...
 
-    def node_hash(self, host: HostPlan, nic: str | None) -> str | None:
+    def node_hash(self, host: HostPlan, nic: str | None) -> str:
         """A hash of what shaped `host`'s node: a change restarts it."""
         ...
 
@@ -42,8 +42,12 @@ class Launcher(Protocol):
         """Stop whatever `node_command` started on a host (idempotent, safe on a clean host)."""
         ...
 
-    def nodes_query(self, expected: dict[str, int], wait: float) -> str | None:
-        """A command on the head printing the nodes' readiness (None: nothing to wait for)."""
+    def nodes_query(self, expected: dict[str, int], wait: float) -> str:
+        """A command on the head printing the nodes' readiness."""
+        ...
+
+    def snapshot_command(self) -> str:
+        """The nodes' readiness now, asked in the background while earlier stages run."""
         ...
 
     def server_command(self) -> str:

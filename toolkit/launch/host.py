@@ -23,4 +23,6 @@ class HostRuntime:
     def detached(self, argv: list[str], log: str, pid_file: str) -> str:
         """setsid + nohup as a simple background command (the tail of an `&&` list would background
         a whole subshell), so that `$!`, the pid file, is the process itself."""
-        return f"setsid nohup {shlex.join(argv)} >> {q(log)} 2>&1 < /dev/null &\necho $! > {q(pid_file)}; echo started $!"
+        return (
+            f"setsid nohup {shlex.join(argv)} >> {q(log)} 2>&1 < /dev/null &\necho $! > {q(pid_file)}; echo started $!"
+        )

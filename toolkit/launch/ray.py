@@ -9,7 +9,7 @@ import shlex
 from typing import Any
 
 from toolkit.errors import CommandFailed
-from toolkit.facts.deploy import STARTER_PATTERN, RAY_PATTERN, Paths
+from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, Paths
 from toolkit.launch.base import Runtime
 from toolkit.launch.server import digest, server_hash
 from toolkit.planner.plan import HostPlan, Plan
@@ -30,7 +30,6 @@ def ray_stop_command() -> str:
         "ray stop >/dev/null 2>&1; "
         f"if pgrep -u \"$(id -u)\" -f '{RAY_PATTERN}' >/dev/null; then ray stop --force >/dev/null 2>&1; fi; true"
     )
-
 
 
 RAY_WAIT_SCRIPT = r"""
@@ -56,7 +55,6 @@ finally:
 """
 
 
-
 class NodesMissing(CommandFailed):
     """Ray did not register every host: `missing` names them, so `up` can fetch their Ray logs."""
 
@@ -66,8 +64,6 @@ class NodesMissing(CommandFailed):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "missing": self.missing}
-
-
 
 
 class RayLauncher:
@@ -127,7 +123,8 @@ class RayLauncher:
         0600 file into VLLM_API_KEY, never through argv."""
         p, plan = self.paths, self.plan
         return (
-            f"umask 077 && mkdir -p {q(p.dir)} && {self.runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} && "
+            f"umask 077 && mkdir -p {q(p.dir)} && {self.runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} "
+            "&& "
             f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
             f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
             + self.runtime.detached(plan.vllm_argv(), p.vllm_log, p.vllm_pid)

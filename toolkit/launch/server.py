@@ -19,11 +19,9 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-
 def server_hash(plan: Plan, key: str | None) -> str:
     data = {"argv": plan.vllm_argv(), "key": digest(key) if key else None}
     return digest(json.dumps(data, sort_keys=True))[:16]
-
 
 
 def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
@@ -37,18 +35,20 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
         f"pids=$( ( {find} ) | sort -u | tr '\\n' ' '); "
         "alive=''; for p in $pids; do kill -0 $p 2>/dev/null && alive=\"$alive $p\"; done; "
         'if [ -n "$alive" ]; then kill -TERM $alive 2>/dev/null; '
-        f"for i in $(seq 1 {STOP_WAIT_S * 5}); do left=''; for p in $alive; do kill -0 $p 2>/dev/null && left=\"$left $p\"; done; "
+        f"for i in $(seq 1 {STOP_WAIT_S * 5}); do left=''; for p in $alive; do kill -0 $p 2>/dev/null && left=\"$left "
+        '$p"; done; '
         '[ -z "$left" ] && break; sleep 0.2; done; '
         '[ -n "$left" ] && { echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }; fi; '
         f"rm -f {q(p.vllm_pid)} {q(p.vllm_hash)}; true"
     )
 
 
-
 def probe_command(plan: Plan, p: Paths) -> str:
     return (
-        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; else echo alive=0; fi; '
-        f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo health=$health; "
+        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; '
+        "else echo alive=0; fi; "
+        f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo "
+        "health=$health; "
         f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
     )
 
@@ -68,7 +68,8 @@ def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -
     (`-K -`), so the key is in no process's argv."""
     data = f"-H 'Content-Type: application/json' -d {q(json.dumps(body))}" if body is not None else ""
     return (
-        f'{{ if [ -f {q(p.api_key)} ]; then printf \'header = "Authorization: Bearer %s"\\n\' "$(cat {q(p.api_key)})"; fi; }} | '
+        f'{{ if [ -f {q(p.api_key)} ]; then printf \'header = "Authorization: Bearer %s"\\n\' "$(cat '
+        f'{q(p.api_key)})"; fi; }} | '
         f"curl -s -m 120 -K - -w '\\nHTTP %{{http_code}}' {data} {q(plan.probe_url + path)}"
     )
 

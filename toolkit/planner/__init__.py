@@ -1,1 +1,2 @@
-"""Pure planning: inventory + config.json + plugins -> Plan, every value with its origin; the memory estimate; the plugin system."""
+"""Pure planning: inventory + config.json + plugins -> Plan, every value with its origin; the memory
+estimate; the plugin system."""

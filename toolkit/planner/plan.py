@@ -348,7 +348,8 @@ class _Planner:
         if len(counts) > 1:
             self.issue(
                 "hosts[].devices",
-                f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so TP = NPUs per node is ambiguous",
+                f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so "
+                "TP = NPUs per node is ambiguous",
                 "set serve.tensor_parallel_size and serve.pipeline_parallel_size",
             )
         per_node = max(counts)
@@ -507,7 +508,8 @@ class _Planner:
             self.issue("serve.pipeline_parallel_size", f"PP {pp.value} exceeds the model's {shape.layers} layers")
         if row is not None and row.devices != total:
             self.notes.append(
-                f"the {profile.family} table row for {device_class} uses {row.devices} devices; the inventory gives {total}"
+                f"the {profile.family} table row for {device_class} uses {row.devices} devices; the inventory gives "
+                f"{total}"
                 + (
                     " (more than the model needs: fewer hosts, or data parallel, would serve more requests per device)"
                     if row.devices < total
@@ -522,7 +524,8 @@ class _Planner:
                 f"{max_len.value} exceeds the model's limit of {limit} tokens (max_position_embeddings / seq_length"
                 + (" with rope scaling" if merged_config.get("rope_scaling") else "")
                 + ")",
-                f"use at most {limit}, or extend the window with rope scaling (--hf-overrides) where the model supports it",
+                f"use at most {limit}, or extend the window with rope scaling (--hf-overrides) where the model "
+                "supports it",
             )
 
         chunked_default = runtime.chunked_prefill_default
@@ -534,7 +537,8 @@ class _Planner:
             if not chunked and batched.value < max_len.value:
                 self.issue(
                     "serve.max_num_batched_tokens",
-                    f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length prompt could never be scheduled",
+                    f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length "
+                    "prompt could never be scheduled",
                     f"raise it to at least {max_len.value} or set serve.enable_chunked_prefill: true",
                 )
         elif chunked:
@@ -593,7 +597,8 @@ class _Planner:
                     ways.append(f"max-model-len {fits_len} fits on these {tp.value * pp.value} devices")
                 self.issue(
                     "serve.max_model_len" if fits_len >= 1024 else "hosts[].devices",
-                    f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache {est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
+                    f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache "
+                    f"{est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
                     f"{kind} offers {est.available / gib:.1f} GiB ({hbm} GiB x {util.value})",
                     "; or ".join(ways) or "the model does not fit this hardware",
                 )
@@ -713,7 +718,6 @@ class _Planner:
             )
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)
-        head = self.inv.head
         return Plan(
             cluster=self.inv.name,
             hardware=hardware,
@@ -739,7 +743,11 @@ class _Planner:
             endpoint=_endpoint(self.inv),
             ray_port=self.spec.ray.port,
             probe_url=_probe_url(self.inv),
-            launcher=Value("ray", f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: a Ray node per host, vLLM on the head (the seed's recipe)"),
+            launcher=Value(
+                "ray",
+                f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: a Ray node per host, vLLM on "
+                "the head (the seed's recipe)",
+            ),
             placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))

@@ -12,7 +12,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -93,7 +93,7 @@ class Plugins:
         for impl in reversed(self.pm.hook.ascend_deploy_model_profile.get_hookimpls()):
             answer = impl.function(model=model)
             if answer is not None:
-                return answer, impl.plugin_name
+                return cast(ModelProfile, answer), impl.plugin_name
         raise BadInput(
             f"no plugin claims the model {model.name!r}",
             hint="the built-in generic plugin is missing; reinstall ascend-deploy",

@@ -83,7 +83,8 @@ def check_root_dir(root: Path) -> Path:
     if scratch is not None:
         raise BadInput(
             f"--root {root} is under {scratch}",
-            hint=f"simulated hosts mount their own /tmp and /dev/shm; leave --root out (here the default is {default_root()}) or pick a folder elsewhere",
+            hint="simulated hosts mount their own /tmp and /dev/shm; leave --root out (here the default is "
+            f"{default_root()}) or pick a folder elsewhere",
         )
     return root
 
@@ -354,8 +355,8 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
     }
     text = (
         f"{INVENTORY_MARKER} for simulated cluster '{state.name}'\n"
-        f"# {len(state.hosts)} x {state.hardware} hosts on 10.213.{state.subnet}.0/24; remove with `ascend-deploy sim down --name {state.name}`\n"
-        + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+        f"# {len(state.hosts)} x {state.hardware} hosts on 10.213.{state.subnet}.0/24; remove with `ascend-deploy sim "
+        f"down --name {state.name}`\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
     )
     if not inv_path.exists() or inv_path.read_text() != text:
         inv_path.write_text(text)

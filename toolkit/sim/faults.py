@@ -50,7 +50,8 @@ KINDS = {
     "slow": "every simulated tool on the host answers VALUE ms late (default 2000)",
     "missing-model": "the model directory vanishes on that host",
     "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
-    "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine still works)",
+    "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine "
+    "still works)",
 }
 SKEW_CANN = "8.2.RC1"
 #: What an injected fault did, in words, filled from its record (KINDS says what each kind can do).
@@ -286,10 +287,10 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _in_host(host, "umount", str(model.parent))
         if "version-skew" in kinds:
             _skew(paths, host, None, CANN_VERSION)
-        for f in cleared:
-            if f["host"] == host.name and f["kind"] == "unreachable":
+        for fault in cleared:
+            if fault["host"] == host.name and fault["kind"] == "unreachable":
                 subprocess.run(
-                    ["ip", "-n", host.netns, "route", "del", "unreachable", f"{f['value']}/32"], capture_output=True
+                    ["ip", "-n", host.netns, "route", "del", "unreachable", f"{fault['value']}/32"], capture_output=True
                 )
     state.faults = [f for f in state.faults if f not in cleared]
     save_state(paths, state)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Sequence
 
 from toolkit.errors import ToolkitError
 from toolkit.sim.layout import MAIN_NIC, NETNS_PREFIX, SimState
@@ -140,7 +141,7 @@ def ports_of(bridge: str) -> list[str]:
     return [link["ifname"] for link in json.loads(out or "[]")]
 
 
-def delete(netns: list[str], bridges: list[str], veths: list[str] = ()) -> None:
+def delete(netns: list[str], bridges: list[str], veths: Sequence[str] = ()) -> None:
     """Delete veths first (synchronous, frees their names at once; a netns dies asynchronously),
     then namespaces and bridges."""
     ports = sorted({*veths, *(p for br in bridges for p in ports_of(br))})

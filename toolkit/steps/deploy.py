@@ -18,6 +18,7 @@ from toolkit.engine.executor import Event
 from toolkit.engine.readiness import wait_ready
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
+from toolkit.facts import Fact
 from toolkit.facts.deploy import Paths, nic_fact, reach_fact, state_fact
 from toolkit.launch import Launch, launch_for
 from toolkit.launch.ray import RAY_START_TIMEOUT, NodesMissing, parse_nodes
@@ -86,7 +87,6 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         yield Op(f"rm -f {q(p.api_key)}", "remove the API key file (no key configured)")
 
 
-
 @step("ray_start", needs_plan=True)
 def ray_start(ctx: StepContext) -> Iterator[Op]:
     """Start this host's Ray node (head or worker) unless it already runs with the same settings."""
@@ -97,7 +97,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     launcher = launch(ctx).launcher
     wanted = launcher.node_hash(hp, nic)
     head = plan.head
-    wanted_facts = [state_fact(ctx.inventory.name)]
+    wanted_facts: list[Fact[Any]] = [state_fact(ctx.inventory.name)]
     port = ctx.inventory.spec.ray.port
     if hp.role != "head":
         wanted_facts.append(reach_fact(head.address, port))
@@ -136,7 +136,6 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     yield write_file_op(p.ray_hash, wanted + "\n", "record the Ray settings hash")
 
 
-
 def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | None:
     """The background snapshot's answer, if it says every node is there and no Ray node was
     (re)started since it was taken; else None (the caller asks Ray again)."""
@@ -155,7 +154,6 @@ def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | Non
         return None
     data = parse_nodes(result.stdout)
     return data if data and data.get("ok") else None
-
 
 
 @step("ray_ready", read_only=True, needs_plan=True)
@@ -190,7 +188,8 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
                     "progress",
                     ctx.host.name,
                     ctx.session.stage,
-                    f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, {npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)",
+                    f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, "
+                    f"{npus}/{sum(expected.values())} NPU ({time.monotonic() - started:.0f}s)",
                 )
             )
 
@@ -225,12 +224,13 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
     )
     raise NodesMissing(
         ctx.host.name,
-        f"after {wait:g}s Ray reports {len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes and {have}/{sum(expected.values())} NPU; missing: {detail}",
+        f"after {wait:g}s Ray reports {len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes and "
+        f"{have}/{sum(expected.values())} NPU; missing: {detail}",
         missing=missing,
-        hint="each missing host's Ray log follows; a host that joined with too few NPUs has the wrong `devices` or Ray started with other resources",
+        hint="each missing host's Ray log follows; a host that joined with too few NPUs has the wrong `devices` or "
+        "Ray started with other resources",
     )
     yield  # pragma: no cover - a generator step
-
 
 
 @step("vllm_start", needs_plan=True)
@@ -270,14 +270,14 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
     yield write_file_op(p.vllm_hash, wanted + "\n", "record the vLLM command hash")
 
 
-
 class VllmNotReady(CommandFailed):
     kind = "vllm-not-ready"
 
 
 @step("vllm_ready", read_only=True, needs_plan=True)
 def vllm_ready(ctx: StepContext) -> Iterator[Op]:
-    """Wait for /health (stop at once if vLLM exits), then check /v1/models and, after a (re)start, one completion and one chat request."""
+    """Wait for /health (stop at once if vLLM exits), then check /v1/models and, after a (re)start, one
+    completion and one chat request."""
     from toolkit.checks.signatures import likely_cause
 
     plan = the_plan(ctx)
@@ -339,7 +339,8 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
                 f"vLLM is healthy but {path} answered "
                 + (f"HTTP {code}" if code else "nothing")
                 + f": {str(answer)[:200]}",
-                hint="401: the API key differs from the server's (re-run up); 404 on a model: served name mismatch; see `ascend-deploy logs --tail 40`",
+                hint="401: the API key differs from the server's (re-run up); 404 on a model: served name mismatch; "
+                "see `ascend-deploy logs --tail 40`",
             )
         answers[kind] = answer
     ctx.data.update(answers=answers)

@@ -21,7 +21,8 @@ SERVER_ONLY = ("--host", "--port")
 
 GENERATE_SCRIPT = r"""
 import dataclasses, json, sys, time
-argv, sampling, schema, batch = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+argv, sampling, schema = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+batch = int(sys.argv[4])
 prompts = [json.loads(line) for line in sys.stdin if line.strip()]
 def emit(**event):
     print("GEN " + json.dumps(event), flush=True)
@@ -124,7 +125,8 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
                     "progress",
                     ctx.host.name,
                     ctx.session.stage,
-                    f"{event['done']}/{event['total']} prompts, {rate:.1f} prompts/s, {event['output_tokens'] / max(event['seconds'], 1e-9):.0f} tokens/s",
+                    f"{event['done']}/{event['total']} prompts, {rate:.1f} prompts/s, "
+                    f"{event['output_tokens'] / max(event['seconds'], 1e-9):.0f} tokens/s",
                 )
             )
         elif kind == "done":

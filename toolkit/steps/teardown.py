@@ -69,5 +69,6 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         raise CommandFailed(
             ctx.host.name,
             "still running after down: " + "; ".join(problems),
-            hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another user or cluster)",
+            hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another "
+            "user or cluster)",
         )

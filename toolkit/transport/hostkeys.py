@@ -39,7 +39,8 @@ class VerifyingPolicy(paramiko.MissingHostKeyPolicy):
                 f"unknown host key for {hostname} ({key.get_name()} {fp})",
                 fingerprint=fp,
                 changed=False,
-                hint=f"check the fingerprint out of band, then re-run with --accept-new-host-keys to record it in {self.record_to}",
+                hint="check the fingerprint out of band, then re-run with --accept-new-host-keys to record it in "
+                f"{self.record_to}",
             )
         record_host_key(self.record_to, hostname, key)
         client.get_host_keys().add(hostname, key.get_name(), key)
@@ -63,7 +64,8 @@ def changed_key_error(host: str, exc: paramiko.BadHostKeyException, files: list[
         f"HOST KEY CHANGED for {exc.hostname}: server offers {got}, known_hosts has {expected}",
         fingerprint=got,
         changed=True,
-        hint=f"possible man-in-the-middle or a reinstalled host; if the change is legitimate, remove the old line from {where} (ssh-keygen -R)",
+        hint="possible man-in-the-middle or a reinstalled host; if the change is legitimate, remove the old line "
+        f"from {where} (ssh-keygen -R)",
     )
 
 

@@ -40,7 +40,8 @@ def compose(command: str, *, env: Mapping[str, str] | None = None, setup: Iterab
         lines.append(export_env(env))
     for i, line in enumerate(setup):
         lines.append(
-            f"{{ {line}\n}} || {{ echo {q(f'ascend-deploy: setup line {i + 1} failed: {line}')} >&2; exit {SETUP_FAILED}; }}"
+            f"{{ {line}\n}} || {{ echo {q(f'ascend-deploy: setup line {i + 1} failed: {line}')} >&2; exit "
+            f"{SETUP_FAILED}; }}"
         )
     lines.append(command)
     return "\n".join(lines)

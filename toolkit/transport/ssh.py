@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import paramiko
 from fabric import Config
@@ -38,7 +38,7 @@ class _Transport(paramiko.Transport):
     _preferred_ciphers = (
         "aes128-gcm@openssh.com",
         "aes256-gcm@openssh.com",
-        *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
+        *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),  # type: ignore[attr-defined]
     )
 
     def close(self) -> None:
@@ -46,7 +46,7 @@ class _Transport(paramiko.Transport):
         and sshd sees the connection end now (a socket closed while another thread reads from it
         stays open until that read returns)."""
         shutdown = getattr(self.sock, "shutdown", None)  # a ProxyCommand has none
-        if shutdown is not None and self.active:
+        if shutdown is not None and self.is_active():
             try:
                 shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -64,7 +64,7 @@ class _Transport(paramiko.Transport):
             ignore = paramiko.Message()
             ignore.add_byte(cMSG_IGNORE)
             ignore.add_string(b"")
-            self._send_message(ignore)  # as paramiko sends its own replies (send_ignore would wait out a key exchange)
+            self._send_message(ignore)  # type: ignore[attr-defined]  # as paramiko sends its own replies (send_ignore would wait out a key exchange)
 
 
 class _LineStream:
@@ -176,7 +176,7 @@ def _read_channel(
         left = None if deadline is None else max(0.0, deadline - now)
         # After EOF the channel stays readable with nothing to read until the exit status comes:
         # waiting on it then would spin (it did: hundreds of empty wake-ups per command).
-        watch: list[object] = [] if chan.eof_received else [chan]
+        watch: list[Any] = [] if chan.eof_received else [chan]
         if exited is not None:
             select.select([*watch, exited.fd], [], [], left)
         else:  # nothing wakes us on the exit status: look again soon (sooner once output ended)
@@ -324,14 +324,16 @@ class SSHConnection:
             raise AuthError(
                 self.name,
                 f"authentication failed for {where}: {exc}",
-                hint="check user and key_file (or password_env/password_file) in the inventory and the host's authorized_keys",
+                hint="check user and key_file (or password_env/password_file) in the inventory and the host's "
+                "authorized_keys",
             ) from None
         except ConnectionRefusedError:
             raise ConnectError(
                 self.name, f"cannot connect to {where}: Connection refused", hint="is sshd running and the port open?"
             ) from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
-            reason = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()})) or "refused"
+            reasons = {getattr(e, "strerror", None) or str(e) for e in exc.errors.values()}
+            reason = "; ".join(sorted(reasons)) or "refused"
             raise ConnectError(
                 self.name, f"cannot connect to {where}: {reason}", hint="is sshd running and the port open?"
             ) from None

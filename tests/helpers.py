@@ -1,0 +1,260 @@
+"""What the tests share: paths, running the real CLI, inventories for the planner, the fake
+cluster the steps run against, the sshd lab's record. Fixtures stay in conftest.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.sshd import Sshd
+from toolkit.config.loader import load_inventory
+from toolkit.engine.executor import Executor
+from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.sim.layout import default_root
+from toolkit.steps import load_playbook
+from toolkit.steps.env_file import render_env
+from toolkit.testing import fake_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+#: tests/<tier>/... -> the tier's marker (pyproject.toml declares them; `make unit` selects the rootless ones)
+TIERS = ("unit", "facts", "steps", "integration", "e2e")
+#: Where `ascend-deploy sim` (and `make host-env`) keep clusters and the hosts' Python for this checkout.
+SIM_ROOT = default_root(ROOT)
+#: config.json of real models (planner and memory tests)
+MODELS = ROOT / "tests" / "unit" / "models"
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (exit codes and stdout exactly as a user sees them)."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class SshLab:
+    """Three sshd 'hosts' on 127.0.0.11-13, a client key, and a known_hosts file for them."""
+
+    folder: Path
+    hosts: list[Sshd]
+    client_key: Path
+    known_hosts: Path
+    authorized_keys: Path
+
+    def inventory(
+        self, path: Path, *, known_hosts: bool = True, extra_hosts: list[dict] | None = None, **changes: object
+    ) -> Path:
+        data: dict = {
+            "cluster": "lab",
+            "defaults": {"user": "root", "key_file": str(self.client_key), "connect_timeout": 5, "devices": [0]},
+            "hosts": [
+                {"name": h.name, "address": h.address, "port": h.port, **({"role": "head"} if i == 0 else {})}
+                for i, h in enumerate(self.hosts)
+            ]
+            + (extra_hosts or []),
+        }
+        if known_hosts:
+            data["known_hosts"] = str(self.known_hosts)
+        for key, value in changes.items():
+            data[key] = value
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+
+# ---------------------------------------------------------------- planner inventories
+
+
+def inventory(
+    tmp_path: Path,
+    model: str | None = "Qwen2.5-72B-Instruct",
+    *,
+    hosts: Any = 2,
+    devices: list[int] | None = None,
+    sets: list[str] | None = None,
+    model_section: dict | None = None,
+    **changes: Any,
+) -> Any:
+    data: dict[str, Any] = {
+        "cluster": "t",
+        "hardware": "910B3",
+        "defaults": {"devices": devices if devices is not None else list(range(8)), "nic": "auto"},
+        "hosts": hosts
+        if isinstance(hosts, list)
+        else [
+            {"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})}
+            for i in range(hosts)
+        ],
+    }
+    if model_section is not None:
+        data["model"] = model_section
+    if model is not None:
+        shutil.copy(MODELS / f"{model}.json", tmp_path / "config.json")
+        data["model"] = {"path": f"/data/models/{model}", "config": "config.json"}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    path = tmp_path / "inv.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_inventory(path, sets or [])
+
+
+# ---------------------------------------------------------------- a fake cluster for the steps
+
+
+NONCE = re.compile(r"echo '@@([0-9a-f]+)@@ (\w+)'")
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    nic: str = "eth0"
+    reach: bool = True
+    raylet: bool = False
+    gcs: bool = False
+    ray_hash: str | None = None
+    vllm_pid: int | None = None
+    vllm_hash: str | None = None
+    env_sha: str | None = None
+    key_sha: str | None = None
+    launch_fails: bool = False
+    engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
+    ops: list[str] = field(default_factory=list)
+
+
+class Cluster:
+    """Answers fact batches from each host's state and applies the commands that change it."""
+
+    def __init__(self, inv: Any) -> None:
+        self.hosts = {h.name: Host(h.name, h.address) for h in inv.hosts}
+        self.env_content: dict[str, str] = {}
+
+    def state_lines(self, h: Host) -> str:
+        lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
+        lines += [
+            f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha
+        ]
+        if h.raylet:
+            lines.append(
+                "proc 100 40 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet "
+                "--raylet_socket_name=/tmp/x"
+            )
+        if h.gcs:
+            lines.append(
+                "proc 101 41 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/x"
+            )
+        if h.vllm_pid:
+            lines.append(f"proc {h.vllm_pid} 30 python3 -m vllm.entrypoints.openai.api_server --model /m")
+        if h.engine_pid:
+            lines.append(f"proc {h.engine_pid} 29 VLLM::EngineCore")
+        return "\n".join(lines)
+
+    def __call__(self, name: str, script: str) -> tuple[int, str, str]:
+        h = self.hosts[name]
+        if "flock -n 9" in script:  # the cluster lock (tests/unit/test_lock.py runs it for real)
+            return 0, "LOCKED\n", ""
+        facts = NONCE.findall(script)
+        if facts:
+            out = []
+            for nonce, fact in facts:
+                nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
+                http = (
+                    "alive=1\nhealth=200\nlast=ready\n--- "
+                    f"models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200"
+                )
+                text = {
+                    "deploy_state": self.state_lines(h),
+                    "nic": h.nic,
+                    "reach": "open" if h.reach else "closed Connection refused",
+                    "files": "",
+                    "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
+                    "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
+                }.get(fact, "")
+                out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
+            return 0, "\n".join(out) + "\n", ""
+        if "RAYWAIT" in script:
+            nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
+            expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])
+            ok = all(nodes.get(ip, 0) >= n for ip, n in expected.items())
+            return 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", ""
+        if "alive=1" in script and "/health" in script:
+            return 0, ("alive=1\nhealth=200\nlast=ready\n" if h.vllm_pid else "alive=0\nhealth=\nlast=\n"), ""
+        if "curl -s -m 120" in script:
+            if "/v1/models" in script:
+                return 0, json.dumps({"data": [{"id": "Qwen2.5-7B-Instruct"}]}) + "\nHTTP 200", ""
+            if "/chat/" in script:
+                return 0, json.dumps({"choices": [{"message": {"content": "hi"}}]}) + "\nHTTP 200", ""
+            return 0, json.dumps({"choices": [{"text": " Paris"}]}) + "\nHTTP 200", ""
+        return self.apply(h, script)
+
+    def apply(self, h: Host, script: str) -> tuple[int, str, str]:
+        command = script
+        h.ops.append(command)
+        if "kill -TERM" in command:
+            h.vllm_pid = None
+            h.vllm_hash = None
+            if "[E]ngineCore" in command:
+                h.engine_pid = None
+        if "ray stop" in command:
+            h.raylet = h.gcs = False
+        if "ray start" in command:
+            h.ray_hash = None
+            h.raylet = True
+            h.gcs = "--head" in command
+        if "setsid nohup" in command:
+            if h.launch_fails:
+                return 1, "", "launch failed"
+            h.vllm_pid = 4242
+        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/(ray|vllm)\.hash", command)
+        if m:
+            setattr(h, f"{m.group(2)}_hash", m.group(1))
+        if "/env.tmp" in command:
+            h.env_sha = "written"
+        if "api-key.tmp" in command:
+            h.key_sha = "written"
+        return 0, "", ""
+
+
+def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
+    connect, _ = fake_factory(cluster)
+    with Executor(inv.hosts, connect=connect) as ex:
+        return run_playbook(load_playbook(book), inv, ex, shared={"plan": plan, "api_key": key})
+
+
+def ops(report: RunReport) -> dict[str, list[str]]:
+    """stage -> 'host: description' for every op that ran."""
+    out: dict[str, list[str]] = {}
+    for s in report.stages:
+        for name, h in s.hosts.items():
+            for op in h.ops:
+                out.setdefault(s.name, []).append(f"{name}: {op.description}")
+    return out
+
+
+def settle(cluster: Cluster, inv: Any, plan: Any) -> None:
+    """Make env_sha match what the step computes, as a real host would after the write."""
+    for hp in plan.hosts:
+        content = render_env(hp.resolved_env(cluster.hosts[hp.name].nic))
+        if cluster.hosts[hp.name].env_sha == "written":
+            cluster.hosts[hp.name].env_sha = hashlib.sha256(content.encode()).hexdigest()
