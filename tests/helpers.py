@@ -20,6 +20,7 @@ import yaml
 from tests.sshd import Sshd
 from toolkit.config.loader import load_inventory
 from toolkit.engine.executor import Executor
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.sim.layout import default_root
 from toolkit.steps import load_playbook
@@ -239,7 +240,7 @@ class Cluster:
 def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
     connect, _ = fake_factory(cluster)
     with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(load_playbook(book), inv, ex, shared={"plan": plan, "api_key": key})
+        return run_playbook(load_playbook(book), inv, ex, shared=Shared(plan=plan, api_key=key))
 
 
 def ops(report: RunReport) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import Cluster, Host, inventory, ops, run, settle
 from toolkit import api
 from toolkit.engine.executor import Executor
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.steps import load_playbook
 from toolkit.testing import fake_factory
@@ -139,7 +140,7 @@ def test_api_key_travels_only_on_stdin(setup: tuple[Any, Cluster, Any]) -> None:
     inv, cluster, plan = setup
     connect, made = fake_factory(cluster)
     with Executor(inv.hosts, connect=connect) as ex:
-        report = run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": "sk-secret-123"})
+        report = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan, api_key="sk-secret-123"))
     assert report.ok
     assert all("sk-secret-123" not in s for conn in made.values() for s in conn.scripts)
     assert made["n0"].stdins.count("sk-secret-123") == 1 and "sk-secret-123" not in made["n1"].stdins
@@ -237,9 +238,7 @@ def _snapshot(ok: bool, nodes: dict[str, int]) -> Any:
 def run_with_snapshot(inv: Any, cluster: Cluster, plan: Any, snapshot: Any) -> RunReport:
     connect, _ = fake_factory(cluster)
     with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(
-            load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None, "ray_snapshot": snapshot}
-        )
+        return run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan, ray_snapshot=snapshot))
 
 
 def test_ray_ready_takes_the_background_snapshot_only_when_no_ray_node_changed(setup: tuple[Any, Cluster, Any]) -> None:
@@ -326,7 +325,7 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(
     assert not progress.enabled  # StringIO is no terminal: a log, not a live table
     connect, _ = fake_factory(cluster)
     with progress, Executor(inv.hosts, connect=connect, emit=progress) as ex:
-        report = run_playbook(load_playbook("up"), inv, ex, shared={"plan": plan, "api_key": None})
+        report = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan))
     assert report.ok
     lines = log.getvalue().splitlines()
     order = [
@@ -360,7 +359,7 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(
 
     live = render.Progress(verbose=False, enabled=True)
     with Executor(inv.hosts, connect=connect, emit=live) as ex:
-        run_playbook(load_playbook("down"), inv, ex, shared={"plan": plan, "api_key": None})
+        run_playbook(load_playbook("down"), inv, ex, shared=Shared(plan=plan))
     shown = [row[3] for row in live.rows.values()]
     assert shown and not any(re.search(r"__facts|umask|\$\(|\bkill\b|ray stop", last) for last in shown), shown
 
@@ -390,3 +389,54 @@ def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Clu
     assert report.to_dict()["notes"] == report.notes
     healthy = api.status(inv, api.Options(), connect=connect)
     assert healthy.ok and healthy.notes == []
+
+
+def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any, Cluster, Any], tmp_path: Path) -> None:
+    """Steps read earlier results by step, never by stage name: a copy of up.yaml with every stage
+    renamed behaves exactly like the original (restart detection, the snapshot, the summary)."""
+    import yaml
+
+    from toolkit.api import UpReport
+    from toolkit.config.playbook import available
+
+    book = yaml.safe_load(available()["up"].read_text())
+    for stage in book["stages"]:
+        stage["name"] = "my-" + stage["name"][::-1]
+    renamed = tmp_path / "renamed-up.yaml"
+    renamed.write_text(yaml.safe_dump(book))
+    inv, cluster, plan = setup
+
+    def run_renamed(p: Any, snapshot: Any = None) -> RunReport:
+        connect, _ = fake_factory(cluster)
+        with Executor(inv.hosts, connect=connect) as ex:
+            return run_playbook(load_playbook(str(renamed)), inv, ex, shared=Shared(plan=p, ray_snapshot=snapshot))
+
+    first = run_renamed(plan)
+    assert first.ok and {s.name for s in first.stages} == {
+        "my-vne",
+        "my-daeh-yar",
+        "my-srekrow-yar",
+        "my-ydaer-yar",
+        "my-mllv",
+        "my-ydaer",
+    }
+    summary = UpReport(str(inv.path), plan, run=first)
+    assert (
+        summary.serving
+        and summary.changed
+        and summary.answers() == {"models": ["Qwen2.5-7B-Instruct"], "completion": " Paris", "chat": "hi"}
+    )
+    settle(cluster, inv, plan)
+    again = run_renamed(plan, _snapshot(True, {"10.0.0.1": 1, "10.0.0.2": 1}))
+    assert again.ok and ops(again) == {} and not UpReport(str(inv.path), plan, run=again).changed
+    ready = next(s for s in again.stages if s.step == "ray_ready").hosts["n0"].data
+    assert ready.get("snapshot") is True  # nothing restarted: the background answer is trusted
+    assert UpReport(str(inv.path), plan, run=again).answers() == {"models": ["Qwen2.5-7B-Instruct"]}  # no test requests
+    inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2, "max_num_seqs": 8})
+    changed = ops(run_renamed(api.plan(inv2)))
+    assert set(changed) == {"my-mllv"} and any("start vLLM" in o for o in changed["my-mllv"])
+    cluster.hosts["n0"].raylet = cluster.hosts["n0"].gcs = False  # the head died: the workers rejoin
+    rejoin = ops(run_renamed(api.plan(inv2)))
+    assert any("the head restarted" in o for o in rejoin["my-srekrow-yar"]) and any(
+        "Ray restarted" in o for o in rejoin["my-mllv"]
+    )

@@ -12,6 +12,7 @@ from toolkit.api.context import ConnectFn, Options, make_executor, plan_for, req
 from toolkit.config.inventory import Inventory
 from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, no_events
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.errors import BadInput
 from toolkit.planner.plan import Plan
@@ -120,16 +121,11 @@ def generate(
             inventory,
             executor,
             skip_tags=skip,
-            shared={
-                "plan": plan,
-                "api_key": key,
-                "prompts": prompts,
-                "sampling": sampling,
-                "on_result": counted,
-                "timeout": timeout,
-            },
+            shared=Shared(
+                plan=plan, api_key=key, prompts=prompts, sampling=sampling, on_result=counted, timeout=timeout
+            ),
         )
-    stage = next(s for s in run.stages if s.name == "generate")
+    stage = next(s for s in run.stages if s.step == "generate_run")
     head = stage.hosts.get(plan.head.name)
     summary = dict(head.data.get("summary", {})) if head else {}
     return GenerateReport(str(inventory.path), plan, run, count, summary, duration=time.monotonic() - started)

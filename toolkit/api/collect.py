@@ -62,7 +62,7 @@ def logs(
         if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
             raise BadInput(f"--out {out_dir}: not a writable folder", hint="pick a writable folder")
     name = "logs-tail" if tail else "logs"
-    params = {"tail": {"lines": tail}} if tail else None
+    params = {"logs_tail": {"lines": tail}} if tail else None
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         run = run_playbook(load_playbook(name), inventory, executor, params=params)
     stage = run.stages[0]

@@ -15,6 +15,7 @@ from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, Executor, no_events
 from toolkit.engine.lock import Held, cluster_lock
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, check_tags, run_playbook
 from toolkit.facts.deploy import Paths
 from toolkit.planner.plan import Plan, plan_to_dict, ray_temp_dir
@@ -49,7 +50,7 @@ class UpReport:
     @property
     def serving(self) -> bool:
         """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
-        ready = next((st for st in self.run.stages if st.name == "ready"), None) if self.run else None
+        ready = next((st for st in self.run.stages if st.step == "vllm_ready"), None) if self.run else None
         return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
 
     def stage_times(self) -> list[tuple[str, float, str]]:
@@ -75,7 +76,7 @@ class UpReport:
     def answers(self) -> dict[str, Any]:
         if not self.run:
             return {}
-        ready = next((s for s in self.run.stages if s.name == "ready"), None)
+        ready = next((s for s in self.run.stages if s.step == "vllm_ready"), None)
         head = ready.hosts.get(self.plan.head.name) if ready else None
         return dict(head.data.get("answers", {})) if head else {}
 
@@ -153,12 +154,12 @@ def up(
         report = UpReport(str(inventory.path), plan or plan_for(inventory, executor, local), check=opts.check)
         if not opts.check:  # --check changes nothing: no lock
             report.lock = held.enter_context(cluster_lock(executor, inventory.head, inventory.name, "up"))
-        shared: dict[str, Any] = {"plan": report.plan, "api_key": key}
+        shared = Shared(plan=report.plan, api_key=key)
         if not opts.check:
-            shared["ray_snapshot"] = ray_snapshot(executor, inventory.head, report.plan)
+            shared.ray_snapshot = ray_snapshot(executor, inventory.head, report.plan)
         if not skip_preflight:
             run = run_playbook(
-                load_playbook("check-net"), inventory, executor, params={"pings": {"mode": "rail", "packets": 3}}
+                load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
             )
             pre = build(inventory, run, "rail")
             pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
@@ -179,7 +180,7 @@ def up(
         )
         report.run = run
         report.failed_stage = run.failed_stage
-        if run.failed_stage == "ray-ready":
+        if any(s.name == run.failed_stage and s.step == "ray_ready" for s in run.stages):
             attach_ray_logs(inventory, executor, run)
     report.duration = time.monotonic() - started
     return report
@@ -214,7 +215,7 @@ def attach_ray_logs(inventory: Inventory, executor: Executor, run: RunReport) ->
     """A host that never joined Ray: put the tail of its own Ray logs under the error."""
     from toolkit.launch.ray import NodesMissing
 
-    stage = next(s for s in run.stages if s.name == "ray-ready")
+    stage = next(s for s in run.stages if s.step == "ray_ready")
     for host_report in stage.hosts.values():
         err = host_report.error
         if not isinstance(err, NodesMissing):

@@ -9,6 +9,7 @@ from typing import Any
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import run_playbook
 from toolkit.errors import BadInput
 from toolkit.planner.plan import Plan
@@ -50,7 +51,7 @@ def status(
     started = time.monotonic()
     plan, notes = plan_or_observation(inventory)
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        run = run_playbook(load_playbook("status"), inventory, executor, shared={"plan": plan})
+        run = run_playbook(load_playbook("status"), inventory, executor, shared=Shared(plan=plan))
     stage = run.stages[0]
     head = stage.hosts.get(plan.head.name)
     nodes = (head.data.get("ray_nodes") if head and head.status != "failed" else None) or {}

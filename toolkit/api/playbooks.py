@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from toolkit.api.context import ConnectFn, Options, make_executor, plan
 from toolkit.config.inventory import Inventory
 from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, no_events
+from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.steps import load_builtin_steps, load_playbook
 
@@ -27,9 +28,9 @@ def run(
     the deployment (up's stages, status) get the plan and the API key, as `up` gives them."""
     book = load_playbook(playbook)
     steps = load_builtin_steps()
-    shared: dict[str, Any] = {}
+    shared = Shared()
     if any(steps[stage.step].needs_plan for stage in book.stages if stage.step in steps):
-        shared = {"plan": plan(inventory), "api_key": read_api_key(inventory)}
+        shared = Shared(plan=plan(inventory), api_key=read_api_key(inventory))
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         return run_playbook(
             book,
@@ -56,7 +57,7 @@ def check_net(
 
     book = load_playbook("check-net")
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        run = run_playbook(book, inventory, executor, params={"pings": {"mode": mode, "packets": packets}})
+        run = run_playbook(book, inventory, executor, params={"card_pings": {"mode": mode, "packets": packets}})
     return build(inventory, run, mode)
 
 

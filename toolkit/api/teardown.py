@@ -36,7 +36,7 @@ class DownReport:
                 row = out.setdefault(name, {"stopped": [], "clean": None, "error": None})
                 if h.status == "changed":
                     row["stopped"].append(stage.name)
-                if stage.name == "clean" and h.status != "failed" and h.status != "skipped":
+                if stage.step == "deploy_clean" and h.status != "failed" and h.status != "skipped":
                     row["clean"] = h.data.get("clean")
                 if h.error is not None and row["error"] is None:
                     row["error"] = f"[{stage.name}] {h.error.message}"

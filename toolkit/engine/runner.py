@@ -15,7 +15,7 @@ from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.playbook import Playbook, Stage
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.engine.executor import Event, Executor, Session
-from toolkit.engine.registry import STEPS, StepContext
+from toolkit.engine.registry import STEPS, Results, Shared, StepContext
 from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
@@ -112,9 +112,9 @@ def _run_step(
     stage: Stage,
     inventory: Inventory,
     check: bool,
-    previous: dict[str, dict[str, Any]],
+    results: Results,
     session: Session,
-    shared: dict[str, Any],
+    shared: Shared,
 ) -> HostReport:
     info = STEPS[stage.step]
     # A read-only step verifies (probes, waits, reads): it passes ("ok") or fails, never "changes".
@@ -123,7 +123,7 @@ def _run_step(
     while True:
         attempt += 1
         report.ops, report.data = [], {}
-        ctx = StepContext(session, inventory, dict(stage.params), check, previous=previous, shared=shared)
+        ctx = StepContext(session, inventory, dict(stage.params), check, results=results, shared=shared)
         try:
             for op in info.fn(ctx):
                 if check and not info.read_only:
@@ -171,13 +171,14 @@ def run_playbook(
     tags: set[str] | None = None,
     skip_tags: set[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
-    shared: dict[str, Any] | None = None,
+    shared: Shared | None = None,
 ) -> RunReport:
     """Run stages in order with a barrier between them; stop after the first failed stage unless
     it says `on_failure: continue` (then later stages skip only the hosts that failed).
 
     Host failures never raise: they are in the report (`failed_stage`, per-host errors).
-    `params` overrides stage parameters by stage name (e.g. check-net's --mode)."""
+    `params` overrides the parameters of every stage that runs a step, by step name (e.g.
+    check-net's --mode for `card_pings`): playbooks may name their stages as they like."""
     check_tags(playbook, tags, skip_tags)
     unknown = sorted({s.step for s in playbook.stages} - set(STEPS))
     if unknown:
@@ -188,11 +189,11 @@ def run_playbook(
     started = time.monotonic()
     report = RunReport(playbook.name, check)
     hosts = list(executor.hosts)
-    previous: dict[str, dict[str, Any]] = {}
+    results: Results = {}
     failed_hosts: dict[str, str] = {}
     for stage in playbook.stages:
-        if params and stage.name in params:
-            stage = stage.model_copy(update={"params": {**stage.params, **params[stage.name]}})
+        if params and stage.step in params:
+            stage = stage.model_copy(update={"params": {**stage.params, **params[stage.step]}})
         stage_report = StageReport(stage.name, stage.step)
         report.stages.append(stage_report)
         if tags and not tags & set(stage.tags):
@@ -212,7 +213,7 @@ def run_playbook(
             continue
         t0 = time.monotonic()
         group = executor.map(
-            functools.partial(_run_step, stage, inventory, check, previous, shared=shared or {}),
+            functools.partial(_run_step, stage, inventory, check, results, shared=shared or Shared()),
             targets,
             stage=stage.name,
             parallel=stage.mode == "parallel",
@@ -228,7 +229,8 @@ def run_playbook(
                     outcome.host, "failed", error=outcome.error, duration=outcome.duration
                 )
                 failed_hosts.setdefault(outcome.host, stage.name)
-        previous[stage.name] = {name: h.data for name, h in stage_report.hosts.items() if h.status != "failed"}
+        ran = {name: h.data for name, h in stage_report.hosts.items() if h.status not in ("failed", "skipped")}
+        results.setdefault(stage.step, {}).update(ran)
         if not stage_report.ok:
             report.failed_stage = report.failed_stage or stage.name
             if stage.on_failure == "stop":

@@ -4,8 +4,9 @@ must change: a marker on each host holds the hash of what shaped its node and it
 re-run on a healthy, unchanged cluster yields nothing. The commands come from the plan's launcher
 and runtime (`toolkit.launch`).
 
-The plan (`toolkit.planner.plan.Plan`) arrives in `ctx.shared["plan"]`; the API key, if any, in
-`ctx.shared["api_key"]` (written to a 0600 file through stdin, never on a command line).
+The plan (`toolkit.planner.plan.Plan`) arrives in `ctx.shared.plan`; the API key, if any, in
+`ctx.shared.api_key` (written to a 0600 file through stdin, never on a command line). What an earlier
+step found is read by step (`ctx.from_step(ray_start)`), never by the playbook's stage names.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["NodesMissing", "VllmNotReady", "the_plan"]
 
 
 def the_plan(ctx: StepContext) -> Plan:
-    return ctx.shared["plan"]
+    return ctx.shared.the_plan()
 
 
 def launch(ctx: StepContext) -> Launch:
@@ -75,7 +76,7 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         yield write_file_op(p.env, content, f"write {p.env} (mode 0600, {len(hp.env)} variables, NIC {nic})")
     if hp.role != "head":
         return
-    key = ctx.shared.get("api_key")
+    key = ctx.shared.api_key
     if key and state.key_sha256 != digest(key):
         tmp = f"{q(p.api_key + '.tmp')}.$$"
         yield Op(
@@ -93,7 +94,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
     plan = the_plan(ctx)
     hp = host_plan(ctx)
     p = paths(ctx)
-    nic = ctx.previous.get("env", {}).get(hp.name, {}).get("nic") or hp.nic
+    nic = ctx.from_step(deploy_env).get(hp.name, {}).get("nic") or hp.nic
     launcher = launch(ctx).launcher
     wanted = launcher.node_hash(hp, nic)
     head = plan.head
@@ -112,7 +113,7 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
                 hint=f"check the route and firewall from {hp.name} ({hp.address}) to {head.address} port {port}; "
                 "`ascend-deploy check-net` probes every host pair",
             )
-    head_restarted = any(d.get("started") for d in ctx.previous.get("ray-head", {}).values())
+    head_restarted = bool(ctx.from_step(ray_start).get(head.name, {}).get("started"))
     reasons = []
     if not state.ray_running:
         reasons.append("not running")
@@ -139,14 +140,11 @@ def ray_start(ctx: StepContext) -> Iterator[Op]:
 def _snapshot_if_unchanged(ctx: StepContext, plan: Plan) -> dict[str, Any] | None:
     """The background snapshot's answer, if it says every node is there and no Ray node was
     (re)started since it was taken; else None (the caller asks Ray again)."""
-    future = ctx.shared.get("ray_snapshot")
+    future = ctx.shared.ray_snapshot
     if future is None:
         return None
-    ray_stages = [ctx.previous.get(name) for name in ("ray-head", "ray-workers")]
-    seen = {host for stage in ray_stages if stage for host in stage}
-    if any(stage is None for stage in ray_stages) or seen != {h.name for h in plan.hosts}:
-        return None
-    if any(d.get("started") for stage in ray_stages if stage for d in stage.values()):
+    nodes = ctx.from_step(ray_start)
+    if set(nodes) != {h.name for h in plan.hosts} or any(d.get("started") for d in nodes.values()):
         return None
     try:
         result = future.result(timeout=90)
@@ -239,11 +237,9 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
     plan = the_plan(ctx)
     p = paths(ctx)
     launcher = launch(ctx).launcher
-    wanted = launcher.server_hash(ctx.shared.get("api_key"))
+    wanted = launcher.server_hash(ctx.shared.api_key)
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
-    ray_restarted = [
-        h for stage in ("ray-head", "ray-workers") for h, d in ctx.previous.get(stage, {}).items() if d.get("started")
-    ]
+    ray_restarted = [h for h, d in ctx.from_step(ray_start).items() if d.get("started")]
     reasons = []
     if state.vllm_pid is None:
         reasons.append("not running")
@@ -283,7 +279,7 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     plan = the_plan(ctx)
     p = paths(ctx)
     serve = ctx.inventory.spec.serve
-    started_now = any(d.get("started") for d in ctx.previous.get("vllm", {}).values())
+    started_now = any(d.get("started") for d in ctx.from_step(vllm_start).values())
 
     def probe() -> Any:
         return parse_probe(ctx.session.run(probe_command(plan, p), timeout=30, check=False, setup=False).stdout)

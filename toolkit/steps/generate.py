@@ -97,9 +97,9 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             f"a vLLM server (pid {', '.join(map(str, running))}) holds the devices",
             hint="re-run with --stop-server to stop it first (`ascend-deploy up` starts it again)",
         )
-    on_result = ctx.shared.get("on_result", lambda record: None)
+    on_result = ctx.shared.on_result or (lambda record: None)
     summary: dict[str, Any] = {}
-    total = len(ctx.shared["prompts"])
+    total = len(ctx.shared.prompts)
 
     def on_line(stream: str, line: str) -> None:
         if stream != "stdout" or not line.startswith("GEN "):
@@ -132,16 +132,14 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
         elif kind == "done":
             summary.update(event)
 
-    sampling = ctx.shared["sampling"]
+    sampling = ctx.shared.sampling
     command = (
         f"{launch_for(plan).runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} && "
         f"python3 -c {q(GENERATE_SCRIPT)} {q(json.dumps(engine_argv(plan)))} {q(json.dumps(sampling.offline()))} "
         f"{q(json.dumps(sampling.json_schema))} {int(ctx.params.get('batch', 8))} 2> {q(p.dir + '/generate.log')}"
     )
-    stdin = "".join(json.dumps(item) + "\n" for item in ctx.shared["prompts"])
-    result = ctx.session.run(
-        command, timeout=float(ctx.shared.get("timeout", 3600)), check=False, stdin=stdin, on_output=on_line
-    )
+    stdin = "".join(json.dumps(item) + "\n" for item in ctx.shared.prompts)
+    result = ctx.session.run(command, timeout=ctx.shared.timeout, check=False, stdin=stdin, on_output=on_line)
     ctx.data.update(summary=summary)
     if result.exit_code != 0 or "done" not in summary:
         from toolkit.checks.signatures import likely_cause

@@ -21,7 +21,7 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
     """Ray and vLLM processes on the host; on the head also Ray's node list, /health and /v1/models.
     One round trip per host: on the head the Ray query (a Ray driver, about 2 s) runs
     concurrently with the process listing and the HTTP probes."""
-    plan = ctx.shared["plan"]
+    plan = ctx.shared.the_plan()
     p = Paths.of(ctx.inventory.name)
     facts: list[Fact[Any]] = [state_fact(ctx.inventory.name)]
     head = ctx.host.name == plan.head.name

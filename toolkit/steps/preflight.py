@@ -84,7 +84,7 @@ def card_pings(ctx: StepContext) -> Iterator[Op]:
     """Ping peer cards (mode rail, ring or full) from every device of this host, one at a time per device."""
     mode = str(ctx.params.get("mode", "rail"))
     packets = int(ctx.params.get("packets", 3))
-    source = ctx.previous.get(str(ctx.params.get("facts_stage", "npu-facts")), {})
+    source = ctx.from_step("preflight_facts")
     card_ips = {name: pingable(data) for name, data in source.items() if "devices" in data}
     order = [h.name for h in ctx.inventory.hosts if h.name in card_ips]
     planned = pings.plan({name: card_ips[name] for name in order}, mode, only=ctx.host.name).get(ctx.host.name, [])
