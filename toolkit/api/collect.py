@@ -13,7 +13,7 @@ from typing import Any
 from toolkit.api.context import ConnectFn, Options, make_executor
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
-from toolkit.engine.runner import run_playbook
+from toolkit.engine.runner import HostStatus, run_playbook
 from toolkit.errors import BadInput
 from toolkit.steps import load_playbook
 
@@ -71,7 +71,7 @@ def logs(
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as bundle:
         for host, h in stage.hosts.items():
-            if h.status == "failed":
+            if h.status == HostStatus.FAILED:
                 hosts[host] = {"error": h.error.message if h.error else "failed"}
                 continue
             if tail:

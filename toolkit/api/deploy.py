@@ -16,7 +16,7 @@ from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, Executor, no_events
 from toolkit.engine.lock import Held, cluster_lock
 from toolkit.engine.registry import Shared
-from toolkit.engine.runner import RunReport, check_tags, run_playbook
+from toolkit.engine.runner import HostStatus, RunReport, check_tags, run_playbook
 from toolkit.facts.deploy import Paths
 from toolkit.planner.plan import Plan, plan_to_dict, ray_temp_dir
 from toolkit.steps import load_playbook
@@ -44,7 +44,7 @@ class UpReport:
     @property
     def changed(self) -> bool:
         return self.run is not None and any(
-            h.status in ("changed", "would-change") for s in self.run.stages for h in s.hosts.values()
+            h.status in (HostStatus.CHANGED, HostStatus.WOULD_CHANGE) for s in self.run.stages for h in s.hosts.values()
         )
 
     @property
@@ -61,13 +61,13 @@ class UpReport:
             statuses = {h.status for h in s.hosts.values()}
             status = (
                 "failed"
-                if "failed" in statuses
+                if HostStatus.FAILED in statuses
                 else "changed"
-                if statuses & {"changed", "would-change"}
+                if statuses & {HostStatus.CHANGED, HostStatus.WOULD_CHANGE}
                 else "skipped"
-                if s.skipped_reason or statuses == {"skipped"}
+                if s.skipped_reason or statuses == {HostStatus.SKIPPED}
                 else "ok"
-                if statuses == {"ok"}
+                if statuses == {HostStatus.OK}
                 else "unchanged"
             )
             out.append((s.name, s.duration, status))

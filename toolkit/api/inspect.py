@@ -10,7 +10,7 @@ from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
-from toolkit.engine.runner import run_playbook
+from toolkit.engine.runner import HostStatus, run_playbook
 from toolkit.errors import BadInput
 from toolkit.planner.plan import Plan
 from toolkit.steps import load_playbook
@@ -54,13 +54,13 @@ def status(
         run = run_playbook(load_playbook("status"), inventory, executor, shared=Shared(plan=plan))
     stage = run.stages[0]
     head = stage.hosts.get(plan.head.name)
-    nodes = (head.data.get("ray_nodes") if head and head.status != "failed" else None) or {}
+    nodes = (head.data.get("ray_nodes") if head and head.status != HostStatus.FAILED else None) or {}
     rows = []
     for hp in plan.hosts:
         h = stage.hosts.get(hp.name)
         if h is None:
             continue
-        reachable = h.status != "failed"
+        reachable = h.status != HostStatus.FAILED
         d = h.data if reachable else {}
         row: dict[str, Any] = {
             "host": hp.name,

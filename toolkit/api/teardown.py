@@ -12,7 +12,7 @@ from toolkit.api.context import ConnectFn, Options, make_executor, require_all_h
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.lock import ClusterLocked, Held, cluster_lock
-from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.engine.runner import HostStatus, RunReport, run_playbook
 from toolkit.errors import HostError
 from toolkit.steps import load_playbook
 
@@ -34,9 +34,9 @@ class DownReport:
         for stage in self.run.stages:
             for name, h in stage.hosts.items():
                 row = out.setdefault(name, {"stopped": [], "clean": None, "error": None})
-                if h.status == "changed":
+                if h.status == HostStatus.CHANGED:
                     row["stopped"].append(stage.name)
-                if stage.step == "deploy_clean" and h.status != "failed" and h.status != "skipped":
+                if stage.step == "deploy_clean" and h.status != HostStatus.FAILED and h.status != HostStatus.SKIPPED:
                     row["clean"] = h.data.get("clean")
                 if h.error is not None and row["error"] is None:
                     row["error"] = f"[{stage.name}] {h.error.message}"

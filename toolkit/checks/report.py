@@ -9,7 +9,7 @@ from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.config.inventory import Inventory
-from toolkit.engine.runner import RunReport
+from toolkit.engine.runner import HostStatus, RunReport
 from toolkit.transport.result import plain
 
 
@@ -78,12 +78,12 @@ def build(inventory: Inventory, run: RunReport, mode: str) -> CheckNetReport:
         report = facts_stage.hosts.get(host.name) if facts_stage else None
         if report is None:
             continue  # not selected (--limit)
-        if report.status == "failed":
+        if report.status == HostStatus.FAILED:
             views.append(HostView(host, None, report.error))
             continue
         view = HostView(host, report.data)
         ping_report = ping_stage.hosts.get(host.name) if ping_stage else None
-        if ping_report is not None and ping_report.status == "failed":
+        if ping_report is not None and ping_report.status == HostStatus.FAILED:
             view.error = ping_report.error
         elif ping_report is not None:
             view.pings = list(ping_report.data.get("pings", []))

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
-from toolkit.engine.executor import Event
+from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.runner import RunReport
 from toolkit.errors import ToolkitError
 
@@ -106,20 +106,21 @@ class Progress:
     def __call__(self, event: Event) -> None:
         key = (event.stage or "-", event.host)
         with self.lock:
-            if event.kind == "start":
+            if event.kind == EventKind.START:
                 self.rows[key] = ["running", time.monotonic(), None, ""]
-            elif event.kind in ("done", "failed") and key in self.rows:
-                self.rows[key][0] = "ok" if event.kind == "done" else "failed"
+            elif event.kind in (EventKind.DONE, EventKind.FAILED) and key in self.rows:
+                self.rows[key][0] = "ok" if event.kind == EventKind.DONE else "failed"
                 self.rows[key][2] = time.monotonic()
                 if event.detail:
                     self.rows[key][3] = event.detail
-            elif event.kind in ("action", "retry", "progress") and key in self.rows:  # words, never raw shell
+            elif event.kind in (EventKind.ACTION, EventKind.RETRY, EventKind.PROGRESS) and key in self.rows:
+                # words, never the raw shell of EventKind.COMMAND
                 self.rows[key][3] = event.detail.splitlines()[0] if event.detail else ""
         logging = self.requested and not self.enabled
-        if event.kind == "action" and (logging or self.verbose):  # in the order things happen
+        if event.kind == EventKind.ACTION and (logging or self.verbose):  # in the order things happen
             self.logged_actions = True
             err.print(Text(f"[{event.host}] {event.stage or ''}: ", style="dim") + Text(event.detail))
-        if event.kind == "progress" and logging and not self.verbose:
+        if event.kind == EventKind.PROGRESS and logging and not self.verbose:
             now = time.monotonic()
             if now - self.last_line.get(key, 0.0) >= PROGRESS_EVERY_S:  # a log, not a live table: one line now and then
                 self.last_line[key] = now
@@ -127,16 +128,16 @@ class Progress:
                     Text(f"[{event.host}] {event.stage or ''}: ", style="dim")
                     + Text(event.detail.splitlines()[0] if event.detail else "")
                 )
-        if self.verbose and event.kind == "progress":
+        if self.verbose and event.kind == EventKind.PROGRESS:
             err.print(
                 Text(f"[{event.host}] {event.stage or ''}: ", style="dim")
                 + Text(event.detail.splitlines()[0] if event.detail else "")
             )
         if self.verbose:
-            if event.kind == "output":
+            if event.kind == EventKind.OUTPUT:
                 style = "red" if event.stream == "stderr" else ""
                 err.print(Text(f"[{event.host}] ", style="bold") + Text(event.detail, style=style))
-            elif event.kind in ("command", "failed", "retry"):
+            elif event.kind in (EventKind.COMMAND, EventKind.FAILED, EventKind.RETRY):
                 err.print(
                     Text(f"[{event.host}] {event.stage or ''} {event.kind}: ", style="dim")
                     + Text(event.detail.splitlines()[0] if event.detail else "")

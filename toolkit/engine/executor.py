@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Callable, Iterable, TypeVar
 
 from toolkit.config.inventory import ResolvedHost
@@ -25,12 +26,32 @@ T = TypeVar("T")
 MAX_FORKS = 64
 
 
+class Label(str, Enum):
+    """A string enum that prints as its value (in f-strings, JSON and tables alike)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class EventKind(Label):
+    START = "start"  # a host began a stage
+    DONE = "done"
+    FAILED = "failed"
+    RETRY = "retry"
+    PROGRESS = "progress"  # a long wait's state, in words
+    OUTPUT = "output"  # a line of remote output (-v)
+    COMMAND = "command"  # the raw shell about to run (-v)
+    ACTION = "action"  # what a step's operation does, in words
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something a renderer may show: `kind` is start, done, failed, retry, progress, output,
-    command (the raw shell, for -v) or action (what a step's operation does, in words)."""
+    """Something a renderer may show (see `EventKind`)."""
 
-    kind: str
+    kind: EventKind
     host: str
     stage: str | None = None
     detail: str = ""
@@ -82,10 +103,10 @@ class Session:
         merged_env = {**self.host.env, **(env or {})} if setup else dict(env or {})
         script = compose(command, env=merged_env, setup=self.host.setup if setup else ())
         limit = timeout if timeout is not None else (self.default_timeout or self.host.command_timeout)
-        self.emit(Event("command", self.name, self.stage, command))
+        self.emit(Event(EventKind.COMMAND, self.name, self.stage, command))
 
         def streamed(stream: str, line: str) -> None:
-            self.emit(Event("output", self.name, self.stage, line, stream=stream))
+            self.emit(Event(EventKind.OUTPUT, self.name, self.stage, line, stream=stream))
             if on_output is not None:
                 on_output(stream, line)
 
@@ -179,7 +200,7 @@ class Executor:
 
         def one(host: ResolvedHost) -> None:
             started = time.monotonic()
-            self.emit(Event("start", host.name, stage))
+            self.emit(Event(EventKind.START, host.name, stage))
             with self._lock:
                 self.running[host.name] = stage or "running"
             outcome = group.outcomes[host.name]
@@ -199,9 +220,9 @@ class Executor:
                 with self._lock:
                     self.running.pop(host.name, None)
             if outcome.error is not None:
-                self.emit(Event("failed", host.name, stage, outcome.error.message, outcome.duration))
+                self.emit(Event(EventKind.FAILED, host.name, stage, outcome.error.message, outcome.duration))
             else:
-                self.emit(Event("done", host.name, stage, "", outcome.duration))
+                self.emit(Event(EventKind.DONE, host.name, stage, "", outcome.duration))
 
         if not parallel or self.forks == 1:
             for host in targets:

@@ -14,13 +14,24 @@ from typing import Any
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.playbook import Playbook, Stage
 from toolkit.config.yamlsrc import did_you_mean
-from toolkit.engine.executor import Event, Executor, Session
+from toolkit.engine.executor import Event, EventKind, Executor, Label, Session
 from toolkit.engine.registry import STEPS, Results, Shared, StepContext
 from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
 #: the stage's whole time limit (a second try would only double the wait on a hung host).
 NOT_RETRIED = (ConnectError, AuthError, HostKeyError, CommandTimeout)
+
+
+class HostStatus(Label):
+    """How one host came out of one stage."""
+
+    UNCHANGED = "unchanged"  # a change step found nothing to do
+    CHANGED = "changed"
+    WOULD_CHANGE = "would-change"  # --check: it would have run operations
+    OK = "ok"  # a verification step passed (read-only steps never "change")
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 @dataclass
@@ -35,7 +46,7 @@ class OpReport:
 @dataclass
 class HostReport:
     host: str
-    status: str  # change steps: unchanged | changed | would-change; verification steps: ok; failed | skipped
+    status: HostStatus
     ops: list[OpReport] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     error: HostError | None = None
@@ -64,7 +75,7 @@ class StageReport:
 
     @property
     def ok(self) -> bool:
-        return all(h.status != "failed" for h in self.hosts.values())
+        return all(h.status != HostStatus.FAILED for h in self.hosts.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,7 +129,7 @@ def _run_step(
 ) -> HostReport:
     info = STEPS[stage.step]
     # A read-only step verifies (probes, waits, reads): it passes ("ok") or fails, never "changes".
-    report = HostReport(session.name, "ok" if info.read_only else "unchanged")
+    report = HostReport(session.name, HostStatus.OK if info.read_only else HostStatus.UNCHANGED)
     attempt = 0
     while True:
         attempt += 1
@@ -128,9 +139,9 @@ def _run_step(
             for op in info.fn(ctx):
                 if check and not info.read_only:
                     report.ops.append(OpReport(op.command, op.description, ran=False))
-                    session.emit(Event("action", session.name, stage.name, f"would {op.description}"))
+                    session.emit(Event(EventKind.ACTION, session.name, stage.name, f"would {op.description}"))
                     continue
-                session.emit(Event("action", session.name, stage.name, op.description))
+                session.emit(Event(EventKind.ACTION, session.name, stage.name, op.description))
                 res = session.run(op.command, timeout=op.timeout or stage.timeout, stdin=op.stdin)
                 report.ops.append(OpReport(op.command, op.description, True, res.exit_code, res.duration))
             break
@@ -139,12 +150,12 @@ def _run_step(
         except HostError:
             if attempt > stage.retries:
                 raise
-            session.emit(Event("retry", session.name, stage.name, f"attempt {attempt + 1}/{stage.retries + 1}"))
+            session.emit(Event(EventKind.RETRY, session.name, stage.name, f"attempt {attempt + 1}/{stage.retries + 1}"))
             time.sleep(stage.delay)
     report.data = ctx.data
     report.attempts = attempt
     if report.ops and not info.read_only:
-        report.status = "would-change" if check else "changed"
+        report.status = HostStatus.WOULD_CHANGE if check else HostStatus.CHANGED
     return report
 
 
@@ -206,7 +217,7 @@ def run_playbook(
         for h in select_hosts(stage, hosts):
             if h.name in failed_hosts:
                 stage_report.hosts[h.name] = HostReport(
-                    h.name, "skipped", data={"reason": f"failed in stage '{failed_hosts[h.name]}'"}
+                    h.name, HostStatus.SKIPPED, data={"reason": f"failed in stage '{failed_hosts[h.name]}'"}
                 )
         if not targets:
             stage_report.skipped_reason = stage_report.skipped_reason or f"no {stage.hosts} hosts to run on"
@@ -226,10 +237,14 @@ def run_playbook(
                 stage_report.hosts[outcome.host] = outcome.value
             else:
                 stage_report.hosts[outcome.host] = HostReport(
-                    outcome.host, "failed", error=outcome.error, duration=outcome.duration
+                    outcome.host, HostStatus.FAILED, error=outcome.error, duration=outcome.duration
                 )
                 failed_hosts.setdefault(outcome.host, stage.name)
-        ran = {name: h.data for name, h in stage_report.hosts.items() if h.status not in ("failed", "skipped")}
+        ran = {
+            name: h.data
+            for name, h in stage_report.hosts.items()
+            if h.status not in (HostStatus.FAILED, HostStatus.SKIPPED)
+        }
         results.setdefault(stage.step, {}).update(ran)
         if not stage_report.ok:
             report.failed_stage = report.failed_stage or stage.name

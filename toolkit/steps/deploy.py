@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any, Iterator
 
-from toolkit.engine.executor import Event
+from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.readiness import wait_ready
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
@@ -183,7 +183,7 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
             npus = sum(int(nodes.get(ip, 0)) for ip in expected)
             ctx.session.emit(
                 Event(
-                    "progress",
+                    EventKind.PROGRESS,
                     ctx.host.name,
                     ctx.session.stage,
                     f"{len([ip for ip in expected if ip in nodes])}/{len(expected)} nodes, "
@@ -287,7 +287,7 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     def on_probe(elapsed: float, pr: Any) -> None:
         state = "healthy" if pr.healthy else "starting" if pr.alive else "exited"
         ctx.session.emit(
-            Event("progress", ctx.host.name, ctx.session.stage, f"{elapsed:4.0f}s {state}: {pr.last_line}")
+            Event(EventKind.PROGRESS, ctx.host.name, ctx.session.stage, f"{elapsed:4.0f}s {state}: {pr.last_line}")
         )
 
     outcome = wait_ready(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from toolkit.engine.executor import Event
+from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import Paths, state_fact
@@ -112,7 +112,7 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             summary["load_s"] = event["seconds"]
             ctx.session.emit(
                 Event(
-                    "progress",
+                    EventKind.PROGRESS,
                     ctx.host.name,
                     ctx.session.stage,
                     f"model loaded in {event['seconds']:.0f}s; 0/{total} prompts",
@@ -122,7 +122,7 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             rate = event["done"] / event["seconds"] if event["seconds"] else 0.0
             ctx.session.emit(
                 Event(
-                    "progress",
+                    EventKind.PROGRESS,
                     ctx.host.name,
                     ctx.session.stage,
                     f"{event['done']}/{event['total']} prompts, {rate:.1f} prompts/s, "
