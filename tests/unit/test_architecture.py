@@ -106,3 +106,20 @@ def test_no_private_names_across_modules() -> None:
             if bad:
                 private.append(f"{path.relative_to(PACKAGE.parent)}:{line}: from {target} import {', '.join(bad)}")
     assert not private, "private names imported from another module:\n" + "\n".join(private)
+
+
+def test_hardware_facts_live_in_one_table() -> None:
+    """npu-smi and SoC names (and with them HBM sizes and devices per host) are written once, in
+    toolkit/config/hardware.py; the simulator picks its kinds from that table."""
+    import re
+
+    owner = PACKAGE / "config" / "hardware.py"
+    literal = re.compile(r"""["'](Ascend910\w*|300I|310P)["']""")
+    elsewhere = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != owner
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert not elsewhere, "hardware facts outside config/hardware.py:\n" + "\n".join(elsewhere)

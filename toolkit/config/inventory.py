@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from toolkit.config.hardware import HARDWARE_KINDS
 from toolkit.config.yamlsrc import Document, did_you_mean, format_path
 from toolkit.errors import InputIssue
 
@@ -29,7 +30,6 @@ ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 MAX_DEVICE_ID = 15  # Atlas 800 A3: 8 cards x 2 dies, phy ids 0..15
 
-HARDWARE_KINDS = ("910B", "910B1", "910B2", "910B3", "910B4", "A3", "300I-Duo")
 
 #: Keys that would put a secret inline; each points at the reference field to use instead.
 SECRET_KEYS = {

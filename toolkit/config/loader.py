@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from toolkit.config.hardware import DEVICE_CLASS, DEVICES_PER_NODE
+from toolkit.config.hardware import DEFAULT_KIND, KINDS
 from toolkit.config.inventory import Inventory, InventoryFile, issues_from_validation
 from toolkit.config.vars import parse_overrides, resolve
 from toolkit.config.yamlsrc import Document, format_path, load_file
@@ -108,8 +108,8 @@ def load_inventory(path: str | Path, overrides: list[str] | None = None) -> Inve
 def _device_issues(inventory: Inventory, doc: Document) -> list[InputIssue]:
     """Device ids the hardware does not have (e.g. 8 on an 8-NPU A2 host), per host, at the line
     the ids came from: a plan for NPUs that do not exist would only fail on the hosts."""
-    kind = inventory.spec.hardware or "910B"
-    count = DEVICES_PER_NODE[DEVICE_CLASS[kind]]
+    kind = inventory.spec.hardware or DEFAULT_KIND
+    count = KINDS[kind].devices
     issues = []
     for i, host in enumerate(inventory.hosts):
         beyond = [d for d in host.devices if d >= count]

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.errors import BadInput
 from toolkit.planner import memory
@@ -458,7 +459,7 @@ class _Planner:
                 ],
             )
         runtime, runtime_origin = self.runtime()
-        kind = self.spec.hardware or "910B"
+        kind = self.spec.hardware or DEFAULT_KIND
         device_class = DEVICE_CLASS[kind]
         hardware = Value(
             kind, _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device"
@@ -771,7 +772,7 @@ def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
     addresses, devices, ports, the served name), taken from the inventory as written with no
     planning rule applied: "what runs there now?" must not depend on the plan being valid."""
     model = inventory.spec.model
-    kind = inventory.spec.hardware or "910B"
+    kind = inventory.spec.hardware or DEFAULT_KIND
     unplanned = Value(None, "not planned: the plan is not valid")
     name = (model.served_name or model.path.rstrip("/").rsplit("/", 1)[-1]) if model else "-"
     hosts = tuple(

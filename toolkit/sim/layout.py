@@ -11,31 +11,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.config.hardware import KINDS, Kind
+
 MAIN_NIC = "enp67s0f5"
 SECOND_NIC = "enp67s0f6"
 MAX_HOSTS = 200
 NETNS_PREFIX = "adsim-"
 
 
-@dataclass(frozen=True)
-class Hardware:
-    kind: str  # what the user passes (--hardware)
-    npu_name: str  # the Name column of npu-smi info
-    soc: str  # acl.get_soc_name(), Ray's accelerator_type
-    hbm_mb: int
-    cards: int
-    dies: int
-
-    @property
-    def devices(self) -> int:
-        return self.cards * self.dies
-
-
-HARDWARE: dict[str, Hardware] = {
-    "910B3": Hardware("910B3", "910B3", "Ascend910B3", 65536, 8, 1),
-    "910B4": Hardware("910B4", "910B4", "Ascend910B4", 32768, 8, 1),
-    "A3": Hardware("A3", "Ascend910", "Ascend910_9391", 65536, 8, 2),
-}
+#: The kinds the simulator builds (their facts come from the one hardware table).
+Hardware = Kind
+HARDWARE: dict[str, Kind] = {name: KINDS[name] for name in ("910B3", "910B4", "A3")}
 
 
 @dataclass
