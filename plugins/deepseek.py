@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
 
-SOURCE = "vllm-ascend DeepSeek-R1 / V3 tutorials (ascend-reference.md sections 3 and 5)"
+SOURCE = "vllm-ascend DeepSeek-R1 / V3 tutorials (docs/ascend-facts.md sections 3 and 5)"
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
 
-SOURCE = "Huawei ModelArts sizing table (ascend-reference.md section 5)"
+SOURCE = "Huawei ModelArts sizing table (docs/ascend-facts.md section 5)"
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 from toolkit.planner.memory import params, shape_of
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
 
-SOURCE = "Huawei ModelArts sizing table (ascend-reference.md section 5)"
+SOURCE = "Huawei ModelArts sizing table (docs/ascend-facts.md section 5)"
 NAMES = r"llama-?3|deepseek-r1-distill-llama"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
 
-SOURCE = "vllm-ascend: Mixtral-8x7B at TP4 (ascend-reference.md section 5)"
+SOURCE = "vllm-ascend: Mixtral-8x7B at TP4 (docs/ascend-facts.md section 5)"
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from __future__ import annotations
 from toolkit.planner.memory import params, shape_of
 from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows
 
-SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials (ascend-reference.md section 5)"
+SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials (docs/ascend-facts.md section 5)"
 YARN_64K = {"rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32768}}
 
 #: (family, largest size in B this entry covers, min 64 GB cards, max-model-len, row extras)

@@ -1,6 +1,6 @@
 """Runtime profiles: the vllm-ascend releases and what their command lines may contain.
 
-Source: ../shared/ascend-reference.md section 4 (vllm-ascend release notes and tutorials):
+Source: docs/ascend-facts.md section 4 (vllm-ascend release notes and tutorials):
 compatibility sets (vllm-ascend / vLLM / CANN / torch_npu); `--num-scheduler-steps` and
 `--multi-step-stream-outputs` removed from vLLM (Aug 2025); `--additional-config` key
 `torchair_graph_config` removed in vllm-ascend 0.12; Ray resource `NPU` (never `--num-gpus`).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from toolkit.plugin_api import RuntimeProfile, hookimpl
 
-SOURCE = "vllm-ascend release notes / compatibility matrix (ascend-reference.md section 4)"
+SOURCE = "vllm-ascend release notes / compatibility matrix (docs/ascend-facts.md section 4)"
 
 MULTI_STEP = {
     "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag (the V1 engine "

@@ -1,4 +1,4 @@
-"""The memory estimate against the reference's sizing table (ascend-reference.md section 5).
+"""The memory estimate against the reference's sizing table (docs/ascend-facts.md section 5).
 
 The config.json files in tests/unit/models carry the real architecture numbers of each model
 (no weights); for every model in the ModelArts table the planner's minimum device count must

@@ -1,4 +1,4 @@
-"""Failure signatures in vLLM / Ray / HCCL logs and their first checks (ascend-reference.md
+"""Failure signatures in vLLM / Ray / HCCL logs and their first checks (docs/ascend-facts.md
 section 6, plus vLLM's own start-up errors), so a failed `up` says what to do, not only what
 the log said."""
 

@@ -41,8 +41,8 @@ def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
     """One shell script that prints every fact's output between unique markers.
 
     The output is collected on the host and written once: printed as it comes it reaches the
-    controller as ~100 small SSH packets per host, and paramiko's per-packet Python work was
-    two thirds of check-net's controller CPU per host (27 ms -> 8 ms measured at 16 hosts).
+    controller as ~100 small SSH packets per host, and paramiko's per-packet Python work would
+    be most of check-net's controller CPU (docs/timing-history.md).
     A timeout loses nothing the caller could use: a timed-out run raises, partial or not."""
     facts = list(facts)
     slow = [f for f in facts if f.background]

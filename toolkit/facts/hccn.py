@@ -1,4 +1,4 @@
-"""Per-device RoCE NIC facts from `hccn_tool` (formats: ascend-reference.md section 1).
+"""Per-device RoCE NIC facts from `hccn_tool` (formats: docs/ascend-facts.md section 1).
 
 One remote round trip reads every command for every device: devices run in parallel, each
 device's commands one after another (the real tool serves one command per device at a time),

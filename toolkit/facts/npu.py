@@ -1,4 +1,4 @@
-"""NPU facts from `npu-smi` (formats: ascend-reference.md section 2)."""
+"""NPU facts from `npu-smi` (formats: docs/ascend-facts.md section 2)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ class RayLauncher:
 
         The driver ends with an explicit `ray.shutdown()` (the job ends cleanly in the GCS) and then
         `os._exit`: left to the interpreter, Ray's exit hook sleeps 0.5 s "for log messages" (this
-        driver prints none) and module teardown takes longer still (docs/lifecycle-benchmarks.md)."""
+        driver prints none) and module teardown takes longer still (docs/timing-history.md)."""
         plan = self.plan
         return (
             f"RAY_ADDRESS={q(plan.ray_address)} python3 -c {q(RAY_WAIT_SCRIPT)} "

@@ -1,5 +1,5 @@
 """A simulated Ascend cluster on one Linux machine, for rehearsals and the project's tests.
 
 Hosts are network namespaces with real sshd; `hccn_tool`, `npu-smi` and `acl` are simulated
-(formats: shared/ascend-reference.md). Nothing here is ever installed on real hosts.
+(formats: docs/ascend-facts.md). Nothing here is ever installed on real hosts.
 """
