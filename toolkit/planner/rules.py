@@ -1,0 +1,673 @@
+"""The planning rules: inventory + config.json + plugins -> every command and variable of a
+deployment, each value with where it came from. Pure: no SSH, no file reads (the caller passes
+config.json), so `plan` can be rendered, diffed and tested without a cluster.
+
+One method per decision (hardware, model, parallelism, length and batching, memory, vLLM
+arguments, host plans), in the order `build` takes them. Validation happens here, before
+anything starts: a bad combination is a `PlanInvalid` (exit 2) listing every problem with the
+field to change, instead of a vLLM crash minutes into loading.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from toolkit.config.hardware import DEFAULT_KIND
+from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.planner import memory
+from toolkit.planner.plugins import Plugins
+from toolkit.planner.types import (
+    Arg,
+    HostPlan,
+    MemoryPlan,
+    Plan,
+    PlanInvalid,
+    PlanIssue,
+    Value,
+    paired_args,
+    ray_temp_dir,
+)
+from toolkit.plugin_api import (
+    DEVICE_CLASS,
+    DEVICES_PER_NODE,
+    HBM_GIB,
+    SINGLE_NODE_ONLY,
+    ModelInfo,
+    ModelProfile,
+    Row,
+    RuntimeProfile,
+)
+
+#: Variables the planner owns; users set the inventory field named instead.
+PLANNED_ENV = {
+    "HCCL_IF_IP": "address",
+    "GLOO_SOCKET_IFNAME": "nic",
+    "TP_SOCKET_IFNAME": "nic",
+    "HCCL_SOCKET_IFNAME": "nic",
+    "VLLM_HOST_IP": "address",
+    "ASCEND_RT_VISIBLE_DEVICES": "devices",
+    "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": "(always 1)",
+    "VLLM_API_KEY": "serve.api_key_env or serve.api_key_file",
+}
+#: vLLM flags the planner writes; in extra_args they would silently fight the plan.
+MANAGED_FLAGS = {
+    "--model": "model.path",
+    "--served-model-name": "model.served_name",
+    "--host": "serve.host",
+    "--port": "serve.port",
+    "--tensor-parallel-size": "serve.tensor_parallel_size",
+    "-tp": "serve.tensor_parallel_size",
+    "--pipeline-parallel-size": "serve.pipeline_parallel_size",
+    "-pp": "serve.pipeline_parallel_size",
+    "--data-parallel-size": "serve.data_parallel_size",
+    "-dp": "serve.data_parallel_size",
+    "--max-model-len": "serve.max_model_len",
+    "--max-num-seqs": "serve.max_num_seqs",
+    "--max-num-batched-tokens": "serve.max_num_batched_tokens",
+    "--block-size": "serve.block_size",
+    "--gpu-memory-utilization": "serve.gpu_memory_utilization",
+    "--dtype": "serve.dtype",
+    "--distributed-executor-backend": "(ray for several hosts, mp for one)",
+    "--api-key": "serve.api_key_env (a key on the command line shows in `ps` on the host)",
+    "--trust-remote-code": "model.trust_remote_code",
+    "--enforce-eager": "serve.enforce_eager",
+}
+MANAGED_RAY_FLAGS = {
+    "--head": "the head's role in hosts",
+    "--address": "(the head's address)",
+    "--port": "ray.port",
+    "--node-ip-address": "the host's address",
+    "--resources": "devices (the NPU resource)",
+    "--num-cpus": "ray.num_cpus",
+    "--object-store-memory": "ray.object_store_memory",
+    "--temp-dir": "(per cluster)",
+}
+DEFAULT_UTILIZATION = 0.9
+DEFAULT_MAX_SEQS = 256
+CHUNKED_BATCH_TOKENS = 8192
+GENERIC_MAX_LEN = 32768
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What the plugins and config.json say about the model."""
+
+    info: ModelInfo
+    profile: ModelProfile
+    plugin_name: str
+    row: Row | None
+    merged_config: dict[str, Any]
+    shape: memory.Shape | None
+    limit: int | None
+
+
+def model_info(inventory: Inventory, config: Mapping[str, Any] | None) -> ModelInfo:
+    spec = inventory.spec.model
+    assert spec is not None
+    name = spec.served_name or spec.path.rstrip("/").rsplit("/", 1)[-1]
+    quant = spec.quantization
+    if quant is None and any(t in (spec.path + name).lower() for t in ("w8a8",)):
+        quant = "w8a8"
+    return ModelInfo(path=spec.path, name=name, config=dict(config or {}), quantization=quant)
+
+
+def _origin(inventory: Inventory, key: str) -> str:
+    where = inventory.section_origins.get(key, "default")
+    return f"inventory {key}" if where == "inventory" else f"--set {key}" if where == "--set" else "default"
+
+
+def _flag_in(args: list[str] | tuple[str, ...], flags: Mapping[str, str]) -> list[tuple[str, str]]:
+    found = []
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in flags:
+            found.append((flag, flags[flag]))
+    return found
+
+
+class _Planner:
+    """One planning pass; collects issues instead of stopping at the first."""
+
+    def __init__(
+        self, inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None, config_source: str | None
+    ) -> None:
+        self.inv = inventory
+        self.spec = inventory.spec
+        self.serve = inventory.spec.serve
+        self.plugins = plugins
+        self.config = config
+        self.config_source = config_source
+        self.issues: list[PlanIssue] = []
+        self.notes: list[str] = []
+
+    def issue(self, field_: str, message: str, hint: str | None = None) -> None:
+        self.issues.append(PlanIssue(field_, message, hint))
+
+    # -------------------------------------------------------------- pieces
+    def runtime(self) -> tuple[RuntimeProfile, str]:
+        prof = self.plugins.runtime(self.spec.runtime)
+        return prof, _origin(self.inv, "runtime") if self.spec.runtime else "default: newest vllm-ascend profile"
+
+    def parallel(self, profile: ModelProfile, row: Row | None) -> tuple[Value, Value, Value]:
+        hosts = self.inv.hosts
+        total = sum(len(h.devices) for h in hosts)
+        s = self.serve
+        if s.tensor_parallel_size or s.pipeline_parallel_size or s.data_parallel_size:
+            dp = Value(s.data_parallel_size or 1, _origin(self.inv, "serve.data_parallel_size"))
+            if s.tensor_parallel_size and s.pipeline_parallel_size:
+                return (
+                    Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")),
+                    Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")),
+                    dp,
+                )
+            if s.tensor_parallel_size:
+                pp = max(1, total // (s.tensor_parallel_size * dp.value))
+                return (
+                    Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size")),
+                    Value(pp, "derived: devices / (TP x DP)"),
+                    dp,
+                )
+            if s.pipeline_parallel_size:
+                tp = max(1, total // (s.pipeline_parallel_size * dp.value))
+                return (
+                    Value(tp, "derived: devices / (PP x DP)"),
+                    Value(s.pipeline_parallel_size, _origin(self.inv, "serve.pipeline_parallel_size")),
+                    dp,
+                )
+            per = max(1, total // dp.value)
+            tp, pp = memory.split(per, max(len(h.devices) for h in hosts))
+            return Value(tp, "derived: devices per DP rank, TP fills a node"), Value(pp, "derived"), dp
+        counts = {len(h.devices) for h in hosts}
+        if (
+            row is not None
+            and row.devices == total
+            and row.tp in counts | {total}
+            and row.tp * row.pp * row.dp == total
+        ):
+            where = f"plugin {profile.family} row {row.hardware}"
+            return Value(row.tp, where), Value(row.pp, where), Value(row.dp, where)
+        if len(counts) > 1:
+            self.issue(
+                "hosts[].devices",
+                f"hosts use different device counts ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)}), so "
+                "TP = NPUs per node is ambiguous",
+                "set serve.tensor_parallel_size and serve.pipeline_parallel_size",
+            )
+        per_node = max(counts)
+        rule = "rule of thumb: TP = NPUs per node, PP = nodes"
+        return Value(per_node, rule), Value(len(hosts), rule), Value(1, "default")
+
+    def max_len(self, row: Row | None, limit: int | None) -> Value:
+        if self.serve.max_model_len:
+            return Value(self.serve.max_model_len, _origin(self.inv, "serve.max_model_len"))
+        if row is not None:
+            if limit is not None and row.max_model_len > limit:
+                return Value(limit, f"plugin row {row.max_model_len} capped to the model's limit {limit}")
+            return Value(row.max_model_len, f"plugin row {row.hardware}")
+        if limit is not None:
+            return Value(min(limit, GENERIC_MAX_LEN), f"default: min(model limit {limit}, {GENERIC_MAX_LEN})")
+        return Value(GENERIC_MAX_LEN, "default (config.json unknown)")
+
+    def check_extra_args(self, runtime: RuntimeProfile, args: list[str], where: str) -> None:
+        for flag, replacement in _flag_in(args, runtime.removed_vllm_flags):
+            self.issue(where, f"{flag} does not exist in vLLM {runtime.vllm} ({runtime.name})", replacement)
+        for arg in args:
+            for key, replacement in runtime.removed_config_keys.items():
+                if key in arg:
+                    self.issue(where, f"{key} is not accepted by {runtime.name}", replacement)
+        for flag, field_ in _flag_in(args, MANAGED_FLAGS):
+            self.issue(where, f"{flag} is set by the planner", f"set {field_} instead")
+
+    def check_ray_args(self, runtime: RuntimeProfile) -> None:
+        args = self.spec.ray.extra_args
+        for flag, replacement in _flag_in(args, runtime.removed_ray_flags):
+            self.issue("ray.extra_args", f"`ray start {flag}` must not be used with {runtime.name}", replacement)
+        for flag, field_ in _flag_in(args, MANAGED_RAY_FLAGS):
+            self.issue("ray.extra_args", f"{flag} is set by the planner", f"set {field_} instead")
+
+    def host_env(self, host: ResolvedHost, profile: ModelProfile, row: Row | None, nic_auto: bool) -> dict[str, Value]:
+        env: dict[str, Value] = {}
+        for key, value in {**profile.env, **(row.env if row else {})}.items():
+            env[key] = Value(value, f"plugin {profile.family}")
+        nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
+        nic_origin = (
+            "auto: resolved at run time from the host's address"
+            if nic_auto
+            else f"{self.inv.origins[host.name].get('nic', 'default')} nic"
+        )
+        env.update(
+            {
+                "HCCL_IF_IP": Value(host.address, "host address"),
+                "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
+                "VLLM_HOST_IP": Value(host.address, "host address (= Ray node IP)"),
+                "ASCEND_RT_VISIBLE_DEVICES": Value(
+                    ",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"
+                ),
+                "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": Value(
+                    "1", "required: Ray must not rewrite the visible devices"
+                ),
+            }
+        )
+        for key, value in host.env.items():
+            level = self.inv.origins[host.name].get(f"env.{key}", "host")
+            if key in PLANNED_ENV:
+                self.issue(
+                    f"{level} env.{key}" if level != "--set" else f"--set env.{key}",
+                    f"{key} is set by the planner from {PLANNED_ENV[key]}",
+                    f"remove it from env and set {PLANNED_ENV[key]} instead",
+                )
+                continue
+            env[key] = Value(value, f"inventory {level} env")
+        return env
+
+    def ray_argv(self, host: ResolvedHost, runtime: RuntimeProfile) -> tuple[str, ...]:
+        ray = self.spec.ray
+        head = self.inv.head
+        argv = ["ray", "start"]
+        if host.is_head:
+            argv += ["--head", "--port", str(ray.port)]
+        else:
+            argv += ["--address", f"{head.address}:{ray.port}"]
+        argv += [
+            "--node-ip-address",
+            host.address,
+            "--resources",
+            json.dumps({runtime.ray_resource: len(host.devices)}),
+        ]
+        if ray.num_cpus:
+            argv += ["--num-cpus", str(ray.num_cpus)]
+        if ray.object_store_memory:
+            argv += ["--object-store-memory", str(ray.object_store_memory)]
+        argv += ["--temp-dir", ray_temp_dir(self.inv.name), "--disable-usage-stats"]
+        if host.is_head:
+            argv += ["--include-dashboard=false"]
+        return tuple(argv + list(ray.extra_args))
+
+    # -------------------------------------------------------------- decisions, in order
+
+    def hardware(self) -> tuple[str, str, Value]:
+        kind = self.spec.hardware or DEFAULT_KIND
+        origin = _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device"
+        return kind, DEVICE_CLASS[kind], Value(kind, origin)
+
+    def model(self, device_class: str) -> _Model:
+        """The model's plugin profile and table row, and its shape from config.json (if known)."""
+        info = model_info(self.inv, self.config)
+        profile, plugin_name = self.plugins.profile_for(info)
+        row = profile.row_for(device_class)
+        if profile.note:
+            self.notes.append(profile.note)
+        merged_config = {**info.config, **(row.hf_overrides if row else {})}
+        shape = memory.shape_of(merged_config) if self.config else None
+        limit = memory.max_positions(merged_config) if self.config else None
+        if self.config is None:
+            self.notes.append(
+                "config.json not available here: memory, head-count and length checks are skipped "
+                "(set model.config to a local copy, or run where model.path exists)"
+            )
+        elif shape is None:
+            self.notes.append(
+                f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped"
+            )
+        return _Model(info, profile, plugin_name, row, merged_config, shape, limit)
+
+    def parallelism(self, m: _Model, kind: str, device_class: str) -> tuple[Value, Value, Value]:
+        """TP x PP x DP, checked against the devices, the heads and the layers."""
+        hosts = self.inv.hosts
+        total = sum(len(h.devices) for h in hosts)
+        if device_class in SINGLE_NODE_ONLY and len(hosts) > 1:
+            self.issue(
+                "hardware",
+                f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
+                "serve from one host (Atlas 300I Duo is single-node only)",
+            )
+        tp, pp, dp = self.parallel(m.profile, m.row)
+        if tp.value * pp.value * dp.value != total:
+            self.issue(
+                "serve.tensor_parallel_size",
+                f"TP {tp.value} x PP {pp.value} x DP {dp.value} = {tp.value * pp.value * dp.value}, "
+                f"but the hosts give {total} devices ({', '.join(f'{h.name}: {len(h.devices)}' for h in hosts)})",
+                "TP x PP x DP must equal the devices across hosts: change the sizes or hosts[].devices",
+            )
+        if m.shape is not None and m.shape.heads % tp.value:
+            valid = [t for t in memory.DEVICE_STEPS if m.shape.heads % t == 0 and t <= total]
+            self.issue(
+                "serve.tensor_parallel_size",
+                f"{m.shape.heads} attention heads are not divisible by TP {tp.value}",
+                f"use a TP that divides {m.shape.heads}: {', '.join(map(str, valid))}",
+            )
+        if m.shape is not None and pp.value > m.shape.layers:
+            self.issue("serve.pipeline_parallel_size", f"PP {pp.value} exceeds the model's {m.shape.layers} layers")
+        if m.row is not None and m.row.devices != total:
+            self.notes.append(
+                f"the {m.profile.family} table row for {device_class} uses {m.row.devices} devices; the inventory "
+                f"gives {total}"
+                + (
+                    " (more than the model needs: fewer hosts, or data parallel, would serve more requests per device)"
+                    if m.row.devices < total
+                    else ""
+                )
+            )
+        return tp, pp, dp
+
+    def length_and_batching(self, m: _Model, runtime: RuntimeProfile) -> tuple[Value, Value, bool]:
+        """max-model-len (within the model's window) and max-num-batched-tokens (chunked prefill or not)."""
+        max_len = self.max_len(m.row, m.limit)
+        if m.limit is not None and max_len.value > m.limit:
+            self.issue(
+                "serve.max_model_len",
+                f"{max_len.value} exceeds the model's limit of {m.limit} tokens (max_position_embeddings / seq_length"
+                + (" with rope scaling" if m.merged_config.get("rope_scaling") else "")
+                + ")",
+                f"use at most {m.limit}, or extend the window with rope scaling (--hf-overrides) where the model "
+                "supports it",
+            )
+        chunked_default = runtime.chunked_prefill_default
+        chunked = (
+            self.serve.enable_chunked_prefill if self.serve.enable_chunked_prefill is not None else chunked_default
+        )
+        if self.serve.max_num_batched_tokens:
+            batched = Value(self.serve.max_num_batched_tokens, _origin(self.inv, "serve.max_num_batched_tokens"))
+            if not chunked and batched.value < max_len.value:
+                self.issue(
+                    "serve.max_num_batched_tokens",
+                    f"{batched.value} is below max-model-len {max_len.value} with chunked prefill off: a full-length "
+                    "prompt could never be scheduled",
+                    f"raise it to at least {max_len.value} or set serve.enable_chunked_prefill: true",
+                )
+        elif chunked:
+            batched = Value(CHUNKED_BATCH_TOKENS, "default: chunked prefill splits long prompts")
+        else:
+            batched = Value(max_len.value, "default: = max-model-len (chunked prefill off)")
+        return max_len, batched, chunked
+
+    def memory(
+        self, m: _Model, kind: str, device_class: str, tp: Value, pp: Value, max_len: Value, util: Value, dtype: Value
+    ) -> MemoryPlan | None:
+        """The per-device estimate; a plan that does not fit is refused with the ways that would."""
+        if m.shape is None:
+            return None
+        hbm = HBM_GIB[device_class]
+        quant = m.info.quantization
+        common = dict(hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
+        est = memory.estimate(m.shape, tp=tp.value, pp=pp.value, max_len=max_len.value, **common)
+        need = memory.min_devices(m.shape, max_len=max_len.value, per_node=DEVICES_PER_NODE[device_class], **common)
+        fits_len = memory.max_len_that_fits(m.shape, tp=tp.value, pp=pp.value, **common)
+        if m.limit is not None:
+            fits_len = min(fits_len, m.limit)
+        if not est.fits and tp.value * pp.value > 0:
+            gib = memory.GIB
+            ways = []
+            if need:
+                ways.append(f"{need} devices hold it at max-model-len {max_len.value}")
+            if fits_len >= 1024:
+                ways.append(f"max-model-len {fits_len} fits on these {tp.value * pp.value} devices")
+            self.issue(
+                "serve.max_model_len" if fits_len >= 1024 else "hosts[].devices",
+                f"needs about {est.total / gib:.1f} GiB per device (weights {est.weights / gib:.1f} + KV cache "
+                f"{est.kv_cache / gib:.1f} + reserve {est.reserve / gib:.1f}), "
+                f"{kind} offers {est.available / gib:.1f} GiB ({hbm} GiB x {util.value})",
+                "; or ".join(ways) or "the model does not fit this hardware",
+            )
+        return MemoryPlan(est, need, fits_len, hbm)
+
+    def vllm_args(
+        self,
+        m: _Model,
+        runtime: RuntimeProfile,
+        served: Value,
+        parallel: tuple[Value, Value, Value],
+        backend: Value,
+        sizes: tuple[Value, Value, bool],
+        util: Value,
+        dtype: Value,
+    ) -> list[Arg]:
+        """The server's flags, each with its origin; the plugin's and the user's pass-through last."""
+        tp, pp, dp = parallel
+        max_len, batched, chunked = sizes
+        spec_model = self.spec.model
+        assert spec_model is not None
+        trust = spec_model.trust_remote_code
+        trust_v = (
+            Value(trust, _origin(self.inv, "model.trust_remote_code"))
+            if trust is not None
+            else Value(m.profile.trust_remote_code, f"plugin {m.profile.family}")
+        )
+        block = self.serve.block_size or runtime.block_size
+        args: list[Arg] = [
+            Arg("--model", spec_model.path, _origin(self.inv, "model.path")),
+            Arg("--served-model-name", served.value, served.origin),
+            Arg("--host", self.serve.host, _origin(self.inv, "serve.host")),
+            Arg("--port", self.serve.port, _origin(self.inv, "serve.port")),
+            Arg("--tensor-parallel-size", tp.value, tp.origin),
+            Arg("--pipeline-parallel-size", pp.value, pp.origin),
+        ]
+        if dp.value > 1:
+            args.append(Arg("--data-parallel-size", dp.value, dp.origin))
+            if len(self.inv.hosts) > 1:
+                args.append(Arg("--data-parallel-backend", "ray", backend.origin))
+        args += [
+            Arg("--distributed-executor-backend", backend.value, backend.origin),
+            Arg("--max-model-len", max_len.value, max_len.origin),
+            Arg(
+                "--max-num-seqs",
+                self.serve.max_num_seqs or DEFAULT_MAX_SEQS,
+                _origin(self.inv, "serve.max_num_seqs") if self.serve.max_num_seqs else "default (vLLM)",
+            ),
+            Arg("--max-num-batched-tokens", batched.value, batched.origin),
+        ]
+        if block:
+            args.append(
+                Arg(
+                    "--block-size",
+                    block,
+                    _origin(self.inv, "serve.block_size") if self.serve.block_size else f"runtime {runtime.name}",
+                )
+            )
+        args += [Arg("--gpu-memory-utilization", util.value, util.origin), Arg("--dtype", dtype.value, dtype.origin)]
+        chunked_default = runtime.chunked_prefill_default
+        if self.serve.enable_chunked_prefill is not None and self.serve.enable_chunked_prefill != chunked_default:
+            args.append(
+                Arg(
+                    "--enable-chunked-prefill" if chunked else "--no-enable-chunked-prefill",
+                    None,
+                    _origin(self.inv, "serve.enable_chunked_prefill"),
+                )
+            )
+        args.append(Arg("--trust-remote-code", True if trust_v.value else False, trust_v.origin))
+        args.append(
+            Arg(
+                "--enforce-eager",
+                True if self.serve.enforce_eager else False,
+                _origin(self.inv, "serve.enforce_eager")
+                if self.serve.enforce_eager is not None
+                else "default (graph mode)",
+            )
+        )
+        if m.profile.quantization:
+            args.append(
+                Arg(
+                    "--quantization",
+                    m.profile.quantization,
+                    f"plugin {m.profile.family} ({m.info.quantization} weights)",
+                )
+            )
+        if m.row is not None and m.row.hf_overrides and "--hf-overrides" not in " ".join(self.serve.extra_args):
+            args.append(
+                Arg(
+                    "--hf-overrides",
+                    json.dumps(dict(m.row.hf_overrides), separators=(",", ":")),
+                    f"plugin row {m.row.hardware}",
+                )
+            )
+        own = paired_args(self.serve.extra_args, _origin(self.inv, "serve.extra_args"))
+        own_flags = {a.flag for a in own}
+        plugin_args = list(m.profile.extra_args) + list(m.row.extra_args if m.row else ())
+        args += [a for a in paired_args(plugin_args, f"plugin {m.profile.family}") if a.flag not in own_flags]
+        return args + own
+
+    def host_plans(self, m: _Model, runtime: RuntimeProfile) -> tuple[HostPlan, ...]:
+        plans = []
+        for host in self.inv.hosts:
+            auto = host.nic == "auto"
+            plans.append(
+                HostPlan(
+                    host.name,
+                    host.address,
+                    host.role,
+                    host.devices,
+                    None if auto else host.nic,
+                    self.host_env(host, m.profile, m.row, auto),
+                    self.ray_argv(host, runtime),
+                )
+            )
+        return tuple(plans)
+
+    # -------------------------------------------------------------- whole plan
+
+    def build(self) -> Plan:
+        if self.spec.model is None:
+            raise PlanInvalid(
+                str(self.inv.path),
+                [
+                    PlanIssue(
+                        "model",
+                        "the inventory has no model section",
+                        "add model: {path: /data/models/NAME, served_name: NAME}",
+                    )
+                ],
+            )
+        runtime, runtime_origin = self.runtime()
+        kind, device_class, hardware = self.hardware()
+        m = self.model(device_class)
+        tp, pp, dp = self.parallelism(m, kind, device_class)
+        max_len, batched, chunked = self.length_and_batching(m, runtime)
+        util = Value(
+            self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION,
+            _origin(self.inv, "serve.gpu_memory_utilization")
+            if self.serve.gpu_memory_utilization
+            else "default (vLLM)",
+        )
+        dtype = Value(self.serve.dtype or "auto", _origin(self.inv, "serve.dtype") if self.serve.dtype else "default")
+        mem_plan = self.memory(m, kind, device_class, tp, pp, max_len, util, dtype)
+
+        self.check_extra_args(runtime, list(self.serve.extra_args), "serve.extra_args")
+        self.check_extra_args(
+            runtime, list(m.profile.extra_args) + list(m.row.extra_args if m.row else ()), f"plugin {m.plugin_name}"
+        )
+        self.check_ray_args(runtime)
+
+        hosts = self.inv.hosts
+        served = Value(
+            m.info.name,
+            _origin(self.inv, "model.served_name") if self.spec.model.served_name else "default: model directory name",
+        )
+        backend = Value(
+            "ray" if len(hosts) > 1 else "mp",
+            f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {'ray' if len(hosts) > 1 else 'mp'} backend",
+        )
+        args = self.vllm_args(m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype)
+        api_key = None
+        if self.serve.api_key_env:
+            api_key = f"local ${self.serve.api_key_env}"
+        elif self.serve.api_key_file:
+            api_key = f"local file {self.serve.api_key_file}"
+        host_plans = self.host_plans(m, runtime)
+        if self.issues:
+            raise PlanInvalid(str(self.inv.path), self.issues)
+        return Plan(
+            cluster=self.inv.name,
+            hardware=hardware,
+            device_class=device_class,
+            runtime=runtime,
+            runtime_origin=runtime_origin,
+            model_path=self.spec.model.path,
+            served_name=served,
+            family=m.profile.family,
+            plugin=m.plugin_name,
+            plugin_source=m.profile.source,
+            row=m.row,
+            config_source=self.config_source,
+            tp=tp,
+            pp=pp,
+            dp=dp,
+            backend=backend,
+            vllm_args=tuple(args),
+            api_key=api_key,
+            hosts=host_plans,
+            memory=mem_plan,
+            notes=tuple(self.notes),
+            endpoint=_endpoint(self.inv),
+            ray_port=self.spec.ray.port,
+            probe_url=_probe_url(self.inv),
+            launcher=Value(
+                "ray",
+                f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: a Ray node per host, vLLM on "
+                "the head (the seed's recipe)",
+            ),
+            placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
+            api_key_env=self.serve.api_key_env,
+            api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
+            if self.serve.api_key_file and not self.serve.api_key_env
+            else None,
+        )
+
+
+def _endpoint(inventory: Inventory) -> str:
+    return f"http://{inventory.head.address}:{inventory.spec.serve.port}/v1"
+
+
+def _probe_url(inventory: Inventory) -> str:
+    """Where the head itself reaches the server (a wildcard bind answers on loopback)."""
+    serve = inventory.spec.serve
+    return f"http://{'127.0.0.1' if serve.host in ('0.0.0.0', '::') else serve.host}:{serve.port}"
+
+
+def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
+    """What `status` needs to look at a cluster whose inventory no longer plans (hosts, roles,
+    addresses, devices, ports, the served name), taken from the inventory as written with no
+    planning rule applied: "what runs there now?" must not depend on the plan being valid."""
+    model = inventory.spec.model
+    kind = inventory.spec.hardware or DEFAULT_KIND
+    unplanned = Value(None, "not planned: the plan is not valid")
+    name = (model.served_name or model.path.rstrip("/").rsplit("/", 1)[-1]) if model else "-"
+    hosts = tuple(
+        HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}, ())
+        for h in inventory.hosts
+    )
+    return Plan(
+        cluster=inventory.name,
+        hardware=Value(kind, "inventory"),
+        device_class=DEVICE_CLASS[kind],
+        runtime=runtime,
+        runtime_origin=unplanned.origin,
+        model_path=model.path if model else "-",
+        served_name=Value(name, "inventory"),
+        family="-",
+        plugin="-",
+        plugin_source="-",
+        row=None,
+        config_source=None,
+        tp=unplanned,
+        pp=unplanned,
+        dp=unplanned,
+        backend=unplanned,
+        vllm_args=(),
+        api_key=None,
+        hosts=hosts,
+        memory=None,
+        endpoint=_endpoint(inventory),
+        ray_port=inventory.spec.ray.port,
+        probe_url=_probe_url(inventory),
+    )
+
+
+def make_plan(
+    inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None = None, config_source: str | None = None
+) -> Plan:
+    """Plan the deployment; raises `PlanInvalid` listing every problem found."""
+    return _Planner(inventory, plugins, config, config_source).build()

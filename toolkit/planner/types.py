@@ -1,0 +1,197 @@
+"""What a plan is: every value with where it came from (`Value`), the per-host parts, the vLLM
+arguments, and `PlanInvalid` listing every reason a deployment would fail. Plain data."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from toolkit.errors import BadInput
+from toolkit.planner import memory
+from toolkit.plugin_api import Row, RuntimeProfile
+
+NIC_VARS = ("GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A planned value and why it has that value."""
+
+    value: Any
+    origin: str
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    field: str
+    message: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        return f"{self.field}: {self.message}" + (f"\n    hint: {self.hint}" if self.hint else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message, "hint": self.hint}
+
+
+class PlanInvalid(BadInput):
+    """Every reason the deployment would fail, found before anything starts (exit 2)."""
+
+    kind = "plan-invalid"
+
+    def __init__(self, inventory: str, issues: list[PlanIssue]) -> None:
+        super().__init__(
+            f"{inventory}: the deployment plan is not valid ({len(issues)} problem{'s' if len(issues) != 1 else ''})"
+        )
+        self.inventory = inventory
+        self.issues = issues
+
+    def lines(self) -> list[str]:
+        out = [self.message]
+        for issue in self.issues:
+            out += ["  " + line for line in issue.render().splitlines()]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "issues": [i.to_dict() for i in self.issues]}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One vLLM flag; `value` None for a switch that is on, False for one that stays off."""
+
+    flag: str
+    value: Any
+    origin: str
+    inline: bool = False  # written as `--flag=value` (kept as the user wrote it)
+
+    def argv(self) -> list[str]:
+        if self.value is False:
+            return []
+        if self.value is None or self.value is True:
+            return [self.flag]
+        if self.inline:
+            return [f"{self.flag}={self.value}"]
+        return [self.flag, str(self.value)]
+
+
+def is_flag(token: str) -> bool:
+    """`-x`/`--xy` start a flag; `-1` or `-0.5` are values (a negative number)."""
+    if not token.startswith("-") or token == "-":
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
+def paired_args(tokens: list[str] | tuple[str, ...], origin: str) -> list[Arg]:
+    """Pass-through arguments as flag/value pairs, so `plan` shows `--x '{"a": 1}'` as one row.
+
+    A flag takes the next token as its value unless that token is itself a flag; `--x=v` stays
+    written that way. The argv they produce is exactly the tokens given."""
+    out: list[Arg] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if is_flag(token) and token.startswith("--") and "=" in token:
+            flag, value = token.split("=", 1)
+            out.append(Arg(flag, value, origin, inline=True))
+        elif is_flag(token) and i + 1 < len(tokens) and not is_flag(tokens[i + 1]):
+            out.append(Arg(token, tokens[i + 1], origin))
+            i += 1
+        else:
+            out.append(Arg(token, None, origin))
+        i += 1
+    return out
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    address: str
+    role: str
+    devices: tuple[int, ...]
+    nic: str | None  # None: 'auto', resolved at run time from the address
+    env: Mapping[str, Value]
+    ray_argv: tuple[str, ...]
+
+    def resolved_env(self, nic: str | None = None) -> dict[str, str]:
+        """The environment with the NIC filled in (`nic` is the run-time answer for 'auto')."""
+        chosen = self.nic or nic
+        if chosen is None:
+            raise ValueError(f"{self.name}: the NIC is 'auto' and was not resolved")
+        return {k: (chosen if k in NIC_VARS and self.nic is None else str(v.value)) for k, v in self.env.items()}
+
+    @property
+    def ray_command(self) -> str:
+        return shlex.join(self.ray_argv)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    per_device: memory.Estimate
+    min_devices: int | None
+    max_len_fits: int
+    hbm_gib: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    hardware: Value
+    device_class: str
+    runtime: RuntimeProfile
+    runtime_origin: str
+    model_path: str
+    served_name: Value
+    family: str
+    plugin: str
+    plugin_source: str
+    row: Row | None
+    config_source: str | None
+    tp: Value
+    pp: Value
+    dp: Value
+    backend: Value
+    vllm_args: tuple[Arg, ...]
+    api_key: str | None  # where the key comes from (never the key)
+    hosts: tuple[HostPlan, ...]
+    memory: MemoryPlan | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    endpoint: str = ""
+    ray_port: int = 6379
+    probe_url: str = ""  # where the head itself reaches the server (readiness probes)
+    launcher: Value = field(default_factory=lambda: Value("ray", "default"))  # how ranks start (toolkit.launch)
+    placement: Value = field(default_factory=lambda: Value("host", "default"))  # where processes run (toolkit.launch)
+    api_key_env: str | None = None  # the local variable that holds the key (for clients' examples)
+    api_key_file: str | None = None  # or the local file, resolved against the inventory
+
+    @property
+    def ray_address(self) -> str:
+        return f"{self.head.address}:{self.ray_port}"
+
+    @property
+    def head(self) -> HostPlan:
+        return next(h for h in self.hosts if h.role == "head")
+
+    @property
+    def devices(self) -> int:
+        return sum(len(h.devices) for h in self.hosts)
+
+    def vllm_argv(self) -> list[str]:
+        argv = ["python3", "-m", self.runtime.server_module]
+        for arg in self.vllm_args:
+            argv += arg.argv()
+        return argv
+
+    @property
+    def vllm_command(self) -> str:
+        return shlex.join(self.vllm_argv())
+
+
+def ray_temp_dir(cluster: str) -> str:
+    """Per-cluster Ray temp dir; short, because Ray's socket paths must stay under 107 bytes."""
+    return f"/tmp/ray-{cluster[:32]}"
