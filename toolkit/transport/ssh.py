@@ -18,6 +18,7 @@ from fabric import Connection as FabricConnection
 from paramiko.common import cMSG_IGNORE
 
 from toolkit.config.inventory import ResolvedHost
+from toolkit.config.secrets import SecretUnavailable, Source, read_secret
 from toolkit.errors import AuthError, ConnectError, HostError
 from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, timed_out
 from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
@@ -245,33 +246,12 @@ class SSHConnection:
         return kwargs
 
     def _secret(self, what: str, var: str | None, file: str | None) -> str | None:
-        """A secret from the local variable or file the inventory names; errors name the source, never the value."""
-        if var and file:
-            raise AuthError(
-                self.name, f"both {what}_env and {what}_file are set", hint="keep one of them in the inventory"
-            )
-        if var:
-            value = os.environ.get(var)
-            if value is None:
-                raise AuthError(
-                    self.name,
-                    f"environment variable {var} ({what}_env) is not set",
-                    hint=f"export {var}=... before running (the inventory names it)",
-                )
-            return value
-        if file:
-            path = Path(file).expanduser()
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise AuthError(
-                    self.name, f"{what}_file {path}: {exc.strerror or exc}", hint=f"fix {what}_file in the inventory"
-                ) from None
-            value = text.rstrip("\r\n")
-            if not value:
-                raise AuthError(self.name, f"{what}_file {path} is empty")
-            return value
-        return None
+        """A password or passphrase from the local variable or file the host's settings name."""
+        source = Source(what, var, Path(file).expanduser() if file else None, strip_spaces=False, empty_env_ok=True)
+        try:
+            return read_secret(source)
+        except SecretUnavailable as exc:
+            raise AuthError(self.name, exc.message, hint=exc.hint) from None
 
     def open(self) -> None:
         with self._open_lock:
