@@ -123,3 +123,10 @@ def test_hardware_facts_live_in_one_table() -> None:
         if literal.search(line)
     ]
     assert not elsewhere, "hardware facts outside config/hardware.py:\n" + "\n".join(elsewhere)
+
+
+def test_every_api_export_resolves() -> None:
+    """The lazy facade's table names a module for each public name; a stale entry fails here."""
+    from toolkit import api
+
+    assert all(getattr(api, name) is not None for name in api.__all__)

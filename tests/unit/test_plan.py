@@ -339,7 +339,7 @@ def test_usage_examples_read_the_key_from_where_the_inventory_says(
 ) -> None:
     import ast
 
-    from toolkit.api.deploy import usage_examples
+    from toolkit.api.reports import usage_examples
 
     ex = usage_examples(plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0], serve=serve))
     tree = ast.parse(ex["python"])

@@ -3,130 +3,26 @@ executor; the report says what changed, what answered, and how a client connects
 
 from __future__ import annotations
 
-import shlex
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for, read_model_config, require_all_hosts
+from toolkit.api.reports import UpReport
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, Executor, no_events
-from toolkit.engine.lock import Held, cluster_lock
+from toolkit.engine.lock import cluster_lock
 from toolkit.engine.registry import Shared
-from toolkit.engine.runner import HostStatus, RunReport, check_tags, run_playbook
+from toolkit.engine.runner import RunReport, check_tags, run_playbook
 from toolkit.facts.deploy import Paths
-from toolkit.planner.plan import Plan, plan_to_dict, ray_temp_dir
+from toolkit.planner.plan import Plan, ray_temp_dir
 from toolkit.steps import load_playbook
 from toolkit.transport.shell import q
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-
-@dataclass
-class UpReport:
-    inventory: str
-    plan: Plan
-    preflight: Any = None  # CheckNetReport, or None with --skip-preflight
-    run: RunReport | None = None
-    failed_stage: str | None = None
-    duration: float = 0.0
-    check: bool = False
-    lock: Held | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failed_stage is None
-
-    @property
-    def changed(self) -> bool:
-        return self.run is not None and any(
-            h.status in (HostStatus.CHANGED, HostStatus.WOULD_CHANGE) for s in self.run.stages for h in s.hosts.values()
-        )
-
-    @property
-    def serving(self) -> bool:
-        """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
-        ready = next((st for st in self.run.stages if st.step == "vllm_ready"), None) if self.run else None
-        return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
-
-    def stage_times(self) -> list[tuple[str, float, str]]:
-        out = []
-        if self.preflight is not None:
-            out.append(("preflight", self.preflight.duration, "ok" if self.preflight.ok else "failed"))
-        for s in self.run.stages if self.run else []:
-            statuses = {h.status for h in s.hosts.values()}
-            status = (
-                "failed"
-                if HostStatus.FAILED in statuses
-                else "changed"
-                if statuses & {HostStatus.CHANGED, HostStatus.WOULD_CHANGE}
-                else "skipped"
-                if s.skipped_reason or statuses == {HostStatus.SKIPPED}
-                else "ok"
-                if statuses == {HostStatus.OK}
-                else "unchanged"
-            )
-            out.append((s.name, s.duration, status))
-        return out
-
-    def answers(self) -> dict[str, Any]:
-        if not self.run:
-            return {}
-        ready = next((s for s in self.run.stages if s.step == "vllm_ready"), None)
-        head = ready.hosts.get(self.plan.head.name) if ready else None
-        return dict(head.data.get("answers", {})) if head else {}
-
-    def examples(self) -> dict[str, str]:
-        return usage_examples(self.plan)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "check": self.check,
-            "changed": self.changed,
-            "failed_stage": self.failed_stage,
-            "duration": round(self.duration, 3),
-            "endpoint": self.plan.endpoint,
-            "served_model": self.plan.served_name.value,
-            "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
-            "answers": self.answers(),
-            "serving": self.serving,
-            "notes": self.lock.notes if self.lock else [],
-            "examples": self.examples() if self.serving else {},
-            "preflight": self.preflight.to_dict() if self.preflight is not None else None,
-            "run": self.run.to_dict() if self.run else None,
-            "plan": plan_to_dict(self.plan),
-        }
-
-
-def usage_examples(plan: Plan) -> dict[str, str]:
-    """A ready-to-paste curl and OpenAI client example for the endpoint, reading the API key from
-    where the inventory says it is (never the key itself)."""
-    name = plan.served_name.value
-    imports, key, auth = "", '"EMPTY"', ""  # the OpenAI client needs some key; vLLM without one ignores it
-    if plan.api_key_env:
-        imports, key = "import os\n", f"os.environ[{plan.api_key_env!r}]"
-        auth = f' -H "Authorization: Bearer ${plan.api_key_env}"'
-    elif plan.api_key_file:
-        imports, key = "from pathlib import Path\n", f"Path({plan.api_key_file!r}).read_text().strip()"
-        auth = f' -H "Authorization: Bearer $(cat {shlex.quote(plan.api_key_file)})"'
-    curl = (
-        f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
-        f'-d \'{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 64}}\''
-    )
-    python = (
-        f"{imports}from openai import OpenAI\n"
-        f'client = OpenAI(base_url="{plan.endpoint}", api_key={key})\n'
-        f'reply = client.chat.completions.create(model="{name}", messages=[{{"role": "user", "content": "Hello!"}}], '
-        "max_tokens=64)\n"
-        "print(reply.choices[0].message.content)"
-    )
-    return {"curl": curl, "python": python}
 
 
 def up(

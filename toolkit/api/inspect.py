@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
+from toolkit.api.reports import StatusReport
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
@@ -14,35 +14,6 @@ from toolkit.engine.runner import HostStatus, run_playbook
 from toolkit.errors import BadInput
 from toolkit.planner.plan import Plan
 from toolkit.steps import load_playbook
-
-
-@dataclass
-class StatusReport:
-    inventory: str
-    plan: Plan
-    hosts: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Every host reachable with its Ray node alive, and the server healthy."""
-        return (
-            bool(self.hosts)
-            and all(h["reachable"] and h["ray_node"] for h in self.hosts)
-            and any(h.get("health") == 200 for h in self.hosts)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "endpoint": self.plan.endpoint,
-            "served_model": self.plan.served_name.value,
-            "duration": round(self.duration, 3),
-            "hosts": self.hosts,
-            "notes": self.notes,
-        }
 
 
 def status(

@@ -5,53 +5,15 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, require_all_hosts
+from toolkit.api.reports import DownReport
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.lock import ClusterLocked, Held, cluster_lock
-from toolkit.engine.runner import HostStatus, RunReport, run_playbook
+from toolkit.engine.runner import run_playbook
 from toolkit.errors import HostError
 from toolkit.steps import load_playbook
-
-
-@dataclass
-class DownReport:
-    inventory: str
-    run: RunReport
-    duration: float = 0.0
-    lock: Held | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.run.ok
-
-    def hosts(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for stage in self.run.stages:
-            for name, h in stage.hosts.items():
-                row = out.setdefault(name, {"stopped": [], "clean": None, "error": None})
-                if h.status == HostStatus.CHANGED:
-                    row["stopped"].append(stage.name)
-                if stage.step == "deploy_clean" and h.status != HostStatus.FAILED and h.status != HostStatus.SKIPPED:
-                    row["clean"] = h.data.get("clean")
-                if h.error is not None and row["error"] is None:
-                    row["error"] = f"[{stage.name}] {h.error.message}"
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        notes = self.notes + (self.lock.notes if self.lock else [])
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "duration": round(self.duration, 3),
-            "hosts": self.hosts(),
-            "notes": notes,
-            "run": self.run.to_dict(),
-        }
 
 
 def down(

@@ -1,0 +1,86 @@
+"""Files on the control machine that entry points read or write: prompt files for `generate`,
+the log archive of `logs` (its folder checked before anything is collected; written 0600)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import BadInput
+
+
+def read_prompts(path: Path) -> list[dict[str, Any]]:
+    """Prompts from a text file (one per line) or JSONL ({"prompt": ..., "id": ...} per line)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise BadInput(f"--prompts {path}: {exc.strerror or exc}") from None
+    items: list[dict[str, Any]] = []
+    jsonl = path.suffix == ".jsonl"
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if jsonl:
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise BadInput(
+                    f"{path}:{number}: not JSON ({exc})", hint='one object per line: {"prompt": "..."}'
+                ) from None
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) or not record["prompt"]:
+                raise BadInput(f"{path}:{number}: expected an object with a non-empty string 'prompt'")
+            items.append({"id": record.get("id", number), "prompt": record["prompt"]})
+        else:
+            items.append({"id": number, "prompt": line})
+    if not items:
+        raise BadInput(f"--prompts {path} has no prompts", hint="one prompt per line, or JSONL with a 'prompt' field")
+    return items
+
+
+def ensure_out_dir(out_dir: Path) -> None:
+    """Create the archive's folder, or refuse it, before anything is collected: a bad --out fails
+    in a second, not after the download."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(
+            f"--out {out_dir}: cannot create the folder ({exc.strerror})", hint="pick a writable folder"
+        ) from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
+        raise BadInput(f"--out {out_dir}: not a writable folder", hint="pick a writable folder")
+
+
+class LogArchive:
+    """One tar.gz of every host's logs, each host's files under its name."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+        self.bundle = tarfile.open(fileobj=self.buffer, mode="w:gz")
+
+    def add_host(self, host: str, archive: bytes) -> int:
+        """Add a host's own tar.gz; returns how many files it held."""
+        count = 0
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as part:
+            for member in part.getmembers():
+                if not member.isfile():
+                    continue
+                data = part.extractfile(member)
+                member.name = f"{host}/{member.name.lstrip('./')}"
+                self.bundle.addfile(member, data)
+                count += 1
+        return count
+
+    def write(self, out_dir: Path, cluster: str) -> Path:
+        """Write the archive (mode 0600) with a UTC time stamp in its name."""
+        self.bundle.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = out_dir / f"ascend-deploy-logs-{cluster}-{stamp}.tar.gz"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(self.buffer.getvalue())
+        return path

@@ -1,0 +1,241 @@
+"""What the entry points return: one report per command, each with `ok` (the exit code) and
+`to_dict()` (the `--json` document). Reports keep every host's outcome, never only the first error."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.engine.lock import Held
+from toolkit.engine.runner import HostStatus, RunReport
+from toolkit.planner.plan import Plan, plan_to_dict
+
+
+@dataclass
+class UpReport:
+    inventory: str
+    plan: Plan
+    preflight: Any = None  # CheckNetReport, or None with --skip-preflight
+    run: RunReport | None = None
+    failed_stage: str | None = None
+    duration: float = 0.0
+    check: bool = False
+    lock: Held | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+    @property
+    def changed(self) -> bool:
+        return self.run is not None and any(
+            h.status in (HostStatus.CHANGED, HostStatus.WOULD_CHANGE) for s in self.run.stages for h in s.hosts.values()
+        )
+
+    @property
+    def serving(self) -> bool:
+        """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
+        ready = next((st for st in self.run.stages if st.step == "vllm_ready"), None) if self.run else None
+        return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
+
+    def stage_times(self) -> list[tuple[str, float, str]]:
+        out = []
+        if self.preflight is not None:
+            out.append(("preflight", self.preflight.duration, "ok" if self.preflight.ok else "failed"))
+        for s in self.run.stages if self.run else []:
+            statuses = {h.status for h in s.hosts.values()}
+            status = (
+                "failed"
+                if HostStatus.FAILED in statuses
+                else "changed"
+                if statuses & {HostStatus.CHANGED, HostStatus.WOULD_CHANGE}
+                else "skipped"
+                if s.skipped_reason or statuses == {HostStatus.SKIPPED}
+                else "ok"
+                if statuses == {HostStatus.OK}
+                else "unchanged"
+            )
+            out.append((s.name, s.duration, status))
+        return out
+
+    def answers(self) -> dict[str, Any]:
+        if not self.run:
+            return {}
+        ready = next((s for s in self.run.stages if s.step == "vllm_ready"), None)
+        head = ready.hosts.get(self.plan.head.name) if ready else None
+        return dict(head.data.get("answers", {})) if head else {}
+
+    def examples(self) -> dict[str, str]:
+        return usage_examples(self.plan)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "check": self.check,
+            "changed": self.changed,
+            "failed_stage": self.failed_stage,
+            "duration": round(self.duration, 3),
+            "endpoint": self.plan.endpoint,
+            "served_model": self.plan.served_name.value,
+            "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
+            "answers": self.answers(),
+            "serving": self.serving,
+            "notes": self.lock.notes if self.lock else [],
+            "examples": self.examples() if self.serving else {},
+            "preflight": self.preflight.to_dict() if self.preflight is not None else None,
+            "run": self.run.to_dict() if self.run else None,
+            "plan": plan_to_dict(self.plan),
+        }
+
+
+def usage_examples(plan: Plan) -> dict[str, str]:
+    """A ready-to-paste curl and OpenAI client example for the endpoint, reading the API key from
+    where the inventory says it is (never the key itself)."""
+    name = plan.served_name.value
+    imports, key, auth = "", '"EMPTY"', ""  # the OpenAI client needs some key; vLLM without one ignores it
+    if plan.api_key_env:
+        imports, key = "import os\n", f"os.environ[{plan.api_key_env!r}]"
+        auth = f' -H "Authorization: Bearer ${plan.api_key_env}"'
+    elif plan.api_key_file:
+        imports, key = "from pathlib import Path\n", f"Path({plan.api_key_file!r}).read_text().strip()"
+        auth = f' -H "Authorization: Bearer $(cat {shlex.quote(plan.api_key_file)})"'
+    curl = (
+        f"curl {plan.endpoint}/chat/completions -H 'Content-Type: application/json'{auth} "
+        f'-d \'{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 64}}\''
+    )
+    python = (
+        f"{imports}from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{plan.endpoint}", api_key={key})\n'
+        f'reply = client.chat.completions.create(model="{name}", messages=[{{"role": "user", "content": "Hello!"}}], '
+        "max_tokens=64)\n"
+        "print(reply.choices[0].message.content)"
+    )
+    return {"curl": curl, "python": python}
+
+
+@dataclass
+class DownReport:
+    inventory: str
+    run: RunReport
+    duration: float = 0.0
+    lock: Held | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for stage in self.run.stages:
+            for name, h in stage.hosts.items():
+                row = out.setdefault(name, {"stopped": [], "clean": None, "error": None})
+                if h.status == HostStatus.CHANGED:
+                    row["stopped"].append(stage.name)
+                if stage.step == "deploy_clean" and h.status != HostStatus.FAILED and h.status != HostStatus.SKIPPED:
+                    row["clean"] = h.data.get("clean")
+                if h.error is not None and row["error"] is None:
+                    row["error"] = f"[{stage.name}] {h.error.message}"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        notes = self.notes + (self.lock.notes if self.lock else [])
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "duration": round(self.duration, 3),
+            "hosts": self.hosts(),
+            "notes": notes,
+            "run": self.run.to_dict(),
+        }
+
+
+@dataclass
+class StatusReport:
+    inventory: str
+    plan: Plan
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every host reachable with its Ray node alive, and the server healthy."""
+        return (
+            bool(self.hosts)
+            and all(h["reachable"] and h["ray_node"] for h in self.hosts)
+            and any(h.get("health") == 200 for h in self.hosts)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "endpoint": self.plan.endpoint,
+            "served_model": self.plan.served_name.value,
+            "duration": round(self.duration, 3),
+            "hosts": self.hosts,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class LogsReport:
+    inventory: str
+    archive: str | None
+    hosts: dict[str, Any]
+    tails: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(v.get("error") is None for v in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "archive": self.archive,
+            "hosts": self.hosts,
+            "tails": self.tails,
+            "duration": round(self.duration, 3),
+        }
+
+
+@dataclass
+class GenerateReport:
+    inventory: str
+    plan: Plan
+    run: RunReport
+    results: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    out: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok
+
+    def rates(self) -> dict[str, float]:
+        seconds = self.summary.get("seconds") or 0.0
+        if not seconds:
+            return {}
+        return {
+            "prompts_per_s": round(self.summary.get("done", 0) / seconds, 3),
+            "output_tokens_per_s": round(self.summary.get("output_tokens", 0) / seconds, 1),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "inventory": self.inventory,
+            "results": self.results,
+            "out": self.out,
+            "summary": self.summary,
+            "rates": self.rates(),
+            "duration": round(self.duration, 3),
+            "failed_stage": self.run.failed_stage,
+            "run": self.run.to_dict(),
+        }
