@@ -24,7 +24,7 @@ from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
 from toolkit.sim.layout import default_root
 from toolkit.steps import load_playbook
-from toolkit.steps.env_file import render_env
+from toolkit.steps.commands import render_env
 from toolkit.testing import fake_factory
 
 ROOT = Path(__file__).resolve().parent.parent

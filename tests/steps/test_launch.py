@@ -1,6 +1,6 @@
-"""The launch seams (toolkit.launch): the commands the `ray` launcher builds in the `host` runtime,
-against golden files (and `bash -n`), and proof that steps take every launch command from the
-launcher and runtime the plan names, never from a branch of their own."""
+"""Every remote shell builder (the `ray` launcher in the `host` runtime, toolkit/steps/commands.py,
+the generate command) against golden files (and `bash -n`), and proof that steps take every
+launch command from the launcher and runtime the plan names, never from a branch of their own."""
 
 from __future__ import annotations
 
@@ -28,10 +28,21 @@ def plan(tmp_path: Path) -> Any:
 
 
 def commands(plan: Any) -> dict[str, str]:
+    """Every remote shell builder of the steps and launchers, on one plan."""
+    from toolkit.steps import commands as step_commands
+    from toolkit.steps.generate import generate_command
+
     launch = launch_for(plan)
     launcher, p = launch.launcher, Paths.of(plan.cluster)
     worker = plan.hosts[1]
     return {
+        "env-write.sh": step_commands.write_file_op(p.env, step_commands.render_env({"A": "1 2", "B": "$x"}), "").command,
+        "key-write.sh": step_commands.write_stdin_command(p.api_key),
+        "files-present.sh": step_commands.present_files_command({"env": p.env, "api_key": p.api_key}),
+        "files-remove.sh": step_commands.remove_files_command([p.env, p.api_key]),
+        "logs-tail.sh": step_commands.tail_script([p.vllm_log, p.ray_log], 20),
+        "logs-collect.sh": step_commands.collect_script(plan.cluster),
+        "generate.sh": generate_command(plan, {"max_tokens": 8}, None, 8),
         "ray-node-worker.sh": launcher.node_command(worker),
         "ray-stop.sh": launcher.stop_nodes_command(),
         "ray-nodes-query.sh": launcher.nodes_query({h.address: len(h.devices) for h in plan.hosts}, 30),
@@ -55,6 +66,8 @@ def test_plan_names_its_launcher_and_runtime(plan: Any) -> None:
 
 NAMES = ["ray-node-worker.sh", "ray-stop.sh", "ray-nodes-query.sh", "ray-snapshot.sh"]
 NAMES += ["vllm-server.sh", "vllm-stop.sh", "vllm-probe.sh"]
+NAMES += ["env-write.sh", "key-write.sh", "files-present.sh", "files-remove.sh", "logs-tail.sh", "logs-collect.sh"]
+NAMES += ["generate.sh"]
 
 
 @pytest.mark.parametrize("name", NAMES)

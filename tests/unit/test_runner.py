@@ -11,7 +11,7 @@ from toolkit.config.playbook import Playbook, Stage
 from toolkit.engine.executor import Executor
 from toolkit.engine.runner import run_playbook
 from toolkit.errors import ConnectError
-from toolkit.steps.env_file import render_env
+from toolkit.steps.commands import render_env
 from toolkit.testing import fake_factory
 
 INV = """\

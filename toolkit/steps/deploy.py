@@ -34,7 +34,7 @@ from toolkit.launch.server import (
     stop_vllm_command,
 )
 from toolkit.planner.plan import HostPlan, Plan
-from toolkit.steps.env_file import render_env, write_file_op
+from toolkit.steps.commands import remove_files_command, render_env, write_file_op, write_stdin_command
 from toolkit.transport.shell import q
 
 __all__ = ["NodesMissing", "VllmNotReady", "the_plan"]
@@ -78,14 +78,13 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         return
     key = ctx.shared.api_key
     if key and state.key_sha256 != digest(key):
-        tmp = f"{q(p.api_key + '.tmp')}.$$"
         yield Op(
-            f"umask 077 && mkdir -p {q(p.dir)} && cat > {tmp} && chmod 600 {tmp} && mv -f {tmp} {q(p.api_key)}",
+            write_stdin_command(p.api_key),
             f"write {p.api_key} (mode 0600; the key itself is sent on stdin)",
             stdin=key,
         )
     elif not key and state.key_sha256:
-        yield Op(f"rm -f {q(p.api_key)}", "remove the API key file (no key configured)")
+        yield Op(remove_files_command([p.api_key]), "remove the API key file (no key configured)")
 
 
 @step("ray_start", needs_plan=True)

