@@ -35,8 +35,9 @@ def commands(plan: Any) -> dict[str, str]:
     launch = launch_for(plan)
     launcher, p = launch.launcher, Paths.of(plan.cluster)
     worker = plan.hosts[1]
+    env = step_commands.render_env({"A": "1 2", "B": "$x"})
     return {
-        "env-write.sh": step_commands.write_file_op(p.env, step_commands.render_env({"A": "1 2", "B": "$x"}), "").command,
+        "env-write.sh": step_commands.write_file_op(p.env, env, "-").command,
         "key-write.sh": step_commands.write_stdin_command(p.api_key),
         "files-present.sh": step_commands.present_files_command({"env": p.env, "api_key": p.api_key}),
         "files-remove.sh": step_commands.remove_files_command([p.env, p.api_key]),
