@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,57 @@ def settle(cluster: Cluster, inv: Any, plan: Any) -> None:
         content = render_env(hp.resolved_env(cluster.hosts[hp.name].nic))
         if cluster.hosts[hp.name].env_sha == "written":
             cluster.hosts[hp.name].env_sha = hashlib.sha256(content.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- holding a simulated host's commands
+
+#: a setup line: every command on that host waits while $HOME/hold exists
+HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'
+
+
+def start(lab: Any, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The CLI in the background (--json), as a second terminal would run it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolkit", *args, "--json"],
+        cwd=lab.inventory.parent,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2) -> None:
+    """Poll `check` until it is true, or fail naming `what` (a bounded wait, never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def held_inventory(lab: Any, tmp_path: Path, **defaults: Any) -> Path:
+    """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
+    import yaml
+
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
+    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
+    data["defaults"].update(defaults)
+    inv = tmp_path / "held.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+def hold(lab: Any, index: int, on: bool) -> None:
+    lab.ssh(index, 'cd "$HOME" && ' + ("touch hold" if on else "rm -f hold"))
+
+
+def vllm_running(lab: Any) -> bool:
+    return lab.ssh(1, "pgrep -f '[v]llm.entrypoints' >/dev/null && echo yes || true").stdout.strip() == "yes"
+
+
+def held(lab: Any, index: int) -> bool:
+    """A command on that host is waiting in the HOLD setup line."""
+    return lab.ssh(index, "pgrep -f '[H]OME/hold' >/dev/null && echo yes || true").stdout.strip() == "yes"

@@ -7,17 +7,14 @@ Ray-only runs (`up --skip-tags vllm`) keep most cases to seconds."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from tests.helpers import SIM_ROOT, cli
+from tests.helpers import SIM_ROOT, cli, held, held_inventory, hold, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
 
 NAME = "fault"
@@ -56,27 +53,6 @@ def run(lab: SimLab, *args: str, timeout: float = 600) -> tuple[int, dict[str, A
         return r.returncode, json.loads(r.stdout), r.stderr
     except ValueError:
         raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
-
-
-def start(lab: SimLab, *args: str) -> subprocess.Popen[str]:
-    """The CLI in the background, as a second terminal would run it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "toolkit", *args, "--json"],
-        cwd=lab.inventory.parent,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
-def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def ray_procs(lab: SimLab, index: int) -> str:
@@ -282,38 +258,9 @@ def test_each_sim_fault_stops_up_at_the_preflight_before_ray(lab: SimLab, kind: 
 
 # ------------------------------------------------------------------ Ctrl-C in every stage of up
 
-#: a setup line: every command on that host waits while $HOME/hold exists
-HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'
-
-
-def held_inventory(lab: SimLab, tmp_path: Path, **defaults: Any) -> Path:
-    """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
-    import yaml
-
-    data = yaml.safe_load(lab.inventory.read_text())
-    data["known_hosts"] = str((lab.inventory.parent / data["known_hosts"]).resolve())
-    data["defaults"]["setup"] = [*data["defaults"]["setup"], HOLD]
-    data["defaults"].update(defaults)
-    inv = tmp_path / "held.yaml"
-    inv.write_text(yaml.safe_dump(data))
-    return inv
-
-
-def hold(lab: SimLab, index: int, on: bool) -> None:
-    lab.ssh(index, 'cd "$HOME" && ' + ("touch hold" if on else "rm -f hold"))
-
 
 def starting(lab: SimLab, index: int) -> bool:
     return lab.ssh(index, "pgrep -f '[r]ay start' >/dev/null && echo yes || true").stdout.strip() == "yes"
-
-
-def vllm_running(lab: SimLab) -> bool:
-    return lab.ssh(1, "pgrep -f '[v]llm.entrypoints' >/dev/null && echo yes || true").stdout.strip() == "yes"
-
-
-def held(lab: SimLab, index: int) -> bool:
-    """A command on that host is waiting in the HOLD setup line."""
-    return lab.ssh(index, "pgrep -f '[H]OME/hold' >/dev/null && echo yes || true").stdout.strip() == "yes"
 
 
 #: stage -> (extra `up` arguments, hosts held from the start, (when, host) to hold later, when to send the signal)
@@ -425,50 +372,6 @@ def test_a_command_that_hangs_on_a_host_is_cut_by_the_timeout_and_named(lab: Sim
 
 def stage_statuses(result: dict[str, Any]) -> dict[str, set[str]]:
     return {s["name"]: {h["status"] for h in s["hosts"].values()} for s in result["run"]["stages"]}
-
-
-def test_vllm_killed_while_status_runs_then_up_restarts_only_vllm(lab: SimLab, tmp_path: Path) -> None:
-    """The API server dies (kill -9, its engine process orphaned) while `status` runs (held on the
-    head in its background Ray query, after it read the processes): status neither hangs nor
-    crashes and its exit code matches its report; the next status reports the dead server (exit
-    1, Ray fine); the next `up` keeps Ray and restarts vLLM alone, ending the orphaned engine."""
-    inv = held_inventory(lab, tmp_path)
-    code, result, err = run(lab, "up", str(inv), "--skip-preflight", *TP2)
-    assert code == 0 and result["ok"], (json.dumps(result)[:2000], err[-2000:])
-    gcs = lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split()
-    hold(lab, 1, True)
-    proc = start(lab, "status", str(inv))
-    try:
-        wait_for("status to be on the head", lambda: held(lab, 1) or proc.poll() is not None)
-        assert proc.poll() is None, "status ended before the kill"
-        lab.ssh(1, "pkill -9 -f '[v]llm.entrypoints|[v]llm serve' || true")
-        wait_for("the API server to die", lambda: not vllm_running(lab))
-        orphans = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
-        hold(lab, 1, False)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        hold(lab, 1, False)
-    assert "Traceback" not in err
-    during = json.loads(out)
-    assert proc.returncode == (0 if during["ok"] else 1), (out[-2000:], err[-2000:])
-    code, report, err = run(lab, "status", str(inv))
-    head = next(h for h in report["hosts"] if h["role"] == "head")
-    assert code == 1 and report["ok"] is False, report
-    assert head["reachable"] and head["vllm_pid"] is None and head["health"] != 200 and head["ray_node"] is True, head
-    code, result, err = run(lab, "up", str(inv), "--skip-preflight", *TP2)
-    assert code == 0 and result["ok"], (json.dumps(result)[:3000], err[-2000:])
-    statuses = stage_statuses(result)
-    assert statuses["ray-head"] == {"unchanged"} and statuses["ray-workers"] == {"unchanged"}, statuses
-    assert statuses["vllm"] == {"changed"}, statuses
-    assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs  # the same Ray, not restarted
-    engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
-    assert engines and not set(orphans) & set(engines), (
-        orphans,
-        engines,
-    )  # the orphaned engine was ended, a new one serves
-    clean(lab)
 
 
 # ------------------------------------------------------------------ host keys and authentication through up

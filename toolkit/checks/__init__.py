@@ -3,8 +3,10 @@ device (if any), the check, what was seen, what was expected, and what to do abo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from toolkit.serial import plain
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class Problem:
     hint: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(plain(self))
 
     def render(self) -> str:
         where = self.host + (f" NPU {self.device}" if self.device is not None else "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from toolkit.facts import Raw, sections
 from toolkit.facts.hccn import BUSY, per_device, retrying_call
+from toolkit.serial import plain
 from toolkit.transport.shell import q
 
 MODES = ("rail", "ring", "full")
@@ -43,21 +44,10 @@ class PingResult:
     def ok(self) -> bool:
         return self.error is None and self.sent > 0 and self.received == self.sent
 
+    __json_extra__ = ("ok",)
+
     def to_dict(self) -> dict[str, Any]:
-        # by hand: asdict() deep-copies, and a 64-host rail check has 32k of these
-        return {
-            "host": self.host,
-            "device": self.device,
-            "peer_host": self.peer_host,
-            "peer_device": self.peer_device,
-            "peer_ip": self.peer_ip,
-            "sent": self.sent,
-            "received": self.received,
-            "loss_pct": self.loss_pct,
-            "rtt_ms": self.rtt_ms,
-            "error": self.error,
-            "ok": self.ok,
-        }
+        return dict(plain(self))
 
 
 def plan(card_ips: dict[str, dict[int, str]], mode: str = "rail", only: str | None = None) -> dict[str, list[Target]]:

@@ -10,7 +10,7 @@ from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.config.inventory import Inventory
 from toolkit.engine.runner import HostStatus, RunReport
-from toolkit.transport.result import plain
+from toolkit.serial import plain
 
 
 @dataclass

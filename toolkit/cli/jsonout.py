@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from toolkit.errors import ToolkitError
-from toolkit.transport.result import plain
+from toolkit.serial import plain
 
 
 def _json_default(value: Any) -> Any:

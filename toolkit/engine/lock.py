@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from toolkit.errors import HostError
+from toolkit.serial import plain
 from toolkit.transport.shell import q
 
 LOCK_DIR = ".ascend-deploy/locks"
@@ -137,8 +138,10 @@ class Held:
     release: Callable[[], None]
     notes: list[str] = field(default_factory=list)
 
+    __json_skip__ = ("release",)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "notes": self.notes}
+        return dict(plain(self))
 
 
 def acquire(session: Any, cluster: str, command: str, *, timeout: float = 30.0) -> Held:

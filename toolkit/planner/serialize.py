@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.planner.types import Plan, Value
-from toolkit.transport.result import plain
+from toolkit.serial import plain
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from toolkit.errors import BadInput
 from toolkit.planner import memory
 from toolkit.plugin_api import Row, RuntimeProfile
+from toolkit.serial import plain
 
 NIC_VARS = ("GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME")
 
@@ -32,7 +33,7 @@ class PlanIssue:
         return f"{self.field}: {self.message}" + (f"\n    hint: {self.hint}" if self.hint else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "message": self.message, "hint": self.hint}
+        return dict(plain(self))
 
 
 class PlanInvalid(BadInput):

@@ -6,37 +6,15 @@ hides what the others returned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
 from toolkit.errors import HostError
+from toolkit.serial import plain
+
+__all__ = ["GroupResult", "HostOutcome", "Result", "plain"]
 
 T = TypeVar("T")
-
-
-_SCALARS = (str, int, float, bool, type(None))
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, tuples and dicts to JSON-ready data, without `asdict`'s deep copies
-    (a 64-host report holds tens of thousands of records: field names are cached per class)."""
-    if isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if is_dataclass(value) and not isinstance(value, type):
-        return {name: plain(getattr(value, name)) for name in _names(type(value))}
-    return value
 
 
 @dataclass(frozen=True)
