@@ -39,7 +39,7 @@ def up(
     from toolkit.checks.rules import runtime_problems
 
     require_all_hosts(opts, "up")
-    check_tags(load_playbook("up"), getattr(opts, "tags", None), getattr(opts, "skip_tags", None))
+    check_tags(load_playbook("up"), opts.tags or None, opts.skip_tags or None)
     started = time.monotonic()
     local = read_model_config(inventory)
     plan = plan_for(inventory, local=local) if local[0] is not None else None  # fail fast, before any SSH
@@ -64,13 +64,13 @@ def up(
                 report.failed_stage = "preflight"
                 report.duration = time.monotonic() - started
                 return report
-        skip = set(getattr(opts, "skip_tags", set())) | ({"verify"} if opts.check else set())
+        skip = set(opts.skip_tags) | ({"verify"} if opts.check else set())
         run = run_playbook(
             load_playbook("up"),
             inventory,
             executor,
             check=opts.check,
-            tags=getattr(opts, "tags", None) or None,
+            tags=opts.tags or None,
             skip_tags=skip or None,
             shared=shared,
         )

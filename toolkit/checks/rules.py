@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.facts.hccn import DeviceFacts
+
+if TYPE_CHECKING:
+    from toolkit.plugin_api import RuntimeProfile
 
 CLOCK_LIMIT_S = 1.0
 TOOL_LATENCY_LIMIT_MS = 1000
@@ -488,7 +491,7 @@ def _pings(views: list[HostView]) -> list[Problem]:
     return out
 
 
-def runtime_problems(runtime: Any, views: list[HostView]) -> list[Problem]:
+def runtime_problems(runtime: RuntimeProfile, views: list[HostView]) -> list[Problem]:
     """The plan's target runtime against what each host has installed (only what it reports)."""
     wanted = {
         "vllm": runtime.vllm,

@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
 from toolkit.serial import plain
+
+if TYPE_CHECKING:
+    from toolkit.engine.executor import Event
 
 
 def _json_default(value: Any) -> Any:
@@ -37,5 +40,5 @@ class Quiet:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         pass

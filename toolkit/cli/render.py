@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -20,6 +20,12 @@ from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output
 from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.runner import RunReport
 from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.api.reports import DownReport, GenerateReport, LogsReport, StatusReport, UpReport
+    from toolkit.checks.report import CheckNetReport
+    from toolkit.client.ask import AskReport
+    from toolkit.planner.plan import Plan
 
 
 def _width() -> int | None:
@@ -242,7 +248,7 @@ def _mark(ok: bool | None, text: str = "") -> Text:
     return Text(("✓ " if ok else "✗ ") + text, style="green" if ok else "bold red")
 
 
-def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
+def render_check_net(report: CheckNetReport, *, matrix_limit: int = 8) -> None:
     """Per-host device tables, the ping matrix (small clusters) or failing pairs, then the problems."""
     problem_hosts = {p.host for p in report.problems}
     show_all = len(report.views) <= matrix_limit
@@ -309,14 +315,14 @@ def render_check_net(report: Any, *, matrix_limit: int = 8) -> None:
         table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left", show_lines=True)
         for col in ("host", "NPU", "check", "observed", "expected", "what to do"):
             table.add_column(col, overflow="fold")
-        for p in report.problems:
+        for problem in report.problems:
             table.add_row(
-                p.host,
-                "-" if p.device is None else str(p.device),
-                p.check,
-                escape(p.observed),
-                escape(p.expected),
-                escape(p.hint),
+                problem.host,
+                "-" if problem.device is None else str(problem.device),
+                problem.check,
+                escape(problem.observed),
+                escape(problem.expected),
+                escape(problem.hint),
             )
         out.print(table)
         out.print(
@@ -341,7 +347,7 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
 
-def render_plan(plan: Any, inventory_path: str) -> None:
+def render_plan(plan: Plan, inventory_path: str) -> None:
     """The plan as a reader checks it: what runs where, and why each value is what it is."""
     rt = plan.runtime
     out.print(Text(f"Plan for cluster {plan.cluster}", style="bold") + Text(f"  ({inventory_path})", style="dim"))
@@ -441,7 +447,7 @@ def _notes(notes: list[str]) -> None:
         err.print(Text("note: ", style="yellow") + Text(note))
 
 
-def render_up(report: Any, *, actions_logged: bool = False) -> None:
+def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
     """`actions_logged`: the progress log already printed each operation as it ran."""
     _notes(report.lock.notes if report.lock else [])
     if report.preflight is not None and not report.preflight.ok:
@@ -497,7 +503,7 @@ def render_up(report: Any, *, actions_logged: bool = False) -> None:
     out.print(ex["python"], soft_wrap=True)
 
 
-def render_down(report: Any) -> None:
+def render_down(report: DownReport) -> None:
     _notes(report.notes + (report.lock.notes if report.lock else []))
     table = Table(box=None, pad_edge=False, header_style="dim")
     table.add_column("host")
@@ -528,7 +534,7 @@ def _uptime(seconds: Any) -> str:
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
-def render_status(report: Any) -> None:
+def render_status(report: StatusReport) -> None:
     _notes(report.notes)
     table = Table(box=None, pad_edge=False, header_style="dim")
     for col in ("host", "role", "address", "reachable", "ray node", "NPU", "vLLM pid", "uptime", "health", "models"):
@@ -560,7 +566,7 @@ def render_status(report: Any) -> None:
             out.print(Text(f"{r['host']}: ", style="bold red") + Text(r["error"]))
 
 
-def render_logs(report: Any) -> None:
+def render_logs(report: LogsReport) -> None:
     if report.tails:
         for host, files in report.tails.items():
             for path, lines in files.items():
@@ -583,7 +589,7 @@ def render_logs(report: Any) -> None:
         )
 
 
-def render_ask(report: Any) -> None:
+def render_ask(report: AskReport) -> None:
     for i, answer in enumerate(report.answers):
         prefix = f"[{i}] " if len(report.answers) > 1 else ""
         out.print(Text(prefix, style="bold") + Text(answer), soft_wrap=True)
@@ -609,7 +615,7 @@ def render_ask(report: Any) -> None:
         err.print(Text("error: ", style="bold red") + Text(report.problem))
 
 
-def render_generate(report: Any) -> None:
+def render_generate(report: GenerateReport) -> None:
     if not report.ok:
         render_report(report.run)
         return

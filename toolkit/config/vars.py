@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from toolkit.config.inventory import HostSettings, Inventory, ResolvedHost
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.errors import BadInput
 
@@ -111,8 +112,6 @@ def _nest(override: Override) -> dict[str, Any]:
 
 
 def _split_overrides(sets: list[Override]) -> tuple[list[Override], list[Override]]:
-    from toolkit.config.inventory import HostSettings
-
     host_keys = set(HostSettings.model_fields)
     host, cluster = [], []
     for o in sets:
@@ -147,8 +146,6 @@ def _set_origins(model: BaseModel, prefix: str, out: dict[str, str]) -> None:
 
 def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
     """Resolve every host through the four levels and apply cluster-level overrides."""
-    from toolkit.config.inventory import HostSettings, Inventory, ResolvedHost
-
     host_sets, cluster_sets = _split_overrides(sets)
     set_layer: dict[str, Any] = {}
     for o in host_sets:
@@ -217,7 +214,7 @@ def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
     return Inventory(path=path, spec=spec, hosts=hosts, origins=origins, section_origins=section_origins)
 
 
-def host_vars(inv: Any, name: str) -> list[tuple[str, Any, str]]:
+def host_vars(inv: Inventory, name: str) -> list[tuple[str, Any, str]]:
     """(dotted key, value, level) for every resolved setting of one host, for `show-vars`."""
     host = inv.host(name)
     rows: list[tuple[str, Any, str]] = []
@@ -234,7 +231,7 @@ def host_vars(inv: Any, name: str) -> list[tuple[str, Any, str]]:
     return rows
 
 
-def cluster_vars(inv: Any) -> list[tuple[str, Any, str]]:
+def cluster_vars(inv: Inventory) -> list[tuple[str, Any, str]]:
     rows: list[tuple[str, Any, str]] = [("cluster", inv.spec.cluster, "inventory")]
     for scalar in CLUSTER_SCALARS:
         rows.append((scalar, getattr(inv.spec, scalar), inv.section_origins.get(scalar, "default")))

@@ -20,11 +20,15 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from toolkit.errors import HostError
 from toolkit.serial import plain
 from toolkit.transport.shell import q
+
+if TYPE_CHECKING:
+    from toolkit.config.inventory import ResolvedHost
+    from toolkit.engine.executor import Executor, Session
 
 LOCK_DIR = ".ascend-deploy/locks"
 #: Exit status of the lock script when another run holds the lock.
@@ -144,7 +148,7 @@ class Held:
         return dict(plain(self))
 
 
-def acquire(session: Any, cluster: str, command: str, *, timeout: float = 30.0) -> Held:
+def acquire(session: Session, cluster: str, command: str, *, timeout: float = 30.0) -> Held:
     """Take the cluster lock on `session`'s host (the head) or raise ClusterLocked."""
     info = LockInfo.mine(command)
     notes: list[str] = []
@@ -180,7 +184,7 @@ def acquire(session: Any, cluster: str, command: str, *, timeout: float = 30.0) 
 
 
 @contextmanager
-def cluster_lock(executor: Any, head: Any, cluster: str, command: str) -> Iterator[Held]:
+def cluster_lock(executor: Executor, head: ResolvedHost, cluster: str, command: str) -> Iterator[Held]:
     """Hold the lock for the duration of the block (released on any exit, Ctrl-C included)."""
     held = acquire(executor.session(head, "lock"), cluster, command)
     try:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from toolkit.errors import CommandFailed
+
+if TYPE_CHECKING:
+    from toolkit.engine.executor import Session
 
 T = TypeVar("T")
 
@@ -96,7 +99,7 @@ def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
     return {tag: Raw(text, code) for tag, text, code in sections(stdout, nonce)}
 
 
-def gather(session: Any, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:
+def gather(session: Session, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:
     """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
     nonce = secrets.token_hex(6)
     result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))

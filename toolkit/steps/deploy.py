@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterator
 
 from toolkit.engine.executor import Event, EventKind
-from toolkit.engine.readiness import wait_ready
+from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
@@ -283,7 +283,7 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     def probe() -> Any:
         return parse_probe(ctx.session.run(probe_command(plan, p), timeout=30, check=False, setup=False).stdout)
 
-    def on_probe(elapsed: float, pr: Any) -> None:
+    def on_probe(elapsed: float, pr: Probe) -> None:
         state = "healthy" if pr.healthy else "starting" if pr.alive else "exited"
         ctx.session.emit(
             Event(EventKind.PROGRESS, ctx.host.name, ctx.session.stage, f"{elapsed:4.0f}s {state}: {pr.last_line}")

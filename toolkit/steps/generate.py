@@ -65,7 +65,7 @@ emit(event="done", done=done, seconds=round(time.time() - t0, 3), prompt_tokens=
 """
 
 
-def engine_argv(plan: Any) -> list[str]:
+def engine_argv(plan: Plan) -> list[str]:
     """The plan's vLLM arguments without the interpreter, the module and server-only flags."""
     argv = plan.vllm_argv()[3:]
     out: list[str] = []
