@@ -1,8 +1,10 @@
 """The one JSON serializer: dataclasses, tuples, dicts and string enums to JSON-ready data.
 
-A dataclass gives its fields in order, minus the names in its `__json_skip__` (callables, secrets)
-plus the computed properties in its `__json_extra__` (e.g. `ok`). No `asdict` deep copies: a
-64-host report holds tens of thousands of records, so field names are cached per class.
+A dataclass gives its computed properties named in `__json_extra__` first (e.g. `ok`), then its
+fields in order minus the names in `__json_skip__` (callables, secrets, what an extra renames);
+floats named in `__json_round__` (name -> digits) are rounded. Other objects with a `to_dict`
+(typed errors) give that. No `asdict` deep copies: a 64-host report holds tens of thousands of
+records, so the names are cached per class.
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 _SCALARS = (str, int, float, bool, type(None))
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_NAMES: dict[type, tuple[tuple[str, int | None], ...]] = {}
 
 
-def _names(cls: type) -> tuple[str, ...]:
+def _names(cls: type) -> tuple[tuple[str, int | None], ...]:
+    """(name, digits to round to or None) for each value the class serializes, in order."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         skip = set(getattr(cls, "__json_skip__", ()))
-        own = tuple(f.name for f in fields(cls) if f.name not in skip)
-        names = _FIELD_NAMES[cls] = own + tuple(getattr(cls, "__json_extra__", ()))
+        rounding: dict[str, int] = dict(getattr(cls, "__json_round__", {}))
+        own = [f.name for f in fields(cls) if f.name not in skip]
+        ordered = [*getattr(cls, "__json_extra__", ()), *own]
+        names = _FIELD_NAMES[cls] = tuple((name, rounding.get(name)) for name in ordered)
     return names
+
+
+def _rounded(value: Any, digits: int | None) -> Any:
+    return round(value, digits) if digits is not None and isinstance(value, float) else value
 
 
 def plain(value: Any) -> Any:
@@ -32,5 +41,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if is_dataclass(value) and not isinstance(value, type):
-        return {name: plain(getattr(value, name)) for name in _names(type(value))}
+        return {name: plain(_rounded(getattr(value, name), digits)) for name, digits in _names(type(value))}
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return to_dict()
     return value

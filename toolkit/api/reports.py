@@ -10,6 +10,7 @@ from typing import Any
 from toolkit.engine.lock import Held
 from toolkit.engine.runner import HostStatus, RunReport
 from toolkit.planner.plan import Plan, plan_to_dict
+from toolkit.serial import plain
 
 
 @dataclass
@@ -193,15 +194,11 @@ class LogsReport:
     def ok(self) -> bool:
         return all(v.get("error") is None for v in self.hosts.values())
 
+    __json_extra__ = ("ok",)
+    __json_round__ = {"duration": 3}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "archive": self.archive,
-            "hosts": self.hosts,
-            "tails": self.tails,
-            "duration": round(self.duration, 3),
-        }
+        return dict(plain(self))
 
 
 @dataclass

@@ -26,15 +26,12 @@ class CheckNetReport:
     def ok(self) -> bool:
         return not self.problems
 
+    __json_extra__ = ("ok",)
+    __json_skip__ = ("views",)  # their facts are in `hosts`, summarized
+    __json_round__ = {"duration": 3}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "mode": self.mode,
-            "duration": round(self.duration, 3),
-            "hosts": self.hosts,
-            "pings": [p.to_dict() for p in self.pings],
-            "problems": [p.to_dict() for p in self.problems],
-        }
+        return dict(plain(self))
 
 
 def host_summary(view: HostView) -> dict[str, Any]:

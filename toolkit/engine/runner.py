@@ -17,6 +17,7 @@ from toolkit.config.yamlsrc import did_you_mean
 from toolkit.engine.executor import Event, EventKind, Executor, Label, Session
 from toolkit.engine.registry import STEPS, Results, Shared, StepContext
 from toolkit.errors import AuthError, BadInput, CommandTimeout, ConnectError, HostError, HostKeyError
+from toolkit.serial import plain
 
 #: Errors a retry cannot fix: the host is unreachable or refused us, or a command already had
 #: the stage's whole time limit (a second try would only double the wait on a hung host).
@@ -53,16 +54,10 @@ class HostReport:
     attempts: int = 1
     duration: float = 0.0
 
+    __json_round__ = {"duration": 3}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "status": self.status,
-            "ops": [vars(op) for op in self.ops],
-            "data": self.data,
-            "error": self.error.to_dict() if self.error else None,
-            "attempts": self.attempts,
-            "duration": round(self.duration, 3),
-        }
+        return dict(plain(self))
 
 
 @dataclass
@@ -77,15 +72,17 @@ class StageReport:
     def ok(self) -> bool:
         return all(h.status != HostStatus.FAILED for h in self.hosts.values())
 
+    @property
+    def skipped(self) -> str | None:
+        """Why the whole stage was skipped (--tags, no hosts to run on), if it was."""
+        return self.skipped_reason
+
+    __json_extra__ = ("ok", "skipped")
+    __json_skip__ = ("skipped_reason",)
+    __json_round__ = {"duration": 3}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "step": self.step,
-            "ok": self.ok,
-            "duration": round(self.duration, 3),
-            "skipped": self.skipped_reason,
-            "hosts": {name: h.to_dict() for name, h in self.hosts.items()},
-        }
+        return dict(plain(self))
 
 
 @dataclass
@@ -100,15 +97,11 @@ class RunReport:
     def ok(self) -> bool:
         return self.failed_stage is None
 
+    __json_extra__ = ("ok",)
+    __json_round__ = {"duration": 3}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "playbook": self.playbook,
-            "check": self.check,
-            "failed_stage": self.failed_stage,
-            "duration": round(self.duration, 3),
-            "stages": [s.to_dict() for s in self.stages],
-        }
+        return dict(plain(self))
 
 
 def select_hosts(stage: Stage, hosts: list[ResolvedHost]) -> list[ResolvedHost]:

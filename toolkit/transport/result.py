@@ -36,15 +36,10 @@ class Result:
         text = (self.stderr.strip() or self.stdout.strip()).splitlines()
         return "\n".join(text[-lines:])
 
+    __json_round__ = {"duration": 4}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "command": self.command,
-            "exit_code": self.exit_code,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "duration": round(self.duration, 4),
-        }
+        return dict(plain(self))
 
 
 @dataclass
