@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -116,3 +117,24 @@ def test_one_connection_per_host_for_the_whole_check(sim: SimLab) -> None:
     after = [log.read_text().count("Accepted publickey") for log in logs]
     assert [a - b for a, b in zip(after, before)] == [1, 1, 1]  # one connection per host
     assert len(data["pings"]) == 384 and time.monotonic() - started < 120
+
+
+def test_a_stale_or_missing_hccn_conf_is_named(sim: SimLab) -> None:
+    """/etc/hccn.conf is read on the host for real: a stale card entry is named with both values,
+    an emptied file is one problem per card."""
+    conf = sim.paths.host(f"{sim.name}-2") / "hccn.conf"  # bind-mounted over the host's /etc/hccn.conf
+    original = conf.read_text()
+    try:
+        conf.write_text(re.sub(r"^address_3=.*$", "address_3=29.254.3.99", original, flags=re.M))
+        code, data = check_net(sim)
+        got = [(p["host"], p["device"], p["check"]) for p in data["problems"]]
+        assert code == 1 and got == [(f"{sim.name}-2", 3, "hccn-conf")], data["problems"]
+        assert "address_3=29.254.3.99, hccn_tool -ip -g says 29." in data["problems"][0]["observed"]
+        conf.write_text("")  # emptied: every card's entry is gone
+        code, data = check_net(sim)
+        assert {(p["host"], p["check"]) for p in data["problems"]} == {(f"{sim.name}-2", "hccn-conf")}
+        assert len(data["problems"]) == 8  # one per card of that host
+    finally:
+        conf.write_text(original)
+    code, data = check_net(sim)
+    assert code == 0 and data["ok"], data["problems"]

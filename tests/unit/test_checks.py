@@ -60,6 +60,7 @@ def healthy(inventory, name: str, **changes) -> HostView:
         "npu_smi": NpuInfo(chips, (), False),
         "nics": [Nic("enp67s0f5", "UP", None, (f"{host.address}/24",))],
         "routes": {h.address: "enp67s0f5" for h in inventory.hosts if h.name != name},
+        "hccn_conf": {d: f"29.1.{d}.{idx}" for d in (0, 1)},
         "probes": {"10.0.0.1:6379": Probe("10.0.0.1:6379", "refused")} if name != "a" else {},
         "driver": "24.1",
         "cann": "8.0",
@@ -126,12 +127,20 @@ def test_unreachable_host_and_minorities(inventory) -> None:
     [
         ({"npu_smi": None}, ("b", None, "npu-smi")),
         ({"nics": [Nic("eth9", "UP", None, ("192.168.0.2/24",))]}, ("b", None, "nic")),
+        (  # the node address on a container bridge: named, though it "works" locally
+            {
+                "nics": [Nic("docker0", "UP", None, ("10.0.0.2/16",))],
+                "routes": {"10.0.0.1": "docker0", "10.0.0.3": "docker0"},
+            },
+            ("b", None, "node-address"),
+        ),
         ({"routes": {"10.0.0.1": "eth1", "10.0.0.3": "enp67s0f5"}}, ("b", None, "route")),
         ({"probes": {"10.0.0.1:6379": Probe("10.0.0.1:6379", "timeout")}}, ("b", None, "reach-head")),
         ({"model": ModelDir("/m", False, None, None, 100000)}, ("b", None, "model")),
         ({"model": ModelDir("/m", True, "e" * 64, {}, 100000)}, ("b", None, "model-config")),
         ({"model": ModelDir("/m", True, "f" * 64, {}, 10)}, ("b", None, "disk")),
         ({"clock_offset_s": 5.0}, ("b", None, "clock")),
+        ({"hccn_conf": None}, ("b", None, "hccn-conf")),  # the file is missing
         ({"tool_latency": Latency(2500, 4, 2, 8)}, ("b", None, "tool-latency")),
         ({"tool_latency": Latency(2500, 1900, 2, 8)}, None),  # everything is slow, not the driver
         ({"tool_latency": Latency(2500, 90, 120, 2)}, None),  # 120 runnable on 2 CPUs: timing means nothing
@@ -183,3 +192,39 @@ def test_ping_plans() -> None:
     assert partial == {"a": [], "b": []}
     with pytest.raises(ValueError):
         pings.plan(ips, "star")
+
+
+@pytest.mark.parametrize(
+    "nic,address,flagged",
+    [
+        ("docker0", "10.0.0.2", True),
+        ("tun0", "10.8.0.2", True),
+        ("enp67s0f5", "172.17.0.2", True),  # docker's default bridge range
+        ("eth0", "198.19.0.1", True),  # the proxy/TUN benchmark range 198.18.0.0/15
+        ("enp67s0f5", "10.213.1.11", False),
+        ("bond0", "172.18.0.5", False),
+    ],
+)
+def test_bridge_or_tunnel_addresses(nic: str, address: str, flagged: bool) -> None:
+    from toolkit.checks.rules import bridge_or_tunnel
+
+    assert bridge_or_tunnel(nic, address) is flagged
+
+
+def test_hccn_conf_must_hold_each_cards_ip(inventory) -> None:
+    views = [healthy(inventory, n) for n in "abc"]
+    views[1].facts["hccn_conf"] = {0: "29.1.0.12", 1: "29.9.9.9"}  # card 1's entry is stale
+    views[2].facts["hccn_conf"] = {0: "29.1.0.13"}  # card 1 has no entry
+    found = {(p.host, p.device, p.check): p for p in evaluate(inventory, views)}
+    assert set(found) == {("b", 1, "hccn-conf"), ("c", 1, "hccn-conf")}
+    assert "address_1=29.9.9.9, hccn_tool -ip -g says 29.1.1.12" in found[("b", 1, "hccn-conf")].observed
+    assert "no address_1" in found[("c", 1, "hccn-conf")].observed
+
+
+def test_hccn_conf_parser() -> None:
+    from toolkit.facts import Raw
+    from toolkit.facts.hccn import NO_CONF, parse_hccn_conf
+
+    text = "address_0=29.1.137.205\nnetmask_0=255.255.0.0\n# comment\n address_12 = 29.1.1.1 \ngarbage\n"
+    assert parse_hccn_conf(Raw(text, 0)) == {0: "29.1.137.205", 12: "29.1.1.1"}
+    assert parse_hccn_conf(Raw(NO_CONF + "\n", 0)) is None

@@ -8,6 +8,7 @@ Hints follow the reference's "first checks" table.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -16,7 +17,7 @@ from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import Inventory, ResolvedHost
-from toolkit.facts.hccn import DeviceFacts
+from toolkit.facts.hccn import HCCN_CONF, DeviceFacts
 
 if TYPE_CHECKING:
     from toolkit.plugin_api import RuntimeProfile
@@ -110,6 +111,7 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
     for v in reachable:
         problems += _npu(inventory, v)
         problems += _devices(v)
+        problems += _hccn_conf(v)
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
         latency = v.facts.get("tool_latency")
@@ -253,6 +255,41 @@ def _devices(v: HostView) -> list[Problem]:
     return out
 
 
+def _hccn_conf(v: HostView) -> list[Problem]:
+    """/etc/hccn.conf must exist and hold each card's IP as hccn_tool reports it: a missing or stale
+    file gave servers that started and then failed ("'device ip' is not set correctly")."""
+    if "hccn_conf" not in v.facts:
+        return []
+    conf = v.facts["hccn_conf"]
+    if conf is None:
+        return [
+            Problem(
+                v.host.name,
+                None,
+                "hccn-conf",
+                f"{HCCN_CONF} is missing",
+                "a key per card: address_N=<card IP>",
+                "write it as hccn_tool -i N -ip -s address ... does (and mount it read-only into containers)",
+            )
+        ]
+    out = []
+    for d, dev in sorted(v.devices.items()):
+        if dev.ip and conf.get(d) != dev.ip:
+            observed = f"address_{d}={conf[d]}" if d in conf else f"no address_{d}"
+            out.append(
+                Problem(
+                    v.host.name,
+                    d,
+                    "hccn-conf",
+                    f"{HCCN_CONF}: {observed}, hccn_tool -ip -g says {dev.ip}",
+                    f"address_{d}={dev.ip}",
+                    f"set the card's IP again with hccn_tool -i {d} -ip -s address {dev.ip} netmask ... (it rewrites "
+                    "the file), or fix the file",
+                )
+            )
+    return out
+
+
 def _tls(views: list[HostView]) -> list[Problem]:
     switches = {
         (v.host.name, d): dev.tls_switch for v in views for d, dev in v.devices.items() if dev.tls_switch is not None
@@ -273,6 +310,21 @@ def _tls(views: list[HostView]) -> list[Problem]:
     ]
 
 
+#: Interfaces no cluster traffic should use: container bridges and proxy/VPN tunnels, by name
+#: prefix and by their default address ranges (docs/ascend-facts.md section 7).
+BRIDGE_NIC_PREFIXES = ("docker", "br-", "virbr", "cni", "flannel", "cali", "veth", "podman", "tun", "utun", "tap")
+BRIDGE_NETWORKS = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("198.18.0.0/15"))
+
+
+def bridge_or_tunnel(nic: str, address: str) -> bool:
+    """The node address sits on a container bridge or a proxy/TUN interface."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return nic.startswith(BRIDGE_NIC_PREFIXES) or any(ip in net for net in BRIDGE_NETWORKS)
+
+
 def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
     out = []
     name, address = v.host.name, v.host.address
@@ -291,6 +343,18 @@ def _host_network(inventory: Inventory, v: HostView) -> list[Problem]:
             )
         )
     else:
+        if bridge_or_tunnel(owner.name, address):
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    "node-address",
+                    f"{address} is on {owner.name}, a container bridge or proxy/TUN interface",
+                    "the host's own address on the cluster network",
+                    "set `address` to the host's cluster-network IP: HCCL_IF_IP and VLLM_HOST_IP come from it, and "
+                    "HCCL link setup over a bridge or TUN times out (EI0006, c10d server socket timeouts)",
+                )
+            )
         if owner.state not in ("UP", "UNKNOWN"):
             out.append(
                 Problem(

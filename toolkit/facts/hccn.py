@@ -143,3 +143,25 @@ def parse_devices(raw: Raw, nonce: str, devices: list[int]) -> dict[int, DeviceF
             if (facts.id, cmd) not in seen:
                 facts.errors[cmd] = "no answer (output cut short)"
     return result
+
+
+HCCN_CONF = "/etc/hccn.conf"
+#: what `hccn_conf_command` prints when the file is missing (its own line, never a key=value)
+NO_CONF = "@@no hccn.conf@@"
+
+
+def hccn_conf_command() -> str:
+    return f"cat {HCCN_CONF} 2>/dev/null || echo {NO_CONF!r}"
+
+
+def parse_hccn_conf(raw: Raw) -> dict[int, str] | None:
+    """`address_N=IP` of /etc/hccn.conf as {N: IP}; None when the file is missing. Other keys
+    (netmask_N, netdetect_N, ...) and lines that are not `key=value` are ignored."""
+    if raw.stdout.strip() == NO_CONF:
+        return None
+    addresses: dict[int, str] = {}
+    for line in raw.stdout.splitlines():
+        m = re.match(r"\s*address_(\d+)\s*=\s*(\S+)\s*$", line)
+        if m:
+            addresses[int(m.group(1))] = m.group(2)
+    return addresses

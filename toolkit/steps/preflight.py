@@ -11,7 +11,7 @@ from toolkit.checks import pings
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
-from toolkit.facts.hccn import device_script, parse_devices
+from toolkit.facts.hccn import device_script, hccn_conf_command, parse_devices, parse_hccn_conf
 from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
@@ -49,6 +49,7 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
+        Fact("hccn_conf", hccn_conf_command(), parse_hccn_conf),
         Fact("routes", route_command(peers), parse_routes),
         Fact("probes", probe_command(probe_targets(inv, host)), parse_probes),
     ]
