@@ -1,8 +1,9 @@
 """The inventory: what a user writes about their cluster, validated before anything runs.
 
-Pure data. `load_inventory` turns a YAML file into an `Inventory` whose hosts are already
-resolved through the precedence levels (see `toolkit.config.vars`), or raises `InvalidFile` with file,
-line, field path and a did-you-mean for every problem found.
+Pure data: the schema and the resolved `Inventory`. `toolkit.config.loader.load_inventory` turns
+a YAML file into one whose hosts are already resolved through the precedence levels (see
+`toolkit.config.vars`), or raises `InvalidFile` with file, line, field path and a did-you-mean
+for every problem found.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The `env_file` step: the host's environment file, written 0600 only when its content differs.
 
-Later commands source this file; `up` (issue 6) adds the plan's HCCL/GLOO/Ray variables."""
+Later commands source this file; `up`'s `deploy_env` step writes the plan's HCCL/GLOO/Ray variables."""
 
 from __future__ import annotations
 
