@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,7 +64,7 @@ def test_lock_is_dropped_when_the_holding_process_dies(session: Session, tmp_pat
         "s = SimpleNamespace(name='head', conn=LocalConnection(SimpleNamespace(name='head')))\n"
         "acquire(s, 'c', 'up'); print('held', flush=True); import time; time.sleep(60)\n"
     ) % str(Path(__file__).resolve().parents[2])
-    proc = subprocess.Popen(["python3", "-c", script], stdout=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env={**os.environ})
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     with pytest.raises(ClusterLocked):
         acquire(session, "c", "down")
