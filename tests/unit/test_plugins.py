@@ -119,6 +119,21 @@ def test_inventory_folder_plugin_is_asked_before_builtins(tmp_path: Path) -> Non
     assert listed["mine/qwen_override"].source == "inventory folder"
 
 
+def test_profiles_are_asked_through_pluggy_so_monitoring_sees_them(builtins) -> None:  # type: ignore[no-untyped-def]
+    """pm.hook, not a hand-made loop: pluggy's monitoring (and its tracing) see the firstresult call,
+    and the answer is attributed to the plugin that gave it."""
+    seen: list[tuple[str, object]] = []
+    undo = builtins.pm.add_hookcall_monitoring(
+        lambda name, impls, kwargs: None, lambda outcome, name, impls, kwargs: seen.append((name, outcome.get_result()))
+    )
+    try:
+        profile, plugin = builtins.profile_for(info("Qwen3-8B"))
+    finally:
+        undo()
+    assert seen == [("ascend_deploy_model_profile", profile)]
+    assert profile.family == "qwen3" and plugin.endswith("qwen")
+
+
 def test_misspelt_hook_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     write_plugin(
         tmp_path / "bad",

@@ -89,11 +89,16 @@ class Plugins:
 
     # ------------------------------------------------------------------ questions
     def profile_for(self, model: ModelInfo) -> tuple[ModelProfile, str]:
-        """The winning profile and the name of the plugin that gave it."""
-        for impl in reversed(self.pm.hook.ascend_deploy_model_profile.get_hookimpls()):
-            answer = impl.function(model=model)
-            if answer is not None:
-                return cast(ModelProfile, answer), impl.plugin_name
+        """The winning profile (asked through `pm.hook`, so pluggy's firstresult order, monitoring and
+        tracing apply) and the name of the plugin that gave it: pluggy does not say which
+        implementation answered, so the answer is attributed to the first one, in pluggy's call
+        order, that returns the same profile (profile hooks are pure questions about a model)."""
+        answer = self.pm.hook.ascend_deploy_model_profile(model=model)
+        if answer is not None:
+            for impl in reversed(self.pm.hook.ascend_deploy_model_profile.get_hookimpls()):
+                if impl.function(model=model) == answer:
+                    return cast(ModelProfile, answer), impl.plugin_name
+            return cast(ModelProfile, answer), "?"
         raise BadInput(
             f"no plugin claims the model {model.name!r}",
             hint="the built-in generic plugin is missing; reinstall ascend-deploy",
