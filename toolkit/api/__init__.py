@@ -17,7 +17,6 @@ from typing import Any
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "ClusterRun": "context",
     "ConnectFn": "context",
     "Options": "context",
     "load": "context",

@@ -1,6 +1,6 @@
 """What every library entry point shares: the options, the hosts they act on, the executor
-(one connection per host for the whole command), the plugins and the plan, held together by
-`ClusterRun` so an entry point is a few lines of orchestration."""
+(one connection per host for the whole command), the plugins and the plan, so that an entry
+point is a few lines of orchestration."""
 
 from __future__ import annotations
 
@@ -155,23 +155,3 @@ def require_all_hosts(opts: Options, command: str) -> None:
             f"`{command}` acts on the whole cluster; --limit is not accepted",
             hint="edit the inventory to change which hosts take part",
         )
-
-
-@dataclass
-class ClusterRun:
-    """One command against one cluster: the inventory, the options, where events go and how hosts
-    are reached. Entry points build one and ask it for the executor and the plan."""
-
-    inventory: Inventory
-    opts: Options = field(default_factory=Options)
-    emit: EventSink = no_events
-    connect: ConnectFn | None = None
-
-    def executor(self) -> Executor:
-        return make_executor(self.inventory, self.opts, emit=self.emit, connect=self.connect)
-
-    def plan(self, executor: Executor | None = None, local: tuple[dict | None, str | None] | None = None) -> "Plan":
-        return plan_for(self.inventory, executor, local)
-
-    def whole_cluster(self, command: str) -> None:
-        require_all_hosts(self.opts, command)
