@@ -120,11 +120,7 @@ def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
 
 def plan(inventory: Inventory, config: dict | None = None, config_source: str | None = None) -> "Plan":
     """The full deployment plan (pure); `config` defaults to the locally readable config.json."""
-    from toolkit.planner.plan import make_plan
-
-    if config is None:
-        config, config_source = read_model_config(inventory)
-    return make_plan(inventory, plugins_for(inventory), config, config_source)
+    return plan_for(inventory, local=(config, config_source) if config is not None else None)
 
 
 def plan_for(
