@@ -424,14 +424,14 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
     assert (
         summary.serving
         and summary.changed
-        and summary.answers() == {"models": ["Qwen2.5-7B-Instruct"], "completion": " Paris", "chat": "hi"}
+        and summary.answers == {"models": ["Qwen2.5-7B-Instruct"], "completion": " Paris", "chat": "hi"}
     )
     settle(cluster, inv, plan)
     again = run_renamed(plan, _snapshot(True, {"10.0.0.1": 1, "10.0.0.2": 1}))
     assert again.ok and ops(again) == {} and not UpReport(str(inv.path), plan, run=again).changed
     ready = next(s for s in again.stages if s.step == "ray_ready").hosts["n0"].data
     assert ready.get("snapshot") is True  # nothing restarted: the background answer is trusted
-    assert UpReport(str(inv.path), plan, run=again).answers() == {"models": ["Qwen2.5-7B-Instruct"]}  # no test requests
+    assert UpReport(str(inv.path), plan, run=again).answers == {"models": ["Qwen2.5-7B-Instruct"]}  # no test requests
     inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2, "max_num_seqs": 8})
     changed = ops(run_renamed(api.plan(inv2)))
     assert set(changed) == {"my-mllv"} and any("start vLLM" in o for o in changed["my-mllv"])
@@ -440,3 +440,46 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
     assert any("the head restarted" in o for o in rejoin["my-srekrow-yar"]) and any(
         "Ray restarted" in o for o in rejoin["my-mllv"]
     )
+
+
+def test_report_documents_come_from_the_serializer(setup: Any) -> None:
+    """The `--json` documents of up/down/status/generate are `serial.plain` of the reports: the keys
+    the CLI has always printed, with the computed values (stages, answers, examples, plan)."""
+    import json
+
+    from toolkit.api import DownReport, GenerateReport, StatusReport, UpReport
+    from toolkit.planner.plan import plan_to_dict
+
+    inv, cluster, plan = setup
+    connect, _ = fake_factory(cluster)
+    with Executor(inv.hosts, connect=connect) as ex:
+        run = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan))
+    up = json.loads(json.dumps(UpReport(str(inv.path), plan, run=run, duration=1.23456).to_dict()))
+    assert list(up) == [
+        *("ok", "inventory", "check", "changed", "failed_stage", "duration", "endpoint", "served_model"),
+        *("stages", "answers", "serving", "notes", "examples", "preflight", "run", "plan"),
+    ]
+    assert up["duration"] == 1.235 and up["served_model"] == plan.served_name.value and up["serving"]
+    assert [s["name"] for s in up["stages"]] == [s.name for s in run.stages]
+    assert set(up["stages"][0]) == {"name", "seconds", "status"} and up["answers"]["completion"] == " Paris"
+    assert set(up["examples"]) == {"curl", "python"} and up["plan"] == json.loads(json.dumps(plan_to_dict(plan)))
+    failed = UpReport(str(inv.path), plan, run=run, failed_stage="vllm").to_dict()
+    assert failed["ok"] is False and failed["examples"] == {} and failed["serving"] is False
+
+    down = DownReport(str(inv.path), run, 2.0, None, ["a note"]).to_dict()
+    assert list(down) == ["ok", "inventory", "duration", "hosts", "notes", "run"] and down["notes"] == ["a note"]
+    assert set(down["hosts"]) == {h.name for h in inv.hosts}
+    row = {"host": "n0", "reachable": True, "ray_node": True, "health": 503}
+    status = StatusReport(str(inv.path), plan, [row], 0.5, ["n"]).to_dict()
+    assert status == {
+        "ok": False,
+        "inventory": str(inv.path),
+        "endpoint": plan.endpoint,
+        "served_model": plan.served_name.value,
+        "duration": 0.5,
+        "hosts": [row],
+        "notes": ["n"],
+    }
+    gen = GenerateReport(str(inv.path), plan, run, 4, {"seconds": 2.0, "done": 4, "output_tokens": 10}).to_dict()
+    assert gen["rates"] == {"prompts_per_s": 2.0, "output_tokens_per_s": 5.0} and gen["failed_stage"] is None
+    assert list(gen) == ["ok", "inventory", "results", "out", "summary", "rates", "duration", "failed_stage", "run"]

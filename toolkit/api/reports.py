@@ -1,5 +1,6 @@
 """What the entry points return: one report per command, each with `ok` (the exit code) and
-`to_dict()` (the `--json` document). Reports keep every host's outcome, never only the first error."""
+`to_dict()` (the `--json` document, made by `serial.plain` from the fields and the computed
+properties each report names). Reports keep every host's outcome, never only the first error."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ class UpReport:
     check: bool = False
     lock: Held | None = None
 
+    __json_extra__ = (
+        *("ok", "inventory", "check", "changed", "failed_stage", "duration", "endpoint", "served_model"),
+        *("stages", "answers", "serving", "notes", "examples", "preflight", "run", "plan"),
+    )
+    __json_skip__ = ("inventory", "plan", "preflight", "run", "failed_stage", "duration", "check", "lock")
+    __json_as__ = {"plan": "plan_document", "examples": "examples_when_serving"}
+    __json_round__ = {"duration": 3}
+
     @property
     def ok(self) -> bool:
         return self.failed_stage is None
@@ -39,6 +48,22 @@ class UpReport:
         """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
         ready = next((st for st in self.run.stages if st.step == "vllm_ready"), None) if self.run else None
         return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
+
+    @property
+    def endpoint(self) -> str:
+        return self.plan.endpoint
+
+    @property
+    def served_model(self) -> str:
+        return self.plan.served_name.value
+
+    @property
+    def notes(self) -> list[str]:
+        return self.lock.notes if self.lock else []
+
+    @property
+    def stages(self) -> list[StageTime]:
+        return [StageTime(*row) for row in self.stage_times()]
 
     def stage_times(self) -> list[tuple[str, float, str]]:
         out = []
@@ -60,35 +85,40 @@ class UpReport:
             out.append((s.name, s.duration, status))
         return out
 
+    @property
     def answers(self) -> dict[str, Any]:
+        """What the server answered to the readiness requests (models, completion, chat)."""
         if not self.run:
             return {}
         ready = next((s for s in self.run.stages if s.step == "vllm_ready"), None)
         head = ready.hosts.get(self.plan.head.name) if ready else None
         return dict(head.data.get("answers", {})) if head else {}
 
+    @property
     def examples(self) -> dict[str, str]:
         return usage_examples(self.plan)
 
+    @property
+    def examples_when_serving(self) -> dict[str, str]:
+        return self.examples if self.serving else {}
+
+    @property
+    def plan_document(self) -> dict[str, Any]:
+        return plan_to_dict(self.plan)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "check": self.check,
-            "changed": self.changed,
-            "failed_stage": self.failed_stage,
-            "duration": round(self.duration, 3),
-            "endpoint": self.plan.endpoint,
-            "served_model": self.plan.served_name.value,
-            "stages": [{"name": n, "seconds": round(d, 3), "status": st} for n, d, st in self.stage_times()],
-            "answers": self.answers(),
-            "serving": self.serving,
-            "notes": self.lock.notes if self.lock else [],
-            "examples": self.examples() if self.serving else {},
-            "preflight": self.preflight.to_dict() if self.preflight is not None else None,
-            "run": self.run.to_dict() if self.run else None,
-            "plan": plan_to_dict(self.plan),
-        }
+        return dict(plain(self))
+
+
+@dataclass
+class StageTime:
+    """One row of `up`'s stage table."""
+
+    name: str
+    seconds: float
+    status: str
+
+    __json_round__ = {"seconds": 3}
 
 
 def usage_examples(plan: Plan) -> dict[str, str]:
@@ -124,11 +154,22 @@ class DownReport:
     lock: Held | None = None
     notes: list[str] = field(default_factory=list)
 
+    __json_extra__ = ("ok", "inventory", "duration", "hosts", "notes", "run")
+    __json_skip__ = ("inventory", "run", "duration", "lock", "notes")
+    __json_as__ = {"notes": "all_notes"}
+    __json_round__ = {"duration": 3}
+
     @property
     def ok(self) -> bool:
         return self.run.ok
 
+    @property
+    def all_notes(self) -> list[str]:
+        return self.notes + (self.lock.notes if self.lock else [])
+
+    @property
     def hosts(self) -> dict[str, dict[str, Any]]:
+        """Per host: the stages that stopped something, whether it is clean, its first error."""
         out: dict[str, dict[str, Any]] = {}
         for stage in self.run.stages:
             for name, h in stage.hosts.items():
@@ -142,15 +183,7 @@ class DownReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        notes = self.notes + (self.lock.notes if self.lock else [])
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "duration": round(self.duration, 3),
-            "hosts": self.hosts(),
-            "notes": notes,
-            "run": self.run.to_dict(),
-        }
+        return dict(plain(self))
 
 
 @dataclass
@@ -160,6 +193,18 @@ class StatusReport:
     hosts: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    __json_extra__ = ("ok", "inventory", "endpoint", "served_model", "duration", "hosts", "notes")
+    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes")
+    __json_round__ = {"duration": 3}
+
+    @property
+    def endpoint(self) -> str:
+        return self.plan.endpoint
+
+    @property
+    def served_model(self) -> str:
+        return self.plan.served_name.value
 
     @property
     def ok(self) -> bool:
@@ -171,15 +216,7 @@ class StatusReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "endpoint": self.plan.endpoint,
-            "served_model": self.plan.served_name.value,
-            "duration": round(self.duration, 3),
-            "hosts": self.hosts,
-            "notes": self.notes,
-        }
+        return dict(plain(self))
 
 
 @dataclass
@@ -211,11 +248,21 @@ class GenerateReport:
     out: str | None = None
     duration: float = 0.0
 
+    __json_extra__ = ("ok", "inventory", "results", "out", "summary", "rates", "duration", "failed_stage", "run")
+    __json_skip__ = ("inventory", "plan", "run", "results", "summary", "out", "duration")
+    __json_round__ = {"duration": 3}
+
     @property
     def ok(self) -> bool:
         return self.run.ok
 
+    @property
+    def failed_stage(self) -> str | None:
+        return self.run.failed_stage
+
+    @property
     def rates(self) -> dict[str, float]:
+        """Prompts and output tokens per second over the batch's own time."""
         seconds = self.summary.get("seconds") or 0.0
         if not seconds:
             return {}
@@ -225,14 +272,4 @@ class GenerateReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "inventory": self.inventory,
-            "results": self.results,
-            "out": self.out,
-            "summary": self.summary,
-            "rates": self.rates(),
-            "duration": round(self.duration, 3),
-            "failed_stage": self.run.failed_stage,
-            "run": self.run.to_dict(),
-        }
+        return dict(plain(self))

@@ -485,7 +485,7 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
             + Text(f" (Ray: {report.plan.ray_address})", style="dim")
         )
         return
-    answers = report.answers()
+    answers = report.answers
     out.print(
         Text("ready: ", style="bold green")
         + Text(
@@ -496,7 +496,7 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
     )
     if answers.get("chat") is not None:
         out.print(Text("test chat answer: ", style="dim") + Text(repr(answers["chat"])[:160]))
-    ex = report.examples()
+    ex = report.examples
     out.print(Text("\ncurl:", style="bold"))
     out.print(ex["curl"], soft_wrap=True)
     out.print(Text("\nPython (pip install openai):", style="bold"))
@@ -510,7 +510,7 @@ def render_down(report: DownReport) -> None:
     table.add_column("stopped")
     table.add_column("clean")
     table.add_column("error")
-    for name, row in report.hosts().items():
+    for name, row in report.hosts.items():
         clean = row["clean"]
         table.add_row(
             name,
@@ -620,7 +620,7 @@ def render_generate(report: GenerateReport) -> None:
         render_report(report.run)
         return
     s = report.summary
-    rates = report.rates()
+    rates = report.rates
     err.print(
         Text("generate: ", style="bold green")
         + Text(
