@@ -483,3 +483,24 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
     gen = GenerateReport(str(inv.path), plan, run, 4, {"seconds": 2.0, "done": 4, "output_tokens": 10}).to_dict()
     assert gen["rates"] == {"prompts_per_s": 2.0, "output_tokens_per_s": 5.0} and gen["failed_stage"] is None
     assert list(gen) == ["ok", "inventory", "results", "out", "summary", "rates", "duration", "failed_stage", "run"]
+
+
+def test_one_cluster_object_runs_up_status_and_down(setup: Any) -> None:
+    """`api.Cluster` holds the inventory, options, event sink and connection factory once; its
+    methods are the entry points (the CLI builds one per command)."""
+    from toolkit.engine.executor import EventKind
+
+    inv, cluster, plan = setup
+    connect, made = fake_factory(cluster)
+    events: list[Any] = []
+    run = api.Cluster.open(inv.path, api.Options(), emit=events.append, connect=connect)
+    assert [h.name for h in run.inventory.hosts] == ["n0", "n1"] and run.plan().served_name == plan.served_name
+    up = run.up(skip_preflight=True)
+    assert up.ok and up.serving and up.changed
+    assert {e.kind for e in events} >= {EventKind.START, EventKind.DONE, EventKind.ACTION}
+    settle(cluster, inv, plan)
+    status = run.status()
+    assert status.served_model == plan.served_name.value and {r["host"] for r in status.hosts} == {"n0", "n1"}
+    down = run.down()
+    assert down.ok and set(down.hosts) == {"n0", "n1"}
+    assert any("vllm" in c or "ray stop" in c for c in cluster.hosts["n0"].ops[-20:])

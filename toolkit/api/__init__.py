@@ -5,9 +5,10 @@ A thin facade: each name is imported from its module on first use, so `import to
 stays cheap for commands that need one entry point.
 
     from toolkit import api
-    inv = api.load(Path("inventories/prod.yaml"), api.Options())
-    report = api.up(inv, api.Options())          # UpReport: stages, answers, examples
-    api.status(inv, api.Options()).to_dict()     # what runs there now
+    cluster = api.Cluster.open(Path("inventories/prod.yaml"), api.Options())
+    report = cluster.up()                        # UpReport: stages, answers, examples
+    cluster.status().to_dict()                   # what runs there now
+    api.status(cluster.inventory, api.Options()) # the same, as a module function
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 #: public name -> the module that defines it
 _EXPORTS = {
+    "Cluster": "cluster",
     "ConnectFn": "context",
     "Options": "context",
     "load": "context",

@@ -165,7 +165,7 @@ def facts(
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, check, accept_new_host_keys, set_)
     with _progress(verbose, json_) as progress:
-        report = api.facts(inv, opts, emit=progress)
+        report = api.Cluster(inv, opts, progress).facts()
     if json_:
         stage = report.stages[0]
         render.print_json(
@@ -219,7 +219,7 @@ def run(
     opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with _progress(verbose, json_) as progress:
-        report = api.run(playbook, inv, opts, emit=progress)
+        report = api.Cluster(inv, opts, progress).run(playbook)
     _finish(report, json_, "render_report")
 
 
@@ -256,7 +256,7 @@ def check_net(
     inv = _inventory(inventory, set_)
     opts = _options(limit, forks, verbose, False, accept_new_host_keys, set_)
     with _progress(verbose, json_) as progress:
-        report = api.check_net(inv, opts, mode=mode, packets=packets, emit=progress)
+        report = api.Cluster(inv, opts, progress).check_net(mode=mode, packets=packets)
     _finish(report, json_, "render_check_net")
 
 
@@ -399,7 +399,7 @@ def up(
     opts.tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
     opts.skip_tags = {t.strip() for t in (skip_tags or "").split(",") if t.strip()}
     with _progress(verbose, json_) as progress:
-        report = api.up(inv, opts, skip_preflight=skip_preflight, emit=progress, record=record_inventory)
+        report = api.Cluster(inv, opts, progress).up(skip_preflight=skip_preflight, record=record_inventory)
     _finish(report, json_, "render_up", actions_logged=getattr(progress, "logged_actions", False))
 
 
@@ -421,7 +421,7 @@ def down(
     inv = _inventory(inventory, None)
     opts = _options(None, forks, verbose, check, accept_new_host_keys, None)
     with _progress(verbose, json_) as progress:
-        report = api.down(inv, opts, emit=progress)
+        report = api.Cluster(inv, opts, progress).down()
     _finish(report, json_, "render_down")
 
 
@@ -442,7 +442,7 @@ def status(
     inv = _inventory(inventory, set_)
     opts = _options(None, None, False, False, accept_new_host_keys, set_)
     with _progress(False, json_) as progress:
-        report = api.status(inv, opts, emit=progress)
+        report = api.Cluster(inv, opts, progress).status()
     _finish(report, json_, "render_status")
 
 
@@ -473,7 +473,7 @@ def logs(
     inv = _inventory(inventory, None)
     opts = _options(host, None, False, False, accept_new_host_keys, None)
     with _progress(False, json_) as progress:
-        report = api.logs(inv, opts, tail=tail, out_dir=out_dir, emit=progress)
+        report = api.Cluster(inv, opts, progress).logs(tail=tail, out_dir=out_dir)
     _finish(report, json_, "render_logs")
 
 
@@ -694,8 +694,8 @@ def generate(
                 sys.stdout.flush()
 
         with _progress(verbose, json_) as progress:
-            report = api.generate(
-                inv, opts, items, params, on_result=on_result, stop_server=stop_server, timeout=timeout, emit=progress
+            report = api.Cluster(inv, opts, progress).generate(
+                items, params, on_result=on_result, stop_server=stop_server, timeout=timeout
             )
     finally:
         if sink is not None:
