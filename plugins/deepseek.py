@@ -3,11 +3,12 @@
 Source: vllm-ascend DeepSeek-R1/V3 tutorials: W8A8 fits one A3 node (16 dies) or two A2 nodes
 (16 x 64 GB), served with `--quantization ascend`, `--enable-expert-parallel`,
 `--trust-remote-code`, `HCCL_BUFFSIZE=1024`; BF16 needs twice the devices (four A2 nodes).
+DeepSeek-V3.1 W8A8 on two A2 hosts is published as DP 4 x TP 4 without Ray (section 7).
 """
 
 from __future__ import annotations
 
-from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows
+from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows, with_layout
 
 SOURCE = "vllm-ascend DeepSeek-R1 / V3 tutorials (docs/ascend-facts.md sections 3 and 5)"
 
@@ -24,7 +25,9 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
     return ModelProfile(
         family="deepseek-v3",
         source=SOURCE,
-        rows=sizing_rows(cards, 32768),
+        rows=with_layout(sizing_rows(cards, 32768), "910B", tp=4, dp=4, note="vllm-ascend recipe: DP 4 x TP 4, no Ray")
+        if w8a8
+        else sizing_rows(cards, 32768),
         extra_args=("--enable-expert-parallel",),
         env={"HCCL_BUFFSIZE": "1024", "HCCL_CONNECT_TIMEOUT": "1200"},
         trust_remote_code=True,

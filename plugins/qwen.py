@@ -3,7 +3,8 @@
 Source: Huawei ModelArts sizing table (min cards / max-model-len on 64 GB cards):
 Qwen2.5-0.5B..14B 1/32K; Qwen2.5-32B 2/32K; Qwen2.5-72B, Qwen2-72B 4/32K; Qwen3-0.6B..14B 1/32K;
 Qwen3-30B-A3B, Qwen3-32B, QwQ-32B 2/32K; Qwen3-235B-A22B 16/64K; 32 GB cards: double.
-vllm-ascend tutorials: Qwen3 MoE with `--enable-expert-parallel`; W8A8 with `--quantization ascend`.
+vllm-ascend tutorials: Qwen3 MoE with `--enable-expert-parallel`; W8A8 with `--quantization ascend`;
+Qwen3-235B-A22B on two A2 hosts as DP 2 x TP 8 without Ray (docs/ascend-facts.md section 7).
 Qwen3's native window is 40960 tokens: 64K uses YaRN rope scaling (factor 2 over 32768), as
 the Qwen3 model card describes.
 """
@@ -11,7 +12,7 @@ the Qwen3 model card describes.
 from __future__ import annotations
 
 from toolkit.planner.memory import params, shape_of
-from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows
+from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows, with_layout
 
 SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials (docs/ascend-facts.md section 5)"
 YARN_64K = {"rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32768}}
@@ -22,6 +23,8 @@ TABLE: dict[str, list[tuple[float, int, int, dict]]] = {
     "qwen3": [(14.9, 1, 32768, {}), (33, 2, 32768, {})],
     "qwen3-moe": [(31, 2, 32768, {}), (236, 16, 65536, {"hf_overrides": YARN_64K})],
 }
+#: (family, min 64 GB cards) -> the published data-parallel layout on A2 (910B): (TP, DP)
+DP_LAYOUTS = {("qwen3-moe", 16): (8, 2)}
 
 
 def _family(model: ModelInfo) -> str | None:
@@ -47,7 +50,11 @@ def rows_for(family: str, size: float | None) -> tuple[Row, ...]:
         return ()
     for largest, cards, max_len, extra in TABLE[family]:
         if size <= largest:
-            return sizing_rows(cards, max_len, **extra)
+            rows = sizing_rows(cards, max_len, **extra)
+            if (family, cards) in DP_LAYOUTS:
+                tp, dp = DP_LAYOUTS[family, cards]
+                rows = with_layout(rows, "910B", tp=tp, dp=dp, note=f"vllm-ascend tutorial: DP {dp} x TP {tp}, no Ray")
+            return rows
     return ()
 
 

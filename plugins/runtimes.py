@@ -3,7 +3,9 @@
 Source: docs/ascend-facts.md section 4 (vllm-ascend release notes and tutorials):
 compatibility sets (vllm-ascend / vLLM / CANN / torch_npu); `--num-scheduler-steps` and
 `--multi-step-stream-outputs` removed from vLLM (Aug 2025); `--additional-config` key
-`torchair_graph_config` removed in vllm-ascend 0.12; Ray resource `NPU` (never `--num-gpus`).
+`torchair_graph_config` removed in vllm-ascend 0.12; Ray resource `NPU` (never `--num-gpus`);
+Ray + expert parallel broken from 0.11 (ACL stream synchronize failed, 507014; Ray PP/DP failing
+across nodes in 2026 reports). Section 7: the multi-node recipes' environment on every host.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ RAY = {
     "--num-gpus": "registers 'GPU' resources that vllm-ascend never requests ('Current node has no NPU available'); "
     "ascend-deploy registers each host's devices as Ray's 'NPU' resource",
 }
+
+RAY_EP_BROKEN = (
+    "vllm-ascend {version} lists Ray + expert parallel as broken (ACL stream synchronize failed, error code "
+    "507014; Ray PP/DP also fail across nodes while Ray TP works)"
+)
+#: vllm-ascend's multi-node recipes (tutorials, nightly multi-node tests), on every host
+MULTI_NODE_ENV = {
+    "OMP_PROC_BIND": "false",
+    "OMP_NUM_THREADS": "1",
+    "HCCL_BUFFSIZE": "1024",
+    "PYTORCH_NPU_ALLOC_CONF": "expandable_segments:True",
+    "TASK_QUEUE_ENABLE": "1",
+}
+A3_ENV = {"A3": {"HCCL_OP_EXPANSION_MODE": "AIV"}}
 
 #: (vllm-ascend, vLLM, CANN, torch_npu)
 SETS = [
@@ -51,6 +67,9 @@ def _profile(ascend: str, vllm: str, cann: str, torch_npu: str) -> RuntimeProfil
         removed_ray_flags=RAY,
         removed_config_keys=keys,
         structured_output="structured_outputs" if major_minor >= (0, 11) else "guided_json",  # renamed in vLLM 0.10.2
+        ray_expert_parallel_broken=RAY_EP_BROKEN.format(version=ascend) if major_minor >= (0, 11) else None,
+        multi_node_env=MULTI_NODE_ENV,
+        multi_node_env_by_class=A3_ENV,
     )
 
 

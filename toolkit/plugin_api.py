@@ -9,7 +9,7 @@ Everything here is plain frozen data so the planner stays pure and plugins stay 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import pluggy
@@ -106,6 +106,14 @@ class RuntimeProfile:
     beam_search: bool = True  # the server's use_beam_search
     #: request field for JSON-schema decoding: structured_outputs | guided_json | response_format
     structured_output: str = "structured_outputs"
+    #: the command that serves (the dp launcher's ranks need it: `--headless` is handled there)
+    serve_argv: tuple[str, ...] = ("vllm", "serve")
+    #: why Ray + expert parallel must not be planned on this release (None: not known broken)
+    ray_expert_parallel_broken: str | None = None
+    #: settings the release's multi-node recipes put on every host (OMP, HCCL buffers, allocator)
+    multi_node_env: Mapping[str, str] = field(default_factory=dict)
+    #: more of them per device class (A3 recipes add HCCL_OP_EXPANSION_MODE=AIV)
+    multi_node_env_by_class: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def version_key(self) -> tuple[int, ...]:
@@ -123,3 +131,16 @@ def sizing_rows(
         tp = min(n, DEVICES_PER_NODE[cls])
         rows.append(Row(hardware=cls, devices=n, tp=tp, pp=n // tp, max_model_len=max_model_len, **extra))
     return tuple(rows)
+
+
+def with_layout(rows: tuple[Row, ...], hardware: str, *, tp: int, dp: int, note: str) -> tuple[Row, ...]:
+    """`rows` with the `hardware` row re-laid out as TP x DP (PP 1) over the same devices: a
+    published data-parallel recipe (e.g. DP 2 x TP 8 on two A2 hosts) instead of TP x PP."""
+    out = []
+    for row in rows:
+        if row.hardware == hardware:
+            if tp * dp != row.devices:
+                raise ValueError(f"TP {tp} x DP {dp} != the row's {row.devices} devices")
+            row = replace(row, tp=tp, pp=1, dp=dp, note=note)
+        out.append(row)
+    return tuple(out)

@@ -110,4 +110,4 @@ def test_steps_take_launch_commands_from_the_plans_runtime(tmp_path: Path, monke
     assert any("WRAPPED_ENTER" in c and "ray start" in c for c in ran)
     assert any("WRAPPED_DETACHED setsid nohup" in c for c in ran)
     assert not any("ray start" in c and "WRAPPED_ENTER" not in c for c in ran)
-    assert set(LAUNCHERS) == {"ray"} and set(RUNTIMES) == {"host", "wrapped"}
+    assert set(LAUNCHERS) == {"ray", "dp", "mp"} and set(RUNTIMES) == {"host", "wrapped"}

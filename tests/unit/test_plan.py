@@ -306,15 +306,22 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ CLI
 
 
-@pytest.mark.parametrize("name", ["example.yaml", "deepseek-r1-a3.yaml", "qwen3-235b-2xa2.yaml"])
-def test_plan_cli_on_the_example_inventories(name: str) -> None:
+@pytest.mark.parametrize(
+    "name, launcher, command",
+    [
+        ("example.yaml", "ray", "python3 -m vllm.entrypoints.openai.api_server"),
+        ("deepseek-r1-a3.yaml", "mp", "vllm serve /data/models/DeepSeek-R1-w8a8"),  # one A3 host: no Ray
+        ("qwen3-235b-2xa2.yaml", "dp", "vllm serve /data/models/Qwen3-235B-A22B"),  # the published DP 2 x TP 8
+    ],
+)
+def test_plan_cli_on_the_example_inventories(name: str, launcher: str, command: str) -> None:
     r = cli("plan", f"inventories/{name}", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)["plan"]
-    assert data["memory"]["fits"] and data["model"]["config"]
+    assert data["memory"]["fits"] and data["model"]["config"] and data["launch"]["launcher"]["value"] == launcher
     table = cli("plan", f"inventories/{name}")
-    assert table.returncode == 0 and "vLLM on" in table.stdout and "ray start" in table.stdout
-    assert "python3 -m vllm.entrypoints.openai.api_server" in table.stdout
+    assert table.returncode == 0 and "vLLM on" in table.stdout and command in table.stdout
+    assert ("ray start" in table.stdout) == (launcher == "ray")
 
 
 def test_plan_cli_invalid_exits_2_listing_problems(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_builtin_rows_agree_with_the_sizing_table(builtins, name: str) -> None: 
     row = profile.row_for("910B")
     assert row is not None, f"{name}: no 910B row in plugin {profile.family}"
     assert (row.devices, row.max_model_len) == (cards, max_len)
-    assert row.tp * row.pp == row.devices
+    assert row.tp * row.pp * row.dp == row.devices
     assert profile.row_for("910B4").devices == 2 * cards  # 32 GB cards: double
     assert profile.row_for("A3").devices == cards
 
@@ -74,7 +74,8 @@ def test_deepseek_w8a8_asks_for_ascend_quantization(builtins) -> None:  # type: 
     bf16 = builtins.profile_for(info("DeepSeek-R1"))[0]
     assert (w8.quantization, w8.row_for("910B").devices, w8.row_for("A3").devices) == ("ascend", 16, 16)
     assert (bf16.quantization, bf16.row_for("910B").devices) == (None, 32)
-    assert w8.row_for("910B").tp == 8 and w8.row_for("910B").pp == 2  # two A2 nodes
+    dp4 = w8.row_for("910B")  # two A2 nodes: the published DP 4 x TP 4 without Ray
+    assert (dp4.tp, dp4.pp, dp4.dp) == (4, 1, 4) and "DP 4 x TP 4" in dp4.note
     assert "--enable-expert-parallel" in w8.extra_args and w8.env["HCCL_BUFFSIZE"] == "1024"
 
 

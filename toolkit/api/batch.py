@@ -13,6 +13,8 @@ from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
 from toolkit.engine.runner import run_playbook
+from toolkit.errors import BadInput
+from toolkit.launch import launch_for
 from toolkit.steps import load_playbook
 
 
@@ -44,6 +46,9 @@ def generate(
         skip.add("stop-server")
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         plan = plan_for(inventory, executor)
+        refusal = launch_for(plan).launcher.batch_unsupported
+        if refusal:
+            raise BadInput(f"generate on launcher {plan.launcher.value}: {refusal}", hint=refusal.rsplit(". ", 1)[-1])
         if plan.backend.value == "mp":
             skip.add("ray")
         run = run_playbook(

@@ -17,7 +17,7 @@ from toolkit.engine.lock import cluster_lock
 from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, check_tags, run_playbook
 from toolkit.facts.deploy import Paths
-from toolkit.planner.plan import Plan, ray_temp_dir
+from toolkit.planner.plan import ray_temp_dir
 from toolkit.steps import load_playbook
 from toolkit.transport.shell import q
 
@@ -37,9 +37,9 @@ def up(
     """Preflight, env, Ray head + workers, wait for Ray, vLLM, readiness. Stops at the first failed stage."""
     from toolkit.checks.report import build
     from toolkit.checks.rules import runtime_problems
+    from toolkit.launch import launch_for
 
     require_all_hosts(opts, "up")
-    check_tags(load_playbook("up"), opts.tags or None, opts.skip_tags or None)
     started = time.monotonic()
     local = read_model_config(inventory)
     plan = plan_for(inventory, local=local) if local[0] is not None else None  # fail fast, before any SSH
@@ -50,9 +50,13 @@ def up(
         report = UpReport(str(inventory.path), plan or plan_for(inventory, executor, local), check=opts.check)
         if not opts.check:  # --check changes nothing: no lock
             report.lock = held.enter_context(cluster_lock(executor, inventory.head, inventory.name, "up"))
+        launcher = launch_for(report.plan).launcher
+        book = load_playbook(launcher.up_playbook)
+        check_tags(book, opts.tags or None, opts.skip_tags or None)
         shared = Shared(plan=report.plan, api_key=key)
-        if not opts.check:
-            shared.ray_snapshot = ray_snapshot(executor, inventory.head, report.plan)
+        snapshot = launcher.snapshot_command()
+        if not opts.check and snapshot is not None:
+            shared.ray_snapshot = background(executor, inventory.head, snapshot)
         if not skip_preflight:
             run = run_playbook(
                 load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
@@ -66,7 +70,7 @@ def up(
                 return report
         skip = set(opts.skip_tags) | ({"verify"} if opts.check else set())
         run = run_playbook(
-            load_playbook("up"),
+            book,
             inventory,
             executor,
             check=opts.check,
@@ -82,24 +86,20 @@ def up(
     return report
 
 
-def ray_snapshot(executor: Executor, head: ResolvedHost, plan: Plan) -> "Future[Any]":
-    """Ask Ray for its nodes on the head in the background while the other stages run (see
-    `RayLauncher.snapshot_command`); the thread ends with its command, or when the executor closes."""
+def background(executor: Executor, head: ResolvedHost, command: str) -> "Future[Any]":
+    """Run the launcher's snapshot command on the head in the background while the other stages
+    run (see `RayLauncher.snapshot_command`); the thread ends with its command, or when the
+    executor closes."""
     import threading
     from concurrent.futures import Future
-
-    from toolkit.launch import launch_for
 
     future: Future[Any] = Future()
 
     def query() -> None:
         try:
-            session = executor.session(
-                head
-            )  # no stage: a failure to connect is reported by the stage that needs the head
-            future.set_result(
-                session.run(launch_for(plan).launcher.snapshot_command(), timeout=60, check=False, setup=True)
-            )
+            # no stage: a failure to connect is reported by the stage that needs the head
+            session = executor.session(head)
+            future.set_result(session.run(command, timeout=60, check=False, setup=True))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
             future.set_exception(exc)
 

@@ -39,11 +39,15 @@ def status(
             "address": hp.address,
             "reachable": reachable,
             "error": h.error.message if h.error else None,
+            # what must run here: a Ray node, or (launchers dp, mp) this host's own vLLM rank(s)
+            "runs": "vllm" if hp.server_argv else "ray",
             "ray_running": d.get("ray_running"),
             "ray_node": hp.address in nodes,
             "npu": int(nodes[hp.address]) if hp.address in nodes else None,
             "npu_planned": len(hp.devices),
         }
+        if hp.server_argv:
+            row.update(ranks=list(hp.ranks), vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"))
         if hp.role == "head":
             row.update(
                 vllm_pid=d.get("vllm_pid"),
@@ -53,6 +57,8 @@ def status(
                 endpoint=plan.endpoint,
                 last_log_line=d.get("last_log_line"),
                 ray_nodes=len(nodes),
+                engines=d.get("engines"),
+                engines_planned=plan.dp.value if isinstance(plan.dp.value, int) else None,
             )
         rows.append(row)
     return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)

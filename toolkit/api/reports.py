@@ -13,6 +13,9 @@ from toolkit.engine.runner import HostStatus, RunReport
 from toolkit.planner.plan import Plan, plan_to_dict
 from toolkit.serial import plain
 
+#: the steps that verify the server answers (one per launcher family's playbook)
+READY_STEPS = ("vllm_ready", "dp_ready")
+
 
 @dataclass
 class UpReport:
@@ -46,7 +49,7 @@ class UpReport:
     @property
     def serving(self) -> bool:
         """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
-        ready = next((st for st in self.run.stages if st.step == "vllm_ready"), None) if self.run else None
+        ready = next((st for st in self.run.stages if st.step in READY_STEPS), None) if self.run else None
         return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
 
     @property
@@ -90,7 +93,7 @@ class UpReport:
         """What the server answered to the readiness requests (models, completion, chat)."""
         if not self.run:
             return {}
-        ready = next((s for s in self.run.stages if s.step == "vllm_ready"), None)
+        ready = next((s for s in self.run.stages if s.step in READY_STEPS), None)
         head = ready.hosts.get(self.plan.head.name) if ready else None
         return dict(head.data.get("answers", {})) if head else {}
 
@@ -208,10 +211,14 @@ class StatusReport:
 
     @property
     def ok(self) -> bool:
-        """Every host reachable with its Ray node alive, and the server healthy."""
+        """Every host reachable with what must run there (its Ray node, or its own vLLM rank), and
+        the server healthy."""
         return (
             bool(self.hosts)
-            and all(h["reachable"] and h["ray_node"] for h in self.hosts)
+            and all(
+                h["reachable"] and (h["ray_node"] if h.get("runs", "ray") == "ray" else h.get("vllm_pid") is not None)
+                for h in self.hosts
+            )
             and any(h.get("health") == 200 for h in self.hosts)
         )
 

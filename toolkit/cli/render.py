@@ -403,7 +403,13 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
         for key, value in h.env.items():
             env.add_row(key, escape(str(value.value)), value.origin)
         out.print(env)
-        out.print(Text("  $ ", style="dim") + Text(h.ray_command))
+        if h.ray_argv:
+            out.print(Text("  $ ", style="dim") + Text(h.ray_command))
+        if h.rank_args:
+            ranks = ", ".join(map(str, h.ranks))
+            out.print(Text(f"  DP rank(s) {ranks}: ", style="dim") + Text(_args_line(h.rank_args)))
+        if h.server_argv and h.role != "head":
+            out.print(Text("  $ ", style="dim") + Text(h.server_command))
 
     out.print()
     out.print(Text(f"vLLM on {plan.head.name}", style="bold"))
@@ -419,6 +425,12 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
     out.print(Text("  $ ", style="dim") + Text(env_note + plan.vllm_command))
     for note in plan.notes:
         out.print(Text("note: ", style="yellow") + Text(note))
+
+
+def _args_line(args: Any) -> str:
+    return "; ".join(
+        f"{a.flag} {a.value} ({a.origin})" if a.value is not None else f"{a.flag} ({a.origin})" for a in args
+    )
 
 
 def render_plugins(infos: list[Any]) -> None:
@@ -537,21 +549,35 @@ def _uptime(seconds: Any) -> str:
 def render_status(report: StatusReport) -> None:
     _notes(report.notes)
     table = Table(box=None, pad_edge=False, header_style="dim")
-    for col in ("host", "role", "address", "reachable", "ray node", "NPU", "vLLM pid", "uptime", "health", "models"):
+    for col in ("host", "role", "address", "reachable", "node", "NPU", "vLLM pid", "uptime", "health", "models"):
         table.add_column(col)
     for r in report.hosts:
+        rank = r.get("runs") == "vllm"
+        if rank:
+            ranks = ",".join(map(str, r.get("ranks") or [])) or "0"
+            node = _mark(r.get("vllm_pid") is not None, f"rank {ranks} " + ("up" if r.get("vllm_pid") else "down"))
+            npu = f"{r['npu_planned']}"
+        else:
+            node = _mark(
+                r["ray_node"], "alive" if r["ray_node"] else ("running, not joined" if r.get("ray_running") else "down")
+            )
+            npu = f"{r['npu'] if r['npu'] is not None else '-'}/{r['npu_planned']}"
+        shows_vllm = rank or r["role"] == "head"
+        health = Text("")
+        if r["role"] == "head":
+            health = _mark(r.get("health") == 200, str(r.get("health") or "down"))
+            if r.get("engines") and (r.get("engines_planned") or 1) > 1:
+                health += Text(f", {r['engines']}/{r['engines_planned']} engines")
         table.add_row(
             r["host"],
             r["role"],
             r["address"],
             _mark(r["reachable"], "yes" if r["reachable"] else "no"),
-            _mark(
-                r["ray_node"], "alive" if r["ray_node"] else ("running, not joined" if r.get("ray_running") else "down")
-            ),
-            f"{r['npu'] if r['npu'] is not None else '-'}/{r['npu_planned']}",
-            str(r.get("vllm_pid") or "-") if r["role"] == "head" else "",
-            _uptime(r.get("uptime_s")) if r["role"] == "head" else "",
-            (_mark(r.get("health") == 200, str(r.get("health") or "down")) if r["role"] == "head" else Text("")),
+            node,
+            npu,
+            str(r.get("vllm_pid") or "-") if shows_vllm else "",
+            _uptime(r.get("uptime_s")) if shows_vllm else "",
+            health,
             ", ".join(r.get("models") or []) if r["role"] == "head" else "",
         )
     out.print(table)

@@ -217,7 +217,14 @@ class ServeSettings(_Strict):
     extra_args: list[str] = Field(default_factory=list, description="extra vLLM arguments, passed through quoted")
     tensor_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else NPUs per host")
     pipeline_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else number of hosts")
-    data_parallel_size: int | None = Field(None, gt=0, description="default 1")
+    data_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else 1")
+    launcher: Literal["auto", "ray", "dp"] = Field(
+        "auto",
+        description="how ranks start: ray (a Ray node per host, vLLM on the head), dp (vLLM's own data parallel "
+        "across hosts, no Ray), auto (one host: mp; MoE across hosts where Ray + expert parallel is broken: dp; "
+        "else ray)",
+    )
+    data_parallel_rpc_port: Port = Field(13345, description="dp launcher: the head's data-parallel RPC port")
     max_num_seqs: int | None = Field(None, gt=0, description="default 256")
     max_num_batched_tokens: int | None = Field(
         None, gt=0, description="default: max-model-len without chunked prefill, else 8192"

@@ -5,8 +5,9 @@ Pure loop: the probe, clock and sleep are passed in, so tests drive it with a fa
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -21,9 +22,25 @@ class Probe:
         return self.alive and self.health == 200
 
 
+@dataclass
+class Rendezvous:
+    """What the hosts of one readiness stage tell each other while each waits on its own
+    process: the head sets `ready` once the API answers; whichever host sees its process exit
+    sets `failed` (and its name), so every other host stops waiting at its next probe."""
+
+    ready: threading.Event = field(default_factory=threading.Event)
+    failed: threading.Event = field(default_factory=threading.Event)
+    failed_host: str | None = None
+
+    def fail(self, host: str) -> None:
+        if not self.failed.is_set():
+            self.failed_host = host
+            self.failed.set()
+
+
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # ready | exited | timeout
+    state: str  # ready | exited | timeout | cancelled
     elapsed: float
     probe: Probe | None
     probes: int
@@ -38,7 +55,9 @@ def wait_ready(
     on_probe: Callable[[float, Probe], None] = lambda elapsed, p: None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Outcome:
+    """Probe until healthy, exited, `timeout` or `cancelled()` (another host gave up)."""
     start = clock()
     if initial_delay > 0:
         sleep(min(initial_delay, timeout))
@@ -55,4 +74,6 @@ def wait_ready(
             return Outcome("exited", elapsed, last, count)
         if elapsed >= timeout:
             return Outcome("timeout", elapsed, last, count)
+        if cancelled():
+            return Outcome("cancelled", elapsed, last, count)
         sleep(min(interval, max(0.0, timeout - elapsed)))

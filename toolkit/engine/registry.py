@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Session
+from toolkit.engine.readiness import Rendezvous
 from toolkit.errors import BadInput
 from toolkit.facts import Fact, gather
 from toolkit.planner.plan import Plan
@@ -41,6 +42,7 @@ class Shared:
     sampling: Any = None  # `generate`: toolkit.client.sampling.Sampling
     on_result: Callable[[dict[str, Any]], None] | None = None  # `generate`: each result as it comes
     timeout: float = 3600.0  # `generate`: the whole batch
+    rendezvous: Rendezvous = field(default_factory=Rendezvous)  # readiness across hosts (launcher dp)
 
     def the_plan(self) -> Plan:
         if self.plan is None:

@@ -1,5 +1,6 @@
 """The two launch seams. A deployment is a **launcher** (how the model's ranks are started and
-found: `ray` = Ray head, then workers, then the vLLM API server on the head with the Ray backend)
+found: `ray` = Ray head, then workers, then the vLLM API server on the head with the Ray backend;
+`dp` = one `vllm serve` per host, headless workers first, then the head; `mp` = one host's server)
 run inside a **runtime** (where each process runs: `host` = the host's own Python environment with
 the plan's env file sourced). The planner names both, with the reason (`plan` shows them); the
 steps, teardown, status and logs ask them for commands and never branch on which one it is.
@@ -16,11 +17,16 @@ from typing import Callable
 
 from toolkit.errors import BadInput
 from toolkit.launch.base import Launcher, Runtime
+from toolkit.launch.dp import DataParallelLauncher
 from toolkit.launch.host import HostRuntime
 from toolkit.launch.ray import RayLauncher
 from toolkit.planner.plan import Plan
 
-LAUNCHERS: dict[str, Callable[[Plan, Runtime], Launcher]] = {"ray": RayLauncher}
+LAUNCHERS: dict[str, Callable[[Plan, Runtime], Launcher]] = {
+    "ray": RayLauncher,
+    "dp": DataParallelLauncher,
+    "mp": DataParallelLauncher,  # one host: the same, with a single (API-serving) process
+}
 RUNTIMES: dict[str, Callable[[Plan], Runtime]] = {"host": HostRuntime}
 
 

@@ -29,9 +29,13 @@ class Launcher(Protocol):
     """How the model's ranks are started and found, and what 'ready' needs first."""
 
     name: str
+    #: the playbook `up` runs for this launcher (its stages and their order)
+    up_playbook: str
+    #: why `generate` cannot run on this launcher (None: it can)
+    batch_unsupported: str | None
 
     def node_command(self, host: HostPlan) -> str:
-        """Start what must run on `host` before the server (a Ray node)."""
+        """Start what must run on `host` before the server (a Ray node; dp: the host's own rank)."""
         ...
 
     def node_hash(self, host: HostPlan, nic: str | None) -> str:
@@ -46,8 +50,9 @@ class Launcher(Protocol):
         """A command on the head printing the nodes' readiness."""
         ...
 
-    def snapshot_command(self) -> str:
-        """The nodes' readiness now, asked in the background while earlier stages run."""
+    def snapshot_command(self) -> str | None:
+        """The nodes' readiness now, asked in the background while earlier stages run (None: no
+        such question for this launcher)."""
         ...
 
     def server_command(self) -> str:

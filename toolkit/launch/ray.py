@@ -70,6 +70,8 @@ class RayLauncher:
     """Ray head, then workers, then the server on the head (backend ray)."""
 
     name = "ray"
+    up_playbook = "up"
+    batch_unsupported: str | None = None
 
     def __init__(self, plan: Plan, runtime: Runtime) -> None:
         self.plan = plan
@@ -108,7 +110,7 @@ class RayLauncher:
             f"{q(json.dumps(expected))} {wait:g} {q(plan.runtime.ray_resource)}"
         )
 
-    def snapshot_command(self) -> str:
+    def snapshot_command(self) -> str | None:
         """Ray's node list right now, asked only if a GCS runs here (else nothing is printed): `up`
         starts it at once, in the background, so that on an unchanged cluster `ray-ready` finds the
         answer waiting instead of paying the Ray driver's start after the earlier stages."""

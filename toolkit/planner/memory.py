@@ -165,6 +165,15 @@ def weight_bytes(shape: Shape, quantization: str | None = None, dtype: str | Non
     return int(linear * per + embed * emb_bytes)
 
 
+def expert_bytes(shape: Shape, quantization: str | None = None) -> int:
+    """The routed experts' share of the weights (what expert parallel spreads over TP x DP ranks)."""
+    if not shape.experts:
+        return 0
+    per = QUANT_BYTES.get(quantization.lower() if quantization else None, 2.0)
+    moe_layers = shape.layers - shape.dense_layers
+    return int(moe_layers * 3 * shape.hidden * shape.expert_intermediate * shape.experts * per)
+
+
 def kv_bytes_per_token(shape: Shape, tp: int, pp: int) -> int:
     """KV cache bytes for one token on one device. Heads split across TP (at least one per device,
     i.e. replicated when TP exceeds the KV heads); MLA's latent cache is not split by TP."""
@@ -207,8 +216,13 @@ def estimate(
     utilization: float,
     quantization: str | None = None,
     dtype: str | None = None,
+    ep: int = 0,
 ) -> Estimate:
-    weights = math.ceil(weight_bytes(shape, quantization, dtype) / (tp * pp))
+    """`ep` > 0: expert parallel over that many ranks (TP x DP): each device holds 1/ep of the
+    experts and 1/TP of the rest; without it, 1/TP of everything (per pipeline stage)."""
+    total = weight_bytes(shape, quantization, dtype)
+    experts = expert_bytes(shape, quantization) if ep else 0
+    weights = math.ceil((total - experts) / (tp * pp) + experts / (max(ep, 1) * pp))
     kv = kv_bytes_per_token(shape, tp, pp) * max_len
     return Estimate(weights, kv, RESERVE_BYTES, available_bytes(hbm_gib, utilization))
 
@@ -258,10 +272,19 @@ def max_len_that_fits(
     quantization: str | None = None,
     dtype: str | None = None,
     step: int = 1024,
+    ep: int = 0,
 ) -> int:
     """The longest max-model-len (a multiple of `step`) that fits; 0 if even the weights do not."""
     base = estimate(
-        shape, tp=tp, pp=pp, max_len=0, hbm_gib=hbm_gib, utilization=utilization, quantization=quantization, dtype=dtype
+        shape,
+        tp=tp,
+        pp=pp,
+        max_len=0,
+        hbm_gib=hbm_gib,
+        utilization=utilization,
+        quantization=quantization,
+        dtype=dtype,
+        ep=ep,
     )
     room = base.available - base.total
     per_token = kv_bytes_per_token(shape, tp, pp)

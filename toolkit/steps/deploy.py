@@ -37,7 +37,7 @@ from toolkit.planner.plan import HostPlan, Plan
 from toolkit.steps.commands import remove_files_command, render_env, write_file_op, write_stdin_command
 from toolkit.transport.shell import q
 
-__all__ = ["NodesMissing", "VllmNotReady", "the_plan"]
+__all__ = ["NodesMissing", "VllmNotReady", "check_answers", "log_tail_error", "the_plan", "wait_for_server"]
 
 
 def the_plan(ctx: StepContext) -> Plan:
@@ -273,12 +273,39 @@ class VllmNotReady(CommandFailed):
 def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     """Wait for /health (stop at once if vLLM exits), then check /v1/models and, after a (re)start, one
     completion and one chat request."""
+    plan = the_plan(ctx)
+    started_now = any(d.get("started") for d in ctx.from_step(vllm_start).values())
+    wait_for_server(ctx, plan, started_now)
+    check_answers(ctx, plan, started_now)
+    yield from ()
+
+
+def log_tail_error(ctx: StepContext, what: str, hint: str | None = None) -> VllmNotReady:
+    """`what` happened to this host's vLLM: the error with the log's tail and the likely cause."""
     from toolkit.checks.signatures import likely_cause
 
-    plan = the_plan(ctx)
+    p = paths(ctx)
+    tail = ctx.session.run(
+        f"tail -n 40 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g'",
+        timeout=30,
+        check=False,
+        setup=False,
+    ).stdout
+    sig = likely_cause(tail)
+    return VllmNotReady(
+        ctx.host.name,
+        f"vLLM {what}" + (f": {sig.cause}" if sig else "") + f" (log: ~/{p.vllm_log})",
+        hint=sig.fix if sig else hint or "read the log tail below; `ascend-deploy plan` shows the exact command",
+        details=tail.strip().splitlines()[-25:],
+    )
+
+
+def wait_for_server(ctx: StepContext, plan: Plan, started_now: bool) -> None:
+    """Probe the head's server until /health answers 200; raise with the log tail if it exits or
+    times out, or (another host's rank exited) once the run's rendezvous says so."""
     p = paths(ctx)
     serve = ctx.inventory.spec.serve
-    started_now = any(d.get("started") for d in ctx.from_step(vllm_start).values())
+    meet = ctx.shared.rendezvous
 
     def probe() -> Any:
         return parse_probe(ctx.session.run(probe_command(plan, p), timeout=30, check=False, setup=False).stdout)
@@ -291,35 +318,34 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
 
     outcome = wait_ready(
         probe,
-        timeout=serve.ready_timeout,
+        timeout=float(plan.ready_timeout.value),
         initial_delay=serve.initial_delay if started_now else 0.0,
         interval=float(ctx.params.get("interval", 2.0)),
         on_probe=on_probe,
+        cancelled=meet.failed.is_set,
     )
     ctx.data.update(state=outcome.state, waited_s=round(outcome.elapsed, 1))
     if outcome.state == "ready":
         ctx.data["healthy_at"] = time.time()  # wall clock, so a benchmark can compare it with its own /health poller
-    if outcome.state != "ready":
-        tail = ctx.session.run(
-            f"tail -n 40 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g'",
-            timeout=30,
-            check=False,
-            setup=False,
-        ).stdout
-        sig = likely_cause(tail)
-        what = (
-            "exited"
-            if outcome.state == "exited"
-            else f"is not healthy after {outcome.elapsed:.0f}s (serve.ready_timeout)"
-        )
+        meet.ready.set()
+        return
+    if outcome.state == "cancelled":
         raise VllmNotReady(
             ctx.host.name,
-            f"vLLM {what}" + (f": {sig.cause}" if sig else "") + f" (log: ~/{p.vllm_log})",
-            hint=sig.fix if sig else "read the log tail below; `ascend-deploy plan` shows the exact command",
-            details=tail.strip().splitlines()[-25:],
+            f"stopped waiting after {outcome.elapsed:.0f}s: the vLLM rank on {meet.failed_host} exited",
+            hint=f"see {meet.failed_host}'s error above; `ascend-deploy down` stops every rank",
         )
+    meet.fail(ctx.host.name)
+    raise log_tail_error(
+        ctx,
+        "exited" if outcome.state == "exited" else f"is not healthy after {outcome.elapsed:.0f}s (serve.ready_timeout)",
+    )
+
+
+def check_answers(ctx: StepContext, plan: Plan, started_now: bool) -> None:
+    """After a (re)start: the runbook's test requests; on a no-op: the model list proves the same server."""
+    p = paths(ctx)
     answers: dict[str, Any] = {}
-    # after a (re)start: the runbook's test requests; on a no-op: the model list proves the same server
     requests = smoke_requests(plan) if started_now or ctx.params.get("always_smoke") else smoke_requests(plan)[:1]
     for kind, path, body in requests:
         res = ctx.session.run(curl_command(plan, p, path, body), timeout=150, check=False, setup=False)
@@ -339,4 +365,3 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
             )
         answers[kind] = answer
     ctx.data.update(answers=answers)
-    yield from ()

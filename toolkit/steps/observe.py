@@ -44,10 +44,10 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
     if state.gcs_pids:
         ctx.data["ray_nodes"] = values["ray_nodes"]
     if state.vllm_pid or state.stray_vllm_pids:
-        probe, models = values["http"]
+        probe, models, engines = values["http"]
         ctx.data.update(health=probe.health, last_log_line=probe.last_line)
         if probe.health == 200:
-            ctx.data["models"] = models
+            ctx.data.update(models=models, engines=engines)
     yield from ()
 
 
@@ -71,15 +71,30 @@ def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable
 _MODELS = "--- models"
 
 
-def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None]]:
-    """The server's pid, /health and last log line; /v1/models too when healthy."""
+def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None, int | None]]:
+    """The server's pid, /health and last log line; when healthy also /v1/models and how many
+    engines its /metrics reports (data parallel: one per DP rank, the head's and the remote ones)."""
     models = curl_command(plan, p, "/v1/models", None)
-    command = f'{probe_command(plan, p)}\nif [ "$health" = 200 ]; then echo {q(_MODELS)}; {models}; fi'
+    metrics = q(plan.probe_url + "/metrics")
+    command = (
+        f"{probe_command(plan, p)}\n"
+        f'if [ "$health" = 200 ]; then '
+        f'echo "engines=$(curl -s -m 5 {metrics} | grep -o \'engine="[^"]*"\' | sort -u | wc -l)"; '
+        f"echo {q(_MODELS)}; {models}; fi"
+    )
 
-    def parse(raw: Raw) -> tuple[Probe, list[str] | None]:
+    def parse(raw: Raw) -> tuple[Probe, list[str] | None, int | None]:
         probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")
         code, models = parse_answer("models", models_text) if models_text else (None, None)
-        return parse_probe(probe_text), models if code == 200 else None
+        engines = next(
+            (
+                int(v)
+                for k, _, v in (ln.partition("=") for ln in probe_text.splitlines())
+                if k == "engines" and v.isdigit()
+            ),
+            None,
+        )
+        return parse_probe(probe_text), models if code == 200 else None, engines or None
 
     return Fact("http", command, parse, setup=False)
 

