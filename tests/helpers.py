@@ -200,6 +200,8 @@ class Cluster:
             expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])
             ok = all(nodes.get(ip, 0) >= n for ip, n in expected.items())
             return 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", ""
+        if "alive=1" in script and "/health" not in script:  # a dp rank's liveness (no HTTP on a worker)
+            return 0, ("alive=1\nlast=engine ready\n" if h.vllm_pid else "alive=0\nlast=\n"), ""
         if "alive=1" in script and "/health" in script:
             return 0, ("alive=1\nhealth=200\nlast=ready\n" if h.vllm_pid else "alive=0\nhealth=\nlast=\n"), ""
         if "curl -s -m 120" in script:

@@ -228,3 +228,31 @@ def test_hccn_conf_parser() -> None:
     text = "address_0=29.1.137.205\nnetmask_0=255.255.0.0\n# comment\n address_12 = 29.1.1.1 \ngarbage\n"
     assert parse_hccn_conf(Raw(text, 0)) == {0: "29.1.137.205", 12: "29.1.1.1"}
     assert parse_hccn_conf(Raw(NO_CONF + "\n", 0)) is None
+
+
+def test_a_port_the_plan_binds_held_by_another_program_is_named(inventory) -> None:
+    from toolkit.facts.ports import Listener
+    from toolkit.planner.plan import ports_for
+
+    ports = ports_for("dp", 8000, 6379, 13345)
+    views = [
+        healthy(
+            inventory,
+            "b",
+            listeners=[
+                Listener(13345, "0.0.0.0", 4242, "python3 -m http.server 13345"),
+                Listener(8000, "0.0.0.0", 157, "/venv/bin/python3 /venv/bin/vllm serve /m --port 8000"),  # ours
+                Listener(60003, "0.0.0.0", None, ""),  # a process of another user, in HCCL's range
+                Listener(6379, "0.0.0.0", 99, "redis-server *:6379"),  # Ray's port: not used by dp
+            ],
+        )
+    ]
+    found = [(p.host, p.check, p.observed) for p in evaluate(inventory, views, ports)]
+    assert [(h, c) for h, c, _ in found] == [("b", "ports"), ("b", "ports")]
+    assert (
+        "port 13345 (the data-parallel RPC port)" in found[0][2] and "pid 4242: python3 -m http.server" in found[0][2]
+    )
+    assert "port 60003 (HCCL's base port range)" in found[1][2] and "another user" in found[1][2]
+    assert evaluate(inventory, views) == []  # check-net without a plan's ports: nothing to compare
+    unknown = [healthy(inventory, "b", listeners=None)]  # no `ss` on the host
+    assert evaluate(inventory, unknown, ports) == []

@@ -61,7 +61,7 @@ def up(
             run = run_playbook(
                 load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
             )
-            pre = build(inventory, run, "rail")
+            pre = build(inventory, run, "rail", report.plan.ports)
             pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
             report.preflight = pre
             if pre.problems:

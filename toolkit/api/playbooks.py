@@ -10,6 +10,7 @@ from toolkit.config.secrets import read_api_key
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.planner.types import PortUse
 from toolkit.steps import load_builtin_steps, load_playbook
 
 if TYPE_CHECKING:
@@ -58,7 +59,19 @@ def check_net(
     book = load_playbook("check-net")
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         run = run_playbook(book, inventory, executor, params={"card_pings": {"mode": mode, "packets": packets}})
-    return build(inventory, run, mode)
+    return build(inventory, run, mode, planned_ports(inventory))
+
+
+def planned_ports(inventory: Inventory) -> tuple[PortUse, ...]:
+    """The ports the plan binds; when the inventory does not plan (yet), those of its launcher
+    setting (auto: Ray's and the DP RPC port both)."""
+    from toolkit.errors import BadInput
+    from toolkit.planner.plan import inventory_ports
+
+    try:
+        return plan(inventory).ports
+    except BadInput:
+        return inventory_ports(inventory, inventory.spec.serve.launcher)
 
 
 def facts(

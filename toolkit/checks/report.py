@@ -10,6 +10,7 @@ from toolkit.checks.pings import PingResult
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.config.inventory import Inventory
 from toolkit.engine.runner import HostStatus, RunReport
+from toolkit.planner.types import PortUse
 from toolkit.serial import plain
 
 
@@ -67,7 +68,8 @@ def host_summary(view: HostView) -> dict[str, Any]:
     }
 
 
-def build(inventory: Inventory, run: RunReport, mode: str) -> CheckNetReport:
+def build(inventory: Inventory, run: RunReport, mode: str, ports: tuple[PortUse, ...] = ()) -> CheckNetReport:
+    """The check-net report: every host's view and every problem; `ports` are checked free."""
     facts_stage = next((s for s in run.stages if s.step == "preflight_facts"), None)
     ping_stage = next((s for s in run.stages if s.step == "card_pings"), None)
     views = []
@@ -85,7 +87,7 @@ def build(inventory: Inventory, run: RunReport, mode: str) -> CheckNetReport:
         elif ping_report is not None:
             view.pings = list(ping_report.data.get("pings", []))
         views.append(view)
-    problems = evaluate(inventory, views)
+    problems = evaluate(inventory, views, ports)
     for view in views:  # a host whose ping round trip itself failed
         if view.data is not None and view.error is not None:
             problems.append(

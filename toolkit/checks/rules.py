@@ -17,7 +17,9 @@ from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.facts.deploy import is_deployment_process
 from toolkit.facts.hccn import HCCN_CONF, DeviceFacts
+from toolkit.planner.types import PortUse
 
 if TYPE_CHECKING:
     from toolkit.plugin_api import RuntimeProfile
@@ -91,7 +93,8 @@ def _majority(values: Iterable[Any], prefer: Any = None) -> Any:
     return prefer if prefer in tied else tied[0]
 
 
-def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
+def evaluate(inventory: Inventory, views: list[HostView], ports: tuple[PortUse, ...] = ()) -> list[Problem]:
+    """Every problem the facts show; `ports`: what the deployment will bind (checked free)."""
     problems: list[Problem] = []
     reachable = [v for v in views if v.data is not None]
     for v in views:
@@ -114,6 +117,7 @@ def evaluate(inventory: Inventory, views: list[HostView]) -> list[Problem]:
         problems += _hccn_conf(v)
         problems += _host_network(inventory, v)
         problems += _model_disk(inventory, v)
+        problems += port_problems(v, ports)
         latency = v.facts.get("tool_latency")
         if (
             latency is not None
@@ -252,6 +256,36 @@ def _devices(v: HostView) -> list[Problem]:
                         f"set it: hccn_tool -i {d} -{cmd} -s address <ip>",
                     )
                 )
+    return out
+
+
+def port_problems(v: HostView, ports: tuple[PortUse, ...]) -> list[Problem]:
+    """A port the deployment binds that another program holds on this host (this cluster's own
+    vLLM or Ray holding it is a re-run, not a clash). Clashes give "address already in use" for
+    the API, EI0019 for HCCL, a DP handshake that never completes for the RPC port."""
+    listeners = v.facts.get("listeners")
+    if not ports or listeners is None:
+        return []
+    out = []
+    seen: set[tuple[int, str]] = set()
+    for use in ports:
+        for lst in listeners:
+            if not use.first <= lst.port <= use.last or (lst.port, use.what) in seen:
+                continue
+            if lst.command and is_deployment_process(lst.command):
+                continue
+            seen.add((lst.port, use.what))
+            holder = f"pid {lst.pid}: {lst.command[:120]}" if lst.pid else "a process of another user"
+            out.append(
+                Problem(
+                    v.host.name,
+                    None,
+                    "ports",
+                    f"port {lst.port} ({use.what}) is already bound on {lst.address or '*'} by {holder}",
+                    f"port {use.shown} free",
+                    f"stop that process, or move {use.what}: set {use.field} in the inventory",
+                )
+            )
     return out
 
 

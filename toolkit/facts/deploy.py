@@ -138,6 +138,11 @@ _WORKER = re.compile(WORKER_PATTERN.replace("[", "").replace("]", ""))
 _STARTER = re.compile(STARTER_PATTERN.replace("[", "").replace("]", ""))
 
 
+def is_deployment_process(args: str) -> bool:
+    """A vLLM server or engine, or a Ray process: what a deployment of this toolkit runs."""
+    return bool(_VLLM.search(args) or _WORKER.search(args) or _RAYLET.search(args) or _GCS.search(args))
+
+
 def parse_state(raw: Raw) -> DeployState:
     """Markers and processes from `state_command`'s output (lines `key=value`, `sha HEX PATH`,
     `proc PID ETIMES ARGS`). The pid file's process counts only if it is alive and a vLLM."""

@@ -19,14 +19,17 @@ from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.planner import memory
 from toolkit.planner.plugins import Plugins
 from toolkit.planner.types import (
+    HCCL_BASE_PORT,
     Arg,
     HostPlan,
     MemoryPlan,
     Plan,
     PlanInvalid,
     PlanIssue,
+    PortUse,
     Value,
     paired_args,
+    ports_for,
     ray_temp_dir,
 )
 from toolkit.plugin_api import (
@@ -212,6 +215,9 @@ class _Planner:
             and row.tp * row.pp * row.dp == total
         ):
             where = f"plugin {profile.family} row {row.hardware}"
+            if launcher == "dp" and row.pp > 1:
+                relaid = f"{where}: its PP {row.pp} stages run as DP ranks (launcher dp has no PP)"
+                return Value(row.tp, where), Value(1, relaid), Value(row.pp * row.dp, relaid)
             return Value(row.tp, where), Value(row.pp, where), Value(row.dp, where)
         if len(counts) > 1:
             self.issue(
@@ -827,6 +833,7 @@ class _Planner:
             launcher=launcher,
             ready_timeout=ready,
             dp_rpc_port=self.serve.data_parallel_rpc_port if launcher.value == "dp" else None,
+            ports=inventory_ports(self.inv, str(launcher.value)),
             placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
@@ -890,6 +897,20 @@ def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
         ray_port=inventory.spec.ray.port,
         probe_url=_probe_url(inventory),
     )
+
+
+def inventory_ports(inventory: Inventory, launcher: str) -> tuple[PortUse, ...]:
+    """The ports a launcher would bind for this inventory (HCCL's base from the head's env if set).
+    `launcher` 'auto' (the plan unknown) counts both Ray's and the DP RPC port."""
+    given = inventory.head.env.get("HCCL_IF_BASE_PORT", "")
+    base = int(given) if given.isdigit() else HCCL_BASE_PORT
+    serve, ray = inventory.spec.serve, inventory.spec.ray.port
+    kinds = ("ray", "dp") if launcher == "auto" else (launcher,)
+    uses: dict[str, PortUse] = {}
+    for kind in kinds:
+        for use in ports_for(kind, serve.port, ray, serve.data_parallel_rpc_port, base):
+            uses.setdefault(use.what, use)
+    return tuple(uses.values())
 
 
 def make_plan(

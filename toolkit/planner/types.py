@@ -110,6 +110,39 @@ def paired_args(tokens: list[str] | tuple[str, ...], origin: str) -> list[Arg]:
 
 
 @dataclass(frozen=True)
+class PortUse:
+    """A port (or range) the deployment binds on its hosts, and the field that moves it."""
+
+    what: str
+    first: int
+    last: int
+    field: str
+
+    @property
+    def shown(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+#: HCCL binds from its base port up (docs/ascend-facts.md section 7); one per device of a host
+HCCL_BASE_PORT = 60000
+HCCL_PORTS_PER_HOST = 16
+
+
+def ports_for(launcher: str, api: int, ray: int, dp_rpc: int, hccl_base: int = HCCL_BASE_PORT) -> tuple[PortUse, ...]:
+    """The ports a launcher binds: the API always, Ray's for ray, the DP RPC port for dp, and
+    HCCL's base range for the collectives."""
+    uses = [PortUse("the vLLM API", api, api, "serve.port")]
+    if launcher == "ray":
+        uses.append(PortUse("Ray's GCS", ray, ray, "ray.port"))
+    if launcher == "dp":
+        uses.append(PortUse("the data-parallel RPC port", dp_rpc, dp_rpc, "serve.data_parallel_rpc_port"))
+    uses.append(
+        PortUse("HCCL's base port range", hccl_base, hccl_base + HCCL_PORTS_PER_HOST - 1, "env.HCCL_IF_BASE_PORT")
+    )
+    return tuple(uses)
+
+
+@dataclass(frozen=True)
 class HostPlan:
     name: str
     address: str
@@ -178,6 +211,7 @@ class Plan:
     api_key_file: str | None = None  # or the local file, resolved against the inventory
     ready_timeout: Value = field(default_factory=lambda: Value(1800.0, "default"))  # `up`'s wait for /health
     dp_rpc_port: int | None = None  # dp: the head's data-parallel RPC port
+    ports: tuple[PortUse, ...] = ()  # what the deployment binds on its hosts (preflight checks them free)
 
     @property
     def ray_address(self) -> str:

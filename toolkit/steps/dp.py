@@ -15,7 +15,16 @@ from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts.deploy import state_fact
 from toolkit.launch.server import STOP_WAIT_S, digest, stop_vllm_command
 from toolkit.steps.commands import write_file_op
-from toolkit.steps.deploy import check_answers, host_plan, launch, log_tail_error, paths, the_plan, wait_for_server
+from toolkit.steps.deploy import (
+    check_answers,
+    deploy_env,
+    host_plan,
+    launch,
+    log_tail_error,
+    paths,
+    the_plan,
+    wait_for_server,
+)
 from toolkit.transport.shell import q
 
 
@@ -36,7 +45,8 @@ def dp_state(ctx: StepContext) -> Iterator[Op]:
 def wanted_hash(ctx: StepContext) -> str:
     """One hash for every rank: all hosts' commands, the key, and every host's env file."""
     states = ctx.from_step(dp_state)
-    envs = {name: d.get("env_sha256") for name, d in sorted(states.items())}
+    written = ctx.from_step(deploy_env)  # what `env` wrote this run; else the file found on the host
+    envs = {name: written.get(name, {}).get("env_sha256") or d.get("env_sha256") for name, d in sorted(states.items())}
     server = launch(ctx).launcher.server_hash(ctx.shared.api_key)
     return digest(json.dumps({"server": server, "env": envs}, sort_keys=True))[:16]
 

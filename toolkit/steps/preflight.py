@@ -16,6 +16,7 @@ from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import parse_info_list, parse_npu_smi_info
+from toolkit.facts.ports import listeners_command, parse_listeners
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
 #: neighbour (O(N) connections instead of O(N^2)).
@@ -52,6 +53,7 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         Fact("hccn_conf", hccn_conf_command(), parse_hccn_conf),
         Fact("routes", route_command(peers), parse_routes),
         Fact("probes", probe_command(probe_targets(inv, host)), parse_probes),
+        Fact("listeners", listeners_command(), parse_listeners),
     ]
     if inv.spec.model is not None:
         facts.append(Fact("model", model_command(inv.spec.model.path), parse_model(inv.spec.model.path)))
