@@ -4,7 +4,7 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle clean help
+.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle bench-dp clean help
 
 help:
 	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
@@ -95,7 +95,10 @@ bench-lifecycle: system-deps venv host-env
 	$(VENV)/bin/python -m compileall -q toolkit plugins
 	$(VENV)/bin/python bench/lifecycle_bench.py --hosts 2 --ray-hosts 8 --runs 3
 
-bench: bench-sim bench-checknet bench-lifecycle
+bench-dp: system-deps venv host-env
+	$(VENV)/bin/python bench/dp_bench.py --runs 1
+
+bench: bench-sim bench-checknet bench-lifecycle bench-dp
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down

@@ -242,6 +242,8 @@ def test_a_port_the_plan_binds_held_by_another_program_is_named(inventory) -> No
             listeners=[
                 Listener(13345, "0.0.0.0", 4242, "python3 -m http.server 13345"),
                 Listener(8000, "0.0.0.0", 157, "/venv/bin/python3 /venv/bin/vllm serve /m --port 8000"),  # ours
+                Listener(8000, "0.0.0.0", 160, "VLLM::ApiServer_0"),  # ours: a DP head's API server process
+                Listener(13345, "10.0.0.1", 161, "VLLM::DPCoordinator"),  # ours
                 Listener(60003, "0.0.0.0", None, ""),  # a process of another user, in HCCL's range
                 Listener(6379, "0.0.0.0", 99, "redis-server *:6379"),  # Ray's port: not used by dp
             ],

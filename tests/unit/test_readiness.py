@@ -135,3 +135,28 @@ def test_probe_and_answer_parsers() -> None:
     assert parse_answer("models", '{"data": [{"id": "m"}]}\nHTTP 200') == (200, ["m"])
     assert parse_answer("chat", '{"choices": [{"message": {"content": "hi"}}]}\nHTTP 200') == (200, "hi")
     assert parse_answer("completion", "Unauthorized\nHTTP 401") == (401, "Unauthorized")
+
+
+def test_data_parallel_failure_signatures() -> None:
+    engines = "ERROR [core.py:123] RuntimeError: Timed out waiting for engines to send initial message on input socket."
+    assert "data-parallel engines" in likely_cause(engines).cause
+    assert "HCCL_IF_BASE_PORT" in likely_cause("EI0019: Communication_Error_Bind_IP_Port(EI0019)").fix
+    assert "data_parallel_rpc_port" in likely_cause("OSError: [Errno 98] Address already in use").fix
+
+
+def test_a_cancelled_wait_stops_at_the_next_probe() -> None:
+    from toolkit.engine.readiness import Probe, Rendezvous, wait_ready
+
+    meet = Rendezvous()
+    probes = []
+
+    def probe() -> Probe:
+        probes.append(1)
+        if len(probes) == 2:
+            meet.fail("n1")
+        return Probe(True, None, "starting")
+
+    out = wait_ready(probe, timeout=100, interval=0, cancelled=meet.failed.is_set, sleep=lambda s: None)
+    assert (out.state, out.probes, meet.failed_host) == ("cancelled", 2, "n1")
+    meet.fail("n2")  # the first host to fail is the one named
+    assert meet.failed_host == "n1"

@@ -85,9 +85,22 @@ SIGNATURES = (
         "check model.path on every host (`ascend-deploy check-net` checks it)",
     ),
     Signature(
+        r"Timed out waiting for engines|waiting for engines to send initial message",
+        "the API server gave up waiting for its data-parallel engines (VLLM_ENGINE_READY_TIMEOUT_S too short for "
+        "the load, or a peer rank died)",
+        "check every host's rank (`ascend-deploy status`, `logs --tail 40`); raise VLLM_ENGINE_READY_TIMEOUT_S in "
+        "env if the weights load slower than the plan assumed",
+    ),
+    Signature(
+        r"EI0019|Communication_Error_Bind_IP_Port",
+        "HCCL could not bind its base ports (60000 and up): another job holds them (EI0019)",
+        "stop the other job, or move HCCL's ports with env HCCL_IF_BASE_PORT (`ascend-deploy check-net` checks them)",
+    ),
+    Signature(
         r"Address already in use|address already in use",
         "the port is taken by another process",
-        "stop what listens on serve.port (or choose another port), or run `ascend-deploy down` first",
+        "stop what listens on serve.port or serve.data_parallel_rpc_port (or choose another port), or run "
+        "`ascend-deploy down` first (`ascend-deploy check-net` names the holder)",
     ),
     Signature(
         r"ModuleNotFoundError: No module named '?(vllm|ray|torch_npu)",

@@ -502,8 +502,8 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
         Text("ready: ", style="bold green")
         + Text(
             f"{report.plan.endpoint}  model '{report.plan.served_name.value}'  "
-            f"(TP {report.plan.tp.value} x PP {report.plan.pp.value} on {len(report.plan.hosts)} host(s), "
-            f"{report.duration:.0f}s)"
+            f"(launcher {report.plan.launcher.value}: TP {report.plan.tp.value} x PP {report.plan.pp.value} x DP "
+            f"{report.plan.dp.value} on {len(report.plan.hosts)} host(s), {report.duration:.0f}s)"
         )
     )
     if answers.get("chat") is not None:

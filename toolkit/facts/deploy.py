@@ -15,9 +15,10 @@ from toolkit.transport.shell import q
 
 RAY_PATTERN = "[r]aylet/raylet|[g]cs_server"
 VLLM_PATTERN = "[v]llm.entrypoints.openai.api_server|[v]llm serve"
-WORKER_PATTERN = "[R]ayWorkerWrapper|[R]ayWorkerProc|[V]llmWorker|[E]ngineCore"
-#: vLLM's own engine processes (not Ray's): stopped with the server.
-VLLM_ENGINE_PATTERN = "[V]llmWorker|[E]ngineCore"
+WORKER_PATTERN = "[R]ayWorkerWrapper|[R]ayWorkerProc|[V]llmWorker|[E]ngineCore|[V]LLM::"
+#: vLLM's own processes besides the server (not Ray's): engines, workers and, titled `VLLM::NAME`
+#: by vLLM, the API server and DP coordinator processes of a data-parallel head. Stopped with it.
+VLLM_ENGINE_PATTERN = "[V]llmWorker|[E]ngineCore|[V]LLM::"
 #: A `ray start` still in flight (e.g. its `up` was interrupted: the host finishes it on its own).
 STARTER_PATTERN = "[r]ay start"
 

@@ -1,0 +1,216 @@
+"""Launcher dp on 2 simulated hosts (real `vllm serve` ranks, CPU build, no Ray):
+
+- `up --skip-preflight` to ready against a plain OpenSSH script that starts the same processes
+  (the worker's headless rank, then the head's server, each with the plan's environment under
+  setsid) in the same order over warm multiplexed connections and polls /health every 0.5 s, as
+  `up` does; the two alternate, in the same run;
+- `status` on the running dp cluster against the slowest remote command it must run: the head's
+  HTTP probe (pid, /health, /metrics engines, /v1/models) over a warm connection, plus one round
+  trip (the lifecycle bench's bound for a ray cluster is Ray's node query).
+
+Writes docs/dp-benchmarks.md. Run as root: `make bench-dp` (each start takes a few minutes here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from _report import PYTHON, machine, publish  # noqa: E402
+
+from toolkit.sim import cluster  # noqa: E402
+from toolkit.sim.cluster import SimOptions  # noqa: E402
+from toolkit.sim.layout import default_root  # noqa: E402
+
+SIM_ROOT = default_root(ROOT)
+CLI = [PYTHON, "-m", "toolkit"]
+NAME = "benchdp"
+
+
+def cli(*args: str) -> tuple[float, dict]:
+    started = time.monotonic()
+    proc = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, cwd=ROOT)
+    wall = time.monotonic() - started
+    try:
+        return wall, json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}") from None
+
+
+class Ssh:
+    """Warm multiplexed OpenSSH connections to the hosts (what the baseline script uses)."""
+
+    def __init__(self, ctl: str, key: str, known: Path) -> None:
+        self.base = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes"]
+        self.base += ["-o", f"ControlPath={ctl}/%h"]
+        self.opened: list[str] = []
+
+    def open(self, address: str) -> None:
+        subprocess.run([*self.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-fN", f"root@{address}"])
+        self.opened.append(address)
+
+    def run(self, address: str, script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.base, f"root@{address}", script], capture_output=True, text=True)
+
+    def close(self) -> None:
+        for address in self.opened:
+            subprocess.run([*self.base, "-O", "exit", f"root@{address}"], capture_output=True)
+
+
+def baseline_scripts(inv_path: Path, nics: dict[str, str]) -> list[tuple[str, str]]:
+    """(address, script) per host in start order: the same argv and environment `up` uses."""
+    from toolkit import api
+
+    inv = api.load(inv_path, api.Options())
+    plan = api.plan(inv)
+    setup = "; ".join(inv.head.setup)
+    order = [h for h in plan.hosts if h.role != "head"] + [plan.head]
+    out = []
+    for h in order:
+        env = " ".join(f"export {k}={shlex.quote(v)};" for k, v in h.resolved_env(nics[h.name]).items())
+        extra = " ".join(f"export {k}={shlex.quote(v)};" for k, v in inv.head.env.items())
+        out.append(
+            (
+                h.address,
+                f"{setup}; {extra} {env} mkdir -p baseline; "
+                f"setsid nohup {shlex.join(h.server_argv)} > baseline/vllm.log 2>&1 < /dev/null & echo $!",
+            )
+        )
+    return out
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def baseline_up(ssh: Ssh, scripts: list[tuple[str, str]], url: str, timeout: float = 900) -> float:
+    started = time.monotonic()
+    for address, script in scripts:
+        if ssh.run(address, script).returncode != 0:
+            raise SystemExit(f"baseline start failed on {address}")
+    while time.monotonic() - started < timeout:
+        if healthy(url):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise SystemExit("baseline: /health never answered 200")
+
+
+def baseline_down(ssh: Ssh, addresses: list[str]) -> None:
+    for address in addresses:
+        ssh.run(
+            address,
+            "pkill -TERM -f '[v]llm serve|[V]LLM::|[E]ngineCore'; for i in $(seq 1 150); do "
+            "pgrep -f '[v]llm serve|[V]LLM::|[E]ngineCore' >/dev/null || break; sleep 0.2; done; "
+            "pkill -KILL -f '[v]llm serve|[V]LLM::|[E]ngineCore'; true",
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1, help="starts of each kind (they alternate)")
+    parser.add_argument("--status-runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dp-benchmarks.md")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    inv_path = SIM_ROOT / "bench-dp.yaml"
+    opts = SimOptions(name=NAME, hosts=2, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=1)
+    cluster.down(opts)
+    cluster.up(opts)
+    data = yaml.safe_load(inv_path.read_text())
+    data["serve"]["launcher"] = "dp"
+    inv_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    ours: list[float] = []
+    base: list[float] = []
+    status: list[float] = []
+    probe: list[float] = []
+    rtt: list[float] = []
+    with tempfile.TemporaryDirectory(dir="/run") as ctl:
+        ssh = Ssh(ctl, data["defaults"]["key_file"], SIM_ROOT / NAME / "known_hosts")
+        addresses = [h["address"] for h in data["hosts"]]
+        for a in addresses:
+            ssh.open(a)
+        url = f"http://{addresses[0]}:{data['serve']['port']}/health"
+        try:
+            for attempt in range(args.runs):
+                wall, result = cli("up", str(inv_path), "--skip-preflight")
+                if not result.get("ok"):
+                    raise SystemExit(f"up failed: {json.dumps(result)[:3000]}")
+                ours.append(wall)
+                print(f"up (dp) to ready: {wall:.1f}s", flush=True)
+                if attempt == 0:
+                    nics = {
+                        name: host["data"]["nic"]
+                        for s in result["run"]["stages"]
+                        if s["name"] == "env"
+                        for name, host in s["hosts"].items()
+                    }
+                    from toolkit import api
+                    from toolkit.facts.deploy import Paths
+                    from toolkit.steps.observe import http_fact
+                    from toolkit.transport.shell import bash
+
+                    plan = api.plan(api.load(inv_path, api.Options()))
+                    probe_script = bash(http_fact(plan, Paths.of(plan.cluster)).command, timeout=60)
+                    for _ in range(args.status_runs):
+                        status.append(cli("status", str(inv_path))[0])
+                        t = time.monotonic()
+                        ssh.run(addresses[0], probe_script)
+                        probe.append(time.monotonic() - t)
+                        t = time.monotonic()
+                        ssh.run(addresses[0], "true")
+                        rtt.append(time.monotonic() - t)
+                cli("down", str(inv_path))
+                wall = baseline_up(ssh, baseline_scripts(inv_path, nics), url)
+                base.append(wall)
+                print(f"OpenSSH script to ready: {wall:.1f}s", flush=True)
+                baseline_down(ssh, addresses)
+        finally:
+            subprocess.run([*CLI, "down", str(inv_path)], capture_output=True, cwd=ROOT)
+            baseline_down(ssh, addresses)
+            ssh.close()
+            cluster.down(opts)
+    up_ratio = statistics.median(ours) / statistics.median(base)
+    bound = statistics.median(probe) + statistics.median(rtt)
+    st = statistics.median(status)
+    lines = [
+        "# Launcher dp: up and status",
+        "",
+        f"Generated by `make bench-dp` (bench/dp_bench.py) on {machine()}: two simulated hosts, one `vllm serve` "
+        "rank each (CPU build, the tiny model), no Ray; the runs alternate in the same run.",
+        "",
+        "| measure | ascend-deploy (s) | baseline (s) | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| `up --skip-preflight` to ready (median of {len(ours)}) | {statistics.median(ours):.1f} | "
+        f"{statistics.median(base):.1f} (OpenSSH script: same processes, same order, /health every 0.5 s) | "
+        f"{up_ratio:.2f}x | <= 1.15x |",
+        f"| `status` (median of {len(status)}) | {st:.2f} | {bound:.2f} (the head's HTTP probe + 1 round trip) | "
+        f"{st / bound:.2f}x | <= 1.5x (as for a ray cluster) |",
+        "",
+        f"- every start: ascend-deploy {', '.join(f'{x:.1f}' for x in ours)} s; "
+        f"script {', '.join(f'{x:.1f}' for x in base)} s.",
+        "- Most of a start is vLLM's own (loading, compiling and warming up two CPU ranks on 2 shared cores); what",
+        "  `up` adds is its stages (env file, the ranks' state, the start in order) and the readiness probes.",
+    ]
+    publish(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Launcher dp end to end on the simulated cluster: vLLM's own data parallel across two hosts
+with no Ray (a `vllm serve --headless` rank on the worker, the API server and rank 0 on the head),
+real sshd, the CPU build and the tiny model; checked with the OpenAI client, vLLM's own metrics
+and by looking at the hosts over OpenSSH. Then the faults the recipes' bug reports describe: the
+DP RPC port taken on a worker, the worker's rank killed during start, Ctrl-C during start."""
+
+from __future__ import annotations
+
+import json
+import signal
+import tarfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from openai import OpenAI
+
+from tests.helpers import SIM_ROOT, cli, start, wait_for
+from tests.simlab import SimLab, running_cluster
+
+NAME = "dpe"
+DP = ["--set", "serve.launcher=dp"]
+RANKS = "[v]llm serve|[E]ngineCore|[V]LLM::|[r]aylet|[g]cs_server"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
+    with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("dp") / "dp.yaml", hosts=2, devices=[0]) as lab:
+        try:
+            yield lab
+        finally:
+            cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
+
+
+def run(lab: SimLab, *args: str, timeout: float = 900) -> tuple[int, dict[str, Any], str]:
+    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
+    try:
+        return r.returncode, json.loads(r.stdout), r.stderr
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
+
+
+def pids(lab: SimLab, index: int, pattern: str = RANKS) -> set[int]:
+    return {int(p) for p in lab.ssh(index, f"pgrep -f {pattern!r} || true").stdout.split()}
+
+
+def rank_started(lab: SimLab, index: int) -> bool:
+    return bool(pids(lab, index, "[v]llm serve"))
+
+
+def down_leaves_nothing(lab: SimLab) -> None:
+    code, data, err = run(lab, "down", str(lab.inventory))
+    assert code == 0 and all(h["clean"] for h in data["hosts"].values()), (data, err[-2000:])
+    for i in (1, 2):
+        assert pids(lab, i) == set(), f"host {i}"
+        npu = lab.ssh(i, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+        assert "No running processes found in NPU 0" in npu
+
+
+def test_preflight_names_a_taken_rpc_port_and_a_killed_worker_rank_fails_up(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    lab.ssh(2, "setsid nohup python3 -m http.server 13345 >/dev/null 2>&1 < /dev/null &")
+    try:
+        wait_for("the port taker", lambda: "13345" in lab.ssh(2, "ss -H -ltn").stdout, timeout=30)
+        code, data, err = run(lab, "up", inv, *DP)
+        assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
+        found = [p for p in data["preflight"]["problems"] if p["check"] == "ports"]
+        assert [(p["host"], p["expected"]) for p in found] == [(f"{NAME}-2", "port 13345 free")]
+        assert "http.server" in found[0]["observed"] and "serve.data_parallel_rpc_port" in found[0]["hint"]
+        assert not rank_started(lab, 1) and not rank_started(lab, 2)  # nothing started
+    finally:
+        lab.ssh(2, "pkill -f '[h]ttp.server 13345' || true")
+
+    proc = start(lab, "up", inv, *DP, "--skip-preflight")
+    try:
+        wait_for("the worker's rank", lambda: rank_started(lab, 2) or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, proc.communicate()
+        lab.ssh(2, "pkill -KILL -f '[v]llm serve'")  # the rank dies while the cluster starts
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    data = json.loads(out)
+    assert proc.returncode == 1 and data["failed_stage"] == "ready", err[-2000:]
+    ready = next(s for s in data["run"]["stages"] if s["name"] == "ready")
+    worker = ready["hosts"][f"{NAME}-2"]["error"]
+    assert "rank exited while the cluster started" in worker["message"] and worker["details"], worker
+    assert f"the vLLM rank on {NAME}-2 exited" in ready["hosts"][f"{NAME}-1"]["error"]["message"]
+    down_leaves_nothing(lab)  # the head's rank and the orphaned engine on the worker too
+
+
+def test_ctrl_c_during_dp_start_then_down_cleans_every_host(lab: SimLab) -> None:
+    proc = start(lab, "up", str(lab.inventory), *DP, "--skip-preflight")
+    try:
+        wait_for("both ranks", lambda: rank_started(lab, 1) or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None and rank_started(lab, 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
+    down_leaves_nothing(lab)
+
+
+def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_path: Path) -> None:
+    inv = str(lab.inventory)
+    code, data, err = run(lab, "up", inv, *DP)
+    assert code == 0, err[-3000:]
+    plan = data["plan"]
+    assert plan["launch"]["launcher"]["value"] == "dp" and plan["parallel"]["dp"]["value"] == 2
+    assert [s["name"] for s in data["stages"]] == [
+        "preflight",
+        "env",
+        "ranks",
+        "stop-ranks",
+        "workers",
+        "vllm",
+        "ready",
+    ]
+    assert data["answers"]["models"] == ["tiny-llama"] and isinstance(data["answers"]["chat"], str)
+    assert pids(lab, 1, "[r]aylet|[g]cs_server") == pids(lab, 2, "[r]aylet|[g]cs_server") == set()  # no Ray
+    assert "--headless" in lab.ssh(2, "ps -ww -o args= -C python3 -C vllm | grep '[v]llm serve' || true").stdout
+
+    client = OpenAI(base_url=data["endpoint"], api_key="EMPTY", timeout=120, max_retries=0)
+    for i in range(6):  # the head spreads requests over both ranks: the worker's engine answers some
+        chat = client.chat.completions.create(
+            model="tiny-llama", messages=[{"role": "user", "content": f"Hello {i}"}], max_tokens=4
+        )
+        assert chat.choices[0].message.content is not None
+    assert client.completions.create(model="tiny-llama", prompt="def main():", max_tokens=4).choices[0].text
+    metrics = lab.ssh(1, "curl -s http://127.0.0.1:8000/metrics").stdout
+    served = {
+        line.split('engine="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("vllm:request_success_total{") and 'finished_reason="length"' in line
+    }
+    assert served.get("1", 0) > 0 and served.get("0", 0) > 0, served
+
+    code, status, err = run(lab, "status", inv, *DP)
+    assert code == 0, err
+    rows = {r["host"]: r for r in status["hosts"]}
+    assert [(rows[h]["runs"], rows[h]["ranks"], bool(rows[h]["vllm_pid"])) for h in (f"{NAME}-1", f"{NAME}-2")] == [
+        ("vllm", [0], True),
+        ("vllm", [1], True),
+    ]
+    assert rows[f"{NAME}-1"]["health"] == 200 and rows[f"{NAME}-1"]["engines"] == 2
+
+    code, logs, err = run(lab, "logs", inv, "--out", str(tmp_path))
+    assert code == 0, err
+    with tarfile.open(logs["archive"]) as tar:
+        names = tar.getnames()
+    assert all(any(n.startswith(f"{h}/") and n.endswith("vllm.log") for n in names) for h in rows), names
+
+    code, again, err = run(lab, "up", inv, *DP)  # its preflight sees the ports held by this deployment: fine
+    assert code == 0 and again["changed"] is False, (json.dumps(again.get("preflight"))[-3000:], err[-2000:])
+    assert {s["name"] for s in again["stages"] if s["status"] not in ("unchanged", "ok")} == set()
+    down_leaves_nothing(lab)
