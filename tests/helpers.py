@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -271,7 +272,9 @@ HOLD = 'while [ -e "$HOME/hold" ]; do sleep 0.1; done'
 
 
 def start(lab: Any, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The CLI in the background (--json), as a second terminal would run it."""
+    """The CLI in the background (--json), as a second terminal would run it: with Ctrl-C's
+    default meaning even when the test run itself was started with SIGINT ignored (a background
+    job of a non-interactive shell), which the child would otherwise inherit."""
     return subprocess.Popen(
         [sys.executable, "-m", "toolkit", *args, "--json"],
         cwd=lab.inventory.parent,
@@ -279,6 +282,7 @@ def start(lab: Any, *args: str, env: dict[str, str] | None = None) -> subprocess
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
 
 

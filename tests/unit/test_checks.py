@@ -118,7 +118,7 @@ def test_unreachable_host_and_minorities(inventory) -> None:
     b.devices[0].tls_switch = 1
     problems = {(p.host, p.device, p.check): p for p in evaluate(inventory, [a, b, c])}
     assert set(problems) == {("c", None, "ssh"), ("b", None, "versions"), ("b", 0, "tls")}
-    assert "cann 8.2 (others 8.0)" in problems[("b", None, "versions")].observed
+    assert "cann 8.2 (others 8.0 on a)" in problems[("b", None, "versions")].observed
     assert "Connection refused" in problems[("c", None, "ssh")].observed
 
 

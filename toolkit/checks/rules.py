@@ -523,7 +523,8 @@ def _versions(views: list[HostView]) -> list[Problem]:
     out = []
     for host, row in table.items():
         diffs = [
-            f"{key} {row.get(key) or 'missing'} (others {common[key] or 'missing'})"
+            f"{key} {row.get(key) or 'missing'} "
+            f"(others {common[key] or 'missing'} on {_named(table, key, common[key])})"
             for key in VERSION_KEYS
             if row.get(key) != common[key]
         ]
@@ -540,6 +541,12 @@ def _versions(views: list[HostView]) -> list[Problem]:
                 )
             )
     return out
+
+
+def _named(table: dict[str, dict[str, str | None]], key: str, value: str | None, most: int = 3) -> str:
+    """The hosts that have `value` for `key`, the first few by name."""
+    names = [host for host, row in table.items() if row.get(key) == value]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _clock(views: list[HostView]) -> list[Problem]:

@@ -95,3 +95,40 @@ done > "$out/hccn_tool.txt"
 tar -C "$out" -czf - . | base64 -w0
 rm -rf "$out"
 """
+
+
+#: separates `vllm bench serve`'s own output from its result JSON in `bench_command`'s output
+RESULT_MARKER = "@@ascend-deploy-bench-result@@"
+
+
+def bench_command(
+    enter: str,
+    p: Paths,
+    *,
+    base_url: str,
+    model_path: str,
+    served_name: str,
+    load_args: list[str],
+    dataset_args: list[str],
+    num_prompts: int,
+    seed: int,
+    name: str,
+) -> str:
+    """vLLM's own serving benchmark (`vllm bench serve`) on the head against the server, in the
+    plan's environment; the API key reaches it as OPENAI_API_KEY from its 0600 file (never argv).
+    Prints the benchmark's output, then RESULT_MARKER and its result JSON; exits with its status."""
+    folder = f"{p.dir}/bench"
+    argv = [
+        "vllm", "bench", "serve", "--backend", "vllm", "--base-url", base_url, "--endpoint", "/v1/completions",
+        "--model", model_path, "--served-model-name", served_name, "--tokenizer", model_path,
+        *dataset_args, "--num-prompts", str(num_prompts), "--seed", str(seed),
+        "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
+        "--ready-check-timeout-sec", "30", *load_args,
+        "--save-result", "--result-dir", folder, "--result-filename", f"{name}.json",
+    ]  # fmt: skip
+    return (
+        f"umask 077 && mkdir -p {q(folder)} && rm -f {q(folder + '/' + name + '.json')} && {enter} && "
+        f'if [ -f {q(p.api_key)} ]; then OPENAI_API_KEY="$(cat {q(p.api_key)})"; export OPENAI_API_KEY; fi; '
+        f"{' '.join(q(a) for a in argv)} 2>&1; rc=$?; echo {q(RESULT_MARKER)}; "
+        f"cat {q(folder + '/' + name + '.json')} 2>/dev/null; exit $rc"
+    )
