@@ -43,6 +43,9 @@ _EXPORTS = {
     "GenerateReport": "reports",
     "generate": "batch",
     "read_prompts": "files",
+    "BenchReport": "reports",
+    "BenchSettings": "benchmark",
+    "bench": "benchmark",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for, require_all_hosts
-from toolkit.client.benchmark import Load, Point, Search, Verdict, compare, parse_result, search_rate
+from toolkit.api.reports import BenchReport
+from toolkit.client.benchmark import Load, Point, compare, parse_result, search_rate
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, Executor, no_events
 from toolkit.engine.registry import Shared
@@ -21,7 +22,6 @@ from toolkit.errors import BadInput, HostError
 from toolkit.facts.deploy import Paths
 from toolkit.launch.server import curl_command, parse_answer
 from toolkit.planner.plan import Plan
-from toolkit.serial import plain
 from toolkit.steps import load_playbook
 from toolkit.transport.shell import q
 
@@ -44,40 +44,6 @@ class BenchSettings:
     latency: bool = False
     compare_anyway: bool = False
     point_timeout: float = 1800.0
-
-
-@dataclass
-class BenchReport:
-    inventory: str
-    identity: dict[str, Any]
-    settings: dict[str, Any]
-    points: list[Point] = field(default_factory=list)
-    search: Search | None = None
-    slo: dict[str, float] | None = None
-    verdicts: list[Verdict] = field(default_factory=list)
-    baseline: str | None = None
-    failure: str | None = None  # what stopped the run (the points before it are kept)
-    saved: str | None = None  # the results folder
-    notes: list[str] = field(default_factory=list)
-    duration: float = 0.0
-
-    __json_extra__ = ("ok", "regressions")
-    __json_round__ = {"duration": 3}
-
-    @property
-    def regressions(self) -> list[str]:
-        return [
-            f"{v.label}: {v.what} {v.measured:.1f} vs baseline {v.baseline:.1f} ({v.ratio:.2f}x)"
-            for v in self.verdicts
-            if not v.passed
-        ]
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and not self.regressions and bool(self.points)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
 
 
 def identity(plan: Plan) -> dict[str, Any]:

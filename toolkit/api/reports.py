@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolkit.client.benchmark import Point, Search, Verdict
 from toolkit.engine.lock import Held
 from toolkit.engine.runner import HostStatus, RunReport
 from toolkit.planner.plan import Plan, plan_to_dict
@@ -277,6 +278,40 @@ class GenerateReport:
             "prompts_per_s": round(self.summary.get("done", 0) / seconds, 3),
             "output_tokens_per_s": round(self.summary.get("output_tokens", 0) / seconds, 1),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(plain(self))
+
+
+@dataclass
+class BenchReport:
+    inventory: str
+    identity: dict[str, Any]
+    settings: dict[str, Any]
+    points: list[Point] = field(default_factory=list)
+    search: Search | None = None
+    slo: dict[str, float] | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    baseline: str | None = None
+    failure: str | None = None  # what stopped the run (the points before it are kept)
+    saved: str | None = None  # the results folder
+    notes: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+    __json_extra__ = ("ok", "regressions")
+    __json_round__ = {"duration": 3}
+
+    @property
+    def regressions(self) -> list[str]:
+        return [
+            f"{v.label}: {v.what} {v.measured:.1f} vs baseline {v.baseline:.1f} ({v.ratio:.2f}x)"
+            for v in self.verdicts
+            if not v.passed
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and not self.regressions and bool(self.points)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(plain(self))

@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from toolkit.api.reports import BenchReport
 from toolkit.errors import BadInput
 from toolkit.serial import plain
-
-if TYPE_CHECKING:
-    from toolkit.api.benchmark import BenchReport
 
 COLUMNS = ("load", "req/s", "out tok/s", "total tok/s", "TTFT mean/p50/p99 ms", "TPOT mean/p50/p99 ms",
            "ITL mean/p50/p99 ms", "failed")  # fmt: skip
