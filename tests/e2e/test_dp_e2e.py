@@ -152,7 +152,64 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
         names = tar.getnames()
     assert all(any(n.startswith(f"{h}/") and n.endswith("vllm.log") for n in names) for h in rows), names
 
+    bench_against_the_running_server(lab, inv, tmp_path)
+
     code, again, err = run(lab, "up", inv, *DP)  # its preflight sees the ports held by this deployment: fine
     assert code == 0 and again["changed"] is False, (json.dumps(again.get("preflight"))[-3000:], err[-2000:])
     assert {s["name"] for s in again["stages"] if s["status"] not in ("unchanged", "ok")} == set()
     down_leaves_nothing(lab)
+
+
+METRICS = [f"{m}_{s}" for m in ("ttft", "tpot", "itl") for s in ("mean", "median", "p99")]
+
+
+def bench_against_the_running_server(lab: SimLab, inv: str, tmp_path: Path) -> None:
+    """vLLM's own benchmark against the running DP endpoint (it only reads: no cluster of its own):
+    a sweep, the baseline gate both ways, an SLO search within its bound, and `status --metrics`
+    seeing a concurrent benchmark's requests, which Ctrl-C then stops on the head too."""
+    small = ["--num-prompts", "8", "--input-len", "16", "--output-len", "4", "--out", str(tmp_path / "bench")]
+    code, sweep, err = run(lab, "bench", inv, *DP, "--rates", "4,inf", *small)
+    assert code == 0, err[-3000:]
+    assert sweep["identity"]["launcher"] == "dp" and sweep["identity"]["dp"] == 2
+    for point in sweep["points"]:
+        assert point["ok"] and point["completed"] == 8 and point["failed"] == 0 and point["output_throughput"] > 0
+        assert all(key in point["latency_ms"] for key in METRICS), point
+    assert [p["label"] for p in sweep["points"]] == ["rate 4/s", "rate inf"]
+    result = Path(sweep["saved"]) / "result.json"
+    assert (Path(sweep["saved"]) / "summary.md").read_text().count("| rate ") == 2
+
+    code, same, err = run(
+        lab, "bench", inv, *DP, "--rates", "inf", *small, "--baseline", str(result), "--min-ratio", "0.3"
+    )
+    assert code == 0 and [v["passed"] for v in same["verdicts"]] == [True], (same.get("verdicts"), err[-2000:])
+    fast = json.loads(result.read_text())
+    for point in fast["points"]:
+        point["output_throughput"] *= 10
+    (tmp_path / "fast.json").write_text(json.dumps(fast))
+    code, slow, err = run(lab, "bench", inv, *DP, "--rates", "4,inf", *small, "--baseline", str(tmp_path / "fast.json"))
+    assert code == 1 and [r.split(":")[0] for r in slow["regressions"]] == ["rate 4/s", "rate inf"], slow
+
+    code, slo, err = run(lab, "bench", inv, *DP, "--slo", "ttft_p99=60s", "--max-points", "1", *small)
+    assert code == 0 and len(slo["points"]) == 1 and slo["search"]["best"]["label"] == "rate 1/s", err[-2000:]
+
+    proc = start(lab, "bench", inv, *DP, "--rates", "inf", "--num-prompts", "2000", "--output-len", "64", *small[6:])
+    try:
+        seen: list[dict] = []
+
+        def busy() -> bool:
+            code, status, _ = run(lab, "status", inv, *DP, "--metrics")
+            load = status.get("metrics") or []
+            seen[:] = load
+            return bool(load) and load[0]["running"] + load[0]["waiting"] > 0
+
+        wait_for(
+            "the concurrent benchmark's requests in status --metrics", lambda: busy() or proc.poll() is not None, 180
+        )
+        assert proc.poll() is None and seen[0]["engines"] == 2 and seen[0]["kv_cache_usage"] is not None, seen
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    wait_for("the benchmark on the head to stop", lambda: not pids(lab, 1, "[v]llm bench serve"), timeout=30)

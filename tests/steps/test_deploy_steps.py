@@ -479,6 +479,7 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
         "duration": 0.5,
         "hosts": [row],
         "notes": ["n"],
+        "metrics": None,
     }
     gen = GenerateReport(str(inv.path), plan, run, 4, {"seconds": 2.0, "done": 4, "output_tokens": 10}).to_dict()
     assert gen["rates"] == {"prompts_per_s": 2.0, "output_tokens_per_s": 5.0} and gen["failed_stage"] is None

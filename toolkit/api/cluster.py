@@ -13,7 +13,8 @@ from toolkit.api.context import ConnectFn, Options, load
 from toolkit.engine.executor import EventSink, no_events
 
 if TYPE_CHECKING:
-    from toolkit.api.reports import DownReport, GenerateReport, LogsReport, StatusReport, UpReport
+    from toolkit.api.benchmark import BenchSettings
+    from toolkit.api.reports import BenchReport, DownReport, GenerateReport, LogsReport, StatusReport, UpReport
     from toolkit.checks.report import CheckNetReport
     from toolkit.config.inventory import Inventory
     from toolkit.engine.runner import RunReport
@@ -75,10 +76,15 @@ class Cluster:
 
         return down(self.inventory, self.opts, **self._io())
 
-    def status(self) -> StatusReport:
+    def status(self, *, metrics: bool = False) -> StatusReport:
         from toolkit.api.inspect import status
 
-        return status(self.inventory, self.opts, **self._io())
+        return status(self.inventory, self.opts, metrics=metrics, **self._io())
+
+    def bench(self, settings: BenchSettings, *, out_dir: Path | None = Path("bench-results")) -> BenchReport:
+        from toolkit.api.benchmark import bench
+
+        return bench(self.inventory, self.opts, settings, out_dir=out_dir, **self._io())
 
     def logs(self, *, tail: int | None = None, out_dir: Path = Path(".")) -> LogsReport:
         from toolkit.api.collect import logs

@@ -12,17 +12,25 @@ from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
 from toolkit.engine.runner import HostStatus, run_playbook
 from toolkit.errors import BadInput
+from toolkit.facts.metrics import as_rows
 from toolkit.planner.plan import Plan
 from toolkit.steps import load_playbook
 
 
 def status(
-    inventory: Inventory, opts: Options, *, emit: EventSink = no_events, connect: ConnectFn | None = None
+    inventory: Inventory,
+    opts: Options,
+    *,
+    metrics: bool = False,
+    emit: EventSink = no_events,
+    connect: ConnectFn | None = None,
 ) -> StatusReport:
+    """What runs on each host now; with `metrics`, the server's load per model from /metrics."""
     started = time.monotonic()
     plan, notes = plan_or_observation(inventory)
+    params = {"status_probe": {"metrics": True}} if metrics else None
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
-        run = run_playbook(load_playbook("status"), inventory, executor, shared=Shared(plan=plan))
+        run = run_playbook(load_playbook("status"), inventory, executor, shared=Shared(plan=plan), params=params)
     stage = run.stages[0]
     head = stage.hosts.get(plan.head.name)
     nodes = (head.data.get("ray_nodes") if head and head.status != HostStatus.FAILED else None) or {}
@@ -61,7 +69,13 @@ def status(
                 engines_planned=plan.dp.value if isinstance(plan.dp.value, int) else None,
             )
         rows.append(row)
-    return StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
+    report = StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
+    if metrics:
+        loads = head.data.get("metrics") if head and head.status != HostStatus.FAILED else None
+        report.metrics = as_rows(loads)
+        if loads is None:
+            report.notes.append("no metrics: the head's server did not answer /metrics")
+    return report
 
 
 def plan_or_observation(inventory: Inventory) -> tuple[Plan, list[str]]:

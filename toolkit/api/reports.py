@@ -197,9 +197,10 @@ class StatusReport:
     hosts: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
     notes: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] | None = None  # `status --metrics`: per served model
 
-    __json_extra__ = ("ok", "inventory", "endpoint", "served_model", "duration", "hosts", "notes")
-    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes")
+    __json_extra__ = ("ok", "inventory", "endpoint", "served_model", "duration", "hosts", "notes", "metrics")
+    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics")
     __json_round__ = {"duration": 3}
 
     @property

@@ -429,6 +429,14 @@ def down(
 @guarded
 def status(
     inventory: InventoryArg = None,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics",
+            help="Also the server's load per served model from its /metrics (read twice, a second apart): "
+            "running and waiting requests, KV-cache usage, prompt and generation tokens/s, preemptions.",
+        ),
+    ] = False,
     accept_new_host_keys: AcceptKeysOpt = False,
     set_: SetOpt = None,
     json_: JsonOpt = False,
@@ -442,7 +450,7 @@ def status(
     inv = _inventory(inventory, set_)
     opts = _options(None, None, False, False, accept_new_host_keys, set_)
     with _progress(False, json_) as progress:
-        report = api.Cluster(inv, opts, progress).status()
+        report = api.Cluster(inv, opts, progress).status(metrics=metrics)
     _finish(report, json_, "render_status")
 
 
@@ -702,6 +710,105 @@ def generate(
             sink.close()
     report.out = str(out) if out is not None else None
     _finish(report, json_, "render_generate")
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def bench(
+    inventory: InventoryArg = None,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="random (prompts of --input-len tokens asking for --output-len), or a prompts file: one per line, "
+            'or .jsonl with {"prompt": ...}.',
+        ),
+    ] = "random",
+    input_len: Annotated[int, typer.Option("--input-len", min=1, help="random: prompt tokens.")] = 128,
+    output_len: Annotated[int, typer.Option("--output-len", min=1, help="random: output tokens per request.")] = 32,
+    num_prompts: Annotated[int, typer.Option("--num-prompts", "-n", min=1, help="Requests per point.")] = 100,
+    rates: Annotated[
+        Optional[str],
+        typer.Option("--rates", help="Request rates to sweep, per second, inf = all at once (default 1,inf)."),
+    ] = None,
+    concurrency: Annotated[
+        Optional[str], typer.Option("--concurrency", help="Fixed concurrencies to sweep instead, e.g. 1,8,32.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random dataset and the arrivals.")] = 0,
+    slo: Annotated[
+        Optional[str],
+        typer.Option(
+            "--slo",
+            help="Search the highest request rate that meets these objectives instead of sweeping, e.g. "
+            "ttft_p99=2s,tpot_p99=80ms (keys ttft|tpot|itl _ mean|median|p99; units ms or s).",
+        ),
+    ] = None,
+    max_points: Annotated[
+        int, typer.Option("--max-points", min=1, max=50, help="--slo: the most points the search measures.")
+    ] = 6,
+    start_rate: Annotated[
+        float, typer.Option("--start-rate", min=0.001, help="--slo: the first rate (it doubles until one misses).")
+    ] = 1.0,
+    baseline: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--baseline",
+            help="A result.json of an earlier run: exit 1 if a point's output throughput fell "
+            "below --min-ratio x its own.",
+        ),
+    ] = None,
+    min_ratio: Annotated[float, typer.Option("--min-ratio", min=0.01, max=10, help="--baseline: the gate.")] = 0.97,
+    check_latency: Annotated[
+        bool,
+        typer.Option("--check-latency", help="--baseline: also gate p99 TTFT and TPOT (at most baseline / ratio)."),
+    ] = False,
+    compare_anyway: Annotated[
+        bool, typer.Option("--compare-anyway", help="--baseline: compare with a result of another plan identity.")
+    ] = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the results (one subfolder per run).")
+    ] = Path("bench-results"),
+    point_timeout: Annotated[float, typer.Option("--point-timeout", min=10, help="Seconds one point may take.")] = 1800,
+    verbose: VerboseOpt = False,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """How fast is the deployed endpoint: vLLM's own serving benchmark (`vllm bench serve`, run on the
+    head with the plan's model, served name, tokenizer and API key) at each load point, with progress;
+    a table per point (requests/s, output and total tokens/s, TTFT/TPOT/ITL mean, p50, p99, failed
+    requests) and every point's result saved with the plan's identity (result.json, summary.md, and a
+    latency plot when matplotlib is installed).
+
+    --baseline gates on an earlier result of the same plan (exit 1 naming each point below it, as
+    vllm-ascend's nightly tests gate at 0.97x). --slo searches the highest request rate that meets
+    the objectives (doubling, then bisecting; at most --max-points points) and reports it with the
+    measured point on each side. A point that fails stops the run; the points before it are kept."""
+    from toolkit.client.benchmark import parse_loads, parse_slo
+
+    inv = _inventory(inventory, set_)
+    settings = api.BenchSettings(
+        loads=parse_loads(rates, concurrency),
+        input_len=input_len,
+        output_len=output_len,
+        num_prompts=num_prompts,
+        seed=seed,
+        prompts=None if dataset == "random" else api.read_prompts(Path(dataset)),
+        slo=parse_slo(slo) if slo is not None else None,
+        max_points=max_points,
+        start_rate=start_rate,
+        baseline=baseline,
+        min_ratio=min_ratio,
+        latency=check_latency,
+        compare_anyway=compare_anyway,
+        point_timeout=point_timeout,
+    )
+    if slo is not None and (rates or concurrency):
+        raise BadInput("--slo searches the rate itself: leave out --rates and --concurrency")
+    opts = _options(None, None, verbose, False, accept_new_host_keys, set_)
+    with _progress(verbose, json_) as progress:
+        report = api.Cluster(inv, opts, progress).bench(settings, out_dir=out_dir)
+    _finish(report, json_, "render_bench")
 
 
 from toolkit.cli.sim import sim_app  # noqa: E402

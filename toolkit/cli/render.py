@@ -592,6 +592,58 @@ def render_status(report: StatusReport) -> None:
             out.print(Text(f"{r['host']}: ", style="bold red") + Text(r["error"]))
 
 
+def render_metrics(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="server load (/metrics)", title_justify="left", box=None, pad_edge=False, header_style="dim")
+    for col in ("model", "engines", "running", "waiting", "KV cache", "prompt tok/s", "gen tok/s", "preemptions"):
+        table.add_column(col)
+
+    def num(value: Any, fmt: str = "{:.0f}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    for r in rows:
+        table.add_row(
+            r["model"],
+            str(r["engines"]),
+            num(r["running"]),
+            num(r["waiting"]),
+            num(r["kv_cache_usage"] * 100 if r["kv_cache_usage"] is not None else None, "{:.1f}%"),
+            num(r["prompt_tokens_per_s"], "{:.1f}"),
+            num(r["generation_tokens_per_s"], "{:.1f}"),
+            num(r["preemptions"]),
+        )
+    out.print(table)
+
+
+def render_bench(report: Any) -> None:
+    from toolkit.api.results import COLUMNS, rows, search_sentence
+
+    _notes(report.notes)
+    ident = report.identity
+    out.print(
+        Text(f"{ident['served_name']}", style="bold")
+        + Text(
+            f"  launcher {ident['launcher']}, TP {ident['tp']} x PP {ident['pp']} x DP {ident['dp']} on "
+            f"{ident['hosts']} x {ident['hardware']}, {ident['runtime']['name']}",
+            style="dim",
+        )
+    )
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in COLUMNS:
+        table.add_column(col)
+    for row in rows(report):
+        table.add_row(*row)
+    out.print(table)
+    if report.search is not None:
+        out.print(Text(f"SLO {report.slo}: ", style="bold") + Text(search_sentence(report)))
+    for v in report.verdicts:
+        mark = _mark(v.passed, "ok" if v.passed else "BELOW")
+        out.print(Text(f"{v.label}: {v.what} {v.measured:.1f} vs baseline {v.baseline:.1f} ({v.ratio:.2f}x) ") + mark)
+    if report.failure:
+        out.print(Text("stopped: ", style="bold red") + Text(report.failure))
+    if report.saved:
+        out.print(Text("results: ", style="bold") + Text(report.saved))
+
+
 def render_logs(report: LogsReport) -> None:
     if report.tails:
         for host, files in report.tails.items():

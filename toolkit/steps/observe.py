@@ -10,6 +10,7 @@ from toolkit.engine.readiness import Probe
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.deploy import Paths, state_fact
+from toolkit.facts.metrics import metrics_command, parse_metrics
 from toolkit.launch import launch_for
 from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command
 from toolkit.planner.plan import Plan, ray_temp_dir
@@ -28,6 +29,8 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
     head = ctx.host.name == plan.head.name
     if head:
         facts += [ray_nodes_fact(plan, p, ctx.host.env, ctx.host.setup), http_fact(plan, p)]
+        if ctx.params.get("metrics"):  # `status --metrics`: /metrics twice, a second apart
+            facts.append(Fact("metrics", metrics_command(plan.probe_url), parse_metrics, setup=False, background=True))
     values = ctx.facts(facts)
     state = values["deploy_state"]
     ctx.data.update(
@@ -48,6 +51,8 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
         ctx.data.update(health=probe.health, last_log_line=probe.last_line)
         if probe.health == 200:
             ctx.data.update(models=models, engines=engines)
+    if "metrics" in values:
+        ctx.data["metrics"] = values["metrics"]
     yield from ()
 
 
