@@ -83,7 +83,6 @@ def test_dp_derives_tp_per_host_and_dp_across_hosts(tmp_path: Path) -> None:
             "PP 2",
         ),
         ({"serve": {"launcher": "dp", "data_parallel_rpc_port": 8000}}, "serve.data_parallel_rpc_port", "port 8000"),
-        ({"serve": {"ready_timeout": 300}}, "serve.ready_timeout", "VLLM_ENGINE_READY_TIMEOUT_S"),
     ],
 )
 def test_refusals_name_the_rule_and_the_fix(tmp_path: Path, kw: dict, field: str, words: str) -> None:
@@ -116,6 +115,8 @@ def test_recipe_env_and_timeouts_sized_to_the_weights(tmp_path: Path) -> None:
     small = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0])
     assert small.head.env["VLLM_ENGINE_READY_TIMEOUT_S"].value == "600" and "HCCL_CONNECT_TIMEOUT" not in small.head.env
     assert "OMP_PROC_BIND" not in small.head.env  # one host: no multi-node recipe settings
+    short = plan(tmp_path, "Qwen3-235B-A22B", serve={"ready_timeout": 300}, **A2X2)  # the user's choice stands
+    assert short.ready_timeout.value == 300 and any("may give up on a server" in n for n in short.notes)
     mine = plan(tmp_path, "Qwen3-235B-A22B", defaults={"env": {"VLLM_ENGINE_READY_TIMEOUT_S": "5000"}}, **A2X2)
     assert mine.head.env["VLLM_ENGINE_READY_TIMEOUT_S"].value == "5000" and mine.ready_timeout.value == 5120
     a3 = plan(tmp_path, "DeepSeek-R1", hosts=2, devices=list(range(16)), hardware="A3", model_section=None)

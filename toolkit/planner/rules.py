@@ -426,13 +426,11 @@ class _Planner:
         need = float(engine.value) + READY_MARGIN_S if engine is not None and str(engine.value).isdigit() else 0.0
         given = float(self.serve.ready_timeout)
         if self.inv.section_origins.get("serve.ready_timeout", "default") != "default":
-            if given < need:
-                self.issue(
-                    "serve.ready_timeout",
-                    f"{given:g}s is shorter than the engines' own start-up timeout "
-                    f"(VLLM_ENGINE_READY_TIMEOUT_S={engine.value if engine else '?'}): `up` would give up on a server "
-                    "that is still loading",
-                    f"use at least {need:g}, or lower VLLM_ENGINE_READY_TIMEOUT_S in env",
+            if given < need:  # the user's choice stands (a quick failure on purpose), with a warning
+                self.notes.append(
+                    f"serve.ready_timeout {given:g}s is shorter than the engines' own start-up timeout "
+                    f"(VLLM_ENGINE_READY_TIMEOUT_S={engine.value if engine else '?'}) + {READY_MARGIN_S:g}s: `up` "
+                    f"may give up on a server that is still loading (at least {need:g}s lets it finish)"
                 )
             return Value(given, _origin(self.inv, "serve.ready_timeout"))
         if given < need:
