@@ -348,6 +348,9 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
             "port": 8000,
             "max_model_len": 1024,
             **({"tensor_parallel_size": opts.tensor_parallel} if opts.tensor_parallel else {}),
+            # the CPU build's graph compilation and warm-up take about a minute per start and buy nothing
+            # for a tiny model on simulated hosts (on NPUs graph mode is the default and worth it)
+            "enforce_eager": True,
             # JSON-schema decoding without free whitespace: the random tiny model would pad with it until max_tokens
             "extra_args": ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}'],
         },
