@@ -27,8 +27,14 @@ def plan(tmp_path: Path) -> Any:
     return api.plan(inv)
 
 
-def commands(plan: Any) -> dict[str, str]:
-    """Every remote shell builder of the steps and launchers, on one plan."""
+@pytest.fixture
+def dp_plan(tmp_path: Path) -> Any:
+    (tmp_path / "dp").mkdir()
+    return api.plan(inventory(tmp_path / "dp", "Qwen2.5-7B-Instruct", devices=[0], serve={"launcher": "dp"}))
+
+
+def commands(plan: Any, dp_plan: Any) -> dict[str, str]:
+    """Every remote shell builder of the steps and launchers, on one plan (ray) and a dp plan."""
     from toolkit.steps import commands as step_commands
     from toolkit.steps.generate import generate_command
 
@@ -51,11 +57,25 @@ def commands(plan: Any) -> dict[str, str]:
         "vllm-server.sh": launcher.server_command(),
         "vllm-stop.sh": stop_vllm_command(p),
         "vllm-probe.sh": probe_command(plan, p),
+        "dp-rank-worker.sh": launch_for(dp_plan).launcher.node_command(dp_plan.hosts[1]),
+        "dp-rank-head.sh": launch_for(dp_plan).launcher.server_command(),
+        "bench.sh": step_commands.bench_command(
+            launch.runtime.enter(),
+            p,
+            base_url=plan.probe_url,
+            model_path=plan.model_path,
+            served_name=plan.served_name.value,
+            load_args=["--request-rate", "4"],
+            dataset_args=["--dataset-name", "random", "--random-input-len", "16", "--random-output-len", "4"],
+            num_prompts=8,
+            seed=0,
+            name="point-1",
+        ),
     }
 
 
-def test_every_command_has_a_golden_file(plan: Any) -> None:
-    assert sorted(commands(plan)) == sorted(NAMES) == sorted(p.name for p in GOLDEN.glob("*.sh"))
+def test_every_command_has_a_golden_file(plan: Any, dp_plan: Any) -> None:
+    assert sorted(commands(plan, dp_plan)) == sorted(NAMES) == sorted(p.name for p in GOLDEN.glob("*.sh"))
 
 
 def test_plan_names_its_launcher_and_runtime(plan: Any) -> None:
@@ -68,13 +88,13 @@ def test_plan_names_its_launcher_and_runtime(plan: Any) -> None:
 NAMES = ["ray-node-worker.sh", "ray-stop.sh", "ray-nodes-query.sh", "ray-snapshot.sh"]
 NAMES += ["vllm-server.sh", "vllm-stop.sh", "vllm-probe.sh"]
 NAMES += ["env-write.sh", "key-write.sh", "files-present.sh", "files-remove.sh", "logs-tail.sh", "logs-collect.sh"]
-NAMES += ["generate.sh"]
+NAMES += ["generate.sh", "dp-rank-worker.sh", "dp-rank-head.sh", "bench.sh"]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_launch_commands_match_their_golden_files(plan: Any, name: str) -> None:
+def test_launch_commands_match_their_golden_files(plan: Any, dp_plan: Any, name: str) -> None:
     """UPDATE_GOLDEN=1 rewrites the files; review the diff like code."""
-    text = commands(plan)[name] + "\n"
+    text = commands(plan, dp_plan)[name] + "\n"
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)

@@ -123,7 +123,7 @@ def bench_command(
         "--model", model_path, "--served-model-name", served_name, "--tokenizer", model_path,
         *dataset_args, "--num-prompts", str(num_prompts), "--seed", str(seed),
         "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
-        "--ready-check-timeout-sec", "30", *load_args,
+        "--ready-check-timeout-sec", "30", "--num-warmups", "2", *load_args,
         "--save-result", "--result-dir", folder, "--result-filename", f"{name}.json",
     ]  # fmt: skip
     return (
