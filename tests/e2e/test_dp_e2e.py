@@ -89,6 +89,14 @@ def test_preflight_names_a_taken_rpc_port_and_a_killed_worker_rank_fails_up(lab:
     down_leaves_nothing(lab)  # the head's rank and the orphaned engine on the worker too
 
 
+def test_generate_refuses_a_dp_plan_with_the_reason(lab: SimLab, tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Hello\n")
+    r = cli("generate", str(lab.inventory), *DP, "--prompts", str(prompts), cwd=lab.inventory.parent)
+    assert r.returncode == 2 and "generate on launcher dp" in r.stderr and "independent LLM per rank" in r.stderr
+    assert not rank_started(lab, 1) and not rank_started(lab, 2)
+
+
 def test_ctrl_c_during_dp_start_then_down_cleans_every_host(lab: SimLab) -> None:
     proc = start(lab, "up", str(lab.inventory), *DP, "--skip-preflight")
     try:

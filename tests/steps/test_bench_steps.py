@@ -146,3 +146,24 @@ def test_not_serving_or_another_served_name_is_refused_before_any_point(served: 
     with pytest.raises(BadInput) as exc:
         api.bench(inv, api.Options(), api.BenchSettings(baseline=tmp_path / "none.json"), out_dir=None, connect=connect)
     assert "--baseline" in exc.value.message and "No such file" in exc.value.message
+
+
+def test_a_prompts_file_is_uploaded_and_used_as_vllms_custom_dataset(served: Any) -> None:
+    inv, cluster = served
+    handler, calls = bench_handler(cluster)
+    uploads: list[str] = []
+
+    def recording(name: str, script: str) -> tuple[int, str, str]:
+        if "bench/prompts.jsonl" in script and "cat >" in script:
+            uploads.append(script)
+            return 0, "", ""
+        return handler(name, script)
+
+    connect, _ = fake_factory(recording)
+    prompts = [{"id": 1, "prompt": "def f(x):"}, {"id": 2, "prompt": "Hello"}]
+    settings = api.BenchSettings(loads=[Load(rate=2.0)], prompts=prompts, output_len=8)
+    report = api.bench(inv, api.Options(), settings, out_dir=None, connect=connect)
+    assert report.ok and len(uploads) == 1 and "umask 077" in uploads[0]
+    assert "--dataset-name custom --dataset-path .ascend-deploy/t/bench/prompts.jsonl" in calls[0]
+    assert "--custom-output-len 8" in calls[0] and "--random-input-len" not in calls[0]
+    assert report.settings["dataset"] == "prompts file"

@@ -185,6 +185,7 @@ def bench(
                 ],
             }
             if settings.prompts is not None:
+                params["output_len"] = settings.output_len
                 params["prompts_jsonl"] = "".join(json.dumps({"prompt": r["prompt"]}) + "\n" for r in settings.prompts)
             run = run_playbook(book, inventory, executor, params={"bench_serve": params}, shared=Shared(plan=plan))
             host = run.stages[0].hosts.get(plan.head.name)

@@ -26,6 +26,7 @@ def bench_serve(ctx: StepContext) -> Iterator[Op]:
         path = f"{p.dir}/bench/prompts.jsonl"
         ctx.session.run(write_stdin_command(path), stdin=prompts, timeout=60, setup=False)
         dataset = ["--dataset-name", "custom", "--dataset-path", path, "--skip-chat-template"]
+        dataset += ["--custom-output-len", str(int(params.get("output_len", 256)))]
     command = bench_command(
         launch_for(plan).runtime.enter(),
         p,
