@@ -3,6 +3,7 @@ floor of the libraries the CLI is built on (floor.py), and writing the page."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -16,6 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 FLOOR = str(ROOT / "bench" / "floor.py")
+CLI = [PYTHON, "-m", "toolkit"]
+
+
+def cli(*args: str) -> tuple[float, dict]:
+    """Wall seconds and the `--json` document of one CLI command (it must print one)."""
+    started = time.monotonic()
+    proc = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, cwd=ROOT)
+    wall = time.monotonic() - started
+    try:
+        return wall, json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}") from None
 
 
 def machine() -> str:

@@ -29,25 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from _report import PYTHON, library_floor, machine, publish  # noqa: E402
+from _report import CLI, cli, library_floor, machine, publish  # noqa: E402
 
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
 from toolkit.sim.layout import default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
-CLI = [PYTHON, "-m", "toolkit"]
 NAME = "benchdp"
-
-
-def cli(*args: str) -> tuple[float, dict]:
-    started = time.monotonic()
-    proc = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, cwd=ROOT)
-    wall = time.monotonic() - started
-    try:
-        return wall, json.loads(proc.stdout)
-    except ValueError:
-        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}") from None
 
 
 class Ssh:

@@ -53,6 +53,17 @@ def cli(
     )
 
 
+def cli_json(
+    lab: Any, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    """The CLI with `--json` in the lab's folder: (exit code, the document, stderr)."""
+    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout, env=env)
+    try:
+        return r.returncode, json.loads(r.stdout), r.stderr
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
+
+
 @dataclass
 class SshLab:
     """Three sshd 'hosts' on 127.0.0.11-13, a client key, and a known_hosts file for them."""

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 from openai import OpenAI
 
-from tests.helpers import SIM_ROOT, cli, start, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, start, wait_for
 from tests.simlab import SimLab, running_cluster
 
 NAME = "dpe"
@@ -33,11 +33,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
 
 
 def run(lab: SimLab, *args: str, timeout: float = 900) -> tuple[int, dict[str, Any], str]:
-    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
-    try:
-        return r.returncode, json.loads(r.stdout), r.stderr
-    except ValueError:
-        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
+    return cli_json(lab, *args, timeout=timeout)
 
 
 def pids(lab: SimLab, index: int, pattern: str = RANKS) -> set[int]:

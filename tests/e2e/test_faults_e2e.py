@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.helpers import SIM_ROOT, cli, held, held_inventory, hold, start, vllm_running, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, held, held_inventory, hold, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
 
 NAME = "fault"
@@ -48,11 +48,7 @@ def isolated(lab: SimLab) -> Iterator[None]:
 
 
 def run(lab: SimLab, *args: str, timeout: float = 600) -> tuple[int, dict[str, Any], str]:
-    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout)
-    try:
-        return r.returncode, json.loads(r.stdout), r.stderr
-    except ValueError:
-        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
+    return cli_json(lab, *args, timeout=timeout)
 
 
 def ray_procs(lab: SimLab, index: int) -> str:

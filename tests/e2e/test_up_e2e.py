@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from openai import AuthenticationError, OpenAI
 
-from tests.helpers import SIM_ROOT, cli, held, held_inventory, hold, start, vllm_running, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, held, held_inventory, hold, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
 from toolkit.planner.plan import ray_temp_dir
 
@@ -40,12 +40,7 @@ KEY = "e2e-secret-7f3a9c"
 
 
 def run(lab: SimLab, *args: str, timeout: float = 900, key: bool = False) -> tuple[int, dict[str, Any], str]:
-    r = cli(*args, "--json", cwd=lab.inventory.parent, timeout=timeout, env={"E2E_KEY": KEY} if key else None)
-    try:
-        data = json.loads(r.stdout)
-    except ValueError:
-        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]}\n{r.stderr[-3000:]}") from None
-    return r.returncode, data, r.stderr
+    return cli_json(lab, *args, timeout=timeout, env={"E2E_KEY": KEY} if key else None)
 
 
 def stages(data: dict[str, Any]) -> dict[str, str]:

@@ -14,12 +14,27 @@ from toolkit.engine.runner import HostStatus, RunReport
 from toolkit.planner.plan import Plan, plan_to_dict
 from toolkit.serial import plain
 
+
+class PlanFacing:
+    """The endpoint and served name a report shows, from its plan."""
+
+    plan: Plan
+
+    @property
+    def endpoint(self) -> str:
+        return self.plan.endpoint
+
+    @property
+    def served_model(self) -> str:
+        return str(self.plan.served_name.value)
+
+
 #: the steps that verify the server answers (one per launcher family's playbook)
 READY_STEPS = ("vllm_ready", "dp_ready")
 
 
 @dataclass
-class UpReport:
+class UpReport(PlanFacing):
     inventory: str
     plan: Plan
     preflight: Any = None  # CheckNetReport, or None with --skip-preflight
@@ -52,14 +67,6 @@ class UpReport:
         """vLLM was verified ready in this run (False when --tags/--skip-tags left it out)."""
         ready = next((st for st in self.run.stages if st.step in READY_STEPS), None) if self.run else None
         return self.ok and ready is not None and not ready.skipped_reason and bool(ready.hosts)
-
-    @property
-    def endpoint(self) -> str:
-        return self.plan.endpoint
-
-    @property
-    def served_model(self) -> str:
-        return self.plan.served_name.value
 
     @property
     def notes(self) -> list[str]:
@@ -191,7 +198,7 @@ class DownReport:
 
 
 @dataclass
-class StatusReport:
+class StatusReport(PlanFacing):
     inventory: str
     plan: Plan
     hosts: list[dict[str, Any]] = field(default_factory=list)
@@ -202,14 +209,6 @@ class StatusReport:
     __json_extra__ = ("ok", "inventory", "endpoint", "served_model", "duration", "hosts", "notes", "metrics")
     __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics")
     __json_round__ = {"duration": 3}
-
-    @property
-    def endpoint(self) -> str:
-        return self.plan.endpoint
-
-    @property
-    def served_model(self) -> str:
-        return self.plan.served_name.value
 
     @property
     def ok(self) -> bool:

@@ -695,18 +695,9 @@ class _Planner:
         for host in self.inv.hosts:
             auto = host.nic == "auto"
             env = self.host_env(host, m.profile, m.row, auto, planned_env, launcher.value)
+            common = (host.name, host.address, host.role, host.devices, None if auto else host.nic, env)
             if launcher.value == "ray":
-                plans.append(
-                    HostPlan(
-                        host.name,
-                        host.address,
-                        host.role,
-                        host.devices,
-                        None if auto else host.nic,
-                        env,
-                        self.ray_argv(host, runtime),
-                    )
-                )
+                plans.append(HostPlan(*common, self.ray_argv(host, runtime)))
                 continue
             local = max(1, len(host.devices) // tp.value)
             rank_args: list[Arg] = []
@@ -723,20 +714,8 @@ class _Planner:
             for arg in args + rank_args:
                 if arg.flag != "--model":
                     argv += arg.argv()
-            plans.append(
-                HostPlan(
-                    host.name,
-                    host.address,
-                    host.role,
-                    host.devices,
-                    None if auto else host.nic,
-                    env,
-                    (),
-                    tuple(argv),
-                    tuple(rank_args),
-                    tuple(range(first_rank, first_rank + local)) if launcher.value == "dp" else (),
-                )
-            )
+            ranks = tuple(range(first_rank, first_rank + local)) if launcher.value == "dp" else ()
+            plans.append(HostPlan(*common, (), tuple(argv), tuple(rank_args), ranks))
             first_rank += local
         return tuple(plans)
 
