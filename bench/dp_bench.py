@@ -203,7 +203,7 @@ def main() -> None:
         "  row compares with what any CLI on these libraries must pay plus that probe.",
         f"- every start: ascend-deploy {', '.join(f'{x:.1f}' for x in ours)} s; "
         f"script {', '.join(f'{x:.1f}' for x in base)} s.",
-        "- Most of a start is vLLM's own (loading, compiling and warming up two CPU ranks on 2 shared cores); what",
+        "- Most of a start is vLLM's own (loading and starting two CPU ranks on 2 shared cores); what",
         "  `up` adds is its stages (env file, the ranks' state, the start in order) and the readiness probes.",
     ]
     publish(args.out, lines)
