@@ -15,6 +15,7 @@ help:
 	@echo "make host-env - the simulated hosts' venv (Ray + vLLM CPU build) and the tiny model, under the sim root"
 	@echo "               (.sim/ here; a per-checkout folder under /var/lib/ascend-deploy/sim/ when this folder is under /tmp or has a space)"
 	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
+	@echo "make bench-dp - launcher dp: up to ready against a plain OpenSSH script, status (docs/dp-benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
