@@ -384,9 +384,11 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Deploy: preflight (check-net), env file on every host, Ray head then workers (NPU resource,
-    never --num-gpus), wait until Ray reports every node and NPU, vLLM on the head (setsid, log and
-    pid file, API key by environment), readiness (/health, /v1/models, one completion, one chat).
+    """Deploy: preflight (check-net), env file on every host, then the plan's launcher. ray: Ray head
+    then workers (NPU resource, never --num-gpus), wait until Ray reports every node and NPU, vLLM on
+    the head. dp: every host's own `vllm serve` (the workers headless, then the head), one decision
+    for all ranks. Then readiness (/health, /v1/models, one completion, one chat); with dp every host
+    watches its rank and the first rank to exit stops the wait, named.
 
     Idempotent: a re-run on a healthy cluster changes nothing; a serve change restarts only vLLM; an
     env or Ray change restarts Ray and vLLM; after a failure, the next `up` resumes. Records the
