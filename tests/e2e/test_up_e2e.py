@@ -24,7 +24,16 @@ from toolkit.planner.plan import ray_temp_dir
 
 NAME = "e2e"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
-PP2 = ["--set", "serve.tensor_parallel_size=1", "--set", "serve.pipeline_parallel_size=2"]
+#: the CPU build's later pipeline stages need the warm-up run that eager mode skips (it allocates their
+#: intermediate tensors): PP cases serve in graph mode on the simulated hosts
+PP2 = [
+    "--set",
+    "serve.tensor_parallel_size=1",
+    "--set",
+    "serve.pipeline_parallel_size=2",
+    "--set",
+    "serve.enforce_eager=false",
+]
 
 
 @pytest.fixture(scope="module")
