@@ -59,9 +59,7 @@ def markdown(report: BenchReport) -> str:
         *("| " + " | ".join(r) + " |" for r in rows(report)),
     ]
     if report.search is not None:
-        s = report.search
         lines += ["", f"SLO {report.slo}: " + search_sentence(report)]
-        del s
     for v in report.verdicts:
         lines.append(f"- {v.label}: {v.what} {v.measured:.1f} vs baseline {v.baseline:.1f} ({v.ratio:.2f}x) "
                      + ("ok" if v.passed else "BELOW"))  # fmt: skip

@@ -93,13 +93,12 @@ def dp_start(ctx: StepContext) -> Iterator[Op]:
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
     if state.vllm_left:  # dp_stop skipped (--skip-tags) or a process came back
         yield Op(stop_vllm_command(paths(ctx)), "stop the vLLM still running here", timeout=STOP_WAIT_S + 15)
-    the_launch = launch(ctx)
+    launcher = launch(ctx).launcher
     ranks = ", ".join(map(str, hp.ranks)) or "0"
     role = "API server" if hp.role == "head" else "headless"
     yield Op(
-        launch(ctx).launcher.node_command(hp),
-        f"start vLLM {the_launch.launcher.name} rank(s) {ranks} ({role}, TP {the_plan(ctx).tp.value}): "
-        + ", ".join(reasons),
+        launcher.node_command(hp),
+        f"start vLLM {launcher.name} rank(s) {ranks} ({role}, TP {the_plan(ctx).tp.value}): " + ", ".join(reasons),
         timeout=60,
     )
     yield write_file_op(paths(ctx).vllm_hash, wanted + "\n", "record the vLLM command hash")
