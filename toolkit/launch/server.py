@@ -43,14 +43,29 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
     )
 
 
-def probe_command(plan: Plan, p: Paths) -> str:
+def _alive(p: Paths) -> str:
     return (
         f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; '
         "else echo alive=0; fi; "
-        f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo "
-        "health=$health; "
-        f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
     )
+
+
+def _last_line(p: Paths) -> str:
+    return f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
+
+
+def probe_command(plan: Plan, p: Paths) -> str:
+    """The server's liveness (pid file), /health and its log's last line (`parse_probe` reads it)."""
+    return (
+        _alive(p)
+        + f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo "
+        "health=$health; " + _last_line(p)
+    )
+
+
+def rank_probe_command(p: Paths) -> str:
+    """A vLLM process's liveness and its log's last line, without HTTP (a headless DP rank)."""
+    return _alive(p) + _last_line(p)
 
 
 def parse_probe(stdout: str) -> Probe:

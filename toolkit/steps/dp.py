@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts.deploy import state_fact
-from toolkit.launch.server import STOP_WAIT_S, digest, stop_vllm_command
+from toolkit.launch.server import STOP_WAIT_S, digest, parse_probe, rank_probe_command, stop_vllm_command
 from toolkit.steps.commands import write_file_op
 from toolkit.steps.deploy import (
     check_answers,
@@ -25,7 +25,6 @@ from toolkit.steps.deploy import (
     the_plan,
     wait_for_server,
 )
-from toolkit.transport.shell import q
 
 
 @step("dp_state", read_only=True, needs_plan=True)
@@ -122,22 +121,17 @@ def dp_ready(ctx: StepContext) -> Iterator[Op]:
 def watch_rank(ctx: StepContext, timeout: float, interval: float) -> None:
     p = paths(ctx)
     meet = ctx.shared.rendezvous
-    check = (
-        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; '
-        f'else echo alive=0; fi; echo "last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | cut -c1-200)"'
-    )
     started = time.monotonic()
     while not meet.ready.is_set():
-        out = ctx.session.run(check, timeout=30, check=False, setup=False).stdout
-        values: dict[str, Any] = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+        probe = parse_probe(ctx.session.run(rank_probe_command(p), timeout=30, check=False, setup=False).stdout)
         elapsed = time.monotonic() - started
-        alive = values.get("alive", "0").strip() == "1"
+        alive = probe.alive
         ctx.session.emit(
             Event(
                 EventKind.PROGRESS,
                 ctx.host.name,
                 ctx.session.stage,
-                f"{elapsed:4.0f}s rank {'alive' if alive else 'exited'}: {values.get('last', '').strip()}",
+                f"{elapsed:4.0f}s rank {'alive' if alive else 'exited'}: {probe.last_line}",
             )
         )
         if not alive:
