@@ -7,6 +7,7 @@ DP RPC port taken on a worker, the worker's rank killed during start, Ctrl-C dur
 from __future__ import annotations
 
 import json
+import re
 import signal
 import tarfile
 from pathlib import Path
@@ -182,17 +183,30 @@ def bench_against_the_running_server(lab: SimLab, inv: str, tmp_path: Path) -> N
     result = Path(sweep["saved"]) / "result.json"
     assert (Path(sweep["saved"]) / "summary.md").read_text().count("| rate ") == 2
 
-    code, same, err = run(
-        lab, "bench", inv, *DP, "--rates", "inf", *small, "--baseline", str(result), "--min-ratio", "0.3"
+    # the gate both ways in one run: the paced point against its own baseline passes (its throughput is
+    # set by the arrival rate), the unpaced one against a baseline 1000x faster fails and is named
+    gate = json.loads(result.read_text())
+    for point in gate["points"]:
+        if point["label"] == "rate inf":
+            point["output_throughput"] *= 1000
+    (tmp_path / "gate.json").write_text(json.dumps(gate))
+    code, gated, err = run(
+        lab,
+        "bench",
+        inv,
+        *DP,
+        "--rates",
+        "4,inf",
+        *small,
+        "--baseline",
+        str(tmp_path / "gate.json"),
+        "--min-ratio",
+        "0.3",
     )
-    assert code == 0 and [v["passed"] for v in same["verdicts"]] == [True], (same.get("verdicts"), err[-2000:])
-    fast = json.loads(result.read_text())
-    for point in fast["points"]:
-        point["output_throughput"] *= 10
-    (tmp_path / "fast.json").write_text(json.dumps(fast))
-    code, slow, err = run(lab, "bench", inv, *DP, "--rates", "inf", *small, "--baseline", str(tmp_path / "fast.json"))
-    assert code == 1 and [r.split(":")[0] for r in slow["regressions"]] == ["rate inf"], slow
-    assert "vs baseline" in slow["regressions"][0] and "(0.1" in slow["regressions"][0]
+    assert code == 1 and [v["passed"] for v in gated["verdicts"]] == [True, False], (gated.get("verdicts"), err[-2000:])
+    assert [r.split(":")[0] for r in gated["regressions"]] == ["rate inf"], gated
+    ratio = re.search(r"vs baseline [\d.]+ \(([\d.]+)x\)", gated["regressions"][0])
+    assert ratio and float(ratio.group(1)) < 0.3, gated["regressions"]
 
     code, slo, err = run(lab, "bench", inv, *DP, "--slo", "ttft_p99=60s", "--max-points", "1", *small)
     assert code == 0 and len(slo["points"]) == 1 and slo["search"]["best"]["label"] == "rate 1/s", err[-2000:]

@@ -268,9 +268,18 @@ STAGES: dict[str, tuple[list[str], list[int], tuple[Any, int] | None, Any]] = {
     "ray-ready": (RAY_ONLY, [], (lambda lab: starting(lab, 2), 1), lambda lab: held(lab, 1)),
     "vllm|ready": (["--skip-preflight", "--set", "serve.tensor_parallel_size=2"], [], None, vllm_running),
 }
-CASES = [(stage, sig) for sig in (signal.SIGINT, signal.SIGTERM) for stage in STAGES]
+#: one signal per stage, the two taking turns (both go through the same handler); vLLM's start, the
+#: stage with the most in flight, gets both
+CASES = [
+    ("env", signal.SIGINT),
+    ("ray-head", signal.SIGTERM),
+    ("ray-workers", signal.SIGINT),
+    ("ray-ready", signal.SIGTERM),
+    ("vllm|ready", signal.SIGINT),
+    ("vllm|ready", signal.SIGTERM),
+]
 #: after these a full `up` must succeed at once (after the others the next case's `up` starts from their clean hosts)
-RECOVERY_UP = {("ray-workers", signal.SIGTERM), ("vllm|ready", signal.SIGTERM)}
+RECOVERY_UP = {("ray-workers", signal.SIGINT), ("vllm|ready", signal.SIGTERM)}
 
 
 @pytest.mark.parametrize("stage,sig", CASES, ids=[f"{s}-{g.name}" for s, g in CASES])

@@ -127,13 +127,45 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         "ready": "ok",
     }
 
-    # a serve change (more sequences, and now an API key): only vLLM restarts
+    # (on the same running cluster) the API server dies (kill -9, its engine orphaned) while
+    # `status` runs, held on the head in its background Ray query after it read the processes:
+    # status neither hangs nor crashes and its exit code matches its report; the next status
+    # reports the dead server (exit 1, Ray fine)
+    held_inv = str(held_inventory(lab, tmp_path))
+    gcs = lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split()
+    hold(lab, 1, True)
+    proc = start(lab, "status", held_inv, *TP2)
+    try:
+        wait_for("status to be on the head", lambda: held(lab, 1) or proc.poll() is not None)
+        assert proc.poll() is None, "status ended before the kill"
+        lab.ssh(1, "pkill -9 -f '[v]llm.entrypoints|[v]llm serve' || true")
+        wait_for("the API server to die", lambda: not vllm_running(lab))
+        orphans = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
+        hold(lab, 1, False)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hold(lab, 1, False)
+    assert "Traceback" not in err
+    during = json.loads(out)
+    assert proc.returncode == (0 if during["ok"] else 1), (out[-2000:], err[-2000:])
+    code, report, err = run(lab, "status", held_inv, *TP2)
+    dead = next(h for h in report["hosts"] if h["role"] == "head")
+    assert code == 1 and report["ok"] is False, report
+    assert dead["reachable"] and dead["vllm_pid"] is None and dead["health"] != 200 and dead["ray_node"] is True, dead
+
+    # a serve change (more sequences, and now an API key) on top of the dead server: only vLLM
+    # restarts, Ray stays, and the orphaned engine is ended
     serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY"]
-    code, changed, err = run(lab, "up", inv, *serve, key=True)
-    assert code == 0, err[-3000:]
+    code, changed, err = run(lab, "up", held_inv, *serve, key=True)
+    assert code == 0 and changed["ok"], (json.dumps(changed)[:3000], err[-3000:])
     st = stages(changed)
-    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == "unchanged"
+    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == "unchanged", st
     assert [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)] == raylets  # Ray was not restarted
+    assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs
+    engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
+    assert engines and not set(orphans) & set(engines), (orphans, engines)  # the orphan was ended, a new one serves
     assert "--max-num-seqs 32" in changed["plan"]["vllm"]["command"]
     assert all(ask(changed["endpoint"], KEY))
     with pytest.raises(AuthenticationError):
@@ -182,42 +214,6 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         assert not any("api-key" in n for n in names)
         assert all(KEY.encode() not in archive.extractfile(m).read() for m in archive.getmembers() if m.isfile())
     assert oct(Path(logs["archive"]).stat().st_mode & 0o777) == "0o600"
-
-    # (on the same running cluster) the API server dies (kill -9, its engine orphaned) while
-    # `status` runs, held on the head in its background Ray query after it read the processes:
-    # status neither hangs nor crashes and its exit code matches its report; the next status
-    # reports the dead server (exit 1, Ray fine); the next `up` keeps Ray and restarts vLLM alone,
-    # ending the orphaned engine
-    held_inv = str(held_inventory(lab, tmp_path))
-    gcs = lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split()
-    hold(lab, 1, True)
-    proc = start(lab, "status", held_inv, *serve, env={"E2E_KEY": KEY})
-    try:
-        wait_for("status to be on the head", lambda: held(lab, 1) or proc.poll() is not None)
-        assert proc.poll() is None, "status ended before the kill"
-        lab.ssh(1, "pkill -9 -f '[v]llm.entrypoints|[v]llm serve' || true")
-        wait_for("the API server to die", lambda: not vllm_running(lab))
-        orphans = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
-        hold(lab, 1, False)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        hold(lab, 1, False)
-    assert "Traceback" not in err
-    during = json.loads(out)
-    assert proc.returncode == (0 if during["ok"] else 1), (out[-2000:], err[-2000:])
-    code, report, err = run(lab, "status", held_inv, *serve, key=True)
-    dead = next(h for h in report["hosts"] if h["role"] == "head")
-    assert code == 1 and report["ok"] is False, report
-    assert dead["reachable"] and dead["vllm_pid"] is None and dead["health"] != 200 and dead["ray_node"] is True, dead
-    code, result, err = run(lab, "up", held_inv, "--skip-preflight", *serve, key=True)
-    assert code == 0 and result["ok"], (json.dumps(result)[:3000], err[-2000:])
-    st = stages(result)
-    assert st["ray-head"] == st["ray-workers"] == "unchanged" and st["vllm"] == "changed", st
-    assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs  # the same Ray, not restarted
-    engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
-    assert engines and not set(orphans) & set(engines), (orphans, engines)  # the orphan was ended, a new one serves
 
     code, down, err = run(lab, "down", inv)
     assert code == 0 and all(h["clean"] for h in down["hosts"].values()), err
