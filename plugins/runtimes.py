@@ -70,6 +70,7 @@ def _profile(ascend: str, vllm: str, cann: str, torch_npu: str) -> RuntimeProfil
         ray_expert_parallel_broken=RAY_EP_BROKEN.format(version=ascend) if major_minor >= (0, 11) else None,
         multi_node_env=MULTI_NODE_ENV,
         multi_node_env_by_class=A3_ENV,
+        image=f"quay.io/ascend/vllm-ascend:v{ascend}",
     )
 
 

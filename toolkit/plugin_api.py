@@ -114,6 +114,9 @@ class RuntimeProfile:
     multi_node_env: Mapping[str, str] = field(default_factory=dict)
     #: more of them per device class (A3 recipes add HCCL_OP_EXPANSION_MODE=AIV)
     multi_node_env_by_class: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the release's container image for A2 hosts (the planner adds the -a3 / -310p suffix); None: no
+    #: image, the release runs only from each host's own Python
+    image: str | None = None
 
     @property
     def version_key(self) -> tuple[int, ...]:

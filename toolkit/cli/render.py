@@ -389,6 +389,8 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
         )
     summary.add_row("endpoint", plan.endpoint, f"API key: {plan.api_key}" if plan.api_key else "no API key")
     out.print(summary)
+    if plan.container is not None:
+        _container(out, plan)
 
     for h in plan.hosts:
         out.print()
@@ -709,3 +711,26 @@ def render_generate(report: GenerateReport) -> None:
             f"(TP {report.plan.tp.value} x PP {report.plan.pp.value}, backend {report.plan.backend.value})"
         )
     )
+
+
+def _container(out: Console, plan: Plan) -> None:
+    """The container every host runs in: each `run` argument with its reason, then the command."""
+    from toolkit.launch.container import run_command
+
+    c = plan.container
+    assert c is not None
+    out.print()
+    out.print(Text("container on every host", style="bold"))
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    table.add_column("part")
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    table.add_row("engine", str(c.engine.value), c.engine.origin)
+    table.add_row("image", str(c.image.value), c.image.origin)
+    table.add_row("name", str(c.name.value), c.name.origin)
+    for arg in c.args:
+        table.add_row(arg.what, escape(" ".join(arg.argv)), arg.origin)
+    table.add_row("setup", escape("; ".join(c.setup)) or "-", "run inside before every command")
+    out.print(table)
+    engine = str(c.engine.value) if c.engine.value != "auto" else "docker"
+    out.print(Text("  $ ", style="dim") + Text(run_command(c, engine)))

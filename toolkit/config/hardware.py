@@ -22,6 +22,7 @@ class Kind:
     soc: str | None = None  # acl.get_soc_name(), Ray's accelerator_type (the simulator reports it)
     hbm_checked: bool = True  # npu-smi's HBM total is known exactly (not for the generic 910B)
     single_node: bool = False  # no RoCE between cards: cannot span hosts
+    image_variant: str = "a2"  # the vendor image built for it (tag suffix -a3, -310p; a2: none)
 
     @property
     def devices(self) -> int:
@@ -41,8 +42,8 @@ KINDS: dict[str, Kind] = {
         Kind("910B2", "910B", 64, 8, 1, ("910B2",), "Ascend910B2"),
         Kind("910B3", "910B", 64, 8, 1, ("910B3",), "Ascend910B3"),
         Kind("910B4", "910B4", 32, 8, 1, ("910B4",), "Ascend910B4"),
-        Kind("A3", "A3", 64, 8, 2, ("Ascend910",), "Ascend910_9391"),
-        Kind("300I-Duo", "310P", 24, 4, 2, ("300I", "310P"), hbm_checked=False, single_node=True),
+        Kind("A3", "A3", 64, 8, 2, ("Ascend910",), "Ascend910_9391", image_variant="a3"),
+        Kind("300I-Duo", "310P", 24, 4, 2, ("300I", "310P"), hbm_checked=False, single_node=True, image_variant="310p"),
     )
 }
 HARDWARE_KINDS = tuple(KINDS)

@@ -256,6 +256,55 @@ class RaySettings(_Strict):
     )
 
 
+MOUNT_RE = re.compile(r"^(/[^:\s]*):(/[^:\s]*)(:(ro|rw))?$")
+SIZE_RE = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
+
+
+class ContainerSettings(_Strict):
+    """`container:` present = Ray and vLLM run inside one long-running container per host (the
+    vendor image, vllm-ascend's installation guide); absent = in each host's own Python."""
+
+    engine: Literal["auto", "docker", "podman"] = Field(
+        "auto", description="container engine on the hosts (auto: docker if its daemon answers, else podman)"
+    )
+    image: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9._/:@-]{0,254}$",
+        description="image reference (default: the runtime profile's vendor image, -a3 on A3)",
+    )
+    name: str | None = Field(None, pattern=NAME_RE, description="container name (default: ascend-deploy-CLUSTER)")
+    shm_size: str = Field("1g", description="--shm-size (the vendor guide's 1g)")
+    mounts: list[str] = Field(
+        default_factory=list, description="extra bind mounts HOST:CONTAINER[:ro|rw] (absolute paths)"
+    )
+    env: dict[str, EnvValue] = Field(default_factory=dict, description="extra environment set at container start")
+    privileged: bool = Field(False, description="--privileged (off, as the vendor guide says; its FAQ's last resort)")
+    setup: list[str] = Field(
+        default_factory=lambda: [
+            "[ -f /usr/local/Ascend/ascend-toolkit/set_env.sh ] && . /usr/local/Ascend/ascend-toolkit/set_env.sh",
+            "[ -f /usr/local/Ascend/nnal/atb/set_env.sh ] && . /usr/local/Ascend/nnal/atb/set_env.sh",
+        ],
+        description="shell lines run inside the container before every command (the image's CANN environment)",
+    )
+
+    _v_env = field_validator("env")(classmethod(lambda cls, v: _check_env(v)))
+
+    @field_validator("mounts")
+    @classmethod
+    def _mounts(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if not MOUNT_RE.match(m):
+                raise ValueError(f"mount {m!r} is not HOST:CONTAINER[:ro|rw] with absolute paths")
+        return v
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, v: str) -> str:
+        if not SIZE_RE.match(v):
+            raise ValueError(f"shm_size {v!r} is not a size like 1g, 512m")
+        return v
+
+
 class InventoryFile(_Strict):
     """The file as written. `hosts` entries inherit from `defaults`."""
 
@@ -271,6 +320,9 @@ class InventoryFile(_Strict):
     model: ModelSettings | None = None
     serve: ServeSettings = Field(default_factory=ServeSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    container: ContainerSettings | None = Field(
+        None, description="run Ray and vLLM in a container per host (absent: in each host's own Python)"
+    )
 
 
 class Inventory(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from toolkit.config.inventory import HostSettings, Inventory, ResolvedHost
+from toolkit.config.inventory import ContainerSettings, HostSettings, Inventory, ResolvedHost
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.errors import BadInput
 
@@ -36,7 +36,9 @@ BUILTIN_HOST: dict[str, Any] = {
     "command_timeout": 600.0,
 }
 
-CLUSTER_SECTIONS = ("model", "serve", "ray")
+CLUSTER_SECTIONS = ("model", "serve", "ray", "container")
+#: sections a --set may create when the inventory has none (`--set container.image=...` moves into containers)
+CREATABLE_SECTIONS: dict[str, type[BaseModel]] = {"container": ContainerSettings}
 CLUSTER_SCALARS = ("hardware", "runtime")
 
 
@@ -127,7 +129,9 @@ def _split_overrides(sets: list[Override]) -> tuple[list[Override], list[Overrid
                 f"--set {o.text!r}: unknown key '{'.'.join(o.key)}'",
                 hint=f"did you mean '{guess}'?"
                 if guess
-                else "host keys: " + ", ".join(sorted(host_keys)) + "; or serve.*, model.*, ray.*, hardware",
+                else "host keys: "
+                + ", ".join(sorted(host_keys))
+                + "; or serve.*, model.*, ray.*, container.*, hardware",
             )
     return host, cluster
 
@@ -175,6 +179,7 @@ def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
         model = getattr(spec, section)
         if model is not None:
             _set_origins(model, section + ".", section_origins)
+            section_origins[section] = "inventory"
     for scalar in CLUSTER_SCALARS:
         section_origins[scalar] = "inventory" if scalar in spec.model_fields_set else "default"
     for o in cluster_sets:
@@ -184,6 +189,9 @@ def resolve(path: Path, spec: Any, sets: list[Override]) -> Any:
             section_origins[head] = "--set"
             continue
         current = updates.get(head) or getattr(spec, head)
+        if current is None and head in CREATABLE_SECTIONS:
+            current = CREATABLE_SECTIONS[head]()
+            section_origins[head] = "--set"
         if current is None:
             raise BadInput(f"--set {o.text!r}: the inventory has no '{head}' section to override")
         model_cls = type(current)

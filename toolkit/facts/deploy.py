@@ -66,6 +66,11 @@ class Paths:
     def ray_log(self) -> str:
         return f"{self.dir}/ray-start.log"
 
+    @property
+    def engine(self) -> str:
+        """The container engine `up` found on this host (container runtime, engine auto)."""
+        return f"{self.dir}/container-engine"
+
 
 @dataclass(frozen=True)
 class DeployState:

@@ -2,7 +2,8 @@
 found: `ray` = Ray head, then workers, then the vLLM API server on the head with the Ray backend;
 `dp` = one `vllm serve` per host, headless workers first, then the head; `mp` = one host's server)
 run inside a **runtime** (where each process runs: `host` = the host's own Python environment with
-the plan's env file sourced). The planner names both, with the reason (`plan` shows them); the
+the plan's env file sourced; `container` = inside one long-running container per host, through
+`docker exec`). The planner names both, with the reason (`plan` shows them); the
 steps, teardown, status and logs ask them for commands and never branch on which one it is.
 
 A new way to launch (vLLM data parallel without Ray) or a new place to run (a container per host)
@@ -17,6 +18,7 @@ from typing import Callable
 
 from toolkit.errors import BadInput
 from toolkit.launch.base import Launcher, Runtime
+from toolkit.launch.container import ContainerRuntime
 from toolkit.launch.dp import DataParallelLauncher
 from toolkit.launch.host import HostRuntime
 from toolkit.launch.ray import RayLauncher
@@ -27,7 +29,7 @@ LAUNCHERS: dict[str, Callable[[Plan, Runtime], Launcher]] = {
     "dp": DataParallelLauncher,
     "mp": DataParallelLauncher,  # one host: the same, with a single (API-serving) process
 }
-RUNTIMES: dict[str, Callable[[Plan], Runtime]] = {"host": HostRuntime}
+RUNTIMES: dict[str, Callable[[Plan], Runtime]] = {"host": HostRuntime, "container": ContainerRuntime}
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,15 @@ from toolkit.planner.plan import HostPlan
 
 
 class Runtime(Protocol):
-    """Where a host's processes run. Every command a launcher builds goes through `enter`, and a
-    long-running process through `detached`, so the same launcher runs on the host or inside a
-    container."""
+    """Where a host's processes run. Every command that needs the deployment's software (Ray, vLLM,
+    its Python) goes through `run`, and a long-running process through `detached` inside it, so the
+    same launcher runs on the host or inside a container."""
 
     name: str
 
-    def enter(self) -> str:
-        """A shell prefix (ending in `&&`-joinable form) that loads the plan's environment for the
-        commands after it: the env file on the host."""
+    def run(self, script: str) -> str:
+        """A host command that runs `script` where the processes run, with the plan's environment
+        loaded (host: the env file sourced; container: `docker exec` into the host's container)."""
         ...
 
     def detached(self, argv: list[str], log: str, pid_file: str) -> str:

@@ -63,8 +63,8 @@ class DataParallelLauncher:
             else ""
         )
         ranks = ", ".join(map(str, host.ranks)) or "0"
-        return (
-            f"umask 077 && mkdir -p {q(p.dir)} && {self.runtime.enter()} && {key}"
+        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.runtime.run(
+            f"{key}"
             f'{{ echo "# ascend-deploy: vLLM ({self.name} rank(s) {ranks}) started $(date -u +%FT%TZ)"; }} '
             f"> {q(p.vllm_log)} || exit 1\n" + self.runtime.detached(list(host.server_argv), p.vllm_log, p.vllm_pid)
         )

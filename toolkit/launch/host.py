@@ -16,9 +16,9 @@ class HostRuntime:
     def __init__(self, plan: Plan) -> None:
         self.paths = Paths.of(plan.cluster)
 
-    def enter(self) -> str:
-        """Load the plan's environment into a command (the file `env` writes, mode 0600)."""
-        return f"set -a; . ./{q(self.paths.env)}; set +a"
+    def run(self, script: str) -> str:
+        """`script` with the plan's environment loaded (the file `env` writes, mode 0600)."""
+        return f"set -a; . ./{q(self.paths.env)}; set +a && {script}"
 
     def detached(self, argv: list[str], log: str, pid_file: str) -> str:
         """setsid + nohup as a simple background command (the tail of an `&&` list would background

@@ -87,14 +87,14 @@ class RayLauncher:
         """`ray start` in the plan's environment, its output in the Ray log (the tail on failure)."""
         p = self.paths
         start = shlex.join(host.ray_argv)
-        return (
-            f"mkdir -p {q(p.dir)} && {self.runtime.enter()} && rm -f {q(p.ray_hash)} && "
+        return f"mkdir -p {q(p.dir)} && " + self.runtime.run(
+            f"rm -f {q(p.ray_hash)} && "
             f"(umask 077; : > {q(p.ray_log)}) && {{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 "
             f"|| {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}"
         )
 
     def stop_nodes_command(self) -> str:
-        return ray_stop_command()
+        return self.runtime.run(ray_stop_command())
 
     def nodes_query(self, expected: dict[str, int], wait: float) -> str:
         """Ask Ray itself (a driver on this host) which nodes are alive with how many NPUs, polling up
@@ -116,17 +116,17 @@ class RayLauncher:
         answer waiting instead of paying the Ray driver's start after the earlier stages."""
         expected = {h.address: len(h.devices) for h in self.plan.hosts}
         return (
-            f"pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
-            f"{self.runtime.enter()} 2>/dev/null && {self.nodes_query(expected, 0)} 2>/dev/null"
+            "pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
+            + self.runtime.run(self.nodes_query(expected, 0))
+            + " 2>/dev/null"
         )
 
     def server_command(self) -> str:
         """Start vLLM detached, log and pid file (0600) in the cluster folder; the key comes from its
         0600 file into VLLM_API_KEY, never through argv."""
         p, plan = self.paths, self.plan
-        return (
-            f"umask 077 && mkdir -p {q(p.dir)} && {self.runtime.enter()} && export RAY_ADDRESS={q(plan.ray_address)} "
-            "&& "
+        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.runtime.run(
+            f"export RAY_ADDRESS={q(plan.ray_address)} && "
             f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
             f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
             + self.runtime.detached(plan.vllm_argv(), p.vllm_log, p.vllm_pid)

@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.facts.deploy import state_dir
 from toolkit.planner import memory
+from toolkit.planner.container import ContainerPlan, image_version, plan_container
 from toolkit.planner.plugins import Plugins
 from toolkit.planner.types import (
     HCCL_BASE_PORT,
@@ -162,8 +164,40 @@ class _Planner:
 
     # -------------------------------------------------------------- pieces
     def runtime(self) -> tuple[RuntimeProfile, str]:
+        image = self.spec.container.image if self.spec.container else None
+        version = image_version(image) if image else None
+        if self.spec.runtime is None and version is not None:  # the image says which release it carries
+            known = [p for p in self.plugins.runtimes() if p.vllm_ascend == version]
+            if known:
+                return known[0], f"container.image tag ({image})"
         prof = self.plugins.runtime(self.spec.runtime)
         return prof, _origin(self.inv, "runtime") if self.spec.runtime else "default: newest vllm-ascend profile"
+
+    def container(self, kind: str, device_class: str, runtime: RuntimeProfile) -> tuple[ContainerPlan | None, Value]:
+        """The container every host runs in (inventory `container:`), or the host's own Python."""
+        spec = self.spec.container
+        if spec is None or self.spec.model is None:
+            return None, Value(
+                "host", "default: each host's own Python environment (setup lines + the plan's env file)"
+            )
+        plan, issues = plan_container(
+            spec,
+            cluster=self.inv.name,
+            kind=kind,
+            device_class=device_class,
+            runtime=runtime,
+            runtime_set=self.spec.runtime is not None,
+            model_path=self.spec.model.path,
+            state_dir=state_dir(self.inv.name),
+            origin=lambda key: _origin(self.inv, key),
+        )
+        self.issues += issues
+        if plan is None:
+            return None, Value("container", _origin(self.inv, "container"))
+        return plan, Value(
+            "container",
+            f"{_origin(self.inv, 'container')}: one {plan.name.value} per host from {plan.image.value}",
+        )
 
     def parallel(self, profile: ModelProfile, row: Row | None, launcher: str) -> tuple[Value, Value, Value]:
         hosts = self.inv.hosts
@@ -735,6 +769,7 @@ class _Planner:
             )
         runtime, runtime_origin = self.runtime()
         kind, device_class, hardware = self.hardware()
+        container, placement = self.container(kind, device_class, runtime)
         m = self.model(device_class)
         launcher = self.launcher(m, runtime)
         tp, pp, dp = self.parallelism(m, kind, device_class, launcher)
@@ -811,7 +846,8 @@ class _Planner:
             ready_timeout=ready,
             dp_rpc_port=self.serve.data_parallel_rpc_port if launcher.value == "dp" else None,
             ports=inventory_ports(self.inv, str(launcher.value)),
-            placement=Value("host", "default: each host's own Python environment (setup lines + the plan's env file)"),
+            placement=placement,
+            container=container,
             api_key_env=self.serve.api_key_env,
             api_key_file=str(self.inv.resolve_path(self.serve.api_key_file))
             if self.serve.api_key_file and not self.serve.api_key_env

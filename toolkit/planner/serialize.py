@@ -80,5 +80,26 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "dp_rpc_port": plan.dp_rpc_port,
         },
         "memory": mem,
+        "container": container_to_dict(plan),
         "notes": list(plan.notes),
+    }
+
+
+def container_to_dict(plan: Plan) -> dict[str, Any] | None:
+    """The container every host runs in, each `run` argument with its reason (None: on the host)."""
+    c = plan.container
+    if c is None:
+        return None
+
+    def v(value: Value) -> dict[str, Any]:
+        return {"value": value.value, "from": value.origin}
+
+    return {
+        "engine": v(c.engine),
+        "image": v(c.image),
+        "name": v(c.name),
+        "args": [{"what": a.what, "argv": list(a.argv), "from": a.origin} for a in c.args],
+        "setup": list(c.setup),
+        "run_argv": list(c.run_argv),
+        "hash": c.config_hash,
     }

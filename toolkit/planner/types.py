@@ -3,6 +3,8 @@ arguments, and `PlanInvalid` listing every reason a deployment would fail. Plain
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -179,6 +181,46 @@ class MemoryPlan:
     hbm_gib: float
 
 
+#: a container's own process: it only keeps the container alive; the launcher's commands run beside it
+KEEPALIVE = ("sleep", "infinity")
+
+
+@dataclass(frozen=True)
+class RunArg:
+    """One part of `docker run`, with why it is there."""
+
+    what: str
+    argv: tuple[str, ...]
+    origin: str
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """What every host's container is: the same on all hosts (each maps all of its devices; the
+    plan's ASCEND_RT_VISIBLE_DEVICES picks the ones it uses, as on bare metal)."""
+
+    engine: Value  # auto | docker | podman
+    image: Value
+    name: Value
+    args: tuple[RunArg, ...]
+    setup: tuple[str, ...]  # shell lines run inside before every command
+    state_dir: str  # the cluster folder, mounted at the same path (env file, logs, pid files)
+
+    @property
+    def run_argv(self) -> tuple[str, ...]:
+        """`run`'s arguments after the engine's name, up to and including the image and its command."""
+        out: list[str] = ["run", "-d", "--name", str(self.name.value)]
+        for arg in self.args:
+            out += arg.argv
+        return (*out, str(self.image.value), *KEEPALIVE)
+
+    @property
+    def config_hash(self) -> str:
+        """What shaped the container (image reference and every argument): a change recreates it."""
+        data = {"image": self.image.value, "args": [a.argv for a in self.args if a.what != "labels"]}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Plan:
     cluster: str
@@ -212,6 +254,7 @@ class Plan:
     ready_timeout: Value = field(default_factory=lambda: Value(1800.0, "default"))  # `up`'s wait for /health
     dp_rpc_port: int | None = None  # dp: the head's data-parallel RPC port
     ports: tuple[PortUse, ...] = ()  # what the deployment binds on its hosts (preflight checks them free)
+    container: ContainerPlan | None = None  # placement container: what every host's container is
 
     @property
     def ray_address(self) -> str:

@@ -4,7 +4,7 @@ is tested against a golden file (tests/steps/golden/) and `bash -n`."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from toolkit.engine.registry import Op
 from toolkit.facts import Raw
@@ -102,7 +102,7 @@ RESULT_MARKER = "@@ascend-deploy-bench-result@@"
 
 
 def bench_command(
-    enter: str,
+    run: Callable[[str], str],
     p: Paths,
     *,
     base_url: str,
@@ -126,8 +126,7 @@ def bench_command(
         "--ready-check-timeout-sec", "30", "--num-warmups", "2", *load_args,
         "--save-result", "--result-dir", folder, "--result-filename", f"{name}.json",
     ]  # fmt: skip
-    return (
-        f"umask 077 && mkdir -p {q(folder)} && rm -f {q(folder + '/' + name + '.json')} && {enter} && "
+    return f"umask 077 && mkdir -p {q(folder)} && rm -f {q(folder + '/' + name + '.json')} && " + run(
         f'if [ -f {q(p.api_key)} ]; then OPENAI_API_KEY="$(cat {q(p.api_key)})"; export OPENAI_API_KEY; fi; '
         f"{' '.join(q(a) for a in argv)} 2>&1; rc=$?; echo {q(RESULT_MARKER)}; "
         f"cat {q(folder + '/' + name + '.json')} 2>/dev/null; exit $rc"

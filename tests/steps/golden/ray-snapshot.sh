@@ -1,5 +1,5 @@
 pgrep -u "$(id -u)" -f '[g]cs_server' >/dev/null || exit 0
-set -a; . ./.ascend-deploy/t/env; set +a 2>/dev/null && RAY_ADDRESS=10.0.0.1:6379 python3 -c '
+set -a; . ./.ascend-deploy/t/env; set +a && RAY_ADDRESS=10.0.0.1:6379 python3 -c '
 import json, logging, os, sys, time
 expected = json.loads(sys.argv[1]); deadline = time.time() + float(sys.argv[2]); resource = sys.argv[3]
 import ray

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from toolkit.plugin_api import RuntimeProfile, hookimpl
 
+#: the simulator's image of the host env (Ray, vLLM's CPU build, the fake CANN), built locally by
+#: `ascend-deploy sim image`; a vendor-like name under localhost/, never pulled
+SIM_IMAGE = "localhost/ascend-sim/vllm-ascend:v0.32.0-cpu"
+
 REMOVED = {
     "--num-scheduler-steps": "multi-step scheduling was removed from vLLM (Aug 2025); drop the flag",
     "--multi-step-stream-outputs": "removed with multi-step scheduling (Aug 2025); drop the flag",
@@ -30,5 +34,7 @@ def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
             # the recipes' settings that mean nothing to the CPU build, kept so a plan shows them; not
             # OMP_NUM_THREADS=1 / OMP_PROC_BIND=false: the CPU build computes with bound OpenMP threads
             multi_node_env={"TASK_QUEUE_ENABLE": "1", "HCCL_BUFFSIZE": "200"},
+            # the simulator's image of this host env (`ascend-deploy sim image`), named like the vendor's
+            image=SIM_IMAGE,
         )
     ]
