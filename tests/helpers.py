@@ -24,6 +24,7 @@ from toolkit.config.loader import load_inventory
 from toolkit.engine.executor import Executor
 from toolkit.engine.registry import Shared
 from toolkit.engine.runner import RunReport, run_playbook
+from toolkit.launch import not_needed
 from toolkit.sim.layout import default_root
 from toolkit.steps import load_playbook
 from toolkit.steps.commands import render_env
@@ -255,7 +256,9 @@ class Cluster:
 def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
     connect, _ = fake_factory(cluster)
     with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(load_playbook(book), inv, ex, shared=Shared(plan=plan, api_key=key))
+        return run_playbook(
+            load_playbook(book), inv, ex, shared=Shared(plan=plan, api_key=key), not_needed=not_needed(plan)
+        )
 
 
 def ops(report: RunReport) -> dict[str, list[str]]:

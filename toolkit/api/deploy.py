@@ -37,7 +37,7 @@ def up(
     """Preflight, env, Ray head + workers, wait for Ray, vLLM, readiness. Stops at the first failed stage."""
     from toolkit.checks.report import build
     from toolkit.checks.rules import runtime_problems
-    from toolkit.launch import launch_for
+    from toolkit.launch import launch_for, not_needed
 
     require_all_hosts(opts, "up")
     started = time.monotonic()
@@ -77,6 +77,7 @@ def up(
             tags=opts.tags or None,
             skip_tags=skip or None,
             shared=shared,
+            not_needed=not_needed(report.plan),
         )
         report.run = run
         report.failed_stage = run.failed_stage

@@ -176,13 +176,15 @@ def run_playbook(
     skip_tags: set[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     shared: Shared | None = None,
+    not_needed: dict[str, str] | None = None,
 ) -> RunReport:
     """Run stages in order with a barrier between them; stop after the first failed stage unless
     it says `on_failure: continue` (then later stages skip only the hosts that failed).
 
     Host failures never raise: they are in the report (`failed_stage`, per-host errors).
     `params` overrides the parameters of every stage that runs a step, by step name (e.g.
-    check-net's --mode for `card_pings`): playbooks may name their stages as they like."""
+    check-net's --mode for `card_pings`): playbooks may name their stages as they like.
+    `not_needed` (tag -> why) skips the stages the plan has no use for (no container to start)."""
     check_tags(playbook, tags, skip_tags)
     unknown = sorted({s.step for s in playbook.stages} - set(STEPS))
     if unknown:
@@ -205,6 +207,10 @@ def run_playbook(
             continue
         if skip_tags and skip_tags & set(stage.tags):
             stage_report.skipped_reason = "in --skip-tags"
+            continue
+        why = next((reason for tag, reason in (not_needed or {}).items() if tag in stage.tags), None)
+        if why:
+            stage_report.skipped_reason = why
             continue
         targets = [h for h in select_hosts(stage, hosts) if h.name not in failed_hosts]
         for h in select_hosts(stage, hosts):

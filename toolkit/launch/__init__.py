@@ -51,3 +51,8 @@ def launch_for(plan: Plan) -> Launch:
             hint=f"launchers: {', '.join(LAUNCHERS)}; runtimes: {', '.join(RUNTIMES)}",
         ) from None
     return Launch(launcher, runtime)
+
+
+def not_needed(plan: Plan) -> dict[str, str]:
+    """Stage tags the plan has no use for, with why (the runner skips those stages)."""
+    return {} if plan.container is not None else {"container": "processes run on the host"}

@@ -10,7 +10,18 @@ from toolkit.engine.registry import STEPS, StepInfo
 
 def load_builtin_steps() -> dict[str, StepInfo]:
     """Import the modules that register the built-in steps."""
-    from toolkit.steps import bench, deploy, dp, env_file, facts, generate, observe, preflight, teardown  # noqa: F401
+    from toolkit.steps import (  # noqa: F401
+        bench,
+        container,
+        deploy,
+        dp,
+        env_file,
+        facts,
+        generate,
+        observe,
+        preflight,
+        teardown,
+    )
 
     return STEPS
 

@@ -4,11 +4,12 @@ works after a partial `up`, after the control machine lost its state, and on cle
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
+from toolkit.facts.container import labelled_command, parse_labelled
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
 from toolkit.launch.ray import ray_stop_command
@@ -37,7 +38,7 @@ def ray_stop(ctx: StepContext) -> Iterator[Op]:
         yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)
 
 
-FILES = ("env", "api_key", "ray_hash", "vllm_hash", "vllm_pid")
+FILES = ("env", "api_key", "ray_hash", "vllm_hash", "vllm_pid", "engine")
 
 
 @step("deploy_clean")
@@ -59,12 +60,26 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         yield Op(commands.remove_files_command([getattr(p, f) for f in present]), f"remove {', '.join(present)}")
     if ctx.check:
         return
-    facts = ctx.facts([state_fact(ctx.inventory.name), Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])
+    facts = ctx.facts(
+        [
+            state_fact(ctx.inventory.name),
+            Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
+            Fact("labelled", labelled_command(ctx.inventory.name), parse_labelled, setup=False),
+        ]
+    )
     state, npu = facts["deploy_state"], facts["npu_smi"]
-    left = {"vLLM": state.vllm_pids, "Ray": list(state.ray_pids)}
+    left: dict[str, list[Any]] = {
+        "vLLM": state.vllm_pids,
+        "Ray": list(state.ray_pids),
+        "container": [f"{name} ({engine})" for engine, name in facts["labelled"]],
+    }
     busy = [f"NPU {proc.npu} pid {proc.pid} ({proc.name})" for proc in (npu.processes if npu else ())]
     ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
-    problems = [f"{kind} pids {', '.join(map(str, pids))}" for kind, pids in left.items() if pids] + busy
+    problems = [
+        f"{kind} {'pids ' if kind != 'container' else ''}{', '.join(map(str, pids))}"
+        for kind, pids in left.items()
+        if pids
+    ] + busy
     if problems:
         raise CommandFailed(
             ctx.host.name,
