@@ -19,10 +19,11 @@ help:
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
-# (namespaces), bash-builtins (the simulated hccn_tool sleeps and unlocks without forking).
-DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl
+# (namespaces), bash-builtins (the simulated hccn_tool sleeps and unlocks without forking),
+# podman + runc (the simulated hosts' container engine: `sim up --container`).
+DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl podman runc
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null; then \
+	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null; then \
 		echo "installing $(DEBS)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
@@ -35,7 +36,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The simulated hosts' Python: Ray + vLLM (CPU build) + the tiny local model (a few minutes once).
+# The simulated hosts' Python: Ray + vLLM (CPU build) + the tiny local model, and the container
+# image made of them (a few minutes once; the image needs root and podman: skipped without them).
 host-env: venv
 	$(VENV)/bin/python -m toolkit.sim.hostenv
 

@@ -83,7 +83,12 @@ def running_cluster(name: str, root: Path, inventory: Path, **options: Any) -> I
     remove it again (tests share the machine's namespaces)."""
     from toolkit.sim import cluster, hostenv
 
-    hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
+    env = hostenv.build(root, progress=lambda msg: print(f"host-env: {msg}"))
+    if options.get("containers"):  # the simulator's image of that env (built once, cached in the sim root)
+        from toolkit.sim.hosttree import write_cann
+        from toolkit.sim.image import build_image
+
+        build_image(root, env.venv, write_cann, lambda msg: print(f"image: {msg}"))
     lab = SimLab(name, root, inventory)
     cluster.down(lab.opts)
     try:

@@ -165,3 +165,33 @@ def test_a_command_through_the_container_runs_its_script_inside(tmp_path: Path) 
     (home / p.engine).unlink()
     done = subprocess.run(["bash", "-c", command], cwd=home, env=env, capture_output=True, text=True)
     assert done.returncode == 127 and "no container engine recorded here: run ascend-deploy up" in done.stderr
+
+
+def facts(engine: str | None, image_id: str | None, *, answers: bool = True) -> Any:
+    from toolkit.facts.container import ContainerFacts, EngineState
+
+    states = (
+        EngineState("docker", False, False, ""),
+        EngineState("podman", True, answers, "4.3.1" if answers else "x"),
+    )
+    return ContainerFacts(states, engine, image_id)
+
+
+def test_preflight_names_a_missing_engine_a_missing_image_and_a_different_one(tmp_path: Path) -> None:
+    from toolkit.checks.images import container_problems
+
+    c = plan_with(tmp_path, {}).container
+    found = {
+        "n0": facts("podman", "a" * 64),
+        "n1": facts("podman", "b" * 64),
+        "n2": facts("podman", None),
+        "n3": facts(None, None, answers=False),
+        "n4": "connection refused",
+    }
+    got = {(p.host, p.check): p for p in container_problems(c, found, "n0")}
+    assert set(got) == {("n1", "image"), ("n2", "image"), ("n3", "engine"), ("n4", "container")}
+    assert got[("n1", "image")].observed == f"{c.image.value} is bbbbbbbbbbbb"
+    assert got[("n1", "image")].expected == "aaaaaaaaaaaa as on n0" and "image load" in got[("n1", "image")].hint
+    assert got[("n2", "image")].observed == f"{c.image.value} is not on n2"
+    assert "docker: not installed; podman: x" in got[("n3", "engine")].observed
+    assert container_problems(c, {"n0": facts("podman", "a" * 64), "n1": facts("podman", "a" * 64)}, "n0") == []

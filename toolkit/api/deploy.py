@@ -35,6 +35,8 @@ def up(
     record: Callable[[Path], None] | None = None,
 ) -> UpReport:
     """Preflight, env, Ray head + workers, wait for Ray, vLLM, readiness. Stops at the first failed stage."""
+    from toolkit.api.images import read_images
+    from toolkit.checks.images import container_problems
     from toolkit.checks.report import build
     from toolkit.checks.rules import runtime_problems
     from toolkit.launch import launch_for, not_needed
@@ -62,7 +64,12 @@ def up(
                 load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
             )
             pre = build(inventory, run, "rail", report.plan.ports)
-            pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
+            container = report.plan.container
+            if container is None:  # in containers the image carries vLLM, CANN and torch-npu: its id is compared
+                pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
+            else:
+                found = read_images(executor, inventory.name, container)
+                pre.problems.extend(container_problems(container, found, inventory.head.name))
             report.preflight = pre
             if pre.problems:
                 report.failed_stage = "preflight"

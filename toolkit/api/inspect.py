@@ -54,6 +54,8 @@ def status(
             "npu": int(nodes[hp.address]) if hp.address in nodes else None,
             "npu_planned": len(hp.devices),
         }
+        if plan.container is not None:  # placement container: which container, from which image
+            row["container"] = d.get("container")
         if hp.server_argv:
             row.update(ranks=list(hp.ranks), vllm_pid=d.get("vllm_pid"), uptime_s=d.get("vllm_uptime_s"))
         if hp.role == "head":

@@ -583,6 +583,25 @@ def render_status(report: StatusReport) -> None:
             ", ".join(r.get("models") or []) if r["role"] == "head" else "",
         )
     out.print(table)
+    if report.plan.container is not None:
+        boxes = Table(title="containers", title_justify="left", box=None, pad_edge=False, header_style="dim")
+        for col in ("host", "engine", "container", "state", "image", "image id", "digest"):
+            boxes.add_column(col)
+        for r in report.hosts:
+            c = r.get("container") or {}
+            boxes.add_row(
+                r["host"],
+                c.get("engine") or "-",
+                c.get("id") or "-",
+                _mark(
+                    bool(c.get("running")),
+                    "running" if c.get("running") else "absent" if not c.get("id") else "stopped",
+                ),
+                c.get("image") or "-",
+                c.get("image_id") or "-",
+                (c.get("digest") or "-")[:19],
+            )
+        out.print(boxes)
     out.print(
         Text(
             f"endpoint {report.plan.endpoint}  model '{report.plan.served_name.value}'",

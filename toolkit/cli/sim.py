@@ -122,6 +122,14 @@ def sim_up(
             "rank per host).",
         ),
     ] = None,
+    container: Annotated[
+        bool,
+        typer.Option(
+            "--container",
+            help="Give every host a container engine (podman, as a vendor host has docker) and write an inventory "
+            "that runs Ray and vLLM in the simulator's image (built once by `make host-env`).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Create N simulated hosts and write a ready inventory, client key and known_hosts. Re-running with
@@ -145,6 +153,7 @@ def sim_up(
             inventory=inventory,
             devices=chosen,
             tensor_parallel=tensor_parallel,
+            containers=container,
         ),
         _progress(not json_),
     )

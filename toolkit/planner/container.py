@@ -12,7 +12,7 @@ from typing import Callable
 
 from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import ContainerSettings
-from toolkit.planner.types import ContainerPlan, PlanIssue, RunArg, Value
+from toolkit.planner.types import ContainerPlan, PlanIssue, RunArg, Value, ray_temp_dir
 from toolkit.plugin_api import RuntimeProfile
 
 #: the vendor's image repository (tags: vX.Y.Z[rcN][-a3][-openeuler], -310p)
@@ -151,6 +151,11 @@ def plan_container(
         ),
         RunArg("model", ("-v", f"{model_path}:{model_path}:ro"), "model.path, at the same path as on every host"),
         RunArg("cache", ("-v", f"~/.cache:{CACHE_DIR}"), "the recipes' shared cache (downloads, compiled graphs)"),
+        RunArg(
+            "ray temp",
+            ("-v", f"{ray_temp_dir(cluster)}:{ray_temp_dir(cluster)}"),
+            "Ray's sockets and session logs on the host too (`logs`, a failed start's diagnosis read them there)",
+        ),
         RunArg(
             "cluster folder",
             ("-v", f"~/{state_dir}:~/{state_dir}"),

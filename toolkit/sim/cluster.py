@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ from toolkit.sim.layout import (
 from toolkit.sim.netns import SimError
 
 BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
+#: more of them with a container engine: the driver parts the vendor's `docker run` mounts, and the
+#: device nodes it maps (character devices that act like /dev/null: the fake tools are the cards)
+ENGINE_TARGETS = {"/usr/local/dcmi": "dir", "/usr/local/bin/npu-smi": "file", "/etc/ascend_install.info": "file"}
+DEVICE_NODES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 #: Placeholders we created on the real filesystem, remembered machine-wide (survives a lost state file).
 PLACEHOLDERS = Path("/run/ascend-deploy-sim/placeholders")
 INVENTORY_MARKER = "# written by `ascend-deploy sim up`"
@@ -55,6 +60,7 @@ class SimOptions:
     ping_ms: int = 100
     devices: list[int] | None = None  # devices the inventory asks for (default: all)
     tensor_parallel: int | None = None  # serve.tensor_parallel_size written into the inventory
+    containers: bool = False  # podman on every host and an inventory with a container section
 
     def inventory_path(self) -> Path:
         if self.inventory is not None:
@@ -75,6 +81,14 @@ def require_root() -> None:
         )
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         raise BadInput("`unshare` and `ip` are needed", hint="apt-get install util-linux iproute2")
+
+
+def require_engine() -> None:
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        raise BadInput(
+            "`sim up --container` needs podman and runc on this machine",
+            hint="make system-deps (apt-get install podman runc)",
+        )
 
 
 def check_root_dir(root: Path) -> Path:
@@ -188,7 +202,11 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
     existing = load_state(paths)
     if existing is not None:
         current = status(opts)
-        same = existing.hosts_count == opts.hosts and existing.hardware == opts.hardware
+        same = (
+            existing.hosts_count == opts.hosts
+            and existing.hardware == opts.hardware
+            and existing.containers == opts.containers
+        )
         if current["up"] and same:
             _write_inventory(opts, existing, paths)
             return {**current, "changed": False}
@@ -214,18 +232,26 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         bridge_name(subnet),
         ping_ms=opts.ping_ms,
         inventory=str(opts.inventory_path().resolve()),
+        containers=opts.containers,
     )
     state.hosts = plan_hosts(opts.name, opts.hosts, hw, subnet)
     paths.root.mkdir(parents=True, exist_ok=True)
     save_state(paths, state)  # first, so a crash half-way can be undone by `down`
     try:
-        for target, kind in BIND_TARGETS.items():
+        targets = dict(BIND_TARGETS)
+        if opts.containers:
+            require_engine()
+            targets.update(ENGINE_TARGETS)
+            targets.update({d: "device" for d in (*(f"/dev/davinci{i}" for i in range(hw.devices)), *DEVICE_NODES)})
+        for target, kind in targets.items():
             if not os.path.exists(target):
                 PLACEHOLDERS.parent.mkdir(parents=True, exist_ok=True)
                 with PLACEHOLDERS.open("a") as fh:
                     fh.write(target + "\n")
                 if kind == "dir":
                     os.makedirs(target)
+                elif kind == "device":
+                    os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
                 else:
                     Path(target).touch()
                 state.created_paths.append(target)
@@ -356,6 +382,9 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
         },
         "ray": {"port": 6379, "object_store_memory": 200_000_000, "num_cpus": 2},
     }
+    if state.containers:  # the image from the runtime profile (SIM_IMAGE); the simulator's state must
+        # be writable inside (its tools keep per-card state and locks there)
+        data["container"] = {"mounts": ["/usr/local/Ascend/sim:/usr/local/Ascend/sim"]}
     text = (
         f"{INVENTORY_MARKER} for simulated cluster '{state.name}'\n"
         f"# {len(state.hosts)} x {state.hardware} hosts on 10.213.{state.subnet}.0/24; remove with `ascend-deploy sim "
@@ -407,7 +436,9 @@ def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
 def _remove_placeholder(target: str) -> None:
     path = Path(target)
     try:
-        if path.is_dir() and not any(path.iterdir()):
+        if path.is_char_device():
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
         elif path.is_file() and path.stat().st_size == 0:
             path.unlink()

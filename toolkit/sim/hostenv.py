@@ -121,8 +121,20 @@ def main() -> None:
     args = parser.parse_args()
     from toolkit.sim.layout import default_root
 
-    paths = build(args.root or default_root())
+    root = args.root or default_root()
+    paths = build(root)
     print(f"host env ready: {paths.venv} (model {paths.model})")
+    import os
+    import shutil
+
+    if os.geteuid() == 0 and shutil.which("podman") and shutil.which("runc"):
+        from toolkit.sim.hosttree import write_cann
+        from toolkit.sim.image import build_image
+
+        image = build_image(root, paths.venv, write_cann, print)
+        print(f"simulator image ready: {image[:12]}")
+    else:
+        print("simulator image skipped (needs root, podman and runc: `sudo make system-deps`)")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,31 @@ def _tool_copy(paths: Paths, tool: str) -> Path:
     return target
 
 
+def write_cann(ascend: Path) -> None:
+    """The simulated CANN toolkit and ATB under `ascend` (a host's /usr/local/Ascend, or the
+    container image's): install info, the `acl` module Ray asks for NPUs, set_env.sh files."""
+    arch = platform.machine()
+    toolkit_home = ascend / "ascend-toolkit" / "latest"
+    info = toolkit_home / f"{arch}-linux" / "ascend_toolkit_install.info"
+    info.parent.mkdir(parents=True, exist_ok=True)
+    info.write_text(f"package_name=Ascend-cann-toolkit\nversion={CANN_VERSION}\narch={arch}\nos=linux\n")
+    site = toolkit_home / "python" / "site-packages"
+    (site / "acl").mkdir(parents=True, exist_ok=True)
+    (site / "acl" / "__init__.py").write_text(ACL_MODULE)
+    (ascend / "ascend-toolkit" / "set_env.sh").write_text(
+        "# simulated CANN environment (ascend-deploy sim)\n"
+        "export ASCEND_TOOLKIT_HOME=/usr/local/Ascend/ascend-toolkit/latest\n"
+        "export ASCEND_HOME_PATH=$ASCEND_TOOLKIT_HOME\n"
+        "export PATH=/usr/local/Ascend/bin:/usr/local/Ascend/driver/tools:$PATH\n"
+        "export PYTHONPATH=$ASCEND_TOOLKIT_HOME/python/site-packages${PYTHONPATH:+:$PYTHONPATH}\n"
+    )
+    atb = ascend / "nnal" / "atb"
+    atb.mkdir(parents=True, exist_ok=True)
+    (atb / "set_env.sh").write_text(
+        "# simulated ATB environment (ascend-deploy sim)\nexport ATB_HOME_PATH=/usr/local/Ascend/nnal/atb/latest\n"
+    )
+
+
 def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, authorized_key: str) -> str:
     """Write one host's tree; returns its host public key line."""
     base = paths.host(host.name)
@@ -190,26 +215,7 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
         if not link.is_symlink():
             link.symlink_to(_tool_copy(paths, tool))
     (ascend / "driver" / "version.info").write_text(f"Version={DRIVER_VERSION}\npackage_version={DRIVER_VERSION}\n")
-    arch = platform.machine()
-    toolkit_home = ascend / "ascend-toolkit" / "latest"
-    info = toolkit_home / f"{arch}-linux" / "ascend_toolkit_install.info"
-    info.parent.mkdir(parents=True, exist_ok=True)
-    info.write_text(f"package_name=Ascend-cann-toolkit\nversion={CANN_VERSION}\narch={arch}\nos=linux\n")
-    site = toolkit_home / "python" / "site-packages"
-    (site / "acl").mkdir(parents=True, exist_ok=True)
-    (site / "acl" / "__init__.py").write_text(ACL_MODULE)
-    (ascend / "ascend-toolkit" / "set_env.sh").write_text(
-        "# simulated CANN environment (ascend-deploy sim)\n"
-        "export ASCEND_TOOLKIT_HOME=/usr/local/Ascend/ascend-toolkit/latest\n"
-        "export ASCEND_HOME_PATH=$ASCEND_TOOLKIT_HOME\n"
-        "export PATH=/usr/local/Ascend/bin:/usr/local/Ascend/driver/tools:$PATH\n"
-        "export PYTHONPATH=$ASCEND_TOOLKIT_HOME/python/site-packages${PYTHONPATH:+:$PYTHONPATH}\n"
-    )
-    atb = ascend / "nnal" / "atb"
-    atb.mkdir(parents=True, exist_ok=True)
-    (atb / "set_env.sh").write_text(
-        "# simulated ATB environment (ascend-deploy sim)\nexport ATB_HOME_PATH=/usr/local/Ascend/nnal/atb/latest\n"
-    )
+    write_cann(ascend)
     (base / "hccn.conf").write_text(render_hccn_conf(states))
 
     private, public = new_ed25519()
@@ -231,19 +237,64 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
                 "LogLevel VERBOSE",
                 "MaxSessions 128",
                 "MaxStartups 128:30:256",
-                f"SetEnv HOME={paths.home(host.name)} PATH={HOST_PATH}",
+                f"SetEnv HOME={paths.home(host.name)} PATH={HOST_PATH}"
+                + (
+                    f" CONTAINERS_CONF={base / 'containers' / 'containers.conf'}"
+                    f" CONTAINERS_STORAGE_CONF={base / 'containers' / 'storage.conf'}"
+                    if state.containers
+                    else ""
+                ),
                 "",
             ]
         )
     )
     write_private(paths.root / "authorized_keys", authorized_key + "\n", 0o600)
-    (base / "init.sh").write_text(init_script(paths, host))
+    if state.containers:
+        write_engine(paths, host)
+    (base / "init.sh").write_text(init_script(paths, host, state.containers))
     return public
 
 
-def init_script(paths: Paths, host: SimHost) -> str:
+#: the cgroup v1 hierarchies runc needs (`ip netns exec` mounts a fresh /sys without them: sim-notes)
+CGROUPS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+#: what a container of the vendor's recipe mounts from the host that a simulated host keeps in its tree
+DRIVER_BINDS = {
+    "/usr/local/dcmi": "dcmi",
+    "/usr/local/bin/npu-smi": "npu-smi",
+    "/etc/ascend_install.info": "ascend_install.info",
+}
+
+
+def write_engine(paths: Paths, host: SimHost) -> None:
+    """The host's podman configuration and the driver parts a container mounts (sim-notes)."""
+    from toolkit.sim.image import CONTAINERS_CONF, Store, storage_conf
+
+    base = paths.host(host.name)
+    (base / "containers").mkdir(exist_ok=True)
+    (base / "containers" / "containers.conf").write_text(CONTAINERS_CONF)
+    (base / "containers" / "storage.conf").write_text(storage_conf(base, Store(paths.root.parent)))
+    (base / "dcmi").mkdir(exist_ok=True)
+    (paths.ascend(host.name) / "driver" / "lib64").mkdir(parents=True, exist_ok=True)
+    (base / "ascend_install.info").write_text(
+        "UserName=HwHiAiUser\nUserGroup=HwHiAiUser\nDriver_Install_Path_Param=/usr/local/Ascend\n"
+    )
+    shutil.copyfile(_tool_copy(paths, "npu-smi"), base / "npu-smi")
+    (base / "npu-smi").chmod(0o755)
+
+
+def init_script(paths: Paths, host: SimHost, containers: bool = False) -> str:
     """PID 1 of the host: its network, mounts and hostname, then sshd; then it stays to reap."""
     base = paths.host(host.name)
+    engine = ""
+    if containers:
+        engine = "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup\n"
+        for c in CGROUPS:
+            engine += f"mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}\n"
+        engine += (
+            "mkdir -p /sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd\n"
+        )
+        for target, source in DRIVER_BINDS.items():
+            engine += f"mount --bind {base / source} {target}\n"
     prefix = host.address.rsplit(".", 1)[0]
     second_prefix = host.second_address.rsplit(".", 1)[0]
     return f"""#!/bin/bash
@@ -263,7 +314,7 @@ mount --bind {base / "Ascend"} /usr/local/Ascend
 mount --bind {base / "hccn.conf"} /etc/hccn.conf
 mount -t tmpfs -o mode=1777,size=4g tmpfs /tmp
 mount -t tmpfs -o mode=1777,size=8g tmpfs /dev/shm
-{SSHD} -f {base / "sshd_config"} -E {base / "sshd.log"}
+{engine}{SSHD} -f {base / "sshd_config"} -E {base / "sshd.log"}
 set +e
 echo ready > {base / "init.ready"}
 # stay as PID 1 so orphans (daemonized Ray, vLLM) are reaped; blocks without using CPU

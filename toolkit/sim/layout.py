@@ -57,6 +57,7 @@ class SimState:
     faults: list[dict[str, Any]] = field(default_factory=list)
     ping_ms: int = 100
     inventory: str | None = None  # the inventory file `up` wrote
+    containers: bool = False  # a container engine on every host (`sim up --container`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from typing import Callable, Mapping
 
 from toolkit.engine.registry import Op
 from toolkit.facts import Raw
+from toolkit.facts.container import LABEL
 from toolkit.facts.deploy import Paths
 from toolkit.planner.plan import ray_temp_dir
 from toolkit.transport.shell import export_env, q
@@ -67,7 +68,8 @@ def tail_script(files: list[str], lines: int) -> str:
 
 def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
     """A tar.gz (base64 on stdout) of the cluster's files (never the API key), Ray's session logs
-    (each capped at the last `limit_bytes`), npu-smi and hccn_tool outputs, and versions."""
+    (each capped at the last `limit_bytes`), npu-smi and hccn_tool outputs, versions, and each of
+    the cluster's containers' own log, state and versions inside."""
     p = Paths.of(cluster)
     ray_logs = f"{ray_temp_dir(cluster)}/session_latest/logs"
     return f"""
@@ -92,6 +94,14 @@ done > "$out/hccn_tool.txt"
   echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
   echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300;
 }} > "$out/versions.txt" 2>&1
+for e in docker podman; do  # the cluster's containers (runtime container): their own log, state, versions inside
+  command -v "$e" >/dev/null 2>&1 || continue
+  for c in $("$e" ps -a --filter label={q(LABEL + "=" + cluster)} --format '{{{{.Names}}}}' 2>/dev/null); do
+    "$e" logs --tail 2000 "$c" > "$out/container-$c.log" 2>&1
+    "$e" inspect "$c" > "$out/container-$c.json" 2>&1
+    "$e" exec "$c" python3 -m pip list > "$out/container-$c-versions.txt" 2>&1
+  done
+done
 tar -C "$out" -czf - . | base64 -w0
 rm -rf "$out"
 """

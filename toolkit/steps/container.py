@@ -14,6 +14,7 @@ from toolkit.facts.container import container_command, labelled_command, parse_c
 from toolkit.facts.deploy import Paths
 from toolkit.launch.container import run_command
 from toolkit.launch.ray import ray_stop_command
+from toolkit.planner.types import ray_temp_dir
 from toolkit.steps.commands import write_file_op
 from toolkit.transport.shell import q
 
@@ -81,7 +82,7 @@ def container_start(ctx: StepContext) -> Iterator[Op]:
     if have is not None:
         yield Op(f"{engine} rm -f {q(name)} >/dev/null", f"remove the old container {name} ({', '.join(reasons)})")
     yield Op(
-        f'umask 077 && mkdir -p {q(p.dir)} "$HOME"/.cache && {run_command(c, engine)}',
+        f'umask 077 && mkdir -p {q(p.dir)} "$HOME"/.cache {q(ray_temp_dir(plan.cluster))} && {run_command(c, engine)}',
         f"start container {name} from {image} ({', '.join(reasons)})",
         timeout=START_TIMEOUT,
     )

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from toolkit.engine.readiness import Probe
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
+from toolkit.facts.container import container_command, parse_container
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.metrics import metrics_command, parse_metrics
 from toolkit.launch import launch_for
@@ -31,8 +32,24 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
         facts += [ray_nodes_fact(plan, p, ctx.host.env, ctx.host.setup), http_fact(plan, p)]
         if ctx.params.get("metrics"):  # `status --metrics`: /metrics twice, a second apart
             facts.append(Fact("metrics", metrics_command(plan.probe_url), parse_metrics, setup=False, background=True))
+    c = plan.container
+    if c is not None:  # the host's container: its id, image and the image's id and digests
+        command = container_command(str(c.engine.value), str(c.name.value), str(c.image.value), plan.cluster)
+        facts.append(Fact("container", command, lambda raw: parse_container(raw), setup=False))
     values = ctx.facts(facts)
     state = values["deploy_state"]
+    if c is not None:
+        found = values["container"]
+        have = found.container
+        ctx.data["container"] = {
+            "engine": found.engine,
+            "name": str(c.name.value),
+            "id": have.id[:12] if have else None,
+            "running": have.running if have else False,
+            "image": str(c.image.value),
+            "image_id": (have.image_id if have else found.image_id or "")[:12] or None,
+            "digest": found.image_digests[0].rsplit("@", 1)[-1] if found.image_digests else None,
+        }
     ctx.data.update(
         ray_running=state.ray_running,
         gcs_running=bool(state.gcs_pids),

@@ -20,6 +20,14 @@ done > "$out/hccn_tool.txt"
   echo "== cann"; cat /usr/local/Ascend/ascend-toolkit/latest/*/ascend_toolkit_install.info 2>/dev/null | head -5;
   echo "== processes"; ps -eo pid,etimes,rss,args 2>/dev/null | grep -E '[v]llm|[r]ay' | cut -c1-300;
 } > "$out/versions.txt" 2>&1
+for e in docker podman; do  # the cluster's containers (runtime container): their own log, state, versions inside
+  command -v "$e" >/dev/null 2>&1 || continue
+  for c in $("$e" ps -a --filter label=ascend-deploy.cluster=t --format '{{.Names}}' 2>/dev/null); do
+    "$e" logs --tail 2000 "$c" > "$out/container-$c.log" 2>&1
+    "$e" inspect "$c" > "$out/container-$c.json" 2>&1
+    "$e" exec "$c" python3 -m pip list > "$out/container-$c-versions.txt" 2>&1
+  done
+done
 tar -C "$out" -czf - . | base64 -w0
 rm -rf "$out"
 

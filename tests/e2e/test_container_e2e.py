@@ -1,0 +1,158 @@
+"""End to end in containers (inventory `container:`): two simulated hosts, each with a real container
+engine (podman from Debian, as a vendor host has docker) and the simulator's image (Ray, vLLM's
+CPU build, the fake CANN) imported locally; Ray and vLLM run inside one container per host, TP = 2
+across the hosts, driven through the CLI and checked with the OpenAI client and over OpenSSH.
+
+One cluster for the module: the cases that only read share its running server."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from openai import OpenAI
+
+from tests.helpers import SIM_ROOT, cli, cli_json, start, vllm_running, wait_for
+from tests.simlab import SimLab, running_cluster
+
+NAME = "ctr"
+TP2 = ["--set", "serve.tensor_parallel_size=2"]
+CONTAINER = f"ascend-deploy-{NAME}"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
+    inv = tmp_path_factory.mktemp("ctr") / "ctr.yaml"
+    with running_cluster(NAME, SIM_ROOT, inv, hosts=2, devices=[0], containers=True) as lab:
+        try:
+            yield lab
+        finally:
+            cli("down", str(lab.inventory), cwd=lab.inventory.parent, timeout=300)
+
+
+def run(lab: SimLab, *args: str, timeout: float = 900) -> tuple[int, dict[str, Any], str]:
+    return cli_json(lab, *args, timeout=timeout)
+
+
+def stages(data: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in data["stages"]}
+
+
+def containers(lab: SimLab, index: int) -> list[str]:
+    """`podman ps -a` on the host: NAME STATE IMAGE-ID lines."""
+    out = lab.ssh(index, "podman ps -a --format '{{.Names}} {{.State}} {{.ImageID}}'").stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def in_container(lab: SimLab, index: int, pattern: str) -> bool:
+    """Whether the processes matching `pattern` run in another mount namespace than the host's shell
+    (inside the container: --pid=host lets the host see them)."""
+    script = (
+        f'pids=$(pgrep -f {pattern!r}); [ -n "$pids" ] || {{ echo none; exit 0; }}; '
+        "host=$(readlink /proc/self/ns/mnt); "
+        'for p in $pids; do [ "$(readlink /proc/$p/ns/mnt)" = "$host" ] && echo host && exit 0; done; echo container'
+    )
+    answer = lab.ssh(index, script).stdout.strip()
+    assert answer != "none", f"no {pattern} on host {index}"
+    return answer == "container"
+
+
+def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    code, plan, err = run(lab, "plan", inv, *TP2)
+    assert code == 0 and plan["launch"]["runtime"]["value"] == "container", err
+    assert plan["container"]["image"]["value"].startswith("localhost/ascend-sim/vllm-ascend:")
+
+    code, data, err = run(lab, "up", inv, *TP2)
+    assert code == 0, (json.dumps(data.get("preflight"))[-2000:], err[-3000:])
+    st = stages(data)
+    assert st["container"] == st["ray-head"] == st["ray-workers"] == st["vllm"] == "changed", st
+    first = [containers(lab, i) for i in (1, 2)]
+    assert all(len(c) == 1 and c[0].startswith(f"{CONTAINER} running ") for c in first), first
+    # Ray on both hosts and the TP worker run inside the containers; the host sees them (--pid=host)
+    assert in_container(lab, 1, "[r]aylet/raylet") and in_container(lab, 2, "[r]aylet/raylet")
+    assert in_container(lab, 1, "[v]llm.entrypoints")
+    assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+    client = OpenAI(base_url=data["endpoint"], api_key="EMPTY", timeout=120, max_retries=0)
+    chat = client.chat.completions.create(
+        model="tiny-llama", messages=[{"role": "user", "content": "Hello"}], max_tokens=8
+    )
+    assert chat.choices[0].message.content
+
+    code, again, err = run(lab, "up", inv, *TP2)
+    assert code == 0 and again["changed"] is False, err[-2000:]
+    assert stages(again)["container"] == "unchanged"
+    assert [containers(lab, i) for i in (1, 2)] == first  # the same containers
+
+    raylets = lab.ssh(1, "pgrep -f '[r]aylet/raylet'").stdout.split()
+    serve = [*TP2, "--set", "serve.max_num_seqs=32"]
+    code, changed, err = run(lab, "up", inv, *serve)
+    assert code == 0, err[-3000:]
+    st = stages(changed)
+    assert st["vllm"] == "changed" and st["container"] == st["ray-head"] == st["ray-workers"] == "unchanged", st
+    assert lab.ssh(1, "pgrep -f '[r]aylet/raylet'").stdout.split() == raylets
+    assert [containers(lab, i) for i in (1, 2)] == first  # vLLM restarted inside the same container
+
+    code, status, err = run(lab, "status", inv, *serve)
+    assert code == 0 and status["hosts"][0]["health"] == 200, err
+
+    # a container setting changes: `up` recreates the containers; Ctrl-C while vLLM starts in them,
+    # then `down` leaves no container and no process
+    proc = start(lab, "up", inv, *serve, "--set", "container.shm_size=2g")
+    try:
+        wait_for("vLLM starting in the new container", lambda: vllm_running(lab) or proc.poll() is not None, 300)
+        assert proc.poll() is None, "up ended before the signal"
+        assert [containers(lab, i) for i in (1, 2)] != first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
+    code, down, err = run(lab, "down", inv)
+    assert code == 0 and all(h["clean"] for h in down["hosts"].values()), (down, err[-2000:])
+    for i in (1, 2):
+        assert containers(lab, i) == []
+        left = lab.ssh(i, "pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[R]ayWorker' || true").stdout
+        assert left.strip() == "", left
+
+
+def test_a_host_without_an_engine_is_named_at_preflight_before_anything_starts(lab: SimLab) -> None:
+    """podman hidden on the worker (a non-executable file over it): the preflight names the host and
+    both engines' state; nothing is started on the head either."""
+    lab.ssh(2, ": > /tmp/no-podman && mount --bind /tmp/no-podman /usr/bin/podman")
+    try:
+        code, data, err = run(lab, "up", str(lab.inventory), *TP2)
+    finally:
+        lab.ssh(2, "umount /usr/bin/podman")
+    assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
+    problems = [(p["host"], p["check"]) for p in data["preflight"]["problems"]]
+    assert problems == [(f"{NAME}-2", "engine")], data["preflight"]["problems"]
+    engine = data["preflight"]["problems"][0]
+    assert "podman: not installed" in engine["observed"] and "docker" in engine["observed"]
+    assert containers(lab, 1) == []
+
+
+def test_an_image_with_another_id_on_one_host_is_refused_at_preflight(lab: SimLab, tmp_path: Path) -> None:
+    """The worker's own store gets the same name for a different image (a one-file change on top):
+    the preflight names the host, the observed and expected ids, and the fix."""
+    image = json.loads(cli("plan", str(lab.inventory), "--json", cwd=lab.inventory.parent).stdout)["container"][
+        "image"
+    ]["value"]
+    lab.ssh(
+        2,
+        f"podman run --name skew --net=host {image} bash -c 'echo other > /etc/skew' && podman commit skew {image} "
+        "&& podman rm skew",
+    )
+    try:
+        code, data, err = run(lab, "up", str(lab.inventory), *TP2)
+        assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
+        problems = data["preflight"]["problems"]
+        assert [(p["host"], p["check"]) for p in problems] == [(f"{NAME}-2", "image")], problems
+        assert f"as on {NAME}-1" in problems[0]["expected"] and "image load" in problems[0]["hint"]
+        assert containers(lab, 1) == []
+    finally:
+        lab.ssh(2, f"podman rmi {image} || true")  # the shared store's image shows again

@@ -1,0 +1,159 @@
+"""The simulator's container image and its engine: podman from Debian, configured for simulated
+hosts (../shared/sim-notes.md, "A container engine on the simulated hosts").
+
+The image (`SIM_IMAGE`, a vendor-like name under localhost/, never pulled) holds what a vendor image
+holds, for the CPU build: the host env (Python, Ray, vLLM's CPU build, the tokenizer code) at the
+path its scripts name, a fake CANN toolkit (the `acl` module Ray asks for NPUs, set_env.sh), and the
+userland they run on. It is imported once into a shared, read-only image store; each simulated host
+has a store of its own on top (its containers, and images loaded into it: `image load`, skew tests).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from toolkit.sim.plugins.sim_runtime import SIM_IMAGE
+
+#: what a simulated host's engine is told (sim-notes): runc, not crun (hybrid cgroups); cgroupfs (no
+#: systemd); lower ulimits (no CAP_SYS_RESOURCE to raise them); file event logs (no journald)
+CONTAINERS_CONF = """# podman on a simulated host (ascend-deploy sim); never on real hosts
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+#: the userland the image carries from this machine (Debian's merged /usr); the compiler and headers
+#: because vLLM's CPU build compiles kernels with torch's inductor (g++) at its first request
+USERLAND = (
+    "bin", "sbin", "lib", "lib64", "usr/bin", "usr/sbin", "usr/lib/x86_64-linux-gnu", "usr/lib64", "etc",
+    "usr/lib/gcc", "usr/include", "usr/libexec",
+)  # fmt: skip
+RECIPE_LABEL = "ascend-deploy.sim-recipe"
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Store:
+    """The shared, read-only image store (graph root and run root) under the sim root."""
+
+    root: Path
+
+    @property
+    def graph(self) -> Path:
+        return self.root / "images" / "storage"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "images" / "run"
+
+    def podman(self) -> list[str]:
+        return [
+            "podman",
+            "--root",
+            str(self.graph),
+            "--runroot",
+            str(self.run),
+            "--storage-driver",
+            "overlay",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]
+
+
+def storage_conf(host_dir: Path, store: Store) -> str:
+    """A simulated host's own store, with the shared one as an additional (read-only) image store."""
+    return (
+        '# podman storage of a simulated host (ascend-deploy sim)\n[storage]\ndriver = "overlay"\n'
+        f'graphroot = "{host_dir / "containers" / "storage"}"\nrunroot = "{host_dir / "containers" / "run"}"\n'
+        f'[storage.options]\nadditionalimagestores = ["{store.graph}"]\n'
+    )
+
+
+def have_image(store: Store, image: str = SIM_IMAGE) -> bool:
+    return subprocess.run([*store.podman(), "image", "exists", image], capture_output=True).returncode == 0
+
+
+def image_id(store: Store, image: str = SIM_IMAGE, recipe: str | None = None) -> str | None:
+    """The image's id; None when absent or (given `recipe`) built from another recipe."""
+    fmt = '{{.Id}} {{index .Config.Labels "' + RECIPE_LABEL + '"}}'
+    done = subprocess.run([*store.podman(), "image", "inspect", "--format", fmt, image], capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    found, _, label = done.stdout.strip().partition(" ")
+    return found if recipe is None or label.strip() == recipe else None
+
+
+def image_recipe(venv: Path, toolkit_tree: Callable[[Path], None]) -> str:
+    """What the image is made of: the userland list, the host env's own stamp, the fake toolkit."""
+    import hashlib
+    import inspect
+
+    marker = venv / ".ascend-deploy-hostenv"
+    parts = [*USERLAND, marker.read_text() if marker.exists() else "", inspect.getsource(toolkit_tree)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def build_image(root: Path, venv: Path, toolkit_tree: Callable[[Path], None], progress: Callable[[str], None]) -> str:
+    """Import the image into the shared store once (a few minutes: the host env is ~4 GB); its id.
+    `toolkit_tree(dir)` writes the fake CANN toolkit under dir/usr/local/Ascend."""
+    store = Store(root)
+    wanted = image_recipe(venv, toolkit_tree)
+    found = image_id(store, recipe=wanted)
+    if found:
+        return found
+    if image_id(store):
+        progress("the simulator image is out of date: rebuilding it")
+        subprocess.run([*store.podman(), "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3"], capture_output=True)
+    if shutil.which("podman") is None:
+        raise RuntimeError("podman is not installed: `make system-deps` installs it (apt-get install podman runc)")
+    venv = venv.resolve()
+    python_home = Path(os.path.realpath(venv / "bin" / "python")).parent.parent
+    stage = root / "images" / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "usr" / "local" / "Ascend").mkdir(parents=True)
+    toolkit_tree(stage / "usr" / "local" / "Ascend")
+    for d in ("proc", "sys", "dev", "tmp", "root", "run", "vllm-workspace"):
+        (stage / d).mkdir(exist_ok=True)
+    (stage / "tmp").chmod(0o1777)
+    progress(f"importing {SIM_IMAGE} into {store.graph} (the host env, ~4 GB: a few minutes, once)")
+    tar = subprocess.Popen(
+        [
+            "tar", "-cf", "-", "--exclude=etc/hccn.conf", "--exclude=etc/ascend_install.info",
+            "-C", "/", *[p for p in USERLAND if os.path.lexists("/" + p)],
+            str(python_home).lstrip("/"), str(venv).lstrip("/"),
+            "-C", str(stage), "usr/local/Ascend", "proc", "sys", "dev", "tmp", "root", "run", "vllm-workspace",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    path = f"{venv / 'bin'}:{IMAGE_PATH}"
+    done = subprocess.run(
+        [
+            *store.podman(), "import", "--change", f"ENV PATH={path}", "--change", "WORKDIR /vllm-workspace",
+            "--change", "CMD [\"bash\"]", "--change", f"LABEL {RECIPE_LABEL}={wanted}", "-", SIM_IMAGE,
+        ],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert tar.stdout is not None
+    tar.stdout.close()
+    tar.wait()
+    shutil.rmtree(stage, ignore_errors=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"podman import failed: {done.stderr.strip()[-800:]}")
+    subprocess.run([*store.podman(), "tag", SIM_IMAGE, SIM_IMAGE + "-a3"], capture_output=True)
+    return image_id(store) or ""
