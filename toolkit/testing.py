@@ -11,7 +11,7 @@ from typing import Callable
 
 from toolkit.config.inventory import ResolvedHost
 from toolkit.errors import HostError
-from toolkit.transport.connection import OutputCallback
+from toolkit.transport.connection import OutputCallback, Stdin
 from toolkit.transport.result import Result
 
 Handler = Callable[[str, str], "tuple[int, str, str] | HostError"]  # (host, script) -> (rc, out, err)
@@ -38,10 +38,10 @@ class FakeConnection:
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
         self.scripts.append(script)
-        self.stdins.append(stdin)
+        self.stdins.append(stdin if stdin is None or isinstance(stdin, str) else b"".join(stdin).decode("latin-1"))
         started = time.monotonic()
         answer = self.handler(self.name, script)
         if isinstance(answer, HostError):

@@ -8,6 +8,7 @@ import json
 import os
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,68 @@ class LogArchive:
         with os.fdopen(fd, "wb") as fh:
             fh.write(self.buffer.getvalue())
         return path
+
+
+@dataclass(frozen=True)
+class ImageArchive:
+    """An image tarball (`docker save` / `podman save`, optionally gzipped) as `image load` sends it."""
+
+    path: Path
+    size: int
+    sha256: str  # of the file as sent (what the host verifies)
+    image_id: str  # the image's id (its config's digest): what `docker images` / `podman images` show
+    tags: tuple[str, ...]
+
+
+def read_image_archive(path: Path, chunk: int = 1 << 20) -> ImageArchive:
+    """Checksum the file and find the image in it (manifest.json of a docker-archive), in one read."""
+    import gzip
+    import hashlib
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"
+    except OSError as exc:
+        raise BadInput(f"{path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256()
+
+    class Hashing(io.RawIOBase):
+        """The file, hashed as tarfile reads it (then the rest, to the end)."""
+
+        def __init__(self, raw: Any) -> None:
+            self.raw = raw
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            data = self.raw.read(len(buffer))
+            digest.update(data)
+            buffer[: len(data)] = data
+            return len(data)
+
+    manifest: Any = None
+    with path.open("rb") as raw:
+        hashing = io.BufferedReader(Hashing(raw), chunk)
+        stream: Any = gzip.GzipFile(fileobj=hashing) if gzipped else hashing
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    if member.name.lstrip("./") == "manifest.json":
+                        extracted = tar.extractfile(member)
+                        manifest = json.loads(extracted.read()) if extracted else None
+        except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as exc:
+            raise BadInput(
+                f"{path} is not an image archive ({exc})", hint="make one with `docker save IMAGE | gzip > FILE.tar.gz`"
+            ) from None
+        while hashing.read(chunk):  # the rest of the file (gzip's trailer, tar's padding)
+            pass
+    if not isinstance(manifest, list) or not manifest or "Config" not in manifest[0]:
+        raise BadInput(
+            f"{path} has no docker-archive manifest.json",
+            hint="save it with `docker save` or `podman save --format docker-archive` (OCI layouts are not read)",
+        )
+    config = str(manifest[0]["Config"])
+    image_id = config.rsplit("/", 1)[-1].removesuffix(".json").removeprefix("sha256:")
+    return ImageArchive(path, size, digest.hexdigest(), image_id, tuple(manifest[0].get("RepoTags") or ()))

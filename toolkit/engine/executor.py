@@ -16,7 +16,7 @@ from typing import Callable, Iterable, TypeVar
 
 from toolkit.config.inventory import ResolvedHost
 from toolkit.errors import Cancelled, CommandFailed, HostError, Interrupted
-from toolkit.transport.connection import Connection
+from toolkit.transport.connection import Connection, Stdin
 from toolkit.transport.factory import connect_factory
 from toolkit.transport.result import GroupResult, HostOutcome, Result
 from toolkit.transport.shell import SETUP_FAILED, compose
@@ -92,7 +92,7 @@ class Session:
         check: bool = True,
         setup: bool = True,
         env: dict[str, str] | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
         on_output: Callable[[str, str], None] | None = None,
     ) -> Result:
         """Run one command with the host's environment and setup lines.

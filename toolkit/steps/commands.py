@@ -141,3 +141,30 @@ def bench_command(
         f"{' '.join(q(a) for a in argv)} 2>&1; rc=$?; echo {q(RESULT_MARKER)}; "
         f"cat {q(folder + '/' + name + '.json')} 2>/dev/null; exit $rc"
     )
+
+
+def images_dir(cluster: str) -> str:
+    """Where `image load` stages tarballs on a host (relative to HOME): resumable `.part` files."""
+    return f"{Paths.of(cluster).dir}/images"
+
+
+def part_size_command(part: str) -> str:
+    """Bytes of an interrupted upload already on the host (0 if none)."""
+    return f"stat -c %s {q(part)} 2>/dev/null || echo 0"
+
+
+def append_stdin_command(part: str, offset: int) -> str:
+    """Append what arrives on stdin to `part` (0600), truncated to `offset` first: the resume point."""
+    folder = part.rsplit("/", 1)[0]
+    return f"umask 077 && mkdir -p {q(folder)} && touch {q(part)} && truncate -s {offset} {q(part)} && cat >> {q(part)}"
+
+
+def image_finish_command(engine: str, part: str, sha256: str, image_id: str) -> str:
+    """Verify the upload's checksum (a mismatch removes it: the next run sends it again), load it,
+    remove it, and print the loaded image's id (`LOADED id`)."""
+    return (
+        f"got=$(sha256sum {q(part)} | cut -d' ' -f1); "
+        f'if [ "$got" != {q(sha256)} ]; then rm -f {q(part)}; echo "checksum $got, expected {sha256}" >&2; exit 3; fi; '
+        f"{q(engine)} load -i {q(part)} >&2 || exit $?; rm -f {q(part)}; "
+        f"echo \"LOADED $({q(engine)} image inspect --format '{{{{.Id}}}}' {q(image_id)} 2>/dev/null)\""
+    )

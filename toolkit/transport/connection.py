@@ -8,12 +8,15 @@ control machine and `toolkit.transport.ssh.SSHConnection` (fabric/paramiko) on h
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol, Union
 
 from toolkit.errors import CommandTimeout
 from toolkit.transport.result import Result
 
 OutputCallback = Callable[[str, str], None]  # (stream name, line)
+#: what a command reads: a string (a secret, a small file), or chunks of bytes streamed as they come
+#: (an image tarball: never held in memory whole)
+Stdin = Union[str, Iterable[bytes], None]
 
 #: How much longer than the on-host `timeout` the SSH side waits before giving up.
 TIMEOUT_GRACE = 10.0
@@ -32,9 +35,10 @@ class Connection(Protocol):
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
-        """`stdin` is fed to the command: the way to hand a host a secret (never in argv)."""
+        """`stdin` is fed to the command: the way to hand a host a secret (never in argv), or a large
+        file streamed in chunks over the same connection."""
         ...
 
     def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from toolkit.config.inventory import ResolvedHost
-from toolkit.transport.connection import OutputCallback, timed_out
+from toolkit.transport.connection import OutputCallback, Stdin, timed_out
 from toolkit.transport.result import Result
 
 
@@ -19,7 +19,7 @@ class LocalConnection:
 
     def __init__(self, host: ResolvedHost) -> None:
         self.name = host.name
-        self._procs: set[subprocess.Popen[str]] = set()
+        self._procs: set[subprocess.Popen[Any]] = set()
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -31,9 +31,11 @@ class LocalConnection:
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
         started = time.monotonic()
+        if stdin is not None and not isinstance(stdin, str):
+            return self._streamed(script, stdin, timeout, started)
         proc = subprocess.Popen(
             ["bash", "-c", script],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -59,6 +61,47 @@ class LocalConnection:
             for line in err.splitlines():
                 on_output("stderr", line)
         return Result(self.name, script, proc.returncode, out, err, time.monotonic() - started)
+
+    def _streamed(self, script: str, chunks: Iterable[bytes], timeout: float | None, started: float) -> Result:
+        """`script` reading `chunks` on its stdin as they come (a large file, never held whole)."""
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            try:
+                for chunk in chunks:
+                    proc.stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # the command ended early: its exit status says why
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise timed_out(
+                self.name, timeout, script, started, out.decode(errors="replace"), err.decode(errors="replace")
+            ) from None
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        return Result(
+            self.name,
+            script,
+            proc.returncode,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            time.monotonic() - started,
+        )
 
     def hold(self, script: str, *, until: str, timeout: float) -> tuple[Result, Callable[[], None] | None]:
         started = time.monotonic()

@@ -20,7 +20,7 @@ from paramiko.common import cMSG_IGNORE
 from toolkit.config.inventory import ResolvedHost
 from toolkit.config.secrets import SecretUnavailable, Source, read_secret
 from toolkit.errors import AuthError, ConnectError, HostError
-from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, timed_out
+from toolkit.transport.connection import TIMEOUT_GRACE, OutputCallback, Stdin, timed_out
 from toolkit.transport.hostkeys import USER_KNOWN_HOSTS, VerifyingPolicy, changed_key_error, known_keys
 from toolkit.transport.result import Result
 from toolkit.transport.shell import bash
@@ -345,7 +345,7 @@ class SSHConnection:
         *,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
-        stdin: str | None = None,
+        stdin: Stdin = None,
     ) -> Result:
         """Run on a new channel of the one transport. Our own read loop (not invoke's runner):
         interruptible by Ctrl-C and by `close()` from another thread, no helper threads."""
@@ -358,8 +358,12 @@ class SSHConnection:
             chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
             chan.status_event = exited  # before exec: no exit status can have arrived yet
             chan.exec_command(bash(script, timeout=timeout))
-            if stdin:
-                chan.sendall(stdin.encode())
+            if isinstance(stdin, str):
+                if stdin:
+                    chan.sendall(stdin.encode())
+            elif stdin is not None:
+                for chunk in stdin:  # streamed: the channel's window paces us to the host's reader
+                    chan.sendall(chunk)
             chan.shutdown_write()
             out, err = _read_channel(chan, deadline, on_output, exited)
             code = chan.recv_exit_status() if chan.exit_status_ready() else -1
