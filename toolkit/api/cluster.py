@@ -14,6 +14,7 @@ from toolkit.engine.executor import EventSink, no_events
 
 if TYPE_CHECKING:
     from toolkit.api.benchmark import BenchSettings
+    from toolkit.api.images import ImageLoadReport, ImageStatusReport
     from toolkit.api.reports import BenchReport, DownReport, GenerateReport, LogsReport, StatusReport, UpReport
     from toolkit.checks.report import CheckNetReport
     from toolkit.config.inventory import Inventory
@@ -85,6 +86,16 @@ class Cluster:
         from toolkit.api.benchmark import bench
 
         return bench(self.inventory, self.opts, settings, out_dir=out_dir, **self._io())
+
+    def image_load(self, archive: Path) -> ImageLoadReport:
+        from toolkit.api.images import load_image
+
+        return load_image(self.inventory, self.opts, archive, **self._io())
+
+    def image_status(self) -> ImageStatusReport:
+        from toolkit.api.images import image_status
+
+        return image_status(self.inventory, self.opts, **self._io())
 
     def logs(self, *, tail: int | None = None, out_dir: Path = Path(".")) -> LogsReport:
         from toolkit.api.collect import logs

@@ -815,7 +815,65 @@ def bench(
 
 from toolkit.cli.sim import sim_app  # noqa: E402
 
+image_app = typer.Typer(
+    help=(
+        "Container images on the hosts (inventory `container:`): `status` lists each host's engine and the plan's "
+        "image id; `load` sends an image tarball (docker save | gzip) to every host that lacks it, for air-gapped "
+        "clusters."
+    ),
+    no_args_is_help=True,
+)
+
+
+@image_app.command("load", epilog=EPILOG)
+@guarded
+def image_load(
+    inventory: InventoryArg = None,
+    archive: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="The image tarball: `docker save IMAGE | gzip > IMAGE.tar.gz` (or .tar, podman save).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: LimitOpt = None,
+    forks: ForksOpt = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Send an image tarball to every host that does not have its image id, all hosts at once over their
+    SSH connections, with progress per host; the host verifies the checksum, then `docker load` (or
+    `podman load`) and the image id is checked. An interrupted run resumes where each host stopped; a host
+    that already has the image is sent nothing. Exit 1 if any host failed (named, with the fix)."""
+    if archive is None:
+        raise BadInput("image load needs the tarball: ascend-deploy image load INVENTORY IMAGE.tar.gz")
+    inv = _inventory(inventory, set_)
+    opts = _options(limit, forks, False, False, accept_new_host_keys, set_)
+    with _progress(False, json_) as progress:
+        report = api.Cluster(inv, opts, progress).image_load(archive)
+    _finish(report, json_, "render_image_load")
+
+
+@image_app.command("status", epilog=EPILOG)
+@guarded
+def image_status(
+    inventory: InventoryArg = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Per host: the container engine, the plan's image id and digests, the cluster's container. Exit 1 if a
+    host lacks the image, has another id than the head, or has no engine (as `up`'s preflight would refuse)."""
+    inv = _inventory(inventory, set_)
+    opts = _options(None, None, False, False, accept_new_host_keys, set_)
+    with _progress(False, json_) as progress:
+        report = api.Cluster(inv, opts, progress).image_status()
+    _finish(report, json_, "render_image_status")
+
+
 app.add_typer(sim_app, name="sim")
+app.add_typer(image_app, name="image")
 
 
 def reflow(text: str) -> str:

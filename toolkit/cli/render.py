@@ -753,3 +753,43 @@ def _container(out: Console, plan: Plan) -> None:
     out.print(table)
     engine = str(c.engine.value) if c.engine.value != "auto" else "docker"
     out.print(Text("  $ ", style="dim") + Text(run_command(c, engine)))
+
+
+def render_image_load(report: Any) -> None:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in ("host", "engine", "result", "sent", "seconds", "error"):
+        table.add_column(col)
+    for name, h in report.hosts.items():
+        if h.get("error"):
+            table.add_row(name, "-", _mark(False, "failed"), "-", "-", h["error"])
+            continue
+        result = "had it" if h["had"] else ("loaded, resumed" if h["resumed_from"] else "loaded")
+        table.add_row(name, h["engine"], _mark(True, result), f"{h['sent'] >> 20} MiB", str(h["seconds"]), "")
+    out.print(table)
+    out.print(
+        Text(
+            f"image {report.image_id[:12]} ({', '.join(report.tags) or 'untagged'}), {report.size >> 20} MiB",
+            style="green" if report.ok else "yellow",
+        )
+    )
+
+
+def render_image_status(report: Any) -> None:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in ("host", "engine", "image id", "container", "digest"):
+        table.add_column(col)
+    for name, h in report.hosts.items():
+        if h.get("error"):
+            table.add_row(name, "-", "-", "-", h["error"])
+            continue
+        table.add_row(
+            name,
+            h["engine"] or "-",
+            h["image_id"] or "absent",
+            h["container"] or "-",
+            (h["digests"][0].rsplit("@", 1)[-1] if h["digests"] else "-")[:19],
+        )
+    out.print(table)
+    out.print(Text(f"image {report.image}", style="bold"))
+    for p in report.problems:
+        out.print(Text(p.render(), style="red"))

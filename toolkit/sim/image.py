@@ -49,11 +49,12 @@ class Store:
 
     @property
     def graph(self) -> Path:
-        return self.root / "images" / "storage"
+        """Resolved: podman's database records the path it was made at, and refuses another spelling."""
+        return (self.root / "images").resolve() / "storage"
 
     @property
     def run(self) -> Path:
-        return self.root / "images" / "run"
+        return (self.root / "images").resolve() / "run"
 
     def podman(self) -> list[str]:
         return [
