@@ -47,8 +47,11 @@ class SimLab:
     def inventory_data(self) -> dict[str, Any]:
         return yaml.safe_load(self.inventory.read_text())
 
-    def ssh(self, index: int, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+    def ssh(
+        self, index: int, command: str, timeout: float = 60, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`command` on host `index` over OpenSSH; `input` (bytes) goes to its stdin."""
+        done = subprocess.run(
             [
                 "ssh",
                 "-i",
@@ -65,8 +68,11 @@ class SimLab:
                 command,
             ],
             capture_output=True,
-            text=True,
+            input=input if input is not None else b"",
             timeout=timeout,
+        )
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
         )
 
     def setup_prefix(self) -> str:

@@ -7,8 +7,11 @@ One cluster for the module: the cases that only read share its running server.""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -62,7 +65,8 @@ def in_container(lab: SimLab, index: int, pattern: str) -> bool:
 
 def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None:
     inv = str(lab.inventory)
-    code, plan, err = run(lab, "plan", inv, *TP2)
+    code, planned, err = run(lab, "plan", inv, *TP2)
+    plan = planned["plan"]
     assert code == 0 and plan["launch"]["runtime"]["value"] == "container", err
     assert plan["container"]["image"]["value"].startswith("localhost/ascend-sim/vllm-ascend:")
 
@@ -136,23 +140,61 @@ def test_a_host_without_an_engine_is_named_at_preflight_before_anything_starts(l
     assert containers(lab, 1) == []
 
 
-def test_an_image_with_another_id_on_one_host_is_refused_at_preflight(lab: SimLab, tmp_path: Path) -> None:
-    """The worker's own store gets the same name for a different image (a one-file change on top):
-    the preflight names the host, the observed and expected ids, and the fix."""
-    image = json.loads(cli("plan", str(lab.inventory), "--json", cwd=lab.inventory.parent).stdout)["container"][
-        "image"
-    ]["value"]
-    lab.ssh(
-        2,
-        f"podman run --name skew --net=host {image} bash -c 'echo other > /etc/skew' && podman commit skew {image} "
-        "&& podman rm skew",
+def small_image(tmp_path: Path) -> tuple[str, Path]:
+    """A small image (64 MiB of random bytes in one layer), saved as a tarball with a private store:
+    what a vendor tarball is to `image load`, at a size a test can send."""
+    store = ["podman", "--root", str(tmp_path / "store"), "--runroot", str(tmp_path / "run")]
+    store += ["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "data.bin").write_bytes(os.urandom(64 << 20))
+    name = "localhost/ascend-sim/small:1"
+    for command in (
+        ["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "rootfs.tar"), "."],
+        [*store, "import", str(tmp_path / "rootfs.tar"), name],
+        [*store, "save", "-o", str(tmp_path / "small.tar"), name],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+    return name, tmp_path / "small.tar"
+
+
+def test_image_load_resumes_skips_and_fixes_a_skewed_host_that_preflight_refused(lab: SimLab, tmp_path: Path) -> None:
+    """`image load`: a host with half an upload resumes it, a re-run sends nothing; then the worker's
+    name for the image points at another image (skew): `up`'s preflight refuses before anything
+    starts, naming host and ids; `image load` again renames it (nothing sent) and `image status` agrees."""
+    inv = str(lab.inventory)
+    name, archive = small_image(tmp_path)
+    use = ["--set", f"container.image={name}"]
+    data = archive.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    part = f".ascend-deploy/{NAME}/images/{sha[:16]}.tar.part"
+    half = len(data) // 2
+    seeded = lab.ssh(2, f"mkdir -p {os.path.dirname(part)} && cat > {part} && stat -c %s {part}", input=data[:half])
+    assert seeded.stdout.strip() == str(half)
+
+    code, loaded, err = run(lab, "image", "load", inv, str(archive))
+    assert code == 0 and loaded["ok"], (loaded, err[-2000:])
+    hosts = loaded["hosts"]
+    assert (hosts[f"{NAME}-1"]["had"], hosts[f"{NAME}-1"]["resumed_from"], hosts[f"{NAME}-1"]["sent"]) == (
+        False, 0, len(data))  # fmt: skip
+    assert (hosts[f"{NAME}-2"]["resumed_from"], hosts[f"{NAME}-2"]["sent"]) == (half, len(data) - half)
+    assert lab.ssh(2, f"ls {part} 2>/dev/null || echo gone").stdout.strip() == "gone"  # loaded, then removed
+    code, again, err = run(lab, "image", "load", inv, str(archive))
+    assert code == 0 and all(h["had"] and h["sent"] == 0 for h in again["hosts"].values()), again
+
+    lab.ssh(2, f"echo other > /tmp/other && tar -C /tmp -cf - other | podman import - {name}")  # another image now
+    code, data_up, err = run(lab, "up", inv, *TP2, *use)
+    assert code == 1 and data_up["failed_stage"] == "preflight", err[-2000:]
+    problems = data_up["preflight"]["problems"]
+    assert [(p["host"], p["check"]) for p in problems] == [(f"{NAME}-2", "image")], problems
+    assert (
+        problems[0]["expected"] == f"{loaded['image_id'][:12]} as on {NAME}-1" and "image load" in problems[0]["hint"]
     )
-    try:
-        code, data, err = run(lab, "up", str(lab.inventory), *TP2)
-        assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
-        problems = data["preflight"]["problems"]
-        assert [(p["host"], p["check"]) for p in problems] == [(f"{NAME}-2", "image")], problems
-        assert f"as on {NAME}-1" in problems[0]["expected"] and "image load" in problems[0]["hint"]
-        assert containers(lab, 1) == []
-    finally:
-        lab.ssh(2, f"podman rmi {image} || true")  # the shared store's image shows again
+    assert containers(lab, 1) == [] and containers(lab, 2) == []  # nothing started
+    code, status, _ = run(lab, "image", "status", inv, *use)
+    assert code == 1 and [p["host"] for p in status["problems"]] == [f"{NAME}-2"]
+
+    code, fixed, err = run(lab, "image", "load", inv, str(archive))
+    assert code == 0 and fixed["hosts"][f"{NAME}-2"]["retagged"] == [name] and fixed["hosts"][f"{NAME}-2"]["sent"] == 0
+    code, status, err = run(lab, "image", "status", inv, *use)
+    assert code == 0 and status["ok"] and {h["image_id"] for h in status["hosts"].values()} == {loaded["image_id"][:12]}

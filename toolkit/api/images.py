@@ -20,6 +20,7 @@ from toolkit.facts.container import ContainerFacts, container_command, parse_con
 from toolkit.planner.types import ContainerPlan
 from toolkit.serial import plain
 from toolkit.steps.commands import append_stdin_command, image_finish_command, images_dir, part_size_command
+from toolkit.transport.shell import q
 
 
 def read_images(executor: Executor, cluster: str, container: ContainerPlan) -> dict[str, ContainerFacts | str]:
@@ -106,8 +107,17 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
             hint=f"install podman, or docker with its daemon running, on {s.name}",
         )
     engine = facts.engine
-    if facts.image_id == archive.image_id:
-        return {"engine": engine, "had": True, "sent": 0, "resumed_from": 0, "image_id": archive.image_id[:12]}
+    if facts.image_id == archive.image_id:  # the image is there; its names may point at another one
+        retag = _retag_command(engine, archive)
+        moved = [t for t in _ran(s, retag, 60)[0].split() if t] if archive.tags else []
+        return {
+            "engine": engine,
+            "had": True,
+            "retagged": moved,
+            "sent": 0,
+            "resumed_from": 0,
+            "image_id": archive.image_id[:12],
+        }
     part = f"{images_dir(cluster)}/{archive.sha256[:16]}.tar.part"
     have = _ran(s, part_size_command(part), 30)[0].strip()
     offset = int(have) if have.isdigit() and int(have) <= archive.size else 0
@@ -158,10 +168,22 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
     return {
         "engine": engine,
         "had": False,
+        "retagged": [],
         "sent": archive.size - offset,
         "resumed_from": offset,
         "image_id": archive.image_id[:12],
     }
+
+
+def _retag_command(engine: str, archive: ImageArchive) -> str:
+    """Point each of the archive's names at its image where another image holds it; print those names."""
+    lines = []
+    for tag in archive.tags:
+        lines.append(
+            f"[ \"$({q(engine)} image inspect --format '{{{{.Id}}}}' {q(tag)} 2>/dev/null | sed 's/^sha256://')\" "
+            f"= {q(archive.image_id)} ] || {{ {q(engine)} tag {q(archive.image_id)} {q(tag)} && echo {q(tag)}; }}"
+        )
+    return "; ".join(lines) + "; true"
 
 
 def _ran(s: Session, command: str, timeout: float) -> tuple[str, int]:

@@ -764,6 +764,8 @@ def render_image_load(report: Any) -> None:
             table.add_row(name, "-", _mark(False, "failed"), "-", "-", h["error"])
             continue
         result = "had it" if h["had"] else ("loaded, resumed" if h["resumed_from"] else "loaded")
+        if h.get("retagged"):
+            result += f", renamed {', '.join(h['retagged'])}"
         table.add_row(name, h["engine"], _mark(True, result), f"{h['sent'] >> 20} MiB", str(h["seconds"]), "")
     out.print(table)
     out.print(
