@@ -45,8 +45,12 @@ def stages(data: dict[str, Any]) -> dict[str, str]:
 
 
 def containers(lab: SimLab, index: int) -> list[str]:
-    """`podman ps -a` on the host: NAME STATE IMAGE-ID lines."""
-    out = lab.ssh(index, "podman ps -a --format '{{.Names}} {{.State}} {{.ImageID}}'").stdout
+    """`podman ps -a` on the host: `NAME ID IMAGE-ID running|stopped` lines."""
+    out = lab.ssh(
+        index,
+        "podman ps -a --format '{{.Names}} {{.ID}} {{.ImageID}}' | while read -r n i m; do "
+        'echo "$n $i $m $(podman inspect --format \'{{if .State.Running}}running{{else}}stopped{{end}}\' "$n")"; done',
+    ).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
@@ -75,7 +79,7 @@ def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None
     st = stages(data)
     assert st["container"] == st["ray-head"] == st["ray-workers"] == st["vllm"] == "changed", st
     first = [containers(lab, i) for i in (1, 2)]
-    assert all(len(c) == 1 and c[0].startswith(f"{CONTAINER} running ") for c in first), first
+    assert all(len(c) == 1 and c[0].startswith(f"{CONTAINER} ") and c[0].endswith(" running") for c in first), first
     # Ray on both hosts and the TP worker run inside the containers; the host sees them (--pid=host)
     assert in_container(lab, 1, "[r]aylet/raylet") and in_container(lab, 2, "[r]aylet/raylet")
     assert in_container(lab, 1, "[v]llm.entrypoints")
