@@ -43,9 +43,12 @@ host-env: venv
 
 # Byte-compiled first: the tests start the CLI hundreds of times, and an environment with
 # PYTHONDONTWRITEBYTECODE would otherwise compile the toolkit at every start.
+# Two workers, a test file each at a time (`--dist loadfile`: a module's cluster stays in one
+# worker): the end-to-end cases mostly wait on processes starting, so two overlap well on 2 cores.
+TEST_WORKERS ?= 2
 test: system-deps venv host-env
 	$(VENV)/bin/python -m compileall -q toolkit plugins
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The README's first command: everything a new user needs to see the tool work, on one box.
 AD := $(VENV)/bin/ascend-deploy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -51,7 +52,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return h
 
 
-SIM_NAME = "pytest"
+#: one session cluster per pytest-xdist worker (gw0, gw1: `make test` runs two), none shared
+SIM_NAME = "pytest" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -111,9 +113,12 @@ def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None
     # then `down` leaves no container and no process
     proc = start(lab, "up", inv, *serve, "--set", "container.shm_size=2g")
     try:
-        wait_for("vLLM starting in the new container", lambda: vllm_running(lab) or proc.poll() is not None, 300)
+        wait_for(
+            "vLLM starting in the new container",
+            lambda: (containers(lab, 1) not in ([], first[0]) and vllm_running(lab)) or proc.poll() is not None,
+            300,
+        )
         assert proc.poll() is None, "up ended before the signal"
-        assert [containers(lab, i) for i in (1, 2)] != first
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -140,14 +145,16 @@ def test_a_host_without_an_engine_is_named_at_preflight_before_anything_starts(l
     problems = [(p["host"], p["check"]) for p in data["preflight"]["problems"]]
     assert problems == [(f"{NAME}-2", "engine")], data["preflight"]["problems"]
     engine = data["preflight"]["problems"][0]
-    assert "podman: not installed" in engine["observed"] and "docker" in engine["observed"]
+    # each engine's own words: here podman cannot run, docker's daemon does not answer
+    assert "podman: " in engine["observed"] and "docker: " in engine["observed"], engine
     assert containers(lab, 1) == []
 
 
 def small_image(tmp_path: Path) -> tuple[str, Path]:
     """A small image (64 MiB of random bytes in one layer), saved as a tarball with a private store:
     what a vendor tarball is to `image load`, at a size a test can send."""
-    store = ["podman", "--root", str(tmp_path / "store"), "--runroot", str(tmp_path / "run")]
+    run_root = tempfile.mkdtemp(prefix="adt-", dir="/run")  # podman wants a run root under 50 characters
+    store = ["podman", "--root", str(tmp_path / "store"), "--runroot", run_root]
     store += ["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "rootfs" / "data.bin").write_bytes(os.urandom(64 << 20))
@@ -159,6 +166,8 @@ def small_image(tmp_path: Path) -> tuple[str, Path]:
     ):
         done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, (command, done.stderr)
+    subprocess.run([*store, "rmi", "-a", "-f"], capture_output=True)
+    shutil.rmtree(run_root, ignore_errors=True)
     return name, tmp_path / "small.tar"
 
 

@@ -7,6 +7,7 @@ is lost after a crash.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -190,9 +192,27 @@ def _sshd_hosts(state: SimState) -> set[str]:
     return {h.name for h in state.hosts if listeners.get(h.netns)}
 
 
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    """One `sim up`/`sim down` at a time on this machine: they share the subnets, the bridge names
+    and the placeholders at the real paths (a down that saw no other cluster removes them)."""
+    PLACEHOLDERS.parent.mkdir(parents=True, exist_ok=True)
+    with open(PLACEHOLDERS.parent / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
     """Create the cluster (no-op when the same cluster is already up)."""
     require_root()
+    with machine_lock():
+        return _up(opts, progress)
+
+
+def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     if opts.hardware not in HARDWARE:
         raise BadInput(f"unknown hardware {opts.hardware!r}", hint=f"one of {', '.join(HARDWARE)}")
     if not 1 <= opts.hosts <= MAX_HOSTS:
@@ -216,10 +236,10 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
                 hint=f"run `ascend-deploy sim down --name {opts.name}` first",
             )
         progress("cleaning up a previous half-made cluster")
-        down(opts)
+        _down(opts, _quiet)
     elif netns.netns_of(opts.name) or netns.bridges_of(opts.name):
         progress("cleaning up leftovers of a crashed run")
-        down(opts)
+        _down(opts, _quiet)
 
     hw = HARDWARE[opts.hardware]
     subnet = _free_subnet()
@@ -307,7 +327,7 @@ def up(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
         save_state(paths, state)
         progress("start failed: removing what was made")
         try:
-            down(opts)
+            _down(opts, _quiet)
         except Exception:  # the original error matters more; `sim down` can be re-run
             pass
         raise
@@ -395,6 +415,12 @@ def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
 
 
 def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
+    """Remove every namespace, process, interface, mount target and file of the cluster."""
+    with machine_lock():
+        return _down(opts, progress)
+
+
+def _down(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     """Remove every namespace, process, interface, mount target and file of the cluster.
 
     Idempotent, and works from names alone when the state file is missing."""
