@@ -80,11 +80,7 @@ class LocalConnection:
                     proc.stdin.write(chunk)
             except BrokenPipeError:
                 pass  # the command ended early: its exit status says why
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(timeout=timeout)  # closes stdin: the command sees the end
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
