@@ -49,7 +49,7 @@ def test_rerun_on_a_healthy_cluster_changes_nothing(setup: tuple[Any, Cluster, A
     settle(cluster, inv, plan)
     again = run(inv, cluster, plan)
     assert again.ok and ops(again) == {}
-    statuses = {s.name: {h.status for h in s.hosts.values()} for s in again.stages if not s.skipped}
+    statuses = {s.name: {h.status for h in s.hosts.values()} for s in again.stages}
     assert statuses == {
         "env": {"unchanged"},
         "ray-head": {"unchanged"},
@@ -198,12 +198,7 @@ def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, C
     would = [op.description for s in report.run.stages for h in s.hosts.values() for op in h.ops if not op.ran]
     assert any(d.startswith("start Ray head") for d in would) and any(d.startswith("start vLLM") for d in would)
     assert not any(h.ops for h in cluster.hosts.values())  # no changing command reached a host
-    skipped = {s.name: s.skipped_reason for s in report.run.stages if s.skipped_reason}
-    assert skipped == {
-        "ray-ready": "in --skip-tags",
-        "ready": "in --skip-tags",
-        "container": "processes run on the host",
-    }
+    assert {s.name for s in report.run.stages if s.skipped_reason} == {"ray-ready", "ready"}
 
 
 def test_noop_up_checks_models_but_sends_no_test_requests(setup: tuple[Any, Cluster, Any]) -> None:
@@ -424,7 +419,7 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
             )
 
     first = run_renamed(plan)
-    assert first.ok and {s.name for s in first.stages if not s.skipped} == {
+    assert first.ok and {s.name for s in first.stages} == {
         "my-vne",
         "my-daeh-yar",
         "my-srekrow-yar",

@@ -184,7 +184,8 @@ def run_playbook(
     Host failures never raise: they are in the report (`failed_stage`, per-host errors).
     `params` overrides the parameters of every stage that runs a step, by step name (e.g.
     check-net's --mode for `card_pings`): playbooks may name their stages as they like.
-    `not_needed` (tag -> why) skips the stages the plan has no use for (no container to start)."""
+    `not_needed` (tag -> why) leaves out the stages the plan has no use for (no container to start):
+    they are not in the report, as if the playbook did not name them."""
     check_tags(playbook, tags, skip_tags)
     unknown = sorted({s.step for s in playbook.stages} - set(STEPS))
     if unknown:
@@ -200,6 +201,8 @@ def run_playbook(
     for stage in playbook.stages:
         if params and stage.step in params:
             stage = stage.model_copy(update={"params": {**stage.params, **params[stage.step]}})
+        if any(tag in stage.tags for tag in not_needed or {}):
+            continue  # no part of this plan (no container to start): not a stage of this run at all
         stage_report = StageReport(stage.name, stage.step)
         report.stages.append(stage_report)
         if tags and not tags & set(stage.tags):
@@ -207,10 +210,6 @@ def run_playbook(
             continue
         if skip_tags and skip_tags & set(stage.tags):
             stage_report.skipped_reason = "in --skip-tags"
-            continue
-        why = next((reason for tag, reason in (not_needed or {}).items() if tag in stage.tags), None)
-        if why:
-            stage_report.skipped_reason = why
             continue
         targets = [h for h in select_hosts(stage, hosts) if h.name not in failed_hosts]
         for h in select_hosts(stage, hosts):

@@ -54,5 +54,5 @@ def launch_for(plan: Plan) -> Launch:
 
 
 def not_needed(plan: Plan) -> dict[str, str]:
-    """Stage tags the plan has no use for, with why (the runner skips those stages)."""
+    """Stage tags the plan has no use for, with why (the runner leaves those stages out of the run)."""
     return {} if plan.container is not None else {"container": "processes run on the host"}
