@@ -4,7 +4,7 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle bench-dp clean help
+.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle bench-dp bench-containers clean help
 
 help:
 	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
@@ -16,6 +16,7 @@ help:
 	@echo "               (.sim/ here; a per-checkout folder under /var/lib/ascend-deploy/sim/ when this folder is under /tmp or has a space)"
 	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
 	@echo "make bench-dp - launcher dp: up to ready against a plain OpenSSH script, status (docs/dp-benchmarks.md)"
+	@echo "make bench-containers - image load (1 GiB, 8 hosts) against scp + load, up in containers against the same commands by hand (docs/container-benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
@@ -104,7 +105,10 @@ bench-lifecycle: system-deps venv host-env
 bench-dp: system-deps venv host-env
 	$(VENV)/bin/python bench/dp_bench.py --runs 1
 
-bench: bench-sim bench-checknet bench-lifecycle bench-dp
+bench-containers: system-deps venv host-env
+	$(VENV)/bin/python bench/container_bench.py --runs 1
+
+bench: bench-sim bench-checknet bench-lifecycle bench-dp bench-containers
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down

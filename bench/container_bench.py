@@ -1,0 +1,279 @@
+"""The container runtime on simulated hosts with a real engine (podman), against plain OpenSSH:
+
+- `image load` of a 1 GiB image tarball to N hosts (default 8) against a shell loop that runs `scp`
+  then `podman load` for every host in parallel (the usual air-gapped recipe), alternating in the
+  same run, the image removed from every host before each;
+- `image load` again when every host has the image (sends nothing) against one OpenSSH round trip
+  per host (in parallel), plus the libraries' start-up floor (bench/floor.py);
+- `up --skip-preflight` in containers to ready on 2 hosts (TP 2, Ray) against the same commands run
+  by hand over warm OpenSSH connections (env file, `podman run`, Ray head, Ray worker, vLLM, /health
+  every 0.5 s).
+
+Writes docs/container-benchmarks.md. Run as root: `make bench-containers`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from _report import cli, library_floor, machine, publish  # noqa: E402
+
+from toolkit.sim import cluster  # noqa: E402
+from toolkit.sim.cluster import SimOptions  # noqa: E402
+from toolkit.sim.layout import default_root  # noqa: E402
+
+SIM_ROOT = default_root(ROOT)
+TAG = "localhost/ascend-sim/bench:1"
+
+
+class Ssh:
+    """Warm multiplexed OpenSSH connections (what the baselines use)."""
+
+    def __init__(self, ctl: str, key: str, known: Path) -> None:
+        self.key, self.known = key, known
+        self.base = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes"]
+        self.base += ["-o", f"ControlPath={ctl}/%h"]
+        self.opened: list[str] = []
+
+    def open(self, address: str) -> None:
+        subprocess.run([*self.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-fN", f"root@{address}"])
+        self.opened.append(address)
+
+    def run(self, address: str, script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.base, f"root@{address}", script], capture_output=True, text=True)
+
+    def scp(self) -> str:
+        return shlex.join(
+            ["scp", "-q", "-i", self.key, "-o", f"UserKnownHostsFile={self.known}", "-o", "BatchMode=yes"]
+        )
+
+    def close(self) -> None:
+        for address in self.opened:
+            subprocess.run([*self.base, "-O", "exit", f"root@{address}"], capture_output=True)
+
+
+def make_tarball(folder: Path, mib: int) -> Path:
+    """An image of `mib` MiB of random bytes, saved by podman with a private store."""
+    run_root = tempfile.mkdtemp(prefix="adb-", dir="/run")
+    store = ["podman", "--root", str(folder / "store"), "--runroot", run_root, "--storage-driver", "vfs"]
+    (folder / "rootfs").mkdir(exist_ok=True)
+    with open(folder / "rootfs" / "data.bin", "wb") as fh:
+        for _ in range(mib):
+            fh.write(os.urandom(1 << 20))
+    for command in (
+        ["tar", "-C", str(folder / "rootfs"), "-cf", str(folder / "rootfs.tar"), "."],
+        [*store, "import", str(folder / "rootfs.tar"), TAG],
+        [*store, "save", "-o", str(folder / "image.tar"), TAG],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+    subprocess.run([*store, "rmi", "-a", "-f"], capture_output=True)
+    shutil.rmtree(folder / "store", ignore_errors=True)
+    shutil.rmtree(run_root, ignore_errors=True)
+    (folder / "rootfs.tar").unlink()
+    (folder / "rootfs" / "data.bin").unlink()
+    return folder / "image.tar"
+
+
+def remove_everywhere(ssh: Ssh, addresses: list[str]) -> None:
+    procs = [
+        subprocess.Popen([*ssh.base, f"root@{a}", f"podman rmi -f {TAG} >/dev/null 2>&1; true"]) for a in addresses
+    ]
+    for p in procs:
+        p.wait()
+
+
+def baseline_load(ssh: Ssh, addresses: list[str], tarball: Path) -> float:
+    """scp + podman load on every host at once, then wait for all (a shell loop with &)."""
+    load = "podman load -q -i /root/image.tar >/dev/null && rm -f /root/image.tar"
+    lines = [
+        f"( {ssh.scp()} {shlex.quote(str(tarball))} root@{a}:/root/image.tar && "
+        f"{shlex.join([*ssh.base, f'root@{a}', load])} ) &"
+        for a in addresses
+    ]
+    started = time.monotonic()
+    subprocess.run(["bash", "-c", "\n".join([*lines, "wait"])], check=True)
+    return time.monotonic() - started
+
+
+def parallel_round_trip(ssh: Ssh, addresses: list[str]) -> float:
+    started = time.monotonic()
+    procs = [subprocess.Popen([*ssh.base, f"root@{a}", f"podman image inspect {TAG} >/dev/null"]) for a in addresses]
+    for p in procs:
+        p.wait()
+    return time.monotonic() - started
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def baseline_up(ssh: Ssh, inv_path: Path, url: str, timeout: float = 900) -> float:
+    """The commands `up` runs, in its order, by hand: env file, container, Ray head, Ray worker, vLLM."""
+    from toolkit import api
+    from toolkit.launch import launch_for
+    from toolkit.launch.container import run_command
+    from toolkit.planner.types import ray_temp_dir
+    from toolkit.steps.commands import render_env
+
+    inv = api.load(inv_path, api.Options())
+    plan = api.plan(inv)
+    launch = launch_for(plan)
+    c = plan.container
+    assert c is not None
+    started = time.monotonic()
+    for h in plan.hosts:
+        env = render_env(h.resolved_env("enp67s0f5"))
+        script = (
+            f'mkdir -p .ascend-deploy/{plan.cluster} "$HOME"/.cache {ray_temp_dir(plan.cluster)} && '
+            f"printf '%s' {shlex.quote(env)} > .ascend-deploy/{plan.cluster}/env && "
+            f"echo podman > .ascend-deploy/{plan.cluster}/container-engine && {run_command(c, 'podman')} >/dev/null"
+        )
+        if ssh.run(h.address, script).returncode != 0:
+            raise SystemExit(f"baseline container start failed on {h.address}")
+    for h in [plan.head, *[h for h in plan.hosts if h.role != "head"]]:
+        if ssh.run(h.address, launch.launcher.node_command(h)).returncode != 0:
+            raise SystemExit(f"baseline ray start failed on {h.address}")
+    if ssh.run(plan.head.address, launch.launcher.server_command()).returncode != 0:
+        raise SystemExit("baseline vLLM start failed")
+    while time.monotonic() - started < timeout:
+        if healthy(url):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise SystemExit("baseline: /health never answered 200")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=8)
+    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "container-benchmarks.md")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    from toolkit.sim.hostenv import build
+    from toolkit.sim.hosttree import write_cann
+    from toolkit.sim.image import build_image
+
+    env = build(SIM_ROOT)
+    build_image(SIM_ROOT, env.venv, write_cann, print)
+    work = Path(tempfile.mkdtemp(prefix="container-bench-", dir=str(SIM_ROOT)))
+    tarball = make_tarball(work, args.mib)
+    ours_load: list[float] = []
+    base_load: list[float] = []
+    rerun: list[float] = []
+    rtt: list[float] = []
+    ours_up: list[float] = []
+    base_up: list[float] = []
+    inv_path = SIM_ROOT / "bench-containers.yaml"
+    opts = SimOptions(name="benchct", hosts=args.hosts, root=SIM_ROOT, inventory=inv_path, devices=[0], containers=True)
+    cluster.down(opts)
+    cluster.up(opts)
+    data = yaml.safe_load(inv_path.read_text())
+    addresses = [h["address"] for h in data["hosts"]]
+    try:
+        with tempfile.TemporaryDirectory(dir="/run") as ctl:
+            ssh = Ssh(ctl, data["defaults"]["key_file"], SIM_ROOT / "benchct" / "known_hosts")
+            for a in addresses:
+                ssh.open(a)
+            try:
+                for _ in range(args.runs):
+                    remove_everywhere(ssh, addresses)
+                    wall, result = cli("image", "load", str(inv_path), str(tarball))
+                    if not result.get("ok"):
+                        raise SystemExit(f"image load failed: {result}")
+                    ours_load.append(wall)
+                    print(f"image load to {len(addresses)} hosts: {wall:.1f}s", flush=True)
+                    for _ in range(3):
+                        rerun.append(cli("image", "load", str(inv_path), str(tarball))[0])
+                        rtt.append(parallel_round_trip(ssh, addresses))
+                    remove_everywhere(ssh, addresses)
+                    wall = baseline_load(ssh, addresses, tarball)
+                    base_load.append(wall)
+                    print(f"scp + podman load loop: {wall:.1f}s", flush=True)
+            finally:
+                ssh.close()
+    finally:
+        cluster.down(opts)
+    # up in containers: 2 hosts, TP 2
+    opts2 = SimOptions(
+        name="benchct2", hosts=2, root=SIM_ROOT, inventory=inv_path, devices=[0], tensor_parallel=2, containers=True
+    )
+    cluster.down(opts2)
+    cluster.up(opts2)
+    data = yaml.safe_load(inv_path.read_text())
+    addresses = [h["address"] for h in data["hosts"]]
+    url = f"http://{addresses[0]}:{data['serve']['port']}/health"
+    try:
+        with tempfile.TemporaryDirectory(dir="/run") as ctl:
+            ssh = Ssh(ctl, data["defaults"]["key_file"], SIM_ROOT / "benchct2" / "known_hosts")
+            for a in addresses:
+                ssh.open(a)
+            try:
+                for _ in range(args.runs):
+                    wall, result = cli("up", str(inv_path), "--skip-preflight")
+                    if not result.get("ok"):
+                        raise SystemExit(f"up failed: {str(result)[:3000]}")
+                    ours_up.append(wall)
+                    print(f"up in containers to ready: {wall:.1f}s", flush=True)
+                    cli("down", str(inv_path))
+                    base_up.append(baseline_up(ssh, inv_path, url))
+                    print(f"the same commands by hand: {base_up[-1]:.1f}s", flush=True)
+                    cli("down", str(inv_path))
+            finally:
+                ssh.close()
+    finally:
+        cluster.down(opts2)
+        shutil.rmtree(work, ignore_errors=True)
+    floor, _ = library_floor()
+    load_ratio = statistics.median(ours_load) / statistics.median(base_load)
+    rerun_bound = statistics.median(rtt)
+    again = statistics.median(rerun)
+    up_ratio = statistics.median(ours_up) / statistics.median(base_up)
+    size = tarball.stat().st_size if tarball.exists() else args.mib << 20
+    lines = [
+        "# Containers: image load and up",
+        "",
+        f"Generated by `make bench-containers` (bench/container_bench.py) on {machine()}: simulated hosts with "
+        "podman (runc, overlay storage), the runs alternate in the same run.",
+        "",
+        "| measure | ascend-deploy (s) | baseline (s) | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| `image load` of a {size >> 20} MiB tarball to {args.hosts} hosts (median of {len(ours_load)}) | "
+        f"{statistics.median(ours_load):.1f} | {statistics.median(base_load):.1f} (scp + podman load per host, all at "
+        f"once) | {load_ratio:.2f}x | <= 1.2x |",
+        f"| `image load` again, every host has the image (median of {len(rerun)}) | {statistics.median(rerun):.2f} | "
+        f"{rerun_bound:.2f} (one OpenSSH round trip per host, in parallel, warm) | {again / rerun_bound:.2f}x | "
+        "<= 1.5x |",
+        f"| the same against the libraries' start-up floor + that round trip | {statistics.median(rerun):.2f} | "
+        f"{floor + rerun_bound:.2f} (floor {floor:.2f}: bench/floor.py) | {again / (floor + rerun_bound):.2f}x | |",
+        f"| `up --skip-preflight` in containers to ready, 2 hosts TP 2 (median of {len(ours_up)}) | "
+        f"{statistics.median(ours_up):.1f} | {statistics.median(base_up):.1f} (the same commands by hand, OpenSSH) | "
+        f"{up_ratio:.2f}x | <= 1.15x |",
+        "",
+        "- The re-run's fixed cost is the CLI's own start (Python and its libraries, about the floor above) and one",
+        "  SSH connection per host; what it sends is nothing: every host answers the image id it has.",
+    ]
+    publish(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()
