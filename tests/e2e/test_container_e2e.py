@@ -180,9 +180,11 @@ def test_image_load_resumes_skips_and_fixes_a_skewed_host_that_preflight_refused
     use = ["--set", f"container.image={name}"]
     data = archive.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    part = f".ascend-deploy/{NAME}/images/{sha[:16]}.tar.part"
+    part = f"$HOME/.ascend-deploy/{NAME}/images/{sha[:16]}.tar.part"  # sshd's cwd is /root, not HOME
     half = len(data) // 2
-    seeded = lab.ssh(2, f"mkdir -p {os.path.dirname(part)} && cat > {part} && stat -c %s {part}", input=data[:half])
+    seeded = lab.ssh(
+        2, f'mkdir -p "{os.path.dirname(part)}" && cat > "{part}" && stat -c %s "{part}"', input=data[:half]
+    )
     assert seeded.stdout.strip() == str(half)
 
     code, loaded, err = run(lab, "image", "load", inv, str(archive))
@@ -191,7 +193,7 @@ def test_image_load_resumes_skips_and_fixes_a_skewed_host_that_preflight_refused
     assert (hosts[f"{NAME}-1"]["had"], hosts[f"{NAME}-1"]["resumed_from"], hosts[f"{NAME}-1"]["sent"]) == (
         False, 0, len(data))  # fmt: skip
     assert (hosts[f"{NAME}-2"]["resumed_from"], hosts[f"{NAME}-2"]["sent"]) == (half, len(data) - half)
-    assert lab.ssh(2, f"ls {part} 2>/dev/null || echo gone").stdout.strip() == "gone"  # loaded, then removed
+    assert lab.ssh(2, f'ls "{part}" 2>/dev/null || echo gone').stdout.strip() == "gone"  # loaded, then removed
     code, again, err = run(lab, "image", "load", inv, str(archive))
     assert code == 0 and all(h["had"] and h["sent"] == 0 for h in again["hosts"].values()), again
 
