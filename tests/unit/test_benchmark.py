@@ -5,6 +5,7 @@ grows with the rate)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,25 @@ def test_search_when_even_the_first_rate_misses_or_nothing_misses() -> None:
     measure, _ = server(capacity=1e9)
     never = search_rate(measure, {"ttft_p99": 500.0}, max_points=3)
     assert never.above is None and never.best.load.rate == 4.0 and len(never.points) == 3
+
+
+def test_a_baseline_that_is_missing_or_not_a_result_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from toolkit.api.benchmark import read_baseline
+
+    cases = {
+        "missing.json": (None, "No such file"),
+        "text.json": ("throughput was fine", "not JSON"),
+        "other.json": ('{"rows": []}', "not a result of `ascend-deploy bench`"),
+        "edited.json": ('{"identity": {}, "points": [{"completed": 3}]}', "a point is not readable"),
+    }
+    for name, (text, words) in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(BadInput) as exc:
+            read_baseline(path)
+        assert words in exc.value.message and str(path) in exc.value.message and exc.value.hint
+    good = tmp_path / "good.json"
+    good.write_text('{"identity": {"tp": 2}, "points": [{"load": {"rate": 4}, "output_throughput": 38}]}')
+    identity, _, points = read_baseline(good)
+    assert identity == {"tp": 2} and [(p.load.label, p.output_throughput) for p in points] == [("rate 4/s", 38.0)]

@@ -83,18 +83,26 @@ def read_baseline(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[Poin
         raise BadInput(f"--baseline {path}: not JSON ({exc})", hint="give a result.json that `bench` saved") from None
     if not isinstance(data, dict) or not isinstance(data.get("points"), list) or "identity" not in data:
         raise BadInput(f"--baseline {path}: not a result of `ascend-deploy bench`", hint="its result.json has points")
-    points = []
-    for row in data["points"]:
-        load = Load(rate=row["load"].get("rate"), concurrency=row["load"].get("concurrency"))
-        if load.rate is None and load.concurrency is None:
-            load = Load(rate=float("inf"))
-        point = Point(load, **{k: row[k] for k in ("completed", "failed", "duration_s") if k in row})
-        point.request_throughput = float(row.get("request_throughput") or 0.0)
-        point.output_throughput = float(row.get("output_throughput") or 0.0)
-        point.total_token_throughput = float(row.get("total_token_throughput") or 0.0)
-        point.latency_ms = dict(row.get("latency_ms") or {})
-        points.append(point)
+    try:
+        points = [_baseline_point(row) for row in data["points"]]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BadInput(
+            f"--baseline {path}: a point is not readable ({type(exc).__name__}: {exc})",
+            hint="give a result.json that `bench` saved, unedited",
+        ) from None
     return data["identity"], dict(data.get("settings") or {}), points
+
+
+def _baseline_point(row: dict[str, Any]) -> Point:
+    load = Load(rate=row["load"].get("rate"), concurrency=row["load"].get("concurrency"))
+    if load.rate is None and load.concurrency is None:
+        load = Load(rate=float("inf"))
+    point = Point(load, **{k: row[k] for k in ("completed", "failed", "duration_s") if k in row})
+    point.request_throughput = float(row.get("request_throughput") or 0.0)
+    point.output_throughput = float(row.get("output_throughput") or 0.0)
+    point.total_token_throughput = float(row.get("total_token_throughput") or 0.0)
+    point.latency_ms = dict(row.get("latency_ms") or {})
+    return point
 
 
 def check_serving(executor: Executor, plan: Plan) -> None:
