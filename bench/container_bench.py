@@ -34,7 +34,7 @@ from _report import cli, library_floor, machine, publish  # noqa: E402
 
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
-from toolkit.sim.layout import default_root  # noqa: E402
+from toolkit.sim.layout import MAIN_NIC, default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
 TAG = "localhost/ascend-sim/bench:1"
@@ -54,7 +54,10 @@ class Ssh:
         self.opened.append(address)
 
     def run(self, address: str, script: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.base, f"root@{address}", script], capture_output=True, text=True)
+        """`script` from the user's home (a simulated host's sshd starts in /root, its HOME is its own)."""
+        return subprocess.run(
+            [*self.base, f"root@{address}", f'cd "$HOME" && {script}'], capture_output=True, text=True
+        )
 
     def scp(self) -> str:
         return shlex.join(
@@ -98,12 +101,14 @@ def remove_everywhere(ssh: Ssh, addresses: list[str]) -> None:
 
 def baseline_load(ssh: Ssh, addresses: list[str], tarball: Path) -> float:
     """scp + podman load on every host at once, then wait for all (a shell loop with &)."""
-    load = "podman load -q -i /root/image.tar >/dev/null && rm -f /root/image.tar"
-    lines = [
-        f"( {ssh.scp()} {shlex.quote(str(tarball))} root@{a}:/root/image.tar && "
-        f"{shlex.join([*ssh.base, f'root@{a}', load])} ) &"
-        for a in addresses
-    ]
+    lines = []
+    for a in addresses:  # one file per host: the simulated hosts share /root (sshd's start folder)
+        remote = f"/root/bench-image-{a}.tar"
+        load = f"podman load -q -i {remote} >/dev/null && rm -f {remote}"
+        lines.append(
+            f"( {ssh.scp()} {shlex.quote(str(tarball))} root@{a}:{remote} && "
+            f"{shlex.join([*ssh.base, f'root@{a}', load])} ) &"
+        )
     started = time.monotonic()
     subprocess.run(["bash", "-c", "\n".join([*lines, "wait"])], check=True)
     return time.monotonic() - started
@@ -140,7 +145,7 @@ def baseline_up(ssh: Ssh, inv_path: Path, url: str, timeout: float = 900) -> flo
     assert c is not None
     started = time.monotonic()
     for h in plan.hosts:
-        env = render_env(h.resolved_env("enp67s0f5"))
+        env = render_env(h.resolved_env(MAIN_NIC))
         script = (
             f'mkdir -p .ascend-deploy/{plan.cluster} "$HOME"/.cache {ray_temp_dir(plan.cluster)} && '
             f"printf '%s' {shlex.quote(env)} > .ascend-deploy/{plan.cluster}/env && "
