@@ -50,7 +50,9 @@ class SimLab:
     def ssh(
         self, index: int, command: str, timeout: float = 60, input: bytes | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """`command` on host `index` over OpenSSH; `input` (bytes) goes to its stdin."""
+        """`command` on host `index` over OpenSSH; `input` (bytes) goes to its stdin. It starts in
+        sshd's folder, /root, which every simulated host shares; the host's own HOME (where the
+        toolkit's relative paths point: its commands `cd "$HOME"`) is `$HOME`."""
         done = subprocess.run(
             [
                 "ssh",
