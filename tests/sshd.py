@@ -51,6 +51,8 @@ class Sshd:
     port: int
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: more sshd_config lines (e.g. `RekeyLimit 1M`)
+    extra: tuple[str, ...] = ()
 
     def host_key_line(self) -> str:
         kind, key = (self.folder / "host_ed25519.pub").read_text().split()[:2]
@@ -101,6 +103,7 @@ class Sshd:
                     "MaxStartups 200",
                     # each fake host its own HOME: hermetic (no root dotfiles, no shared state) and fast
                     f"SetEnv HOME={self.folder / 'home'}",
+                    *self.extra,
                     "",
                 ]
             )

@@ -594,3 +594,48 @@ def test_logs_tail_names_each_host_without_logs(
         assert "no vLLM or Ray log yet" in line and f"~/.ascend-deploy/{remote_cluster}/vllm.log" in line, out.stdout
     data = json.loads(cli("logs", str(inv), "--tail", "5", "--json", env={"HOME": str(home)}).stdout)
     assert all(row["files"] == 0 and row["missing"] for row in data["hosts"].values()), data
+
+
+def test_a_large_upload_survives_the_servers_key_exchanges(
+    ssh_lab: SshLab, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`image load` streams gigabytes through one session channel. We leave starting a key exchange
+    to the server (OpenSSH's limits; paramiko's own rekey on a busy channel can stall, issue #822):
+    against an sshd that rekeys every 1 MiB, 8 MiB streamed arrive intact across several exchanges."""
+    import hashlib
+    import os
+
+    from tests.sshd import Sshd
+    from toolkit.transport import ssh
+
+    kex: list[int] = []
+    negotiate = ssh._Transport._negotiate_keys  # type: ignore[attr-defined]
+
+    def counting(self: ssh._Transport, m: object) -> None:
+        kex.append(1)
+        negotiate(self, m)
+
+    monkeypatch.setattr(ssh._Transport, "_negotiate_keys", counting)
+    sub = tmp_path / "rekey"
+    sub.mkdir()
+    server = Sshd("rk", "127.0.0.14", free_port("127.0.0.14"), sub, extra=("RekeyLimit 1M",))
+    server.start(ssh_lab.authorized_keys)
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.host_key_line() + "\n")
+        inv_path = tmp_path / "inv.yaml"
+        ssh_lab.inventory(inv_path, known_hosts=False)
+        data = yaml.safe_load(inv_path.read_text())
+        data["known_hosts"] = str(known)
+        data["hosts"] = [{"name": "rk", "address": server.address, "port": server.port, "role": "head"}]
+        inv_path.write_text(yaml.safe_dump(data))
+        inv = load_inventory(inv_path)
+        blocks = [os.urandom(1 << 20) for _ in range(8)]
+        with api.make_executor(inv, api.Options()) as ex:
+            group = ex.map(lambda s: s.run("sha256sum", stdin=iter(blocks), timeout=60, setup=False))
+        result = group["rk"].value
+        assert result is not None and result.stdout.split()[0] == hashlib.sha256(b"".join(blocks)).hexdigest()
+        assert len(kex) >= 4, f"{len(kex)} key exchanges: the server's RekeyLimit did not apply"
+        assert ssh._Transport.REKEY_BYTES >= 1 << 36  # never ours first: OpenSSH's bound (RFC 4344)
+    finally:
+        server.stop()

@@ -59,6 +59,13 @@ def commands(plan: Any, dp_plan: Any) -> dict[str, str]:
         "vllm-probe.sh": probe_command(plan, p),
         "dp-rank-worker.sh": launch_for(dp_plan).launcher.node_command(dp_plan.hosts[1]),
         "dp-rank-head.sh": launch_for(dp_plan).launcher.server_command(),
+        "image-part-size.sh": step_commands.part_size_command("/p/x.tar.part"),
+        "image-append.sh": step_commands.append_stdin_command("/p/x.tar.part", 1024),
+        "image-finish.sh": step_commands.image_finish_command("podman", "/p/x.tar.part", "ab" * 32, "cd" * 32),
+        "image-finish-checked.sh": step_commands.image_finish_command(
+            "podman", "/p/x.tar.part", "ab" * 32, "cd" * 32, checked=True
+        ),
+        "image-upload-hashed.sh": step_commands.upload_hashed_command("/p/x.tar.part"),
         "bench.sh": step_commands.bench_command(
             launch.runtime.run,
             p,
@@ -94,6 +101,8 @@ NAMES = ["ray-node-worker.sh", "ray-stop.sh", "ray-nodes-query.sh", "ray-snapsho
 NAMES += ["vllm-server.sh", "vllm-stop.sh", "vllm-probe.sh"]
 NAMES += ["env-write.sh", "key-write.sh", "files-present.sh", "files-remove.sh", "logs-tail.sh", "logs-collect.sh"]
 NAMES += ["generate.sh", "dp-rank-worker.sh", "dp-rank-head.sh", "bench.sh"]
+NAMES += ["image-part-size.sh", "image-append.sh", "image-finish.sh", "image-finish-checked.sh"]
+NAMES += ["image-upload-hashed.sh"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -123,3 +123,45 @@ def test_load_then_nothing_then_a_corrupt_upload_then_a_rename(setup: tuple[api.
     renamed = cluster.image_load(tarball)
     assert renamed.ok and renamed.hosts["here"]["retagged"] == [TAG] and renamed.hosts["here"]["sent"] == 0
     assert cluster.image_status().ok
+
+
+@pytest.mark.parametrize("openssl", ["real", "missing"])
+def test_the_hosts_checksum_uses_openssl_or_falls_back_to_coreutils(tmp_path: Path, openssl: str) -> None:
+    """A GiB's checksum takes OpenSSL about 1 s and coreutils 4 s: OpenSSL where it exists,
+    `sha256sum` (on every host) where it does not; the same digest either way."""
+    import hashlib
+    import subprocess
+
+    from toolkit.steps.commands import sha256_command
+
+    data = os.urandom(1 << 20)
+    path = tmp_path / "x y.tar.part"
+    path.write_bytes(data)
+    env = dict(os.environ)
+    if openssl == "missing":
+        stub = tmp_path / "bin"
+        stub.mkdir()
+        (stub / "openssl").write_text("#!/bin/sh\nexit 127\n")
+        (stub / "openssl").chmod(0o755)
+        env["PATH"] = f"{stub}:{env['PATH']}"
+    out = subprocess.run(["bash", "-c", sha256_command(str(path))], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == hashlib.sha256(data).hexdigest() and out.stderr == ""
+
+
+def test_an_upload_hashed_otherwise_than_sent_is_named_and_removed(
+    setup: tuple[api.Cluster, Path, Path], tmp_path: Path
+) -> None:
+    """A whole upload is checked as it arrives (no second read of the file): bytes that arrive
+    otherwise than sent (here: a hasher that disagrees) are named, removed, and sent again next run."""
+    cluster, tarball, store = setup
+    info = read_image_archive(tarball)
+    wrong = tmp_path / "bin" / "openssl"
+    wrong.write_text("#!/bin/sh\ncat >/dev/null; echo 0000 '*stdin'\n")
+    wrong.chmod(0o755)
+    bad = cluster.image_load(tarball)
+    error = bad.hosts["here"]["error"]
+    assert not bad.ok and "did not arrive intact (checksum 0000" in error and info.sha256 in error
+    assert not list(Path(".ascend-deploy/imgtest/images").glob("*")) and not (store / "images" / IMAGE_ID).exists()
+    wrong.unlink()
+    again = cluster.image_load(tarball)
+    assert again.ok and again.hosts["here"]["sent"] == info.size and (store / "images" / IMAGE_ID).exists()

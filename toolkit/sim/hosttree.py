@@ -237,6 +237,7 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
                 "LogLevel VERBOSE",
                 "MaxSessions 128",
                 "MaxStartups 128:30:256",
+                "Subsystem sftp internal-sftp",  # as a stock host's sshd has it: scp and sftp work
                 f"SetEnv HOME={paths.home(host.name)} PATH={HOST_PATH}"
                 + (
                     f" CONTAINERS_CONF={base / 'containers' / 'containers.conf'}"

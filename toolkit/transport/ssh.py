@@ -42,6 +42,19 @@ class _Transport(paramiko.Transport):
         *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),  # type: ignore[attr-defined]
     )
 
+    #: bytes (and packets) after which this side asks for new keys: RFC 4344's bound for a 128-bit
+    #: block cipher (2**32 blocks, 2**31 packets), the limit OpenSSH itself uses. paramiko's own
+    #: default (512 MiB) starts a key exchange in the middle of an `image load`, and paramiko's
+    #: client-initiated rekey on a busy session channel can stall past its 30 s wait ("Key-exchange
+    #: timed out waiting for key negotiation", paramiko issue #822); a rekey the server starts is fine.
+    REKEY_BYTES = 1 << 36
+    REKEY_PACKETS = 1 << 31
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.packetizer.REKEY_BYTES = self.REKEY_BYTES
+        self.packetizer.REKEY_PACKETS = self.REKEY_PACKETS
+
     def close(self) -> None:
         """Shut the socket down first: the reader thread, blocked in recv, sees EOF and ends now,
         and sshd sees the connection end now (a socket closed while another thread reads from it
@@ -358,12 +371,14 @@ class SSHConnection:
             chan = self._conn.transport.open_session(timeout=self.host.connect_timeout)
             chan.status_event = exited  # before exec: no exit status can have arrived yet
             chan.exec_command(bash(script, timeout=timeout))
+            # memoryviews: paramiko's sendall re-slices what is left after every 32 KiB packet, which
+            # copies a bytes chunk over and over (a 4 MiB chunk: 256 MiB of copying); a view's slices copy nothing
             if isinstance(stdin, str):
                 if stdin:
-                    chan.sendall(stdin.encode())
+                    chan.sendall(memoryview(stdin.encode()))
             elif stdin is not None:
                 for chunk in stdin:  # streamed: the channel's window paces us to the host's reader
-                    chan.sendall(chunk)
+                    chan.sendall(memoryview(chunk))
             chan.shutdown_write()
             out, err = _read_channel(chan, deadline, on_output, exited)
             code = chan.recv_exit_status() if chan.exit_status_ready() else -1

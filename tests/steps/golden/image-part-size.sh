@@ -1,0 +1,1 @@
+stat -c %s /p/x.tar.part 2>/dev/null || echo 0
