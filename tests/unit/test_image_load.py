@@ -26,12 +26,12 @@ IMAGE_ID = "ab" * 32
 TAG = "localhost/test/img:1"
 ENGINE = r"""#!/bin/bash
 # a stand-in for podman: images are files under $FAKE_STORE (images/ID, tags/NAME -> ID)
-s="$FAKE_STORE"; mkdir -p "$s/images" "$s/tags"
+s="$FAKE_STORE"; mkdir -p "$s/images" "$s/tags"; echo "$*" >> "$s/calls"
 case "$1" in
   info) echo 4.3.1 ;;
   image)
     ref="${@: -1}"; id="$ref"; [ -f "$s/tags/${ref//\//_}" ] && id=$(cat "$s/tags/${ref//\//_}")
-    [ -f "$s/images/$id" ] || exit 1; echo "$id " ;;
+    [ -f "$s/images/$id" ] || exit 1; echo "$id" ;;
   container) exit 1 ;;
   ps) ;;
   load) python3 "$(dirname "$0")/fake_load.py" "$3" "$s" ;;
@@ -107,8 +107,14 @@ def test_load_then_nothing_then_a_corrupt_upload_then_a_rename(setup: tuple[api.
     assert first.hosts["here"]["sent"] == info.size and not first.hosts["here"]["had"]
     assert (store / "images" / IMAGE_ID).exists() and not list(Path(".ascend-deploy/imgtest/images").glob("*"))
 
+    (store / "calls").unlink()
     again = cluster.image_load(tarball)
     assert again.ok and again.hosts["here"]["had"] and again.hosts["here"]["sent"] == 0
+    # the re-run asks the engine once for the id and once per name: no engine probe, no container query
+    assert (store / "calls").read_text().splitlines() == [
+        f"image inspect --format {{{{.Id}}}} {IMAGE_ID}",
+        f"image inspect --format {{{{.Id}}}} {TAG}",
+    ]
 
     (store / "images" / IMAGE_ID).unlink()  # gone from the host; a full-size part with other bytes waits
     part = Path(f".ascend-deploy/imgtest/images/{info.sha256[:16]}.tar.part")

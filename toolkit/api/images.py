@@ -16,7 +16,13 @@ from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Event, EventKind, EventSink, Executor, Session, no_events
 from toolkit.errors import BadInput, CommandFailed
 from toolkit.facts import Raw
-from toolkit.facts.container import ContainerFacts, container_command, parse_container
+from toolkit.facts.container import (
+    ContainerFacts,
+    container_command,
+    image_present_command,
+    parse_container,
+    parse_image_present,
+)
 from toolkit.planner.types import ContainerPlan
 from toolkit.serial import plain
 from toolkit.steps.commands import (
@@ -103,6 +109,19 @@ def _chunks(path: Path, offset: int, progress: Callable[[int], None]) -> Iterato
 
 def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: str) -> dict[str, Any]:
     """One host: skip if it has the image id; else resume or start the upload, verify, load, check."""
+    present = parse_image_present(
+        Raw(*_ran(s, image_present_command(engine_setting, archive.image_id, archive.tags), 60))
+    )
+    if present.engine is not None:  # the usual re-run: one round trip, one engine call per name
+        moved = _retagged(s, present.engine, present.misnamed, archive.image_id) if present.misnamed else []
+        return {
+            "engine": present.engine,
+            "had": True,
+            "retagged": moved,
+            "sent": 0,
+            "resumed_from": 0,
+            "image_id": archive.image_id[:12],
+        }
     command = container_command(engine_setting, "-", archive.image_id, cluster)
     out, code = _ran(s, command, 60)
     facts = parse_container(Raw(out, code))
@@ -114,8 +133,7 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
         )
     engine = facts.engine
     if facts.image_id == archive.image_id:  # the image is there; its names may point at another one
-        retag = _retag_command(engine, archive)
-        moved = [t for t in _ran(s, retag, 60)[0].split() if t] if archive.tags else []
+        moved = _retagged(s, engine, archive.tags, archive.image_id) if archive.tags else []
         return {
             "engine": engine,
             "had": True,
@@ -199,15 +217,19 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
     }
 
 
-def _retag_command(engine: str, archive: ImageArchive) -> str:
-    """Point each of the archive's names at its image where another image holds it; print those names."""
+def _retag_command(engine: str, tags: tuple[str, ...], image_id: str) -> str:
+    """Point each name at the image where another image holds it; print those names."""
     lines = []
-    for tag in archive.tags:
+    for tag in tags:
         lines.append(
             f"[ \"$({q(engine)} image inspect --format '{{{{.Id}}}}' {q(tag)} 2>/dev/null | sed 's/^sha256://')\" "
-            f"= {q(archive.image_id)} ] || {{ {q(engine)} tag {q(archive.image_id)} {q(tag)} && echo {q(tag)}; }}"
+            f"= {q(image_id)} ] || {{ {q(engine)} tag {q(image_id)} {q(tag)} && echo {q(tag)}; }}"
         )
     return "; ".join(lines) + "; true"
+
+
+def _retagged(s: Session, engine: str, tags: tuple[str, ...], image_id: str) -> list[str]:
+    return [t for t in _ran(s, _retag_command(engine, tags, image_id), 60)[0].split() if t]
 
 
 def _ran(s: Session, command: str, timeout: float) -> tuple[str, int]:

@@ -131,3 +131,47 @@ def parse_labelled(raw: Raw) -> list[tuple[str, str]]:
         if len(parts) == 3 and parts[0] == "LABELLED":
             out.append((parts[1], parts[2]))
     return out
+
+
+def _names_image(engine_var: str, ref: str, image_id: str) -> str:
+    """A test: the engine in `engine_var` resolves `ref` (shell-quoted) to `image_id`."""
+    found = f"\"{engine_var}\" image inspect --format '{{{{.Id}}}}' {ref} 2>/dev/null | sed 's/^sha256://'"
+    return f'[ "$({found})" = {q(image_id)} ]'
+
+
+def image_present_command(engine: str, image_id: str, tags: tuple[str, ...]) -> str:
+    """`image load`'s first question, asked cheaply (one engine call per name on the usual re-run):
+    `HAVE engine` if the engine `up` would use holds the image id (the inventory's; or, as in
+    `container_command`, the first of ENGINES that answers: an engine that finds the image answers,
+    one that does not is asked whether it answers at all), then `TAG name ok|other` for each of the
+    archive's names. No HAVE line: ask the full `container_command` (which engine, and why not)."""
+    has = _names_image("$e", q(image_id), image_id)
+    candidates = q(engine) if engine in ENGINES else " ".join(ENGINES)
+    alive = " ".join(f"{e}) {e} {_ALIVE[e]};;" for e in ENGINES)
+    pick = (
+        f'E=""; for e in {candidates}; do command -v "$e" >/dev/null 2>&1 || continue; '
+        f"if {has}; then E=$e; break; fi; "
+        + ("break; done" if engine in ENGINES else f"case $e in {alive} esac >/dev/null 2>&1 && break; done")
+    )
+    checks = "".join(
+        f"; {_names_image('$E', q(tag), image_id)} && echo TAG {q(tag)} ok || echo TAG {q(tag)} other" for tag in tags
+    )
+    return f'{pick}; [ -n "$E" ] || exit 0; echo "HAVE $E"{checks}'
+
+
+@dataclass(frozen=True)
+class ImagePresence:
+    engine: str | None  # the engine that holds the image; None: ask `container_command`
+    misnamed: tuple[str, ...] = ()  # the archive's names that point at another image (or none)
+
+
+def parse_image_present(raw: Raw) -> ImagePresence:
+    engine: str | None = None
+    misnamed: list[str] = []
+    for line in raw.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "HAVE":
+            engine = parts[1]
+        elif len(parts) == 3 and parts[0] == "TAG" and parts[2] != "ok":
+            misnamed.append(parts[1])
+    return ImagePresence(engine, tuple(misnamed))
