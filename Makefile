@@ -106,7 +106,7 @@ bench-dp: system-deps venv host-env
 	$(VENV)/bin/python bench/dp_bench.py --runs 1
 
 bench-containers: system-deps venv host-env
-	$(VENV)/bin/python bench/container_bench.py --runs 1
+	$(VENV)/bin/python bench/container_bench.py --runs 2
 
 bench: bench-sim bench-checknet bench-lifecycle bench-dp bench-containers
 

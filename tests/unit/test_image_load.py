@@ -171,3 +171,40 @@ def test_an_upload_hashed_otherwise_than_sent_is_named_and_removed(
     wrong.unlink()
     again = cluster.image_load(tarball)
     assert again.ok and again.hosts["here"]["sent"] == info.size and (store / "images" / IMAGE_ID).exists()
+
+
+def test_an_archive_is_read_by_its_headers_and_hashed_only_when_asked(tmp_path: Path) -> None:
+    """A plain tarball: the manifest is found by seeking past the layers, the checksum taken when a host
+    needs the bytes; a gzipped one has no index: one read finds the manifest and hashes the file."""
+    import gzip
+    import hashlib
+
+    from toolkit.errors import BadInput
+
+    plain = archive(tmp_path)
+    info = read_image_archive(plain)
+    assert (info.image_id, info.tags, info.size) == (IMAGE_ID, (TAG,), plain.stat().st_size)
+    assert info.sha256_known is None
+    assert info.sha256 == info.sha256_known == hashlib.sha256(plain.read_bytes()).hexdigest()
+
+    packed = tmp_path / "img.tar.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    zipped = read_image_archive(packed)
+    assert (zipped.image_id, zipped.tags) == (IMAGE_ID, (TAG,))
+    assert zipped.sha256_known == hashlib.sha256(packed.read_bytes()).hexdigest()
+
+    (tmp_path / "junk.tar").write_bytes(os.urandom(4096))
+    with pytest.raises(BadInput, match="is not an image archive"):
+        read_image_archive(tmp_path / "junk.tar")
+    with tarfile.open(tmp_path / "bare.tar", "w") as tar:
+        tar.addfile(tarfile.TarInfo("layer.tar"), io.BytesIO(b""))
+    with pytest.raises(BadInput, match="has no docker-archive manifest.json"):
+        read_image_archive(tmp_path / "bare.tar")
+
+
+def test_a_re_run_that_sends_nothing_does_not_read_the_layers(setup: tuple[api.Cluster, Path, Path]) -> None:
+    cluster, tarball, _ = setup
+    first = cluster.image_load(tarball)
+    assert first.ok and first.to_dict()["sha256"] == read_image_archive(tarball).sha256
+    again = cluster.image_load(tarball)
+    assert again.ok and again.hosts["here"]["had"] and again.to_dict()["sha256"] is None

@@ -3,12 +3,13 @@ the log archive of `logs` (its folder checked before anything is collected; writ
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import tarfile
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +88,39 @@ class LogArchive:
         return path
 
 
-@dataclass(frozen=True)
 class ImageArchive:
-    """An image tarball (`docker save` / `podman save`, optionally gzipped) as `image load` sends it."""
+    """An image tarball (`docker save` / `podman save`, optionally gzipped) as `image load` sends it.
 
-    path: Path
-    size: int
-    sha256: str  # of the file as sent (what the host verifies)
-    image_id: str  # the image's id (its config's digest): what `docker images` / `podman images` show
-    tags: tuple[str, ...]
+    Its SHA-256 (what the host verifies) is taken when first asked, once, whichever host's thread
+    asks: a re-run where every host has the image reads a plain tarball's headers only. A gzipped
+    one has no index, so finding its manifest reads it all, and hashes it in the same pass."""
+
+    def __init__(self, path: Path, size: int, image_id: str, tags: tuple[str, ...], sha256: str | None = None):
+        self.path, self.size, self.image_id, self.tags = path, size, image_id, tags
+        self._sha256 = sha256
+        self._lock = threading.Lock()
+
+    @property
+    def sha256(self) -> str:
+        with self._lock:
+            if self._sha256 is None:
+                digest = hashlib.sha256()
+                with self.path.open("rb") as fh:
+                    while block := fh.read(4 << 20):
+                        digest.update(block)
+                self._sha256 = digest.hexdigest()
+            return self._sha256
+
+    @property
+    def sha256_known(self) -> str | None:
+        """The checksum if it has been taken (None: no host needed the bytes)."""
+        return self._sha256
 
 
 def read_image_archive(path: Path, chunk: int = 1 << 20) -> ImageArchive:
-    """Checksum the file and find the image in it (manifest.json of a docker-archive), in one read."""
+    """Find the image in the file (manifest.json of a docker-archive): a plain tarball by its headers
+    (seeking past the layers), a gzipped one in one read that also checksums it."""
     import gzip
-    import hashlib
 
     try:
         size = path.stat().st_size
@@ -129,19 +148,25 @@ def read_image_archive(path: Path, chunk: int = 1 << 20) -> ImageArchive:
     manifest: Any = None
     with path.open("rb") as raw:
         hashing = io.BufferedReader(Hashing(raw), chunk)
-        stream: Any = gzip.GzipFile(fileobj=hashing) if gzipped else hashing
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with (
+                tarfile.open(fileobj=gzip.GzipFile(fileobj=hashing), mode="r|")
+                if gzipped
+                else tarfile.open(fileobj=raw, mode="r:")
+            ) as tar:
                 for member in tar:
                     if member.name.lstrip("./") == "manifest.json":
                         extracted = tar.extractfile(member)
                         manifest = json.loads(extracted.read()) if extracted else None
+                        if not gzipped:
+                            break
         except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as exc:
             raise BadInput(
                 f"{path} is not an image archive ({exc})", hint="make one with `docker save IMAGE | gzip > FILE.tar.gz`"
             ) from None
-        while hashing.read(chunk):  # the rest of the file (gzip's trailer, tar's padding)
-            pass
+        if gzipped:
+            while hashing.read(chunk):  # the rest of the file (gzip's trailer, tar's padding)
+                pass
     if not isinstance(manifest, list) or not manifest or "Config" not in manifest[0]:
         raise BadInput(
             f"{path} has no docker-archive manifest.json",
@@ -149,4 +174,5 @@ def read_image_archive(path: Path, chunk: int = 1 << 20) -> ImageArchive:
         )
     config = str(manifest[0]["Config"])
     image_id = config.rsplit("/", 1)[-1].removesuffix(".json").removeprefix("sha256:")
-    return ImageArchive(path, size, digest.hexdigest(), image_id, tuple(manifest[0].get("RepoTags") or ()))
+    tags = tuple(manifest[0].get("RepoTags") or ())
+    return ImageArchive(path, size, image_id, tags, digest.hexdigest() if gzipped else None)

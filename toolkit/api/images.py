@@ -79,8 +79,9 @@ class ImageLoadReport:
         return self.archive.image_id
 
     @property
-    def sha256(self) -> str:
-        return self.archive.sha256
+    def sha256(self) -> str | None:
+        """The file's checksum, taken only when a host needed the bytes (None: every host had the image)."""
+        return self.archive.sha256_known
 
     @property
     def size(self) -> int:
