@@ -7,7 +7,6 @@ One cluster for the module: the cases that only read share its running server.""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from openai import OpenAI
 
 from tests.helpers import SIM_ROOT, cli, cli_json, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
+from toolkit.api.files import read_image_archive
 
 NAME = "ctr"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
@@ -179,8 +179,7 @@ def test_image_load_resumes_skips_and_fixes_a_skewed_host_that_preflight_refused
     name, archive = small_image(tmp_path)
     use = ["--set", f"container.image={name}"]
     data = archive.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    part = f"$HOME/.ascend-deploy/{NAME}/images/{sha[:16]}.tar.part"  # sshd's cwd is /root, not HOME
+    part = f"$HOME/.ascend-deploy/{NAME}/images/{read_image_archive(archive).part_name}"  # sshd starts in /root
     half = len(data) // 2
     seeded = lab.ssh(
         2, f'mkdir -p "{os.path.dirname(part)}" && cat > "{part}" && stat -c %s "{part}"', input=data[:half]

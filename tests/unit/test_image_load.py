@@ -117,7 +117,7 @@ def test_load_then_nothing_then_a_corrupt_upload_then_a_rename(setup: tuple[api.
     ]
 
     (store / "images" / IMAGE_ID).unlink()  # gone from the host; a full-size part with other bytes waits
-    part = Path(f".ascend-deploy/imgtest/images/{info.sha256[:16]}.tar.part")
+    part = Path(f".ascend-deploy/imgtest/images/{info.part_name}")
     part.write_bytes(b"x" * info.size)
     bad = cluster.image_load(tarball)
     assert not bad.ok and "did not arrive intact" in bad.hosts["here"]["error"] and not part.exists()

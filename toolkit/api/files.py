@@ -99,6 +99,19 @@ class ImageArchive:
         self.path, self.size, self.image_id, self.tags = path, size, image_id, tags
         self._sha256 = sha256
         self._lock = threading.Lock()
+        self._hashing: threading.Thread | None = None
+
+    @property
+    def part_name(self) -> str:
+        """The upload's file name on a host: known before the checksum is (resuming needs no hash)."""
+        return f"{self.image_id[:16]}-{self.size}.tar.part"
+
+    def start_hashing(self) -> None:
+        """Take the checksum in the background (hashlib leaves the GIL), while the bytes go out."""
+        with self._lock:
+            if self._sha256 is None and self._hashing is None:
+                self._hashing = threading.Thread(target=lambda: self.sha256, name="image-sha256", daemon=True)
+                self._hashing.start()
 
     @property
     def sha256(self) -> str:

@@ -143,7 +143,8 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
             "resumed_from": 0,
             "image_id": archive.image_id[:12],
         }
-    part = f"{images_dir(cluster)}/{archive.sha256[:16]}.tar.part"
+    archive.start_hashing()  # this host needs the bytes: the checksum is ready by the time they have arrived
+    part = f"{images_dir(cluster)}/{archive.part_name}"
     have = _ran(s, part_size_command(part), 30)[0].strip()
     offset = int(have) if have.isdigit() and int(have) <= archive.size else 0
     last = [0.0]
