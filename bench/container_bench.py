@@ -303,6 +303,12 @@ def main() -> None:
         f"{', '.join(f'{x:.1f}' for x in base_load)} s; up {', '.join(f'{x:.1f}' for x in ours_up)} s, by hand "
         f"{', '.join(f'{x:.1f}' for x in base_up)} s (after one untimed start that warms the page cache and vLLM's "
         "caches).",
+        f"- Where the time goes (medians): the transfer {statistics.median(ours_upload):.1f} s against scp's "
+        f"{statistics.median(base_copy):.1f} s, with the checksum the shell loop does not take (computed on each host "
+        "as the bytes arrive); then the engine's load, the same command in both. On these machines the 8 hosts, their "
+        "sshds, the checksums and the controller share 2 cores, so every CPU second of the checksum and of paramiko's "
+        "per-packet Python (about 1.5x the `ssh` client's CPU per GiB, docs/timing-history.md) adds to the wall time; "
+        "on a real cluster each host hashes on its own cores.",
         "- The re-run's fixed cost is the CLI's own start (Python and its libraries, about the floor above) and one",
         "  SSH connection per host; what it sends is nothing: every host answers the image id it has.",
     ]
