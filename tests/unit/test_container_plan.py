@@ -117,20 +117,26 @@ def test_home_paths_stay_the_remote_users_home() -> None:
 def container_commands(tmp_path: Path) -> dict[str, str]:
     plan = plan_with(tmp_path, {"mounts": ["/data:/data:ro"]}, serve={"tensor_parallel_size": 2})
     launch = launch_for(plan)
-    assert launch.runtime.name == "container"
+    (tmp_path / "dp").mkdir()
+    dp_plan = plan_with(tmp_path / "dp", {}, serve={"launcher": "dp"})
+    dp = launch_for(dp_plan)
+    assert launch.runtime.name == dp.runtime.name == "container" and dp.launcher.name == "dp"
     return {
         "container-run.sh": run_command(plan.container, "docker"),
         "container-ray-node.sh": launch.launcher.node_command(plan.hosts[1]),
         "container-vllm-server.sh": launch.launcher.server_command(),
         "container-ray-stop.sh": launch.launcher.stop_nodes_command(),
         "container-probe-engine.sh": launch.runtime.run("true"),
+        # the dp launcher's ranks in the same containers (no Ray): each host's rank runs inside its container
+        "container-dp-rank-worker.sh": dp.launcher.node_command(dp_plan.hosts[1]),
+        "container-dp-rank-head.sh": dp.launcher.server_command(),
     }
 
 
 @pytest.mark.parametrize(
     "name",
     ["container-run.sh", "container-ray-node.sh", "container-vllm-server.sh", "container-ray-stop.sh",
-     "container-probe-engine.sh"],
+     "container-probe-engine.sh", "container-dp-rank-worker.sh", "container-dp-rank-head.sh"],
 )  # fmt: skip
 def test_container_commands_match_their_golden_files(tmp_path: Path, name: str) -> None:
     """UPDATE_GOLDEN=1 rewrites the files; review the diff like code."""

@@ -1,0 +1,5 @@
+umask 077 && mkdir -p .ascend-deploy/t && { E=$(cat .ascend-deploy/t/container-engine 2>/dev/null) && [ -n "$E" ] || { echo 'no container engine recorded here: run ascend-deploy up' >&2; exit 127; }; "$E" exec -i -w "$HOME" ascend-deploy-t bash -c '[ -f /usr/local/Ascend/ascend-toolkit/set_env.sh ] && . /usr/local/Ascend/ascend-toolkit/set_env.sh
+[ -f /usr/local/Ascend/nnal/atb/set_env.sh ] && . /usr/local/Ascend/nnal/atb/set_env.sh
+set -a; . ./.ascend-deploy/t/env; set +a && { echo "# ascend-deploy: vLLM (dp rank(s) 1) started $(date -u +%FT%TZ)"; } > .ascend-deploy/t/vllm.log || exit 1
+setsid nohup vllm serve /data/models/Qwen2.5-7B-Instruct --served-model-name Qwen2.5-7B-Instruct --host 0.0.0.0 --port 8000 --tensor-parallel-size 1 --pipeline-parallel-size 1 --data-parallel-size 2 --data-parallel-address 10.0.0.1 --data-parallel-rpc-port 13345 --max-model-len 32768 --max-num-seqs 256 --max-num-batched-tokens 8192 --block-size 128 --gpu-memory-utilization 0.9 --dtype auto --data-parallel-size-local 1 --data-parallel-start-rank 1 --headless >> .ascend-deploy/t/vllm.log 2>&1 < /dev/null &
+echo $! > .ascend-deploy/t/vllm.pid; echo started $!'; }
