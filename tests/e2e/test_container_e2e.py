@@ -69,7 +69,7 @@ def in_container(lab: SimLab, index: int, pattern: str) -> bool:
     return answer == "container"
 
 
-def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None:
+def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down_then_dp_ranks(lab: SimLab) -> None:
     inv = str(lab.inventory)
     code, planned, err = run(lab, "plan", inv, *TP2)
     plan = planned["plan"]
@@ -131,6 +131,28 @@ def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down(lab: SimLab) -> None
         assert containers(lab, i) == []
         left = lab.ssh(i, "pgrep -f '[r]aylet/raylet|[g]cs_server|[v]llm.entrypoints|[R]ayWorker' || true").stdout
         assert left.strip() == "", left
+
+    # the dp launcher in the containers: one `vllm serve` rank per host, each inside its host's container, no Ray
+    dp = ["--set", "serve.launcher=dp"]
+    code, data, err = run(lab, "up", inv, *dp)
+    assert code == 0, err[-3000:]
+    st = stages(data)
+    assert st["container"] == st["workers"] == st["vllm"] == "changed" and "ray-head" not in st, st
+    assert in_container(lab, 1, "[v]llm serve") and in_container(lab, 2, "[v]llm serve")
+    assert all(lab.ssh(i, "pgrep -f '[r]aylet|[g]cs_server' || true").stdout.strip() == "" for i in (1, 2))
+    client = OpenAI(base_url=data["endpoint"], api_key="EMPTY", timeout=120, max_retries=0)
+    assert client.completions.create(model="tiny-llama", prompt="def main():", max_tokens=4).choices[0].text
+    code, status, err = run(lab, "status", inv, *dp)
+    rows = {r["host"]: r for r in status["hosts"]}
+    assert code == 0 and [(rows[f"{NAME}-{i}"]["ranks"], bool(rows[f"{NAME}-{i}"]["vllm_pid"])) for i in (1, 2)] == [
+        ([0], True),
+        ([1], True),
+    ], status
+    assert rows[f"{NAME}-1"]["engines"] == 2 and all(rows[f"{NAME}-{i}"]["container"] for i in (1, 2)), status
+    code, down, err = run(lab, "down", inv)
+    assert code == 0 and all(h["clean"] for h in down["hosts"].values()), (down, err[-2000:])
+    for i in (1, 2):
+        assert containers(lab, i) == [] and lab.ssh(i, "pgrep -f '[v]llm serve' || true").stdout.strip() == ""
 
 
 def test_a_host_without_an_engine_is_named_at_preflight_before_anything_starts(lab: SimLab) -> None:
