@@ -103,7 +103,7 @@ bench-lifecycle: system-deps venv host-env
 	$(VENV)/bin/python bench/lifecycle_bench.py --hosts 2 --ray-hosts 8 --runs 3
 
 bench-dp: system-deps venv host-env
-	$(VENV)/bin/python bench/dp_bench.py --runs 1
+	$(VENV)/bin/python bench/dp_bench.py --runs 2
 
 bench-containers: system-deps venv host-env
 	$(VENV)/bin/python bench/container_bench.py --runs 2
