@@ -194,6 +194,13 @@ def main() -> None:
     env = build(SIM_ROOT)
     build_image(SIM_ROOT, env.venv, write_cann, print)
     work = Path(tempfile.mkdtemp(prefix="container-bench-", dir=str(SIM_ROOT)))
+    try:
+        measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the GiB tarball, whatever happened
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     tarball = make_tarball(work, args.mib)
     ours_load: list[float] = []
     ours_upload: list[float] = []  # the slowest host's upload, before its checksum and load
@@ -268,7 +275,6 @@ def main() -> None:
                 ssh.close()
     finally:
         cluster.down(opts2)
-        shutil.rmtree(work, ignore_errors=True)
     floor, _ = library_floor()
     load_ratio = statistics.median(ours_load) / statistics.median(base_load)
     rerun_bound = statistics.median(rtt)
