@@ -636,6 +636,21 @@ def test_a_large_upload_survives_the_servers_key_exchanges(
         result = group["rk"].value
         assert result is not None and result.stdout.split()[0] == hashlib.sha256(b"".join(blocks)).hexdigest()
         assert len(kex) >= 4, f"{len(kex)} key exchanges: the server's RekeyLimit did not apply"
-        assert ssh._Transport.REKEY_BYTES >= 1 << 36  # never ours first: OpenSSH's bound (RFC 4344)
+        # never ours first before OpenSSH's bound (RFC 4344): the limit sits where paramiko reads it
+        import inspect
+        import socket
+
+        from paramiko.packet import Packetizer
+
+        a, b = socket.socketpair()
+        try:
+            transport = ssh._Transport(a)
+            assert (transport.packetizer.REKEY_BYTES, transport.packetizer.REKEY_PACKETS) == (1 << 36, 1 << 31)
+            transport.close()
+        finally:
+            a.close()
+            b.close()
+        sending = inspect.getsource(Packetizer.send_message)
+        assert "self.REKEY_BYTES" in sending and "self.REKEY_PACKETS" in sending
     finally:
         server.stop()
