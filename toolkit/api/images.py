@@ -20,6 +20,7 @@ from toolkit.facts.container import (
     ContainerFacts,
     container_command,
     image_present_command,
+    names_image,
     parse_container,
     parse_image_present,
 )
@@ -114,15 +115,7 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
         Raw(*_ran(s, image_present_command(engine_setting, archive.image_id, archive.tags), 60))
     )
     if present.engine is not None:  # the usual re-run: one round trip, one engine call per name
-        moved = _retagged(s, present.engine, present.misnamed, archive.image_id) if present.misnamed else []
-        return {
-            "engine": present.engine,
-            "had": True,
-            "retagged": moved,
-            "sent": 0,
-            "resumed_from": 0,
-            "image_id": archive.image_id[:12],
-        }
+        return _had(present.engine, _retagged(s, present.engine, present.misnamed, archive.image_id), archive)
     command = container_command(engine_setting, "-", archive.image_id, cluster)
     out, code = _ran(s, command, 60)
     facts = parse_container(Raw(out, code))
@@ -134,15 +127,7 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
         )
     engine = facts.engine
     if facts.image_id == archive.image_id:  # the image is there; its names may point at another one
-        moved = _retagged(s, engine, archive.tags, archive.image_id) if archive.tags else []
-        return {
-            "engine": engine,
-            "had": True,
-            "retagged": moved,
-            "sent": 0,
-            "resumed_from": 0,
-            "image_id": archive.image_id[:12],
-        }
+        return _had(engine, _retagged(s, engine, archive.tags, archive.image_id), archive)
     archive.start_hashing()  # this host needs the bytes: the checksum is ready by the time they have arrived
     part = f"{images_dir(cluster)}/{archive.part_name}"
     have = _ran(s, part_size_command(part), 30)[0].strip()
@@ -219,19 +204,28 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
     }
 
 
+def _had(engine: str, retagged: list[str], archive: ImageArchive) -> dict[str, Any]:
+    """A host that holds the image: nothing sent."""
+    return {
+        "engine": engine,
+        "had": True,
+        "retagged": retagged,
+        "sent": 0,
+        "resumed_from": 0,
+        "image_id": archive.image_id[:12],
+    }
+
+
 def _retag_command(engine: str, tags: tuple[str, ...], image_id: str) -> str:
     """Point each name at the image where another image holds it; print those names."""
-    lines = []
-    for tag in tags:
-        lines.append(
-            f"[ \"$({q(engine)} image inspect --format '{{{{.Id}}}}' {q(tag)} 2>/dev/null | sed 's/^sha256://')\" "
-            f"= {q(image_id)} ] || {{ {q(engine)} tag {q(image_id)} {q(tag)} && echo {q(tag)}; }}"
-        )
+    e = q(engine)
+    lines = [f"{names_image(e, q(t), image_id)} || {{ {e} tag {q(image_id)} {q(t)} && echo {q(t)}; }}" for t in tags]
     return "; ".join(lines) + "; true"
 
 
 def _retagged(s: Session, engine: str, tags: tuple[str, ...], image_id: str) -> list[str]:
-    return [t for t in _ran(s, _retag_command(engine, tags, image_id), 60)[0].split() if t]
+    """The names moved to the image (none asked: nothing run)."""
+    return [t for t in _ran(s, _retag_command(engine, tags, image_id), 60)[0].split() if t] if tags else []
 
 
 def _ran(s: Session, command: str, timeout: float) -> tuple[str, int]:

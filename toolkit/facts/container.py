@@ -133,9 +133,10 @@ def parse_labelled(raw: Raw) -> list[tuple[str, str]]:
     return out
 
 
-def _names_image(engine_var: str, ref: str, image_id: str) -> str:
-    """A test: the engine in `engine_var` resolves `ref` (shell-quoted) to `image_id`."""
-    found = f"\"{engine_var}\" image inspect --format '{{{{.Id}}}}' {ref} 2>/dev/null | sed 's/^sha256://'"
+def names_image(engine: str, ref: str, image_id: str) -> str:
+    """A shell test: the engine resolves `ref` to `image_id` (`engine` and `ref` are shell words,
+    already quoted: `"$e"`, or `q(name)`). docker prints ids with `sha256:`, podman without."""
+    found = f"{engine} image inspect --format '{{{{.Id}}}}' {ref} 2>/dev/null | sed 's/^sha256://'"
     return f'[ "$({found})" = {q(image_id)} ]'
 
 
@@ -145,7 +146,7 @@ def image_present_command(engine: str, image_id: str, tags: tuple[str, ...]) -> 
     `container_command`, the first of ENGINES that answers: an engine that finds the image answers,
     one that does not is asked whether it answers at all), then `TAG name ok|other` for each of the
     archive's names. No HAVE line: ask the full `container_command` (which engine, and why not)."""
-    has = _names_image("$e", q(image_id), image_id)
+    has = names_image('"$e"', q(image_id), image_id)
     candidates = q(engine) if engine in ENGINES else " ".join(ENGINES)
     alive = " ".join(f"{e}) {e} {_ALIVE[e]};;" for e in ENGINES)
     pick = (
@@ -153,8 +154,9 @@ def image_present_command(engine: str, image_id: str, tags: tuple[str, ...]) -> 
         f"if {has}; then E=$e; break; fi; "
         + ("break; done" if engine in ENGINES else f"case $e in {alive} esac >/dev/null 2>&1 && break; done")
     )
+    chosen = '"$E"'
     checks = "".join(
-        f"; {_names_image('$E', q(tag), image_id)} && echo TAG {q(tag)} ok || echo TAG {q(tag)} other" for tag in tags
+        f"; {names_image(chosen, q(tag), image_id)} && echo TAG {q(tag)} ok || echo TAG {q(tag)} other" for tag in tags
     )
     return f'{pick}; [ -n "$E" ] || exit 0; echo "HAVE $E"{checks}'
 
