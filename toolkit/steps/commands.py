@@ -159,10 +159,15 @@ def append_stdin_command(part: str, offset: int) -> str:
     return f"umask 077 && mkdir -p {q(folder)} && touch {q(part)} && truncate -s {offset} {q(part)} && cat >> {q(part)}"
 
 
+#: stdin's SHA-256 in hex: OpenSSL's where the host has it (SHA extensions: about 1 s a GiB against
+#: coreutils' 4 s, which every host has and is the fallback; a missing openssl reads nothing first)
+_SHA256_OF_STDIN = "{ openssl dgst -sha256 -r 2>/dev/null || sha256sum; }"
+_HEX = "cut -d' ' -f1"  # both print `HEX *-` / `HEX  -`
+
+
 def sha256_command(path: str) -> str:
-    """The file's SHA-256 in hex: OpenSSL's where the host has it (SHA extensions: about 1 s a GiB
-    against coreutils' 4 s, which every host has and is the fallback)."""
-    return f"{{ openssl dgst -sha256 -r {q(path)} 2>/dev/null || sha256sum {q(path)}; }} | cut -d' ' -f1"
+    """The file's SHA-256 in hex."""
+    return f"{_SHA256_OF_STDIN} < {q(path)} | {_HEX}"
 
 
 def upload_hashed_command(part: str) -> str:
@@ -170,8 +175,7 @@ def upload_hashed_command(part: str) -> str:
     a whole upload needs no second read of the file to be checked (the checksum of a resumed one,
     whose first half came earlier, is taken by `image_finish_command`)."""
     folder = part.rsplit("/", 1)[0]
-    hasher = "{ openssl dgst -sha256 -r 2>/dev/null || sha256sum; }"
-    return f"set -o pipefail; umask 077 && mkdir -p {q(folder)} && tee {q(part)} | {hasher} | cut -d' ' -f1"
+    return f"set -o pipefail; umask 077 && mkdir -p {q(folder)} && tee {q(part)} | {_SHA256_OF_STDIN} | {_HEX}"
 
 
 def image_finish_command(engine: str, part: str, sha256: str, image_id: str, *, checked: bool = False) -> str:
