@@ -234,3 +234,41 @@ class Interrupted(ToolkitError):
 
     def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
+
+
+class EnvProblem(ToolkitError):
+    """Something this machine lacks or refused while preparing an environment (a package install,
+    an engine's import): what failed, the command with its own error text, and what to do."""
+
+    kind = "environment"
+
+    def __init__(
+        self,
+        what: str,
+        reason: str,
+        *,
+        command: list[str] | None = None,
+        output: str = "",
+        hint: str | None = None,
+        tail: int = 15,
+    ) -> None:
+        super().__init__(f"{what} failed: {reason}", hint=hint)
+        self.what = what
+        self.command = list(command or [])
+        self.output = [line for line in output.strip().splitlines() if line.strip()][-tail:]
+
+    def lines(self) -> list[str]:
+        import shlex
+
+        out = [self.message]
+        if self.command:
+            out.append(f"  $ {shlex.join(self.command)}")
+        out.extend(f"  | {line}" for line in self.output)
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(what=self.what, command=self.command, output=self.output)
+        return data

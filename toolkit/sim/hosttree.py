@@ -268,11 +268,13 @@ DRIVER_BINDS = {
 
 def write_engine(paths: Paths, host: SimHost) -> None:
     """The host's podman configuration and the driver parts a container mounts (sim-notes)."""
-    from toolkit.sim.image import CONTAINERS_CONF, Store, storage_conf
+    from toolkit.sim.image import Store, containers_conf, storage_conf
+    from toolkit.sim.rundirs import run_dirs
 
     base = paths.host(host.name)
-    (base / "containers").mkdir(exist_ok=True)
-    (base / "containers" / "containers.conf").write_text(CONTAINERS_CONF)
+    (base / "containers" / "storage").mkdir(parents=True, exist_ok=True)
+    run_dirs(base / "containers" / "storage").make()  # short, under /run/adsim: removed by `sim down`
+    (base / "containers" / "containers.conf").write_text(containers_conf(base))
     (base / "containers" / "storage.conf").write_text(storage_conf(base, Store(paths.root.parent)))
     (base / "dcmi").mkdir(exist_ok=True)
     (paths.ascend(host.name) / "driver" / "lib64").mkdir(parents=True, exist_ok=True)
@@ -296,6 +298,8 @@ def init_script(paths: Paths, host: SimHost, containers: bool = False) -> str:
         )
         for target, source in DRIVER_BINDS.items():
             engine += f"mount --bind {base / source} {target}\n"
+        # runc keeps container state in /run/runc: the host's own, gone with it (as a real host's at reboot)
+        engine += "mount -t tmpfs -o mode=700,size=64m tmpfs /run/runc\n"
     prefix = host.address.rsplit(".", 1)[0]
     second_prefix = host.second_address.rsplit(".", 1)[0]
     return f"""#!/bin/bash

@@ -10,14 +10,19 @@ has a store of its own on top (its containers, and images loaded into it: `image
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+from toolkit.errors import EnvProblem
+from toolkit.sim.netns import SimError
 from toolkit.sim.plugins.sim_runtime import SIM_IMAGE
+from toolkit.sim.rundirs import RunDirs, run_dirs
 
 #: what a simulated host's engine is told (sim-notes): runc, not crun (hybrid cgroups); cgroupfs (no
 #: systemd); lower ulimits (no CAP_SYS_RESOURCE to raise them); file event logs (no journald)
@@ -43,7 +48,8 @@ IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class Store:
-    """The shared, read-only image store (graph root and run root) under the sim root."""
+    """The shared, read-only image store under the sim root: its graph root there, its run root and
+    temp dir short and machine-wide (`rundirs`: podman refuses a run root over 50 characters)."""
 
     root: Path
 
@@ -53,8 +59,8 @@ class Store:
         return (self.root / "images").resolve() / "storage"
 
     @property
-    def run(self) -> Path:
-        return (self.root / "images").resolve() / "run"
+    def dirs(self) -> RunDirs:
+        return run_dirs(self.graph)
 
     def podman(self) -> list[str]:
         return [
@@ -62,7 +68,9 @@ class Store:
             "--root",
             str(self.graph),
             "--runroot",
-            str(self.run),
+            str(self.dirs.run),
+            "--tmpdir",
+            str(self.dirs.tmp),
             "--storage-driver",
             "overlay",
             "--runtime",
@@ -74,23 +82,67 @@ class Store:
         ]
 
 
+@contextmanager
+def opened(store: Store) -> Iterator[Store]:
+    """The store's run folders exist only while this machine uses it (the hosts read its graph root
+    alone): made here and removed after, one user at a time (test workers share the store)."""
+    store.graph.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.graph.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        store.dirs.make()
+        try:
+            yield store
+        finally:
+            store.dirs.remove()
+
+
 def storage_conf(host_dir: Path, store: Store) -> str:
     """A simulated host's own store, with the shared one as an additional (read-only) image store."""
+    dirs = run_dirs(host_dir / "containers" / "storage")
     return (
         '# podman storage of a simulated host (ascend-deploy sim)\n[storage]\ndriver = "overlay"\n'
-        f'graphroot = "{host_dir / "containers" / "storage"}"\nrunroot = "{host_dir / "containers" / "run"}"\n'
+        f'graphroot = "{dirs.store}"\nrunroot = "{dirs.run}"\n'
         f'[storage.options]\nadditionalimagestores = ["{store.graph}"]\n'
     )
 
 
+def containers_conf(host_dir: Path) -> str:
+    """A simulated host's engine settings, its libpod temp dir beside its run root (the default,
+    /run/libpod, would be shared by every simulated host and outlive the cluster)."""
+    tmp = run_dirs(host_dir / "containers" / "storage").tmp
+    return CONTAINERS_CONF + f'tmp_dir = "{tmp}"\n'
+
+
+class StoreMismatch(SimError):
+    """The store was made with other run folders (an older ascend-deploy kept them under the sim root)."""
+
+
+def _podman(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*store.podman(), *args], capture_output=True, text=True)
+    if done.returncode != 0 and "database configuration mismatch" in done.stderr:
+        raise StoreMismatch(done.stderr.strip().splitlines()[-1], hint="`make host-env` imports the image again")
+    return done
+
+
 def have_image(store: Store, image: str = SIM_IMAGE) -> bool:
-    return subprocess.run([*store.podman(), "image", "exists", image], capture_output=True).returncode == 0
+    """Whether the store holds `image` (exit 1: it does not); any other failure is the engine's, named."""
+    args = ("image", "exists", image)
+    done = _podman(store, *args)
+    if done.returncode not in (0, 1):
+        raise EnvProblem(
+            "the simulator's image store",
+            f"exit {done.returncode}",
+            command=[*store.podman(), *args],
+            output=done.stderr,
+            hint=f"fix what podman says; `make host-env` rebuilds the store under {store.graph.parent}",
+        )
+    return done.returncode == 0
 
 
 def image_id(store: Store, image: str = SIM_IMAGE, recipe: str | None = None) -> str | None:
     """The image's id; None when absent or (given `recipe`) built from another recipe."""
     fmt = '{{.Id}} {{index .Config.Labels "' + RECIPE_LABEL + '"}}'
-    done = subprocess.run([*store.podman(), "image", "inspect", "--format", fmt, image], capture_output=True, text=True)
+    done = _podman(store, "image", "inspect", "--format", fmt, image)
     if done.returncode != 0 or not done.stdout.strip():
         return None
     found, _, label = done.stdout.strip().partition(" ")
@@ -110,19 +162,34 @@ def image_recipe(venv: Path, toolkit_tree: Callable[[Path], None]) -> str:
 def build_image(root: Path, venv: Path, toolkit_tree: Callable[[Path], None], progress: Callable[[str], None]) -> str:
     """Import the image into the shared store once (a few minutes: the host env is ~4 GB); its id.
     `toolkit_tree(dir)` writes the fake CANN toolkit under dir/usr/local/Ascend."""
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        raise EnvProblem(
+            "the simulator image build",
+            "podman and runc not found",
+            hint="make system-deps (apt-get install podman runc)",
+        )
     store = Store(root)
+    with opened(store):
+        try:
+            return _build(store, venv, toolkit_tree, progress)
+        except StoreMismatch as exc:
+            progress(f"the image store was made with other run folders ({exc}): importing the image again")
+            for old in (store.graph, store.graph.parent / "run"):  # the run root used to sit beside it
+                shutil.rmtree(old, ignore_errors=True)
+            return _build(store, venv, toolkit_tree, progress)
+
+
+def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progress: Callable[[str], None]) -> str:
     wanted = image_recipe(venv, toolkit_tree)
     found = image_id(store, recipe=wanted)
     if found:
         return found
     if image_id(store):
         progress("the simulator image is out of date: rebuilding it")
-        subprocess.run([*store.podman(), "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3"], capture_output=True)
-    if shutil.which("podman") is None:
-        raise RuntimeError("podman is not installed: `make system-deps` installs it (apt-get install podman runc)")
+        _podman(store, "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3")
     venv = venv.resolve()
     python_home = Path(os.path.realpath(venv / "bin" / "python")).parent.parent
-    stage = root / "images" / "stage"
+    stage = store.root / "images" / "stage"
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "usr" / "local" / "Ascend").mkdir(parents=True)
     toolkit_tree(stage / "usr" / "local" / "Ascend")
@@ -141,20 +208,23 @@ def build_image(root: Path, venv: Path, toolkit_tree: Callable[[Path], None], pr
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     path = f"{venv / 'bin'}:{IMAGE_PATH}"
-    done = subprocess.run(
-        [
-            *store.podman(), "import", "--change", f"ENV PATH={path}", "--change", "WORKDIR /vllm-workspace",
-            "--change", "CMD [\"bash\"]", "--change", f"LABEL {RECIPE_LABEL}={wanted}", "-", SIM_IMAGE,
-        ],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
+    args = [
+        "import", "--change", f"ENV PATH={path}", "--change", "WORKDIR /vllm-workspace",
+        "--change", "CMD [\"bash\"]", "--change", f"LABEL {RECIPE_LABEL}={wanted}", "-", SIM_IMAGE,
+    ]  # fmt: skip
+    done = subprocess.run([*store.podman(), *args], stdin=tar.stdout, capture_output=True, text=True)
     assert tar.stdout is not None
     tar.stdout.close()
     tar.wait()
     shutil.rmtree(stage, ignore_errors=True)
     if done.returncode != 0:
-        raise RuntimeError(f"podman import failed: {done.stderr.strip()[-800:]}")
-    subprocess.run([*store.podman(), "tag", SIM_IMAGE, SIM_IMAGE + "-a3"], capture_output=True)
+        raise EnvProblem(
+            "the simulator image import",
+            f"exit {done.returncode}",
+            command=[*store.podman(), *args],
+            output=done.stderr or done.stdout,
+            hint="fix what podman says and run `make host-env` again (free disk space under "
+            f"{store.graph.parent}; `make system-deps` for a missing engine)",
+        )
+    _podman(store, "tag", SIM_IMAGE, SIM_IMAGE + "-a3")
     return image_id(store) or ""
