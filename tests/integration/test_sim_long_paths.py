@@ -64,12 +64,17 @@ def test_the_image_stores_import_works_under_a_long_sim_root(copy: Path, tmp_pat
     with tarfile.open(archive, "w") as tar:
         tar.add(rootfs, arcname=".")
     store = Store(default_root(copy))
+    libpod_before = Path("/run/libpod").exists()
     with opened(store):
         assert store.dirs.run.is_dir() and len(str(store.dirs.run)) <= RUNROOT_MAX
-        done = subprocess.run([*store.podman(), "import", str(archive), "localhost/adsim-long:1"], capture_output=True)
+        with archive.open("rb") as stdin:  # from a pipe, as `make host-env` imports the host env
+            done = subprocess.run(
+                [*store.podman(), "import", "-", "localhost/adsim-long:1"], stdin=stdin, capture_output=True
+            )
         assert done.returncode == 0, done.stderr.decode()
         assert have_image(store, "localhost/adsim-long:1")
     assert not store.dirs.base.exists() and not list(rundirs.owned(store.graph))
+    assert Path("/run/libpod").exists() == libpod_before  # podman's default temp dir: not the store's
     with opened(store):  # used again later (the next `make host-env`): the same folders, the same database
         assert have_image(store, "localhost/adsim-long:1")
 

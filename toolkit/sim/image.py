@@ -62,8 +62,16 @@ class Store:
     def dirs(self) -> RunDirs:
         return run_dirs(self.graph)
 
+    @property
+    def conf(self) -> Path:
+        """Its engine settings: the temp dir (`--tmpdir` alone does not reach `podman import`, which then
+        makes /run/libpod on the machine)."""
+        return self.dirs.base / "containers.conf"
+
     def podman(self) -> list[str]:
         return [
+            "env",
+            f"CONTAINERS_CONF={self.conf}",
             "podman",
             "--root",
             str(self.graph),
@@ -90,6 +98,9 @@ def opened(store: Store) -> Iterator[Store]:
     with open(store.graph.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         store.dirs.make()
+        store.conf.write_text(
+            f'# the simulator\'s image store (ascend-deploy sim)\n[engine]\ntmp_dir = "{store.dirs.tmp}"\n'
+        )
         try:
             yield store
         finally:
