@@ -15,8 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.helpers import ROOT, SIM_ROOT
-from tests.simlab import SimLab
+from tests.helpers import ROOT, SIM_ROOT, cli
+from tests.simlab import SimLab, running_cluster
 from toolkit.sim import netns, rundirs
 from toolkit.sim.image import Store, have_image, opened
 from toolkit.sim.layout import default_root
@@ -117,3 +117,26 @@ def test_sim_up_container_from_a_long_path_runs_a_container_and_down_leaves_noth
     assert not Path(made["run_dirs"][0]).exists() and not list(rundirs.owned(root)) and not (root / name).exists()
     assert Path("/run/libpod").exists() == libpod_before  # the hosts' libpod temp dirs are theirs, not the machine's
     assert not Path("/run/runc", container).exists()  # runc's state of the killed container went with its host
+
+
+#: podman's defaults for root: a simulated host must never make or use the machine's own
+DEFAULT_STORES = (Path("/run/libpod"), Path("/run/containers/storage"), Path("/var/lib/containers/storage"))
+
+
+def test_a_host_without_containers_probes_its_own_engine_store(tmp_path: Path) -> None:
+    """`down` looks for the cluster's containers on every host, engine section or not: on a simulated host
+    that probe goes to the host's own (empty) store, never the machine's default ones, and `sim down`
+    removes the host's run folder with the rest."""
+    before = {p: p.exists() for p in DEFAULT_STORES}
+    inv = tmp_path / "plain.yaml"
+    with running_cluster("pytestplain", SIM_ROOT, inv, hosts=1) as lab:
+        (folder,) = [d.base for d in rundirs.owned(lab.paths.root)]
+        probe = lab.ssh(1, "podman ps -a --format '{{.Names}}' && podman info --format '{{.Store.GraphRoot}}'")
+        assert probe.returncode == 0 and probe.stdout.split() == [
+            str(lab.paths.host("pytestplain-1") / "containers" / "storage")
+        ]
+        down = cli("down", str(inv), "--json", cwd=tmp_path, timeout=300)
+        assert down.returncode == 0, down.stdout[-2000:] + down.stderr[-2000:]
+        assert "containers" in [s["name"] for s in json.loads(down.stdout)["run"]["stages"]]
+    assert {p: p.exists() for p in DEFAULT_STORES} == before
+    assert not folder.exists()

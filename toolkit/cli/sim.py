@@ -165,10 +165,12 @@ def sim_up(
         ("created" if data.get("changed") else "already up, nothing changed") + f" (its files: {data['root']}); "
         f"try: ascend-deploy facts {data['inventory']}"
     )
-    if data.get("run_dirs"):
+    folders = data.get("run_dirs") or []
+    if folders:
+        shown = ", ".join(folders) if len(folders) <= 2 else f"{folders[0]}, ... ({len(folders)} folders)"
         render.out.print(
-            f"the hosts' podman run roots: {', '.join(data['run_dirs'])} (short paths: podman refuses run roots "
-            "over 50 characters; `sim down` removes them)"
+            f"the hosts' podman run roots: {shown} (short paths: podman refuses run roots over 50 characters; "
+            "`sim down` removes them with the hosts' stores)"
         )
 
 

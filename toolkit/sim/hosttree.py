@@ -238,18 +238,17 @@ def write_host(paths: Paths, state: SimState, host: SimHost, hw: Hardware, autho
                 "MaxSessions 128",
                 "MaxStartups 128:30:256",
                 "Subsystem sftp internal-sftp",  # as a stock host's sshd has it: scp and sftp work
+                # podman's settings on every host, engine or not: a probe (`down` looks for the cluster's
+                # containers) must not make the machine's default stores (/var/lib/containers, /run/libpod)
                 f"SetEnv HOME={paths.home(host.name)} PATH={HOST_PATH}"
-                + (
-                    f" CONTAINERS_CONF={base / 'containers' / 'containers.conf'}"
-                    f" CONTAINERS_STORAGE_CONF={base / 'containers' / 'storage.conf'}"
-                    if state.containers
-                    else ""
-                ),
+                f" CONTAINERS_CONF={base / 'containers' / 'containers.conf'}"
+                f" CONTAINERS_STORAGE_CONF={base / 'containers' / 'storage.conf'}",
                 "",
             ]
         )
     )
     write_private(paths.root / "authorized_keys", authorized_key + "\n", 0o600)
+    write_podman(paths, host, state.containers)
     if state.containers:
         write_engine(paths, host)
     (base / "init.sh").write_text(init_script(paths, host, state.containers))
@@ -266,8 +265,8 @@ DRIVER_BINDS = {
 }
 
 
-def write_engine(paths: Paths, host: SimHost) -> None:
-    """The host's podman configuration and the driver parts a container mounts (sim-notes)."""
+def write_podman(paths: Paths, host: SimHost, with_image: bool) -> None:
+    """The host's own podman store and settings (the simulator's image beside it when it runs containers)."""
     from toolkit.sim.image import Store, containers_conf, storage_conf
     from toolkit.sim.rundirs import run_dirs
 
@@ -275,7 +274,14 @@ def write_engine(paths: Paths, host: SimHost) -> None:
     (base / "containers" / "storage").mkdir(parents=True, exist_ok=True)
     run_dirs(base / "containers" / "storage").make()  # short, under /run/adsim: removed by `sim down`
     (base / "containers" / "containers.conf").write_text(containers_conf(base))
-    (base / "containers" / "storage.conf").write_text(storage_conf(base, Store(paths.root.parent)))
+    (base / "containers" / "storage.conf").write_text(
+        storage_conf(base, Store(paths.root.parent) if with_image else None)
+    )
+
+
+def write_engine(paths: Paths, host: SimHost) -> None:
+    """The driver parts a container of the vendor's recipe mounts (sim-notes)."""
+    base = paths.host(host.name)
     (base / "dcmi").mkdir(exist_ok=True)
     (paths.ascend(host.name) / "driver" / "lib64").mkdir(parents=True, exist_ok=True)
     (base / "ascend_install.info").write_text(

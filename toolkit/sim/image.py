@@ -107,14 +107,13 @@ def opened(store: Store) -> Iterator[Store]:
             store.dirs.remove()
 
 
-def storage_conf(host_dir: Path, store: Store) -> str:
-    """A simulated host's own store, with the shared one as an additional (read-only) image store."""
+def storage_conf(host_dir: Path, store: Store | None) -> str:
+    """A simulated host's own store, with the shared one (if given) as an additional, read-only image store."""
     dirs = run_dirs(host_dir / "containers" / "storage")
     return (
         '# podman storage of a simulated host (ascend-deploy sim)\n[storage]\ndriver = "overlay"\n'
         f'graphroot = "{dirs.store}"\nrunroot = "{dirs.run}"\n'
-        f'[storage.options]\nadditionalimagestores = ["{store.graph}"]\n'
-    )
+    ) + (f'[storage.options]\nadditionalimagestores = ["{store.graph}"]\n' if store is not None else "")
 
 
 def containers_conf(host_dir: Path) -> str:
