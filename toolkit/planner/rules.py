@@ -242,12 +242,7 @@ class _Planner:
             tp, pp = memory.split(per, max(len(h.devices) for h in hosts))
             return Value(tp, "derived: devices per DP rank, TP fills a node"), Value(pp, "derived"), dp
         counts = {len(h.devices) for h in hosts}
-        if (
-            row is not None
-            and row.devices == total
-            and row.tp in counts | {total}
-            and row.tp * row.pp * row.dp == total
-        ):
+        if row is not None and self.row_lays_out(row, total):
             where = f"plugin {profile.family} row {row.hardware}"
             if launcher == "dp" and row.pp > 1:
                 relaid = f"{where}: its PP {row.pp} stages run as DP ranks (launcher dp has no PP)"
@@ -263,6 +258,14 @@ class _Planner:
         per_node = max(counts)
         rule = "rule of thumb: TP = NPUs per node, PP = nodes"
         return Value(per_node, rule), Value(len(hosts), rule), Value(1, "default")
+
+    def row_lays_out(self, row: Row, total: int) -> bool:
+        """A plugin row is a published layout and is taken as given (TP smaller than a host, with several
+        DP ranks per host, included): it must use these devices (TP x PP x DP) and its TP groups must
+        split evenly over the hosts (whole groups on every host, or one group across them all)."""
+        if row.devices != total or row.tp * row.pp * row.dp != total:
+            return False
+        return row.tp == total or all(len(h.devices) % row.tp == 0 for h in self.inv.hosts)
 
     def max_len(self, row: Row | None, limit: int | None) -> Value:
         if self.serve.max_model_len:
