@@ -1,16 +1,30 @@
 """DeepSeek V3 / R1 (671B MoE with MLA), BF16 and W8A8.
 
-Source: vllm-ascend DeepSeek-R1/V3 tutorials: W8A8 fits one A3 node (16 dies) or two A2 nodes
-(16 x 64 GB), served with `--quantization ascend`, `--enable-expert-parallel`,
-`--trust-remote-code`, `HCCL_BUFFSIZE=1024`; BF16 needs twice the devices (four A2 nodes).
-DeepSeek-V3.1 W8A8 on two A2 hosts is published as DP 4 x TP 4 without Ray (section 7).
+Sources (vllm-project/vllm-ascend at commit 182b75ea84ff13ece27b57391331ef8935410aea):
+- docs/source/tutorials/models/DeepSeek-R1.md@182b75ea, "5.1 Single-Node" and "5.2 Multi-Node Data
+  Parallel": W8A8 on one A3 node (16 dies) as DP 4 x TP 4, or on two A2 nodes as DP 4 x TP 4 with two
+  ranks per node, no Ray; `--quantization ascend`, `--enable-expert-parallel`, `--max-model-len 16384`
+  ("sufficient for 3.5k in / 1.5k out; at least 35000 for accuracy runs").
+- docs/source/tutorials/models/DeepSeek-V3.1.md@182b75ea, "5.2 Multi-Node Data Parallel Deployment": the
+  same A2 layout and environment (HCCL_BUFFSIZE=200, VLLM_ASCEND_BALANCE_SCHEDULING=1,
+  HCCL_INTRA_PCIE_ENABLE=1, HCCL_INTRA_ROCE_ENABLE=0); the A3 single-node recipe sets
+  HCCL_OP_EXPANSION_MODE=AIV (the runtime adds it on A3) and VLLM_ASCEND_BALANCE_SCHEDULING=1.
+BF16 needs twice the devices (sized from the reference's table: four A2 nodes). HCCL_CONNECT_TIMEOUT
+1200 is ours, not the recipes': 671B of weights take minutes to load before the ranks connect.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows, with_layout
 
-SOURCE = "vllm-ascend DeepSeek-R1 / V3 tutorials (docs/ascend-facts.md sections 3 and 5)"
+SOURCE = "vllm-ascend DeepSeek-R1.md / DeepSeek-V3.1.md tutorials @182b75ea (docs/ascend-facts.md sections 3, 5, 7)"
+COMMIT = "182b75ea"
+#: the A2 multi-node recipe's environment (DeepSeek-V3.1.md@182b75ea and DeepSeek-R1.md@182b75ea, section 5.2)
+A2_MULTI_NODE_ENV = {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
+#: what both tutorials state for W8A8 (performance runs; accuracy runs need >= 35000)
+W8A8_MAX_LEN = 16384
 
 
 @hookimpl
@@ -21,15 +35,19 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
     if not claimed:
         return None
     w8a8 = (model.quantization or "").startswith("w8a8")
-    cards = 16 if w8a8 else 32
+    if w8a8:
+        rows = sizing_rows(16, W8A8_MAX_LEN)
+        rows = with_layout(rows, "910B", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.2: DP 4 x TP 4, 2 ranks per node")
+        rows = tuple(replace(r, env=A2_MULTI_NODE_ENV) if r.hardware == "910B" else r for r in rows)
+        rows = with_layout(rows, "A3", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.1: DP 4 x TP 4 on one A3 node")
+    else:
+        rows = sizing_rows(32, 32768)
     return ModelProfile(
         family="deepseek-v3",
         source=SOURCE,
-        rows=with_layout(sizing_rows(cards, 32768), "910B", tp=4, dp=4, note="vllm-ascend recipe: DP 4 x TP 4, no Ray")
-        if w8a8
-        else sizing_rows(cards, 32768),
+        rows=rows,
         extra_args=("--enable-expert-parallel",),
-        env={"HCCL_BUFFSIZE": "1024", "HCCL_CONNECT_TIMEOUT": "1200"},
+        env={"VLLM_ASCEND_BALANCE_SCHEDULING": "1", "HCCL_CONNECT_TIMEOUT": "1200"},
         trust_remote_code=True,
         quantization="ascend" if w8a8 else None,
         note="W8A8 weights" if w8a8 else "BF16 weights (the original FP8 checkpoint must be converted first)",

@@ -76,7 +76,11 @@ def test_deepseek_w8a8_asks_for_ascend_quantization(builtins) -> None:  # type: 
     assert (bf16.quantization, bf16.row_for("910B").devices) == (None, 32)
     dp4 = w8.row_for("910B")  # two A2 nodes: the published DP 4 x TP 4 without Ray
     assert (dp4.tp, dp4.pp, dp4.dp) == (4, 1, 4) and "DP 4 x TP 4" in dp4.note
-    assert "--enable-expert-parallel" in w8.extra_args and w8.env["HCCL_BUFFSIZE"] == "1024"
+    assert "--enable-expert-parallel" in w8.extra_args and w8.env["VLLM_ASCEND_BALANCE_SCHEDULING"] == "1"
+    # the A2 multi-node recipe's environment (DeepSeek-V3.1.md / DeepSeek-R1.md @182b75ea, section 5.2)
+    assert dp4.env == {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
+    a3 = w8.row_for("A3")  # one A3 node: DP 4 x TP 4 as well (section 5.1)
+    assert (a3.tp, a3.dp, a3.max_model_len, dp4.max_model_len) == (4, 4, 16384, 16384) and not a3.env
 
 
 def test_runtime_profiles_newest_first_and_removed_flags(builtins) -> None:  # type: ignore[no-untyped-def]
