@@ -15,6 +15,7 @@ from toolkit.config.loader import load_inventory
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.engine.executor import EventSink, Executor, no_events
 from toolkit.errors import BadInput
+from toolkit.planner.checkpoint import DESCRIPTION_GLOB, Description
 from toolkit.transport.connection import Connection
 from toolkit.transport.factory import connect_factory
 from toolkit.transport.shell import q
@@ -118,6 +119,32 @@ def read_model_config(inventory: Inventory) -> tuple[dict | None, str | None]:
     return None, None
 
 
+def read_description(inventory: Inventory, config_source: str | None) -> Description | None:
+    """The checkpoint's quant_model_description*.json read here: in model.path, or beside the config.json
+    copy that model.config names (`config.json` in a copied model folder, or `NAME.config.json` beside
+    `NAME.quant_model_description.json`). None when there is none here."""
+    model = inventory.spec.model
+    if model is None:
+        return None
+    places = [(Path(model.path).expanduser(), "")]
+    if config_source and not config_source.startswith(tuple(f"{h.name}:" for h in inventory.hosts)):
+        config = Path(config_source)
+        prefix = "" if config.name == "config.json" else config.name.removesuffix("config.json")
+        places.insert(0, (config.parent, prefix))
+    for folder, prefix in places:
+        for path in sorted(folder.glob(prefix + DESCRIPTION_GLOB)) if folder.is_dir() else []:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise BadInput(
+                    f"{path}: cannot read the checkpoint's quantization description: {exc}",
+                    hint="fix or remove the file, or set model.quantization in the inventory",
+                ) from None
+            if isinstance(data, dict):
+                return Description(data, str(path))
+    return None
+
+
 def plan(inventory: Inventory, config: dict | None = None, config_source: str | None = None) -> "Plan":
     """The full deployment plan (pure); `config` defaults to the locally readable config.json."""
     return plan_for(inventory, local=(config, config_source) if config is not None else None)
@@ -142,7 +169,27 @@ def plan_for(
             config, source = (json.loads(text), f"{head.name}:{path}") if text.strip() else (None, None)
         except ValueError:
             config, source = None, None
-    return make_plan(inventory, plugins_for(inventory), config, source)
+    description = read_description(inventory, source)
+    if description is None and source and source.startswith(f"{inventory.head.name}:") and executor is not None:
+        description = head_description(inventory, executor)
+    return make_plan(inventory, plugins_for(inventory), config, source, description)
+
+
+def head_description(inventory: Inventory, executor: Executor) -> Description | None:
+    """The description file in the head's model folder (read with its config.json, when that was not here)."""
+    assert inventory.spec.model is not None
+    head = inventory.head
+    folder = inventory.spec.model.path.rstrip("/")
+    script = f'for f in {q(folder)}/{DESCRIPTION_GLOB}; do [ -f "$f" ] && echo "$f" && cat "$f" && break; done'
+    res = executor.map(lambda s: s.run(script, timeout=60, check=False, setup=False), [head], stage="model-config")
+    outcome = res.outcomes.get(head.name)
+    text = outcome.value.stdout if outcome and outcome.ok and outcome.value and outcome.value.ok else ""
+    path, _, body = text.partition("\n")
+    try:
+        data = json.loads(body) if body.strip() else None
+    except ValueError:
+        return None
+    return Description(data, f"{head.name}:{path}") if isinstance(data, dict) else None
 
 
 def require_all_hosts(opts: Options, command: str) -> None:

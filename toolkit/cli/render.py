@@ -358,6 +358,7 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
     summary.add_row("model", f"{plan.model_path} as '{plan.served_name.value}'", plan.served_name.origin)
     summary.add_row("family", f"{plan.family} (plugin {plan.plugin})", plan.plugin_source)
     summary.add_row("config.json", plan.config_source or "not available", "")
+    summary.add_row("weights", str(plan.quantization.value or "16-bit (not quantized)"), plan.quantization.origin)
     from toolkit.config.hardware import HBM_GIB
 
     summary.add_row(

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.facts.deploy import state_dir
-from toolkit.planner import memory
+from toolkit.planner import checkpoint, memory
 from toolkit.planner.container import ContainerPlan, image_version, plan_container
 from toolkit.planner.plugins import Plugins
 from toolkit.planner.types import (
@@ -118,16 +118,33 @@ class _Model:
     merged_config: dict[str, Any]
     shape: memory.Shape | None
     limit: int | None
+    quantization: Value
 
 
-def model_info(inventory: Inventory, config: Mapping[str, Any] | None) -> ModelInfo:
+def model_info(
+    inventory: Inventory, config: Mapping[str, Any] | None, files: checkpoint.Description | None = None
+) -> tuple[ModelInfo, Value]:
+    """The model as the plugins see it, and its weights' quantization with where that was read: the
+    inventory, the checkpoint's description file, config.json, and the name only as a last resort."""
     spec = inventory.spec.model
     assert spec is not None
     name = spec.served_name or spec.path.rstrip("/").rsplit("/", 1)[-1]
-    quant = spec.quantization
-    if quant is None and any(t in (spec.path + name).lower() for t in ("w8a8",)):
-        quant = "w8a8"
-    return ModelInfo(path=spec.path, name=name, config=dict(config or {}), quantization=quant)
+    found = checkpoint.from_config(config) if config is not None else None
+    if spec.quantization is not None:
+        quant = Value(spec.quantization, _origin(inventory, "model.quantization"))
+    elif files is not None:
+        scheme, how = checkpoint.from_description(files.data)
+        quant = Value(scheme, f"{files.source}: {how}")
+    elif found is not None:
+        quant = Value(found[0], f"config.json: {found[1]}")
+    elif (by_name := checkpoint.from_name(spec.path, name)) is not None:
+        quant = Value(
+            by_name, f"model name (last resort: no {checkpoint.DESCRIPTION_GLOB} nor quantization_config read)"
+        )
+    else:
+        quant = Value(None, f"none ({checkpoint.DESCRIPTION_GLOB} and config.json's quantization_config not found)")
+    info = ModelInfo(path=spec.path, name=name, config=dict(config or {}), quantization=quant.value)
+    return info, quant
 
 
 def _origin(inventory: Inventory, key: str) -> str:
@@ -148,7 +165,12 @@ class _Planner:
     """One planning pass; collects issues instead of stopping at the first."""
 
     def __init__(
-        self, inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None, config_source: str | None
+        self,
+        inventory: Inventory,
+        plugins: Plugins,
+        config: Mapping[str, Any] | None,
+        config_source: str | None,
+        description: checkpoint.Description | None = None,
     ) -> None:
         self.inv = inventory
         self.spec = inventory.spec
@@ -156,6 +178,7 @@ class _Planner:
         self.plugins = plugins
         self.config = config
         self.config_source = config_source
+        self.description = description
         self.issues: list[PlanIssue] = []
         self.notes: list[str] = []
 
@@ -481,7 +504,7 @@ class _Planner:
 
     def model(self, device_class: str) -> _Model:
         """The model's plugin profile and table row, and its shape from config.json (if known)."""
-        info = model_info(self.inv, self.config)
+        info, quantization = model_info(self.inv, self.config, self.description)
         profile, plugin_name = self.plugins.profile_for(info)
         row = profile.row_for(device_class)
         if profile.note:
@@ -498,7 +521,7 @@ class _Planner:
             self.notes.append(
                 f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped"
             )
-        return _Model(info, profile, plugin_name, row, merged_config, shape, limit)
+        return _Model(info, profile, plugin_name, row, merged_config, shape, limit, quantization)
 
     def parallelism(self, m: _Model, kind: str, device_class: str, launcher: Value) -> tuple[Value, Value, Value]:
         """TP x PP x DP, checked against the devices, the heads and the layers."""
@@ -833,6 +856,7 @@ class _Planner:
             plugin_source=m.profile.source,
             row=m.row,
             config_source=self.config_source,
+            quantization=m.quantization,
             tp=tp,
             pp=pp,
             dp=dp,
@@ -930,7 +954,12 @@ def inventory_ports(inventory: Inventory, launcher: str) -> tuple[PortUse, ...]:
 
 
 def make_plan(
-    inventory: Inventory, plugins: Plugins, config: Mapping[str, Any] | None = None, config_source: str | None = None
+    inventory: Inventory,
+    plugins: Plugins,
+    config: Mapping[str, Any] | None = None,
+    config_source: str | None = None,
+    description: checkpoint.Description | None = None,
 ) -> Plan:
-    """Plan the deployment; raises `PlanInvalid` listing every problem found."""
-    return _Planner(inventory, plugins, config, config_source).build()
+    """Plan the deployment; raises `PlanInvalid` listing every problem found. `description`: the
+    checkpoint's quant_model_description.json, when read."""
+    return _Planner(inventory, plugins, config, config_source, description).build()

@@ -43,6 +43,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "source": plan.plugin_source,
             "row": plain(plan.row),
             "config": plan.config_source,
+            "quantization": v(plan.quantization),
         },
         "launch": {"launcher": v(plan.launcher), "runtime": v(plan.placement)},
         "parallel": {

@@ -255,6 +255,8 @@ class Plan:
     dp_rpc_port: int | None = None  # dp: the head's data-parallel RPC port
     ports: tuple[PortUse, ...] = ()  # what the deployment binds on its hosts (preflight checks them free)
     container: ContainerPlan | None = None  # placement container: what every host's container is
+    #: the weights' quantization and where it was read (inventory, description file, config.json, name)
+    quantization: Value = field(default_factory=lambda: Value(None, "not read"))
 
     @property
     def ray_address(self) -> str:
