@@ -1,8 +1,10 @@
-"""Launcher dp end to end on the simulated cluster: vLLM's own data parallel across two hosts
-with no Ray (a `vllm serve --headless` rank on the worker, the API server and rank 0 on the head),
-real sshd, the CPU build and the tiny model; checked with the OpenAI client, vLLM's own metrics
-and by looking at the hosts over OpenSSH. Then the faults the recipes' bug reports describe: the
-DP RPC port taken on a worker, the worker's rank killed during start, Ctrl-C during start."""
+"""Launcher dp end to end on the simulated cluster, in the shape of vllm-ascend's DeepSeek recipe: DP 4
+with two ranks per host across two hosts (two devices each, TP 1 here where the recipe has TP 4), no Ray
+(`vllm serve --headless --data-parallel-size-local 2 --data-parallel-start-rank 2` on the worker, the
+API server and ranks 0-1 on the head), real sshd, the CPU build and the tiny model; checked with the
+OpenAI client, vLLM's own metrics and by looking at the hosts over OpenSSH. Then the faults the recipes'
+bug reports describe: the DP RPC port taken on a worker, the worker's ranks killed during start and
+while serving (named by status, healed by the next up), Ctrl-C during start."""
 
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ from tests.helpers import SIM_ROOT, cli, cli_json, start, wait_for
 from tests.simlab import SimLab, running_cluster
 
 NAME = "dpe"
-DP = ["--set", "serve.launcher=dp"]
+#: DP 4 = 2 hosts x 2 devices at TP 1: two ranks per host, as the DeepSeek recipe runs them
+DP = ["--set", "serve.launcher=dp", "--set", "serve.tensor_parallel_size=1"]
 RANKS = "[v]llm serve|[E]ngineCore|[V]LLM::|[r]aylet|[g]cs_server"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
-    with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("dp") / "dp.yaml", hosts=2, devices=[0]) as lab:
+    with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("dp") / "dp.yaml", hosts=2, devices=[0, 1]) as lab:
         try:
             yield lab
         finally:
@@ -51,7 +54,7 @@ def down_leaves_nothing(lab: SimLab) -> None:
     for i in (1, 2):
         assert pids(lab, i) == set(), f"host {i}"
         npu = lab.ssh(i, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
-        assert "No running processes found in NPU 0" in npu
+        assert "No running processes found in NPU 0" in npu and "No running processes found in NPU 1" in npu
 
 
 def test_preflight_names_a_taken_rpc_port_and_a_killed_worker_rank_fails_up(lab: SimLab) -> None:
@@ -113,7 +116,8 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     code, data, err = run(lab, "up", inv, *DP)
     assert code == 0, err[-3000:]
     plan = data["plan"]
-    assert plan["launch"]["launcher"]["value"] == "dp" and plan["parallel"]["dp"]["value"] == 2
+    assert plan["launch"]["launcher"]["value"] == "dp" and plan["parallel"]["dp"]["value"] == 4
+    assert plan["parallel"]["tp"]["value"] == 1
     assert [s["name"] for s in data["stages"]] == [
         "preflight",
         "env",
@@ -128,7 +132,7 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     assert "--headless" in lab.ssh(2, "ps -ww -o args= -C python3 -C vllm | grep '[v]llm serve' || true").stdout
 
     client = OpenAI(base_url=data["endpoint"], api_key="EMPTY", timeout=120, max_retries=0)
-    for i in range(6):  # the head spreads requests over both ranks: the worker's engine answers some
+    for i in range(12):  # the head spreads requests over the ranks: the worker's engines answer some
         chat = client.chat.completions.create(
             model="tiny-llama", messages=[{"role": "user", "content": f"Hello {i}"}], max_tokens=4
         )
@@ -140,16 +144,22 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
         for line in metrics.splitlines()
         if line.startswith("vllm:request_success_total{") and 'finished_reason="length"' in line
     }
-    assert served.get("1", 0) > 0 and served.get("0", 0) > 0, served
+    on_head, on_worker = served.get("0", 0) + served.get("1", 0), served.get("2", 0) + served.get("3", 0)
+    assert on_head > 0 and on_worker > 0, served
+    for i in (1, 2):  # each rank holds its own device, as on NPUs (npu-smi lists a process on both)
+        npu = lab.ssh(i, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
+        assert "No running processes found in NPU 0" not in npu and "No running processes found in NPU 1" not in npu, (
+            npu
+        )
 
     code, status, err = run(lab, "status", inv, *DP)
     assert code == 0, err
     rows = {r["host"]: r for r in status["hosts"]}
     assert [(rows[h]["runs"], rows[h]["ranks"], bool(rows[h]["vllm_pid"])) for h in (f"{NAME}-1", f"{NAME}-2")] == [
-        ("vllm", [0], True),
-        ("vllm", [1], True),
+        ("vllm", [0, 1], True),
+        ("vllm", [2, 3], True),
     ]
-    assert rows[f"{NAME}-1"]["health"] == 200 and rows[f"{NAME}-1"]["engines"] == 2
+    assert rows[f"{NAME}-1"]["health"] == 200 and rows[f"{NAME}-1"]["engines"] == 4
 
     code, logs, err = run(lab, "logs", inv, "--out", str(tmp_path))
     assert code == 0, err
@@ -158,6 +168,22 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     assert all(any(n.startswith(f"{h}/") and n.endswith("vllm.log") for n in names) for h in rows), names
 
     bench_against_the_running_server(lab, inv, tmp_path)
+
+    # the worker's ranks killed (kill -9 of its `vllm serve`) while serving: status names the host and its
+    # ranks (exit 1); the next `up` restarts every rank (DP ranks must agree) and the cluster serves again
+    lab.ssh(2, "pkill -KILL -f '[v]llm serve'")
+    wait_for("the worker's ranks to die", lambda: not rank_started(lab, 2), timeout=60)
+    code, broken, err = run(lab, "status", inv, *DP)
+    worker = next(r for r in broken["hosts"] if r["host"] == f"{NAME}-2")
+    assert code == 1 and broken["ok"] is False and worker["vllm_pid"] is None and worker["ranks"] == [2, 3], (
+        worker,
+        err[-2000:],
+    )
+    code, healed, err = run(lab, "up", inv, *DP)
+    assert code == 0 and healed["changed"] is True, (json.dumps(healed.get("stages"))[-3000:], err[-3000:])
+    code, status, err = run(lab, "status", inv, *DP)
+    assert code == 0 and {r["host"]: r["ranks"] for r in status["hosts"]} == {f"{NAME}-1": [0, 1], f"{NAME}-2": [2, 3]}
+    assert next(r for r in status["hosts"] if r["role"] == "head")["engines"] == 4, status
 
     code, again, err = run(lab, "up", inv, *DP)  # its preflight sees the ports held by this deployment: fine
     assert code == 0 and again["changed"] is False, (json.dumps(again.get("preflight"))[-3000:], err[-2000:])
@@ -175,7 +201,7 @@ def bench_against_the_running_server(lab: SimLab, inv: str, tmp_path: Path) -> N
     small = ["--num-prompts", "8", "--input-len", "16", "--output-len", "4", "--out", str(tmp_path / "bench")]
     code, sweep, err = run(lab, "bench", inv, *DP, "--rates", "4,inf", *small)
     assert code == 0, err[-3000:]
-    assert sweep["identity"]["launcher"] == "dp" and sweep["identity"]["dp"] == 2
+    assert sweep["identity"]["launcher"] == "dp" and sweep["identity"]["dp"] == 4
     for point in sweep["points"]:
         assert point["ok"] and point["completed"] == 8 and point["failed"] == 0 and point["output_throughput"] > 0
         assert all(key in point["latency_ms"] for key in METRICS), point
@@ -227,7 +253,7 @@ def bench_against_the_running_server(lab: SimLab, inv: str, tmp_path: Path) -> N
         wait_for(
             "the concurrent benchmark's requests in status --metrics", lambda: busy() or proc.poll() is not None, 180
         )
-        assert proc.poll() is None and seen[0]["engines"] == 2 and seen[0]["kv_cache_usage"] is not None, seen
+        assert proc.poll() is None and seen[0]["engines"] == 4 and seen[0]["kv_cache_usage"] is not None, seen
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -57,7 +57,12 @@ def _patch_worker(module: Any) -> None:
     original = cls.init_device
 
     def init_device(self: Any, *args: Any, **kwargs: Any) -> Any:
-        hold_devices(getattr(self, "local_rank", 0) or 0)
+        # several DP ranks on one host (vllm-ascend's DeepSeek recipe: two per node) each take their own
+        # devices, as vLLM narrows the visible devices per DP rank on a real platform
+        parallel = getattr(self, "parallel_config", None)
+        dp_local = getattr(parallel, "data_parallel_rank_local", None) or 0
+        world = getattr(parallel, "world_size", 1) or 1
+        hold_devices(dp_local * world + (getattr(self, "local_rank", 0) or 0))
         return original(self, *args, **kwargs)
 
     cls.init_device = init_device
