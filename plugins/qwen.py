@@ -4,7 +4,12 @@ Source: Huawei ModelArts sizing table (min cards / max-model-len on 64 GB cards)
 Qwen2.5-0.5B..14B 1/32K; Qwen2.5-32B 2/32K; Qwen2.5-72B, Qwen2-72B 4/32K; Qwen3-0.6B..14B 1/32K;
 Qwen3-30B-A3B, Qwen3-32B, QwQ-32B 2/32K; Qwen3-235B-A22B 16/64K; 32 GB cards: double.
 vllm-ascend tutorials: Qwen3 MoE with `--enable-expert-parallel`; W8A8 with `--quantization ascend`;
-Qwen3-235B-A22B on two A2 hosts as DP 2 x TP 8 without Ray (docs/ascend-facts.md section 7).
+Qwen3-235B-A22B on two A2 hosts as DP 2 x TP 8 without Ray (docs/ascend-facts.md section 7; at
+vllm-ascend@182b75ea that layout is published by the nightly config
+tests/e2e/nightly/multi_node/internal_dp/config/Qwen3-235B-A22B-A2.yaml, with max-model-len 40960 where
+this row keeps the sizing table's 64K). On two A3 hosts the nightly
+tests/e2e/nightly/multi_node/internal_dp/config/Qwen3-235B-A22B.yaml@182b75ea runs DP 4 x TP 8, two ranks
+per node, max-model-len 8192, no Ray, with a benchmark baseline (2209.9 output tok/s, gate 0.97x).
 Qwen3's native window is 40960 tokens: 64K uses YaRN rope scaling (factor 2 over 32768), as
 the Qwen3 model card describes.
 """
@@ -25,6 +30,23 @@ TABLE: dict[str, list[tuple[float, int, int, dict]]] = {
 }
 #: (family, min 64 GB cards) -> the published data-parallel layout on A2 (910B): (TP, DP)
 DP_LAYOUTS = {("qwen3-moe", 16): (8, 2)}
+NIGHTLY = "vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/{}@182b75ea"
+#: (family, min 64 GB cards) -> more published layouts: the nightly multi-node configs (benchmark-gated)
+PUBLISHED: dict[tuple[str, int], tuple[Row, ...]] = {
+    ("qwen3-moe", 16): (
+        Row(
+            hardware="A3",
+            devices=32,
+            tp=8,
+            dp=4,
+            max_model_len=8192,
+            note="nightly: DP 4 x TP 8 on 2 A3 nodes, 2 ranks per node, no Ray",
+            source=NIGHTLY.format("Qwen3-235B-A22B.yaml"),
+            launcher="dp",
+            baseline="GSM8K 3.5k in / 1.5k out, rate 11.2: 2209.92 output tok/s (gate 0.97x)",
+        ),
+    ),
+}
 
 
 def _family(model: ModelInfo) -> str | None:
@@ -54,7 +76,7 @@ def rows_for(family: str, size: float | None) -> tuple[Row, ...]:
             if (family, cards) in DP_LAYOUTS:
                 tp, dp = DP_LAYOUTS[family, cards]
                 rows = with_layout(rows, "910B", tp=tp, dp=dp, note=f"vllm-ascend tutorial: DP {dp} x TP {tp}, no Ray")
-            return rows
+            return rows + PUBLISHED.get((family, cards), ())
     return ()
 
 

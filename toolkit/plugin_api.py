@@ -67,6 +67,15 @@ class Row:
     env: Mapping[str, str] = field(default_factory=dict)
     hf_overrides: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: where the layout is published (`path@commit` in its repository), shown by `plan`
+    source: str = ""
+    #: how the recipe starts its ranks (e.g. "dp": vLLM's data parallel without Ray); None: the planner's rule
+    launcher: str | None = None
+    #: the published benchmark baseline that backs it (nightly configs); preferred over a row without one
+    baseline: str = ""
+
+    def layout(self) -> str:
+        return f"TP {self.tp} x PP {self.pp} x DP {self.dp}"
 
 
 @dataclass(frozen=True)
@@ -82,8 +91,22 @@ class ModelProfile:
     quantization: str | None = None  # the vLLM `--quantization` value, e.g. "ascend"
     note: str = ""
 
-    def row_for(self, device_class: str) -> Row | None:
-        return next((r for r in self.rows if r.hardware == device_class), None)
+    def row_for(self, device_class: str, devices: int | None = None) -> Row | None:
+        """The row for this hardware: given the devices, one of that size first, a row with a published
+        benchmark baseline before one without (then the table's order); else the class's first row."""
+        rows = [r for r in self.rows if r.hardware == device_class]
+        sized = [r for r in rows if devices is not None and r.devices == devices]
+        if sized:
+            return sorted(sized, key=lambda r: not r.baseline)[0]
+        return rows[0] if rows else None
+
+    def alternatives(self, chosen: Row | None) -> tuple[Row, ...]:
+        """The other published layouts for the chosen row's hardware and devices."""
+        if chosen is None:
+            return ()
+        return tuple(
+            r for r in self.rows if r is not chosen and (r.hardware, r.devices) == (chosen.hardware, chosen.devices)
+        )
 
 
 @dataclass(frozen=True)

@@ -359,6 +359,15 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
     summary.add_row("family", f"{plan.family} (plugin {plan.plugin})", plan.plugin_source)
     summary.add_row("config.json", plan.config_source or "not available", "")
     summary.add_row("weights", str(plan.quantization.value or "16-bit (not quantized)"), plan.quantization.origin)
+    from toolkit.planner.serialize import pick_with
+
+    for alt in plan.alternatives:
+        summary.add_row(
+            "also published",
+            f"{alt.layout()}, max-model-len {alt.max_model_len}"
+            + (f", launcher {alt.launcher}" if alt.launcher else ""),
+            f"{alt.source or alt.note}; pick it: {pick_with(alt)}",
+        )
     from toolkit.config.hardware import HBM_GIB
 
     summary.add_row(

@@ -401,6 +401,16 @@ class _Planner:
             chosen = Value(asked, _origin(self.inv, "serve.launcher"))
         elif hosts == 1:
             chosen = Value("mp", "auto: one host: vLLM's multiprocessing executor, no Ray")
+        elif (
+            m.row is not None
+            and m.row.launcher
+            and self.row_lays_out(m.row, sum(len(h.devices) for h in self.inv.hosts))
+        ):
+            chosen = Value(
+                m.row.launcher,
+                f"auto: plugin {m.profile.family} row {m.row.layout()}: the published recipe runs launcher "
+                f"{m.row.launcher}" + (f" ({m.row.source})" if m.row.source else ""),
+            )
         elif ep and runtime.ray_expert_parallel_broken:
             chosen = Value(
                 "dp",
@@ -506,7 +516,7 @@ class _Planner:
         """The model's plugin profile and table row, and its shape from config.json (if known)."""
         info, quantization = model_info(self.inv, self.config, self.description)
         profile, plugin_name = self.plugins.profile_for(info)
-        row = profile.row_for(device_class)
+        row = profile.row_for(device_class, sum(len(h.devices) for h in self.inv.hosts))
         if profile.note:
             self.notes.append(profile.note)
         merged_config = {**info.config, **(row.hf_overrides if row else {})}
@@ -857,6 +867,7 @@ class _Planner:
             row=m.row,
             config_source=self.config_source,
             quantization=m.quantization,
+            alternatives=m.profile.alternatives(m.row),
             tp=tp,
             pp=pp,
             dp=dp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.planner.types import Plan, Value
+from toolkit.plugin_api import Row
 from toolkit.serial import plain
 
 
@@ -44,6 +45,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "row": plain(plan.row),
             "config": plan.config_source,
             "quantization": v(plan.quantization),
+            "alternatives": [{**plain(r), "layout": r.layout(), "set": pick_with(r)} for r in plan.alternatives],
         },
         "launch": {"launcher": v(plan.launcher), "runtime": v(plan.placement)},
         "parallel": {
@@ -104,3 +106,12 @@ def container_to_dict(plan: Plan) -> dict[str, Any] | None:
         "run_argv": list(c.run_argv),
         "hash": c.config_hash,
     }
+
+
+def pick_with(row: Row) -> str:
+    """The `--set` options that choose a published layout instead of the planned one."""
+    sets = [f"serve.tensor_parallel_size={row.tp}", f"serve.pipeline_parallel_size={row.pp}"]
+    sets += [f"serve.data_parallel_size={row.dp}", f"serve.max_model_len={row.max_model_len}"]
+    if row.launcher:
+        sets.append(f"serve.launcher={row.launcher}")
+    return " ".join(f"--set {x}" for x in sets)

@@ -257,6 +257,8 @@ class Plan:
     container: ContainerPlan | None = None  # placement container: what every host's container is
     #: the weights' quantization and where it was read (inventory, description file, config.json, name)
     quantization: Value = field(default_factory=lambda: Value(None, "not read"))
+    #: the plugin's other published layouts for this hardware and device count (`--set` picks one)
+    alternatives: tuple[Row, ...] = ()
 
     @property
     def ray_address(self) -> str:
