@@ -34,7 +34,7 @@ from _report import cli, library_floor, machine, publish  # noqa: E402
 
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
-from toolkit.sim.image import Store, opened  # noqa: E402
+from toolkit.sim.image import save_tarball  # noqa: E402
 from toolkit.sim.layout import MAIN_NIC, default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
@@ -76,16 +76,7 @@ def make_tarball(folder: Path, mib: int) -> Path:
     with open(folder / "rootfs" / "data.bin", "wb") as fh:
         for _ in range(mib):
             fh.write(os.urandom(1 << 20))
-    with opened(Store(folder / "store")) as private:  # its run root short, under /run/adsim, and removed after
-        store = private.podman()
-        for command in (
-            ["tar", "-C", str(folder / "rootfs"), "-cf", str(folder / "rootfs.tar"), "."],
-            [*store, "import", str(folder / "rootfs.tar"), TAG],
-            [*store, "save", "-o", str(folder / "image.tar"), TAG],
-        ):
-            subprocess.run(command, check=True, capture_output=True)
-    shutil.rmtree(folder / "store", ignore_errors=True)
-    (folder / "rootfs.tar").unlink()
+    save_tarball(folder / "rootfs", TAG, folder / "image.tar")
     (folder / "rootfs" / "data.bin").unlink()
     return folder / "image.tar"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from toolkit.plugin_api import ModelInfo, ModelProfile, hookimpl, sizing_rows, with_layout
+from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows, with_layout
 
 SOURCE = "vllm-ascend DeepSeek-R1.md / DeepSeek-V3.1.md tutorials @182b75ea (docs/ascend-facts.md sections 3, 5, 7)"
 COMMIT = "182b75ea"
@@ -25,6 +25,24 @@ COMMIT = "182b75ea"
 A2_MULTI_NODE_ENV = {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
 #: what both tutorials state for W8A8 (performance runs; accuracy runs need >= 35000)
 W8A8_MAX_LEN = 16384
+#: BF16 on two A3 nodes: vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3.1-BF16.yaml@182b75ea
+BF16_2XA3 = Row(
+    hardware="A3",
+    devices=32,
+    tp=8,
+    dp=4,
+    max_model_len=8192,
+    env={
+        "HCCL_BUFFSIZE": "2048",
+        "VLLM_ASCEND_ENABLE_MLAPO": "1",
+        "HCCL_INTRA_PCIE_ENABLE": "1",
+        "HCCL_INTRA_ROCE_ENABLE": "0",
+    },
+    note="nightly: DP 4 x TP 8 on 2 A3 nodes, 2 ranks per node, no Ray",
+    source="vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3.1-BF16.yaml@182b75ea",
+    launcher="dp",
+    baseline="GSM8K 3.5k in / 1.5k out, rate 11.2: 647.34 output tok/s (gate 0.97x)",
+)
 
 
 @hookimpl
@@ -42,6 +60,7 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
         rows = with_layout(rows, "A3", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.1: DP 4 x TP 4 on one A3 node")
     else:
         rows = sizing_rows(32, 32768)
+        rows = tuple(r for r in rows if r.hardware != "A3") + (BF16_2XA3,)
     return ModelProfile(
         family="deepseek-v3",
         source=SOURCE,

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +19,7 @@ from openai import OpenAI
 from tests.helpers import SIM_ROOT, cli, cli_json, start, vllm_running, wait_for
 from tests.simlab import SimLab, running_cluster
 from toolkit.api.files import read_image_archive
-from toolkit.sim.image import Store, opened
+from toolkit.sim.image import save_tarball
 
 NAME = "ctr"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
@@ -178,17 +176,7 @@ def small_image(tmp_path: Path) -> tuple[str, Path]:
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "rootfs" / "data.bin").write_bytes(os.urandom(64 << 20))
     name = "localhost/ascend-sim/small:1"
-    with opened(Store(tmp_path / "store")) as private:  # its run root short, under /run/adsim, and removed after
-        store = private.podman()
-        for command in (
-            ["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "rootfs.tar"), "."],
-            [*store, "import", str(tmp_path / "rootfs.tar"), name],
-            [*store, "save", "-o", str(tmp_path / "small.tar"), name],
-        ):
-            done = subprocess.run(command, capture_output=True, text=True)
-            assert done.returncode == 0, (command, done.stderr)
-    shutil.rmtree(tmp_path / "store", ignore_errors=True)
-    return name, tmp_path / "small.tar"
+    return name, save_tarball(tmp_path / "rootfs", name, tmp_path / "small.tar")
 
 
 def test_image_load_resumes_skips_and_fixes_a_skewed_host_that_preflight_refused(lab: SimLab, tmp_path: Path) -> None:

@@ -5,10 +5,8 @@ root over 50 characters and a unix socket's path holds 107 bytes, while an ordin
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Iterator
@@ -44,14 +42,7 @@ def copy(tmp_path: Path) -> Iterator[Path]:
 
 
 def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    return cli(*args, cwd=folder, timeout=300)
 
 
 def test_the_image_stores_import_works_under_a_long_sim_root(copy: Path, tmp_path: Path) -> None:

@@ -93,3 +93,17 @@ def test_qwen3_235b_on_two_a3_hosts_plans_the_nightly_dp4_tp8(tmp_path: Path) ->
     worker = next(h for h in plan["hosts"] if h["role"] == "worker")
     assert "--data-parallel-size-local 2" in worker["server_command"] and worker["ranks"] == [2, 3]
     assert plan["hosts"][0]["env"]["HCCL_OP_EXPANSION_MODE"]["value"] == "AIV"
+
+
+def test_deepseek_v31_bf16_on_two_a3_hosts_plans_the_nightly_layout_and_environment(tmp_path: Path) -> None:
+    """vllm-ascend's nightly DeepSeek-V3.1-BF16.yaml: DP 4 x TP 8, two ranks per node, its HCCL settings,
+    each named with the file it comes from."""
+    inv = inventory(tmp_path, hardware="A3", devices=16, model="DeepSeek-V3")
+    out = cli("plan", str(inv), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)["plan"]
+    parallel = plan["parallel"]
+    assert (parallel["tp"]["value"], parallel["dp"]["value"], plan["launch"]["launcher"]["value"]) == (8, 4, "dp")
+    env = plan["hosts"][1]["env"]
+    assert env["HCCL_BUFFSIZE"]["value"] == "2048" and env["VLLM_ASCEND_ENABLE_MLAPO"]["value"] == "1"
+    assert env["HCCL_BUFFSIZE"]["from"].endswith("DeepSeek-V3.1-BF16.yaml@182b75ea)")

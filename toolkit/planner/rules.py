@@ -328,8 +328,11 @@ class _Planner:
         launcher: str,
     ) -> dict[str, Value]:
         env: dict[str, Value] = dict(planned)
-        for key, value in {**profile.env, **(row.env if row else {})}.items():
+        for key, value in profile.env.items():
             env[key] = Value(value, f"plugin {profile.family}")
+        if row is not None:  # the recipe's own: named with its source
+            where = f"plugin {profile.family} row {row.layout()}" + (f" ({row.source})" if row.source else "")
+            env.update({key: Value(value, where) for key, value in row.env.items()})
         nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
         nic_origin = (
             "auto: resolved at run time from the host's address"

@@ -238,3 +238,25 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
         )
     _podman(store, "tag", SIM_IMAGE, SIM_IMAGE + "-a3")
     return image_id(store) or ""
+
+
+def save_tarball(rootfs: Path, name: str, out: Path) -> Path:
+    """`rootfs` as image `name`, saved to `out` as `docker save` / `podman save` would (what a vendor
+    tarball is to `image load`), through a private store beside `out` that is removed after."""
+    work = out.parent / f".{out.name}.store"
+    with opened(Store(work)) as store:
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-cf", "-", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run(
+            [*store.podman(), "import", "-", name], stdin=tar.stdout, capture_output=True, text=True
+        )
+        assert tar.stdout is not None
+        tar.stdout.close()
+        tar.wait()
+        saved = imported.returncode == 0 and subprocess.run(
+            [*store.podman(), "save", "-o", str(out), name], capture_output=True, text=True
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    if imported.returncode != 0 or not saved or saved.returncode != 0:
+        failed = imported if imported.returncode != 0 or not saved else saved
+        raise EnvProblem(f"saving {name}", f"exit {failed.returncode}", command=list(failed.args), output=failed.stderr)
+    return out
