@@ -25,6 +25,9 @@ COMMIT = "182b75ea"
 A2_MULTI_NODE_ENV = {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
 #: what both tutorials state for W8A8 (performance runs; accuracy runs need >= 35000)
 W8A8_MAX_LEN = 16384
+#: the tutorials' speculative decoding with the checkpoint's MTP layer (sections 5.1 and 5.2)
+MTP_3 = {"num_speculative_tokens": 3, "method": "mtp"}
+TUTORIAL = f"vllm-ascend docs/source/tutorials/models/DeepSeek-R1.md@{COMMIT}"
 #: BF16 on two A3 nodes: vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3.1-BF16.yaml@182b75ea
 BF16_2XA3 = Row(
     hardware="A3",
@@ -42,6 +45,7 @@ BF16_2XA3 = Row(
     source="vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3.1-BF16.yaml@182b75ea",
     launcher="dp",
     baseline="GSM8K 3.5k in / 1.5k out, rate 11.2: 647.34 output tok/s (gate 0.97x)",
+    speculative={"num_speculative_tokens": 1, "method": "mtp"},
 )
 
 
@@ -58,6 +62,9 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
         rows = with_layout(rows, "910B", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.2: DP 4 x TP 4, 2 ranks per node")
         rows = tuple(replace(r, env=A2_MULTI_NODE_ENV) if r.hardware == "910B" else r for r in rows)
         rows = with_layout(rows, "A3", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.1: DP 4 x TP 4 on one A3 node")
+        rows = tuple(
+            replace(r, speculative=MTP_3, source=TUTORIAL) if r.hardware in ("910B", "A3") else r for r in rows
+        )
     else:
         rows = sizing_rows(32, 32768)
         rows = tuple(r for r in rows if r.hardware != "A3") + (BF16_2XA3,)

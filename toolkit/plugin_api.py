@@ -73,6 +73,8 @@ class Row:
     launcher: str | None = None
     #: the published benchmark baseline that backs it (nightly configs); preferred over a row without one
     baseline: str = ""
+    #: the recipe's `--speculative-config` for checkpoints with MTP layers (config.json num_nextn_predict_layers)
+    speculative: Mapping[str, Any] = field(default_factory=dict)
 
     def layout(self) -> str:
         return f"TP {self.tp} x PP {self.pp} x DP {self.dp}"

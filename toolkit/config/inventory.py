@@ -225,6 +225,18 @@ class ServeSettings(_Strict):
         "else ray)",
     )
     data_parallel_rpc_port: Port = Field(13345, description="dp launcher: the head's data-parallel RPC port")
+    speculative: Literal["auto", "off"] = Field(
+        "auto",
+        description="speculative decoding with the checkpoint's MTP layers as the plugin's recipe runs it (auto), "
+        "or none (off)",
+    )
+
+    @field_validator("speculative", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        """YAML reads a bare `off` as false (and `on` as true): both mean the words here."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
     max_num_seqs: int | None = Field(None, gt=0, description="default 256")
     max_num_batched_tokens: int | None = Field(
         None, gt=0, description="default: max-model-len without chunked prefill, else 8192"

@@ -11,7 +11,7 @@ field to change, instead of a vLLM crash minutes into loading.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from toolkit.config.hardware import DEFAULT_KIND
@@ -430,6 +430,28 @@ class _Planner:
             )
         return chosen
 
+    def speculative(self, m: _Model) -> tuple[Arg | None, int]:
+        """The recipe's speculative decoding when the checkpoint has MTP layers (config.json
+        `num_nextn_predict_layers`), unless `serve.speculative: off` or the user passes their own; with
+        the MTP layers it adds (0 when off)."""
+        row = m.row
+        if row is None or not row.speculative:
+            return None, 0
+        spec = dict(row.speculative)
+        mtp = int(m.info.config.get("num_nextn_predict_layers") or 0)
+        where = f"plugin {m.profile.family} row {row.layout()}" + (f" ({row.source})" if row.source else "")
+        if not mtp:
+            if self.config is not None:
+                self.notes.append(f"{where} runs speculative decoding with MTP layers; this config.json has none")
+            return None, 0
+        if self.serve.speculative == "off":
+            self.notes.append(f"speculative decoding off ({_origin(self.inv, 'serve.speculative')}): {where} runs it")
+            return None, 0
+        if _flag_in(list(self.serve.extra_args), {"--speculative-config": ""}):
+            return None, 0  # the user's own, in serve.extra_args
+        origin = f"{where}: the checkpoint has {mtp} MTP layer(s); serve.speculative: off turns it off"
+        return Arg("--speculative-config", json.dumps(spec, separators=(", ", ": ")), origin), mtp
+
     def ep_args(self, m: _Model) -> list[str]:
         return list(m.profile.extra_args) + list(m.row.extra_args if m.row else ()) + list(self.serve.extra_args)
 
@@ -821,6 +843,9 @@ class _Planner:
             else "default (vLLM)",
         )
         dtype = Value(self.serve.dtype or "auto", _origin(self.inv, "serve.dtype") if self.serve.dtype else "default")
+        spec_arg, mtp = self.speculative(m)
+        if mtp and m.shape is not None:  # the draft's MTP layers load beside the model's (one MoE layer each)
+            m = replace(m, shape=replace(m.shape, layers=m.shape.layers + mtp))
         mem_plan = self.memory(m, kind, device_class, (tp, pp, dp), max_len, util, dtype)
 
         self.check_extra_args(runtime, list(self.serve.extra_args), "serve.extra_args")
@@ -845,6 +870,8 @@ class _Planner:
         args = self.vllm_args(
             m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype, launcher
         )
+        if spec_arg is not None:
+            args.append(spec_arg)
         planned_env = self.recipe_env(runtime, device_class, len(hosts))
         planned_env.update(self.timeouts(mem_plan, len(hosts)))
         api_key = None
