@@ -25,6 +25,8 @@ COMMIT = "182b75ea"
 A2_MULTI_NODE_ENV = {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
 #: what both tutorials state for W8A8 (performance runs; accuracy runs need >= 35000)
 W8A8_MAX_LEN = 16384
+#: the single-node A3 recipe's environment (DeepSeek-R1.md@182b75ea, 5.1; multi-node runs get it from the runtime)
+A3_SINGLE_NODE_ENV = {"HCCL_OP_EXPANSION_MODE": "AIV", "PYTORCH_NPU_ALLOC_CONF": "expandable_segments:True"}
 #: the tutorials' speculative decoding with the checkpoint's MTP layer (sections 5.1 and 5.2)
 MTP_3 = {"num_speculative_tokens": 3, "method": "mtp"}
 TUTORIAL = f"vllm-ascend docs/source/tutorials/models/DeepSeek-R1.md@{COMMIT}"
@@ -60,7 +62,8 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
     if w8a8:
         rows = sizing_rows(16, W8A8_MAX_LEN)
         rows = with_layout(rows, "910B", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.2: DP 4 x TP 4, 2 ranks per node")
-        rows = tuple(replace(r, env=A2_MULTI_NODE_ENV) if r.hardware == "910B" else r for r in rows)
+        envs = {"910B": A2_MULTI_NODE_ENV, "A3": A3_SINGLE_NODE_ENV}
+        rows = tuple(replace(r, env=envs[r.hardware]) if r.hardware in envs else r for r in rows)
         rows = with_layout(rows, "A3", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.1: DP 4 x TP 4 on one A3 node")
         rows = tuple(
             replace(r, speculative=MTP_3, source=TUTORIAL) if r.hardware in ("910B", "A3") else r for r in rows

@@ -80,7 +80,8 @@ def test_deepseek_w8a8_asks_for_ascend_quantization(builtins) -> None:  # type: 
     # the A2 multi-node recipe's environment (DeepSeek-V3.1.md / DeepSeek-R1.md @182b75ea, section 5.2)
     assert dp4.env == {"HCCL_BUFFSIZE": "200", "HCCL_INTRA_PCIE_ENABLE": "1", "HCCL_INTRA_ROCE_ENABLE": "0"}
     a3 = w8.row_for("A3")  # one A3 node: DP 4 x TP 4 as well (section 5.1)
-    assert (a3.tp, a3.dp, a3.max_model_len, dp4.max_model_len) == (4, 4, 16384, 16384) and not a3.env
+    assert (a3.tp, a3.dp, a3.max_model_len, dp4.max_model_len) == (4, 4, 16384, 16384)
+    assert a3.env == {"HCCL_OP_EXPANSION_MODE": "AIV", "PYTORCH_NPU_ALLOC_CONF": "expandable_segments:True"}
 
 
 def test_runtime_profiles_newest_first_and_removed_flags(builtins) -> None:  # type: ignore[no-untyped-def]
