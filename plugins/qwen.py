@@ -6,8 +6,9 @@ Qwen3-30B-A3B, Qwen3-32B, QwQ-32B 2/32K; Qwen3-235B-A22B 16/64K; 32 GB cards: do
 vllm-ascend tutorials: Qwen3 MoE with `--enable-expert-parallel`; W8A8 with `--quantization ascend`;
 Qwen3-235B-A22B on two A2 hosts as DP 2 x TP 8 without Ray (docs/ascend-facts.md section 7; at
 vllm-ascend@182b75ea that layout is published by the nightly config
-tests/e2e/nightly/multi_node/internal_dp/config/Qwen3-235B-A22B-A2.yaml, with max-model-len 40960 where
-this row keeps the sizing table's 64K). On two A3 hosts the nightly
+tests/e2e/nightly/multi_node/internal_dp/config/Qwen3-235B-A22B-A2.yaml with max-model-len 40960 and a
+benchmark baseline, so it is planned; the sizing table's 64K with YaRN on the same layout is listed
+as also published). On two A3 hosts the nightly
 tests/e2e/nightly/multi_node/internal_dp/config/Qwen3-235B-A22B.yaml@182b75ea runs DP 4 x TP 8, two ranks
 per node, max-model-len 8192, no Ray, with a benchmark baseline (2209.9 output tok/s, gate 0.97x).
 Qwen3's native window is 40960 tokens: 64K uses YaRN rope scaling (factor 2 over 32768), as
@@ -16,10 +17,13 @@ the Qwen3 model card describes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from toolkit.planner.memory import params, shape_of
 from toolkit.plugin_api import ModelInfo, ModelProfile, Row, hookimpl, sizing_rows, with_layout
 
-SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials (docs/ascend-facts.md section 5)"
+SOURCE = "Huawei ModelArts sizing table; vllm-ascend Qwen3 tutorials and nightly multi-node configs @182b75ea"
+SIZING = "Huawei ModelArts sizing table (docs/ascend-facts.md section 5)"
 YARN_64K = {"rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32768}}
 
 #: (family, largest size in B this entry covers, min 64 GB cards, max-model-len, row extras)
@@ -34,6 +38,17 @@ NIGHTLY = "vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/{}@182b75
 #: (family, min 64 GB cards) -> more published layouts: the nightly multi-node configs (benchmark-gated)
 PUBLISHED: dict[tuple[str, int], tuple[Row, ...]] = {
     ("qwen3-moe", 16): (
+        Row(
+            hardware="910B",
+            devices=16,
+            tp=8,
+            dp=2,
+            max_model_len=40960,
+            note="nightly: DP 2 x TP 8 on 2 A2 nodes, 1 rank per node, no Ray (Qwen3's native window)",
+            source=NIGHTLY.format("Qwen3-235B-A22B-A2.yaml"),
+            launcher="dp",
+            baseline="GSM8K 3.5k in / 1.5k out, rate 4.8: 1152.03 output tok/s (gate 0.97x)",
+        ),
         Row(
             hardware="A3",
             devices=32,
@@ -72,10 +87,12 @@ def rows_for(family: str, size: float | None) -> tuple[Row, ...]:
         return ()
     for largest, cards, max_len, extra in TABLE[family]:
         if size <= largest:
-            rows = sizing_rows(cards, max_len, **extra)
+            rows = sizing_rows(cards, max_len, source=SIZING, **extra)
             if (family, cards) in DP_LAYOUTS:
                 tp, dp = DP_LAYOUTS[family, cards]
-                rows = with_layout(rows, "910B", tp=tp, dp=dp, note=f"vllm-ascend tutorial: DP {dp} x TP {tp}, no Ray")
+                note = f"the sizing table's {max_len // 1024}K on the nightly's DP {dp} x TP {tp} layout, no Ray"
+                rows = with_layout(rows, "910B", tp=tp, dp=dp, note=note)
+                rows = tuple(replace(r, launcher="dp") if r.hardware == "910B" else r for r in rows)
             return rows + PUBLISHED.get((family, cards), ())
     return ()
 

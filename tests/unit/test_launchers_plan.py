@@ -57,8 +57,9 @@ def test_auto_picks_mp_on_one_host_and_ray_for_dense_models_across_hosts(tmp_pat
     dense = plan(tmp_path, "Qwen2.5-72B-Instruct", hosts=2, devices=[0, 1])
     assert dense.launcher.value == "ray" and flags(dense)["--distributed-executor-backend"] == "ray"
     assert dense.hosts[1].ray_argv and not dense.hosts[1].server_argv
-    old = plan(tmp_path, "Qwen3-235B-A22B", runtime="vllm-ascend-0.9.1", **A2X2)  # Ray + EP not listed broken
-    assert old.launcher.value == "ray"
+    old = plan(tmp_path, "Qwen3-235B-A22B", runtime="vllm-ascend-0.9.1", **A2X2)  # Ray + EP not listed broken:
+    assert old.launcher.value == "dp" and "published recipe" in old.launcher.origin  # the row's recipe decides
+    assert plan(tmp_path, "Qwen3-235B-A22B", runtime="vllm-ascend-0.9.1", serve={"launcher": "ray"}, **A2X2).pp.value
 
 
 def test_dp_derives_tp_per_host_and_dp_across_hosts(tmp_path: Path) -> None:

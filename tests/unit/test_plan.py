@@ -94,12 +94,18 @@ def test_row_length_is_capped_to_the_model_window(tmp_path: Path) -> None:
     assert arg(p, "--max-model-len").value == 8192 and "capped" in arg(p, "--max-model-len").origin
 
 
-def test_qwen3_235b_64k_comes_with_yarn_override(tmp_path: Path) -> None:
+def test_qwen3_235b_plans_the_benchmarked_40960_and_64k_with_yarn_when_picked(tmp_path: Path) -> None:
+    """The nightly's layout (with a benchmark baseline) is planned; the sizing table's 64K on the same layout is
+    listed, and its `--set` options bring its YaRN rope scaling with it."""
     p = plan(tmp_path, "Qwen3-235B-A22B")
-    assert arg(p, "--max-model-len").value == 65536
-    assert json.loads(arg(p, "--hf-overrides").value)["rope_scaling"]["factor"] == 2.0
+    assert arg(p, "--max-model-len").value == 40960 and not any(a.flag == "--hf-overrides" for a in p.vllm_args)
     assert "--enable-expert-parallel" in p.vllm_argv()
-    assert p.tp.origin == "plugin qwen3-moe row 910B"
+    assert p.tp.origin == "plugin qwen3-moe row 910B" and p.row is not None and p.row.baseline
+    (alt,) = p.alternatives
+    sizes = {"tensor_parallel_size": alt.tp, "pipeline_parallel_size": alt.pp, "data_parallel_size": alt.dp}
+    picked = plan(tmp_path, "Qwen3-235B-A22B", serve={**sizes, "max_model_len": alt.max_model_len})
+    assert arg(picked, "--max-model-len").value == 65536
+    assert json.loads(arg(picked, "--hf-overrides").value)["rope_scaling"]["factor"] == 2.0
 
 
 def test_without_config_json_plans_from_the_name_and_says_what_was_skipped(tmp_path: Path) -> None:

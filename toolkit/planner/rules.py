@@ -396,7 +396,8 @@ class _Planner:
 
     def launcher(self, m: _Model, runtime: RuntimeProfile) -> Value:
         """How the ranks start: the user's `serve.launcher`, or (auto) mp on one host, dp for
-        expert parallel across hosts where the runtime lists Ray + EP as broken, else ray."""
+        expert parallel across hosts where the runtime lists Ray + EP as broken, the launcher the plugin
+        row's published recipe uses, else ray."""
         hosts = len(self.inv.hosts)
         ep = EXPERT_PARALLEL in self.ep_args(m)
         asked = self.serve.launcher
@@ -404,6 +405,12 @@ class _Planner:
             chosen = Value(asked, _origin(self.inv, "serve.launcher"))
         elif hosts == 1:
             chosen = Value("mp", "auto: one host: vLLM's multiprocessing executor, no Ray")
+        elif ep and runtime.ray_expert_parallel_broken:
+            chosen = Value(
+                "dp",
+                f"auto: expert parallel across {hosts} hosts, and {runtime.ray_expert_parallel_broken}: vLLM's own "
+                "data parallel, no Ray (vllm-ascend's multi-node recipes)",
+            )
         elif (
             m.row is not None
             and m.row.launcher
@@ -413,12 +420,6 @@ class _Planner:
                 m.row.launcher,
                 f"auto: plugin {m.profile.family} row {m.row.layout()}: the published recipe runs launcher "
                 f"{m.row.launcher}" + (f" ({m.row.source})" if m.row.source else ""),
-            )
-        elif ep and runtime.ray_expert_parallel_broken:
-            chosen = Value(
-                "dp",
-                f"auto: expert parallel across {hosts} hosts, and {runtime.ray_expert_parallel_broken}: vLLM's own "
-                "data parallel, no Ray (vllm-ascend's multi-node recipes)",
             )
         else:
             chosen = Value("ray", f"auto: {hosts} hosts: a Ray node per host, vLLM on the head (the seed's recipe)")
@@ -541,7 +542,7 @@ class _Planner:
         """The model's plugin profile and table row, and its shape from config.json (if known)."""
         info, quantization = model_info(self.inv, self.config, self.description)
         profile, plugin_name = self.plugins.profile_for(info)
-        row = profile.row_for(device_class, sum(len(h.devices) for h in self.inv.hosts))
+        row = self.picked_row(profile, profile.row_for(device_class, sum(len(h.devices) for h in self.inv.hosts)))
         if profile.note:
             self.notes.append(profile.note)
         merged_config = {**info.config, **(row.hf_overrides if row else {})}
@@ -557,6 +558,19 @@ class _Planner:
                 f"config.json ({self.config_source}) lacks hidden size/layers/heads: memory and head checks are skipped"
             )
         return _Model(info, profile, plugin_name, row, merged_config, shape, limit, quantization)
+
+    def picked_row(self, profile: ModelProfile, row: Row | None) -> Row | None:
+        """The published layout the user's explicit sizes and length name (the `--set` options `plan`
+        shows for it), so its overrides, environment and launcher come with it; else `row`."""
+        s = self.serve
+        wanted = (s.tensor_parallel_size, s.pipeline_parallel_size, s.data_parallel_size, s.max_model_len)
+        if row is None or all(w is None for w in wanted):
+            return row
+        for candidate in (row, *profile.alternatives(row)):
+            have = (candidate.tp, candidate.pp, candidate.dp, candidate.max_model_len)
+            if all(w is None or w == h for w, h in zip(wanted, have)):
+                return candidate
+        return row
 
     def parallelism(self, m: _Model, kind: str, device_class: str, launcher: Value) -> tuple[Value, Value, Value]:
         """TP x PP x DP, checked against the devices, the heads and the layers."""
