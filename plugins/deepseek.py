@@ -30,6 +30,21 @@ A3_SINGLE_NODE_ENV = {"HCCL_OP_EXPANSION_MODE": "AIV", "PYTORCH_NPU_ALLOC_CONF":
 #: the tutorials' speculative decoding with the checkpoint's MTP layer (sections 5.1 and 5.2)
 MTP_3 = {"num_speculative_tokens": 3, "method": "mtp"}
 TUTORIAL = f"vllm-ascend docs/source/tutorials/models/DeepSeek-R1.md@{COMMIT}"
+#: V3.2 W8A8 on two A3 nodes: vllm-ascend nightly DeepSeek-V3_2-W8A8-A3-dual-nodes.yaml@182b75ea (source below)
+V32_W8A8_2XA3 = Row(
+    hardware="A3",
+    devices=32,
+    tp=8,
+    dp=4,
+    max_model_len=90000,
+    extra_args=("--tokenizer-mode", "deepseek_v32", "--reasoning-parser", "deepseek_v3"),
+    env={"HCCL_BUFFSIZE": "1024", "VLLM_ASCEND_ENABLE_MLAPO": "1", "ASCEND_A3_EBA_ENABLE": "1"},
+    note="nightly: DP 4 x TP 8 on 2 A3 nodes, 2 ranks per node, no Ray",
+    source="vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3_2-W8A8-A3-dual-nodes.yaml@182b75ea",
+    launcher="dp",
+    baseline="GSM8K 3.5k in, rate 11.2, 512 prompts: 862.63 output tok/s (gate 0.97x)",
+    speculative={"num_speculative_tokens": 3, "method": "deepseek_mtp"},
+)
 #: BF16 on two A3 nodes: vllm-ascend tests/e2e/nightly/multi_node/internal_dp/config/DeepSeek-V3.1-BF16.yaml@182b75ea
 BF16_2XA3 = Row(
     hardware="A3",
@@ -59,7 +74,9 @@ def ascend_deploy_model_profile(model: ModelInfo) -> ModelProfile | None:
     if not claimed:
         return None
     w8a8 = (model.quantization or "").startswith("w8a8")
-    if w8a8:
+    if w8a8 and model.model_type == "deepseek_v32":  # V3.2's own published recipe only (its sparse attention,
+        rows: tuple[Row, ...] = (V32_W8A8_2XA3,)  # its MTP method); other hardware: the planner's rules
+    elif w8a8:
         rows = sizing_rows(16, W8A8_MAX_LEN)
         rows = with_layout(rows, "910B", tp=4, dp=4, note=f"DeepSeek-R1.md@{COMMIT} 5.2: DP 4 x TP 4, 2 ranks per node")
         envs = {"910B": A2_MULTI_NODE_ENV, "A3": A3_SINGLE_NODE_ENV}

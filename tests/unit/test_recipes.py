@@ -32,6 +32,8 @@ STRUCTURAL = (
     "--quantization",
     "--max-model-len",
     "--speculative-config",
+    "--tokenizer-mode",  # model-level flags a recipe needs (DeepSeek-V3.2's tokenizer and reasoning parser)
+    "--reasoning-parser",
 )
 #: per host, from the inventory's addresses and NICs (checked by the planner's own tests)
 HOST_VARS = {"HCCL_IF_IP", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME"}
