@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterator
 
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Session
+from toolkit.engine.gather import gather
 from toolkit.engine.readiness import Rendezvous
 from toolkit.errors import BadInput
-from toolkit.facts import Fact, gather
+from toolkit.facts import Fact
 from toolkit.planner.plan import Plan
 
 

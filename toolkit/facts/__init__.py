@@ -1,20 +1,14 @@
 """Facts: each is a read-only command plus a parser from its raw output to a typed value.
 
-Parsers are pure and tested against captured output (tests/facts/golden). `gather` runs many
-facts in ONE remote round trip: their commands are joined into a script with per-fact
-markers, and the output is split back before parsing.
+Parsers are pure and tested against captured output (tests/facts/golden). `batch_script` joins
+many facts' commands into ONE script with per-fact markers and `split_batch` splits its output
+back; the engine's `gather` runs that script on a host in one round trip.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
-
-from toolkit.errors import CommandFailed
-
-if TYPE_CHECKING:
-    from toolkit.engine.executor import Session
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -34,10 +28,6 @@ class Fact(Generic[T]):
     parse: Callable[[Raw], T]
     setup: bool = True  # run after the host's setup lines (needed for venv Python, Ascend env)
     background: bool = False  # slow: runs concurrently with the batch's other facts
-
-
-def needs_setup(facts: Iterable[Fact[Any]]) -> bool:
-    return all(f.setup for f in facts)
 
 
 def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
@@ -97,15 +87,3 @@ def sections(stdout: str, nonce: str) -> Iterator[tuple[str, str, int]]:
 def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
     """Split a batch script's output back into per-fact raw outputs."""
     return {tag: Raw(text, code) for tag, text, code in sections(stdout, nonce)}
-
-
-def gather(session: Session, facts: list[Fact[Any]], *, timeout: float | None = None) -> dict[str, Any]:
-    """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
-    nonce = secrets.token_hex(6)
-    result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))
-    raw = split_batch(result.stdout, nonce)
-    if not raw and not result.ok:
-        raise CommandFailed(
-            session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result
-        )
-    return {fact.name: fact.parse(raw.get(fact.name, Raw("", 255))) for fact in facts}
