@@ -38,6 +38,59 @@ SIM_ROOT = default_root(ROOT)
 #: config.json of real models (planner and memory tests)
 MODELS = ROOT / "tests" / "unit" / "models"
 
+#: model -> (min 64 GB cards, max-model-len) from the ModelArts table.
+SIZING_TABLE = {
+    "Qwen2.5-0.5B-Instruct": (1, 32768),
+    "Qwen2.5-1.5B-Instruct": (1, 32768),
+    "Qwen2.5-3B-Instruct": (1, 32768),
+    "Qwen2.5-7B-Instruct": (1, 32768),
+    "Qwen2.5-14B-Instruct": (1, 32768),
+    "Qwen2.5-32B-Instruct": (2, 32768),
+    "Qwen2.5-72B-Instruct": (4, 32768),
+    "Qwen2-72B-Instruct": (4, 32768),
+    "Qwen3-0.6B": (1, 32768),
+    "Qwen3-1.7B": (1, 32768),
+    "Qwen3-4B": (1, 32768),
+    "Qwen3-8B": (1, 32768),
+    "Qwen3-14B": (1, 32768),
+    "Qwen3-30B-A3B": (2, 32768),
+    "Qwen3-32B": (2, 32768),
+    "QwQ-32B": (2, 32768),
+    "Qwen3-235B-A22B": (16, 65536),
+    "Meta-Llama-3-8B-Instruct": (1, 32768),
+    "Llama-3.1-8B-Instruct": (1, 32768),
+    "Meta-Llama-3-70B-Instruct": (4, 32768),
+    "Llama-3.1-70B-Instruct": (4, 32768),
+    "glm-4-9b-chat": (1, 32768),
+    "GLM-4-9B-0414": (1, 32768),
+    "DeepSeek-R1-Distill-Llama-70B": (4, 32768),
+}
+
+#: the keys `vllm bench serve --save-result --percentile-metrics ttft,tpot,itl --metric-percentiles 50,99` writes
+RECORDED_BENCH = {
+    "date": "20261201-080102",
+    "backend": "vllm",
+    "duration": 4.21,
+    "completed": 20,
+    "failed": 0,
+    "total_input_tokens": 640,
+    "total_output_tokens": 160,
+    "request_throughput": 4.75,
+    "output_throughput": 38.0,
+    "total_token_throughput": 190.0,
+    "mean_ttft_ms": 120.5,
+    "median_ttft_ms": 110.0,
+    "std_ttft_ms": 9.0,
+    "p50_ttft_ms": 110.0,
+    "p99_ttft_ms": 301.2,
+    "mean_tpot_ms": 22.0,
+    "median_tpot_ms": 21.0,
+    "p99_tpot_ms": 40.0,
+    "mean_itl_ms": 22.5,
+    "median_itl_ms": 21.5,
+    "p99_itl_ms": 55.0,
+}
+
 
 def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Cluster, inventory, run, settle
-from tests.unit.test_benchmark import RECORDED
+from tests.helpers import RECORDED_BENCH, Cluster, inventory, run, settle
 from toolkit import api
 from toolkit.client.benchmark import Load
 from toolkit.errors import BadInput
@@ -42,7 +41,7 @@ def bench_handler(cluster: Cluster, capacity: float = 5.0, dies_after: int | Non
         rate_m = re.search(r"--request-rate '?([0-9.inf]+)'?", script)
         rate = float("inf") if not rate_m or rate_m.group(1) == "inf" else float(rate_m.group(1))
         ttft = 100.0 if rate <= capacity else 100.0 * (rate / capacity) ** 3
-        result = {**RECORDED, "p99_ttft_ms": ttft, "output_throughput": min(rate, capacity) * 8}
+        result = {**RECORDED_BENCH, "p99_ttft_ms": ttft, "output_throughput": min(rate, capacity) * 8}
         return 0, f" 100%|##########| 20/20\n{RESULT_MARKER}\n{json.dumps(result)}", ""
 
     return handler, calls

@@ -132,3 +132,18 @@ def test_every_api_export_resolves() -> None:
     from toolkit import api
 
     assert all(getattr(api, name) is not None for name in api.__all__)
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures and data live in tests/helpers.py (or conftest, simlab, sshd): a test module that
+    imports another runs that module's collection-time code and couples two tiers."""
+    tests = PACKAGE.parent / "tests"
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [
+                f"{path.relative_to(tests)}:{node.lineno}: {n}" for n in names if n.split(".")[-1].startswith("test_")
+            ]
+    assert not found, found

@@ -9,37 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import RECORDED_BENCH
 from toolkit.client.benchmark import Load, Point, compare, misses, parse_loads, parse_result, parse_slo, search_rate
 from toolkit.errors import BadInput
 
-#: the keys `vllm bench serve --save-result --percentile-metrics ttft,tpot,itl --metric-percentiles 50,99` writes
-RECORDED = {
-    "date": "20261201-080102",
-    "backend": "vllm",
-    "duration": 4.21,
-    "completed": 20,
-    "failed": 0,
-    "total_input_tokens": 640,
-    "total_output_tokens": 160,
-    "request_throughput": 4.75,
-    "output_throughput": 38.0,
-    "total_token_throughput": 190.0,
-    "mean_ttft_ms": 120.5,
-    "median_ttft_ms": 110.0,
-    "std_ttft_ms": 9.0,
-    "p50_ttft_ms": 110.0,
-    "p99_ttft_ms": 301.2,
-    "mean_tpot_ms": 22.0,
-    "median_tpot_ms": 21.0,
-    "p99_tpot_ms": 40.0,
-    "mean_itl_ms": 22.5,
-    "median_itl_ms": 21.5,
-    "p99_itl_ms": 55.0,
-}
-
 
 def test_a_result_gives_every_metric() -> None:
-    p = parse_result(Load(rate=4), RECORDED)
+    p = parse_result(Load(rate=4), RECORDED_BENCH)
     assert (p.completed, p.failed, p.output_throughput, p.request_throughput) == (20, 0, 38.0, 4.75)
     assert (
         p.latency_ms["ttft_p99"] == 301.2 and p.latency_ms["tpot_median"] == 21.0 and p.latency_ms["itl_mean"] == 22.5
@@ -70,17 +46,19 @@ def test_slo_keys_and_units() -> None:
 
 
 def test_comparison_names_each_point_that_fell_below() -> None:
-    now = [parse_result(Load(rate=r), {**RECORDED, "output_throughput": t}) for r, t in ((1, 10.0), (4, 38.0))]
+    now = [parse_result(Load(rate=r), {**RECORDED_BENCH, "output_throughput": t}) for r, t in ((1, 10.0), (4, 38.0))]
     same = compare(now, now)
     assert all(v.passed for v in same) and [v.ratio for v in same] == [1.0, 1.0]
-    tenfold = [parse_result(Load(rate=r), {**RECORDED, "output_throughput": t * 10}) for r, t in ((1, 10.0), (4, 38.0))]
+    tenfold = [
+        parse_result(Load(rate=r), {**RECORDED_BENCH, "output_throughput": t * 10}) for r, t in ((1, 10.0), (4, 38.0))
+    ]
     verdicts = compare(now, tenfold)
     assert [(v.label, v.passed, round(v.ratio, 2)) for v in verdicts] == [
         ("rate 1/s", False, 0.1),
         ("rate 4/s", False, 0.1),
     ]
-    slower = [parse_result(Load(rate=4), {**RECORDED, "p99_ttft_ms": 700.0})]
-    lat = compare(slower, [parse_result(Load(rate=4), RECORDED)], latency=True)
+    slower = [parse_result(Load(rate=4), {**RECORDED_BENCH, "p99_ttft_ms": 700.0})]
+    lat = compare(slower, [parse_result(Load(rate=4), RECORDED_BENCH)], latency=True)
     assert [(v.what, v.passed) for v in lat] == [
         ("output tokens/s", True),
         ("ttft_p99 ms", False),
@@ -96,7 +74,7 @@ def server(capacity: float):
         rate = load.rate or math.inf
         seen.append(rate)
         ttft = 100.0 if rate <= capacity else 100.0 * (rate / capacity) ** 3
-        return parse_result(load, {**RECORDED, "p99_ttft_ms": ttft, "completed": 10})
+        return parse_result(load, {**RECORDED_BENCH, "p99_ttft_ms": ttft, "completed": 10})
 
     return measure, seen
 

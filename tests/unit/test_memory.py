@@ -11,37 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SIZING_TABLE
 from toolkit.planner import memory
 
 MODELS = Path(__file__).parent / "models"
-
-#: model -> (min 64 GB cards, max-model-len) from the ModelArts table.
-TABLE = {
-    "Qwen2.5-0.5B-Instruct": (1, 32768),
-    "Qwen2.5-1.5B-Instruct": (1, 32768),
-    "Qwen2.5-3B-Instruct": (1, 32768),
-    "Qwen2.5-7B-Instruct": (1, 32768),
-    "Qwen2.5-14B-Instruct": (1, 32768),
-    "Qwen2.5-32B-Instruct": (2, 32768),
-    "Qwen2.5-72B-Instruct": (4, 32768),
-    "Qwen2-72B-Instruct": (4, 32768),
-    "Qwen3-0.6B": (1, 32768),
-    "Qwen3-1.7B": (1, 32768),
-    "Qwen3-4B": (1, 32768),
-    "Qwen3-8B": (1, 32768),
-    "Qwen3-14B": (1, 32768),
-    "Qwen3-30B-A3B": (2, 32768),
-    "Qwen3-32B": (2, 32768),
-    "QwQ-32B": (2, 32768),
-    "Qwen3-235B-A22B": (16, 65536),
-    "Meta-Llama-3-8B-Instruct": (1, 32768),
-    "Llama-3.1-8B-Instruct": (1, 32768),
-    "Meta-Llama-3-70B-Instruct": (4, 32768),
-    "Llama-3.1-70B-Instruct": (4, 32768),
-    "glm-4-9b-chat": (1, 32768),
-    "GLM-4-9B-0414": (1, 32768),
-    "DeepSeek-R1-Distill-Llama-70B": (4, 32768),
-}
 
 
 def shape(name: str) -> memory.Shape:
@@ -50,15 +23,15 @@ def shape(name: str) -> memory.Shape:
     return s
 
 
-@pytest.mark.parametrize("name", sorted(TABLE))
+@pytest.mark.parametrize("name", sorted(SIZING_TABLE))
 def test_min_devices_equals_the_sizing_table(name: str) -> None:
-    cards, max_len = TABLE[name]
+    cards, max_len = SIZING_TABLE[name]
     assert memory.min_devices(shape(name), max_len=max_len, hbm_gib=64, utilization=0.9, per_node=8) == cards
 
 
-@pytest.mark.parametrize("name", sorted(TABLE))
+@pytest.mark.parametrize("name", sorted(SIZING_TABLE))
 def test_32gb_cards_need_about_double(name: str) -> None:
-    cards, max_len = TABLE[name]
+    cards, max_len = SIZING_TABLE[name]
     n = memory.min_devices(shape(name), max_len=max_len, hbm_gib=32, utilization=0.9, per_node=8)
     assert n is not None and cards <= n <= 2 * cards
 

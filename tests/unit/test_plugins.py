@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MODELS, cli
-from tests.unit.test_memory import TABLE
+from tests.helpers import MODELS, SIZING_TABLE, cli
 from toolkit.errors import BadInput
 from toolkit.planner.plugins import load_plugins
 from toolkit.plugin_api import ModelInfo
@@ -47,9 +46,9 @@ def test_each_model_is_claimed_by_its_plugin(builtins, name: str, family: str) -
     assert profile.family == family
 
 
-@pytest.mark.parametrize("name", sorted(TABLE))
+@pytest.mark.parametrize("name", sorted(SIZING_TABLE))
 def test_builtin_rows_agree_with_the_sizing_table(builtins, name: str) -> None:  # type: ignore[no-untyped-def]
-    cards, max_len = TABLE[name]
+    cards, max_len = SIZING_TABLE[name]
     profile, _ = builtins.profile_for(info(name))
     row = profile.row_for("910B")
     assert row is not None, f"{name}: no 910B row in plugin {profile.family}"
