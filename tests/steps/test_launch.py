@@ -1,6 +1,6 @@
-"""Every remote shell builder (the `ray` launcher in the `host` runtime, toolkit/steps/commands.py,
+"""Every remote shell builder (the `ray` launcher in the `host` placement, toolkit/steps/commands.py,
 the generate command) against golden files (and `bash -n`), and proof that steps take every
-launch command from the launcher and runtime the plan names, never from a branch of their own."""
+launch command from the launcher and placement the plan names, never from a branch of their own."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from tests.helpers import Cluster, inventory, ops, run
 from toolkit import api
 from toolkit.facts.deploy import Paths
-from toolkit.launch import LAUNCHERS, RUNTIMES, launch_for
-from toolkit.launch.host import HostRuntime
+from toolkit.launch import LAUNCHERS, PLACEMENTS, launch_for
+from toolkit.launch.host import HostPlacement
 from toolkit.launch.server import probe_command, stop_vllm_command
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -67,7 +67,7 @@ def commands(plan: Any, dp_plan: Any) -> dict[str, str]:
         ),
         "image-upload-hashed.sh": step_commands.upload_hashed_command("/p/x.tar.part"),
         "bench.sh": step_commands.bench_command(
-            launch.runtime.run,
+            launch.placement.run,
             p,
             base_url=plan.probe_url,
             model_path=plan.model_path,
@@ -90,11 +90,11 @@ def test_every_command_has_a_golden_file(plan: Any, dp_plan: Any) -> None:
     )
 
 
-def test_plan_names_its_launcher_and_runtime(plan: Any) -> None:
+def test_plan_names_its_launcher_and_placement(plan: Any) -> None:
     assert (plan.launcher.value, plan.placement.value) == ("ray", "host")
     assert "Ray" in plan.launcher.origin and plan.placement.origin
     launch = launch_for(plan)
-    assert launch.launcher.name == "ray" and launch.runtime.name == "host"
+    assert launch.launcher.name == "ray" and launch.placement.name == "host"
 
 
 NAMES = ["ray-node-worker.sh", "ray-stop.sh", "ray-nodes-query.sh", "ray-snapshot.sh"]
@@ -117,8 +117,8 @@ def test_launch_commands_match_their_golden_files(plan: Any, dp_plan: Any, name:
     assert check.returncode == 0, check.stderr
 
 
-class WrappedRuntime(HostRuntime):
-    """A runtime that runs everything inside a wrapper, as a container runtime will."""
+class WrappedPlacement(HostPlacement):
+    """A placement that runs everything inside a wrapper, as the container placement does."""
 
     name = "wrapped"
 
@@ -129,10 +129,10 @@ class WrappedRuntime(HostRuntime):
         return "WRAPPED_DETACHED " + super().detached(argv, log, pid_file)
 
 
-def test_steps_take_launch_commands_from_the_plans_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_take_launch_commands_from_the_plans_placement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2})
     plan = api.plan(inv)
-    monkeypatch.setitem(RUNTIMES, "wrapped", WrappedRuntime)
+    monkeypatch.setitem(PLACEMENTS, "wrapped", WrappedPlacement)
     wrapped = type(plan).__new__(type(plan))
     wrapped.__dict__.update(plan.__dict__)
     object.__setattr__(wrapped, "placement", type(plan.placement)("wrapped", "test"))
@@ -144,4 +144,4 @@ def test_steps_take_launch_commands_from_the_plans_runtime(tmp_path: Path, monke
     assert any("WRAPPED_RUN" in c and "ray start" in c for c in ran)
     assert any("WRAPPED_DETACHED setsid nohup" in c for c in ran)
     assert not any("ray start" in c and "WRAPPED_RUN" not in c for c in ran)
-    assert set(LAUNCHERS) == {"ray", "dp", "mp"} and set(RUNTIMES) == {"host", "container", "wrapped"}
+    assert set(LAUNCHERS) == {"ray", "dp", "mp"} and set(PLACEMENTS) == {"host", "container", "wrapped"}

@@ -120,13 +120,13 @@ def container_commands(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "dp").mkdir()
     dp_plan = plan_with(tmp_path / "dp", {}, serve={"launcher": "dp"})
     dp = launch_for(dp_plan)
-    assert launch.runtime.name == dp.runtime.name == "container" and dp.launcher.name == "dp"
+    assert launch.placement.name == dp.placement.name == "container" and dp.launcher.name == "dp"
     return {
         "container-run.sh": run_command(plan.container, "docker"),
         "container-ray-node.sh": launch.launcher.node_command(plan.hosts[1]),
         "container-vllm-server.sh": launch.launcher.server_command(),
         "container-ray-stop.sh": launch.launcher.stop_nodes_command(),
-        "container-probe-engine.sh": launch.runtime.run("true"),
+        "container-probe-engine.sh": launch.placement.run("true"),
         # the dp launcher's ranks in the same containers (no Ray): each host's rank runs inside its container
         "container-dp-rank-worker.sh": dp.launcher.node_command(dp_plan.hosts[1]),
         "container-dp-rank-head.sh": dp.launcher.server_command(),
@@ -164,7 +164,7 @@ def test_a_command_through_the_container_runs_its_script_inside(tmp_path: Path) 
     # fake-engine exec -i -w DIR NAME bash -c SCRIPT
     engine.write_text('#!/bin/bash\n[ "$1" = exec ] || exit 9\ncd "$4" && shift 5 && exec "$@"\n')
     engine.chmod(0o755)
-    command = launch_for(plan).runtime.run('echo "$FROM_SETUP $FROM_ENV $(pwd)"; exit 3')
+    command = launch_for(plan).placement.run('echo "$FROM_SETUP $FROM_ENV $(pwd)"; exit 3')
     env = {**os.environ, "HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-c", command], cwd=home, env=env, capture_output=True, text=True)
     assert (done.returncode, done.stdout.strip()) == (3, f"1 2 {home}"), done.stderr

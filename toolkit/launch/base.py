@@ -1,4 +1,4 @@
-"""What a launcher and a runtime provide. Protocols: an implementation needs no base class."""
+"""What a launcher and a placement provide. Protocols: an implementation needs no base class."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Protocol
 from toolkit.planner.plan import HostPlan
 
 
-class Runtime(Protocol):
+class Placement(Protocol):
     """Where a host's processes run. Every command that needs the deployment's software (Ray, vLLM,
     its Python) goes through `run`, and a long-running process through `detached` inside it, so the
     same launcher runs on the host or inside a container."""
@@ -56,7 +56,7 @@ class Launcher(Protocol):
         ...
 
     def server_command(self) -> str:
-        """Start the vLLM API server (detached, through the runtime)."""
+        """Start the vLLM API server (detached, through the placement)."""
         ...
 
     def server_hash(self, api_key: str | None) -> str:

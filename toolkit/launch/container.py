@@ -1,4 +1,4 @@
-"""The `container` runtime: a host's processes run inside one long-running container per host
+"""The `container` placement: a host's processes run inside one long-running container per host
 (the plan's `ContainerPlan`: the vendor image, its devices, driver mounts, --net=host, --pid=host).
 Every launcher command goes through `docker exec` (or `podman exec`) with the plan's env file
 sourced inside; with the host's PID namespace shared, pid files, `kill`, `pgrep` and npu-smi's
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from toolkit.facts.deploy import Paths
-from toolkit.launch.host import HostRuntime
+from toolkit.launch.host import HostPlacement
 from toolkit.planner.plan import Plan
 from toolkit.planner.types import ContainerPlan
 from toolkit.transport.shell import q
@@ -42,7 +42,7 @@ def run_command(container: ContainerPlan, engine: str) -> str:
     return " ".join([engine, *(host_arg(a) for a in container.run_argv)])
 
 
-class ContainerRuntime:
+class ContainerPlacement:
     name = "container"
 
     def __init__(self, plan: Plan) -> None:
@@ -50,7 +50,7 @@ class ContainerRuntime:
             raise ValueError("the plan runs on the host: no container")
         self.container = plan.container
         self.paths = Paths.of(plan.cluster)
-        self.host = HostRuntime(plan)
+        self.host = HostPlacement(plan)
 
     def run(self, script: str) -> str:
         """`script` inside the container, in the cluster folder's parent (the SSH user's home on the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from toolkit.facts.deploy import Paths
-from toolkit.launch.base import Runtime
+from toolkit.launch.base import Placement
 from toolkit.launch.server import digest, stop_vllm_command
 from toolkit.planner.plan import HostPlan, Plan
 from toolkit.transport.shell import q
@@ -21,9 +21,9 @@ class DataParallelLauncher:
 
     up_playbook = "up-dp"
 
-    def __init__(self, plan: Plan, runtime: Runtime) -> None:
+    def __init__(self, plan: Plan, placement: Placement) -> None:
         self.plan = plan
-        self.runtime = runtime
+        self.placement = placement
         self.paths = Paths.of(plan.cluster)
         self.name = str(plan.launcher.value)
         #: why `generate` (an offline batch with vLLM's LLM API) does not run on this launcher
@@ -63,10 +63,10 @@ class DataParallelLauncher:
             else ""
         )
         ranks = ", ".join(map(str, host.ranks)) or "0"
-        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.runtime.run(
+        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.placement.run(
             f"{key}"
             f'{{ echo "# ascend-deploy: vLLM ({self.name} rank(s) {ranks}) started $(date -u +%FT%TZ)"; }} '
-            f"> {q(p.vllm_log)} || exit 1\n" + self.runtime.detached(list(host.server_argv), p.vllm_log, p.vllm_pid)
+            f"> {q(p.vllm_log)} || exit 1\n" + self.placement.detached(list(host.server_argv), p.vllm_log, p.vllm_pid)
         )
 
     def server_command(self) -> str:

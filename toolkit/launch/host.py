@@ -1,4 +1,4 @@
-"""The `host` runtime: processes run in the host's own Python environment, with the plan's
+"""The `host` placement: processes run in the host's own Python environment, with the plan's
 environment file sourced (and the inventory's `setup` lines, which every command gets)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from toolkit.planner.plan import Plan
 from toolkit.transport.shell import q
 
 
-class HostRuntime:
+class HostPlacement:
     name = "host"
 
     def __init__(self, plan: Plan) -> None:

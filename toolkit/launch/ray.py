@@ -10,7 +10,7 @@ from typing import Any
 
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, Paths
-from toolkit.launch.base import Runtime
+from toolkit.launch.base import Placement
 from toolkit.launch.server import digest, server_hash
 from toolkit.planner.plan import HostPlan, Plan
 from toolkit.transport.shell import q
@@ -73,9 +73,9 @@ class RayLauncher:
     up_playbook = "up"
     batch_unsupported: str | None = None
 
-    def __init__(self, plan: Plan, runtime: Runtime) -> None:
+    def __init__(self, plan: Plan, placement: Placement) -> None:
         self.plan = plan
-        self.runtime = runtime
+        self.placement = placement
         self.paths = Paths.of(plan.cluster)
 
     def node_hash(self, host: HostPlan, nic: str | None) -> str:
@@ -87,14 +87,14 @@ class RayLauncher:
         """`ray start` in the plan's environment, its output in the Ray log (the tail on failure)."""
         p = self.paths
         start = shlex.join(host.ray_argv)
-        return f"mkdir -p {q(p.dir)} && " + self.runtime.run(
+        return f"mkdir -p {q(p.dir)} && " + self.placement.run(
             f"rm -f {q(p.ray_hash)} && "
             f"(umask 077; : > {q(p.ray_log)}) && {{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 "
             f"|| {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}"
         )
 
     def stop_nodes_command(self) -> str:
-        return self.runtime.run(ray_stop_command())
+        return self.placement.run(ray_stop_command())
 
     def nodes_query(self, expected: dict[str, int], wait: float) -> str:
         """Ask Ray itself (a driver on this host) which nodes are alive with how many NPUs, polling up
@@ -117,7 +117,7 @@ class RayLauncher:
         expected = {h.address: len(h.devices) for h in self.plan.hosts}
         return (
             "pgrep -u \"$(id -u)\" -f '[g]cs_server' >/dev/null || exit 0\n"
-            + self.runtime.run(self.nodes_query(expected, 0))
+            + self.placement.run(self.nodes_query(expected, 0))
             + " 2>/dev/null"
         )
 
@@ -125,11 +125,11 @@ class RayLauncher:
         """Start vLLM detached, log and pid file (0600) in the cluster folder; the key comes from its
         0600 file into VLLM_API_KEY, never through argv."""
         p, plan = self.paths, self.plan
-        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.runtime.run(
+        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.placement.run(
             f"export RAY_ADDRESS={q(plan.ray_address)} && "
             f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
             f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
-            + self.runtime.detached(plan.vllm_argv(), p.vllm_log, p.vllm_pid)
+            + self.placement.detached(plan.vllm_argv(), p.vllm_log, p.vllm_pid)
         )
 
     def server_hash(self, api_key: str | None) -> str:

@@ -1,5 +1,5 @@
 """The vLLM API server as every launcher starts, stops and probes it: the shell commands (run
-on a host, through its runtime) and the parsers of their output."""
+on a host, through its placement) and the parsers of their output."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def bench_serve(ctx: StepContext) -> Iterator[Op]:
         dataset = ["--dataset-name", "custom", "--dataset-path", path, "--skip-chat-template"]
         dataset += ["--custom-output-len", str(int(params.get("output_len", 256)))]
     command = bench_command(
-        launch_for(plan).runtime.run,
+        launch_for(plan).placement.run,
         p,
         base_url=plan.probe_url,
         model_path=plan.model_path,

@@ -190,7 +190,7 @@ def ray_ready(ctx: StepContext) -> Iterator[Op]:
                 )
             )
 
-    command = f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && " + the_launch.runtime.run(
+    command = f"(umask 077; : > {q(p.dir + '/ray-wait.err')}) && " + the_launch.placement.run(
         f"{the_launch.launcher.nodes_query(expected, wait)} 2>{q(p.dir + '/ray-wait.err')} "
         f"|| {{ rc=$?; tail -n 5 {q(p.dir + '/ray-wait.err')} >&2; exit $rc; }}"
     )

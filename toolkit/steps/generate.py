@@ -89,7 +89,7 @@ def generate_command(plan: Plan, sampling: dict[str, Any], schema: Any, batch: i
     """The offline batch on the head: the generate script with the plan's engine arguments, in the
     plan's runtime, its log in the cluster folder (prompts arrive on stdin)."""
     p = Paths.of(plan.cluster)
-    return launch_for(plan).runtime.run(
+    return launch_for(plan).placement.run(
         f"export RAY_ADDRESS={q(plan.ray_address)} && "
         f"python3 -c {q(GENERATE_SCRIPT)} {q(json.dumps(engine_argv(plan)))} {q(json.dumps(sampling))} "
         f"{q(json.dumps(schema))} {batch} 2> {q(p.dir + '/generate.log')}"

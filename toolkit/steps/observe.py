@@ -77,7 +77,7 @@ def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable
     """Ray's live nodes (address -> NPUs), asked only where Ray's GCS runs; runs in the background."""
     the_launch = launch_for(plan)
     query = compose(
-        the_launch.runtime.run(the_launch.launcher.nodes_query({}, 0)) + " 2>/dev/null",
+        the_launch.placement.run(the_launch.launcher.nodes_query({}, 0)) + " 2>/dev/null",
         env=env,
         setup=setup,
     )
