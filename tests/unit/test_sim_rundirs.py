@@ -34,10 +34,10 @@ def test_one_store_one_folder_and_distinct_stores_distinct_folders() -> None:
 
 def test_the_confs_name_the_short_folders(tmp_path: Path) -> None:
     host = tmp_path / ("h" * 90) / "hosts" / "c-1"
-    storage = storage_conf(host, Store(tmp_path / "sim"))
     dirs = run_dirs(host / "containers" / "storage")
+    storage = storage_conf(dirs, Store(tmp_path / "sim"))
     assert f'runroot = "{dirs.run}"' in storage and f'graphroot = "{host / "containers" / "storage"}"' in storage
-    conf = containers_conf(host)
+    conf = containers_conf(dirs)
     engine = conf.split("[engine]", 1)[1]  # libpod's temp dir is an engine setting
     assert f'tmp_dir = "{dirs.tmp}"' in engine
     image = Store(tmp_path / ("s" * 90)).podman()

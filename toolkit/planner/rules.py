@@ -147,6 +147,11 @@ def model_info(
     return info, quant
 
 
+def _row_origin(family: str, row: Row) -> str:
+    """How a value that comes from a plugin row is attributed: the row's layout and where it is published."""
+    return f"plugin {family} row {row.layout()}" + (f" ({row.source})" if row.source else "")
+
+
 def _origin(inventory: Inventory, key: str) -> str:
     where = inventory.section_origins.get(key, "default")
     return f"inventory {key}" if where == "inventory" else f"--set {key}" if where == "--set" else "default"
@@ -181,6 +186,11 @@ class _Planner:
         self.description = description
         self.issues: list[PlanIssue] = []
         self.notes: list[str] = []
+
+    @property
+    def total_devices(self) -> int:
+        """The devices every host offers, together (what TP x PP x DP must equal)."""
+        return sum(len(h.devices) for h in self.inv.hosts)
 
     def issue(self, field_: str, message: str, hint: str | None = None) -> None:
         self.issues.append(PlanIssue(field_, message, hint))
@@ -224,7 +234,7 @@ class _Planner:
 
     def parallel(self, profile: ModelProfile, row: Row | None, launcher: str) -> tuple[Value, Value, Value]:
         hosts = self.inv.hosts
-        total = sum(len(h.devices) for h in hosts)
+        total = self.total_devices
         s = self.serve
         if launcher == "dp" and not s.pipeline_parallel_size and not (row is not None and row.devices == total):
             per_node = max(len(h.devices) for h in hosts)
@@ -331,7 +341,7 @@ class _Planner:
         for key, value in profile.env.items():
             env[key] = Value(value, f"plugin {profile.family}")
         if row is not None:  # the recipe's own: named with its source
-            where = f"plugin {profile.family} row {row.layout()}" + (f" ({row.source})" if row.source else "")
+            where = _row_origin(profile.family, row)
             env.update({key: Value(value, where) for key, value in row.env.items()})
         nic_value = f"<NIC owning {host.address}>" if nic_auto else host.nic
         nic_origin = (
@@ -411,11 +421,7 @@ class _Planner:
                 f"auto: expert parallel across {hosts} hosts, and {runtime.ray_expert_parallel_broken}: vLLM's own "
                 "data parallel, no Ray (vllm-ascend's multi-node recipes)",
             )
-        elif (
-            m.row is not None
-            and m.row.launcher
-            and self.row_lays_out(m.row, sum(len(h.devices) for h in self.inv.hosts))
-        ):
+        elif m.row is not None and m.row.launcher and self.row_lays_out(m.row, self.total_devices):
             chosen = Value(
                 m.row.launcher,
                 f"auto: plugin {m.profile.family} row {m.row.layout()}: the published recipe runs launcher "
@@ -440,7 +446,7 @@ class _Planner:
             return None, 0
         spec = dict(row.speculative)
         mtp = int(m.info.config.get("num_nextn_predict_layers") or 0)
-        where = f"plugin {m.profile.family} row {row.layout()}" + (f" ({row.source})" if row.source else "")
+        where = _row_origin(m.profile.family, row)
         if not mtp:
             if self.config is not None:
                 self.notes.append(f"{where} runs speculative decoding with MTP layers; this config.json has none")
@@ -542,7 +548,7 @@ class _Planner:
         """The model's plugin profile and table row, and its shape from config.json (if known)."""
         info, quantization = model_info(self.inv, self.config, self.description)
         profile, plugin_name = self.plugins.profile_for(info)
-        row = self.picked_row(profile, profile.row_for(device_class, sum(len(h.devices) for h in self.inv.hosts)))
+        row = self.picked_row(profile, profile.row_for(device_class, self.total_devices))
         if profile.note:
             self.notes.append(profile.note)
         merged_config = {**info.config, **(row.hf_overrides if row else {})}
@@ -575,7 +581,7 @@ class _Planner:
     def parallelism(self, m: _Model, kind: str, device_class: str, launcher: Value) -> tuple[Value, Value, Value]:
         """TP x PP x DP, checked against the devices, the heads and the layers."""
         hosts = self.inv.hosts
-        total = sum(len(h.devices) for h in hosts)
+        total = self.total_devices
         if device_class in SINGLE_NODE_ONLY and len(hosts) > 1:
             self.issue(
                 "hardware",

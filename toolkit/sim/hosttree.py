@@ -272,10 +272,10 @@ def write_podman(paths: Paths, host: SimHost, with_image: bool) -> None:
 
     base = paths.host(host.name)
     (base / "containers" / "storage").mkdir(parents=True, exist_ok=True)
-    run_dirs(base / "containers" / "storage").make()  # short, under /run/adsim: removed by `sim down`
-    (base / "containers" / "containers.conf").write_text(containers_conf(base))
+    dirs = run_dirs(base / "containers" / "storage").make()  # short, under /run/adsim: removed by `sim down`
+    (base / "containers" / "containers.conf").write_text(containers_conf(dirs))
     (base / "containers" / "storage.conf").write_text(
-        storage_conf(base, Store(paths.root.parent) if with_image else None)
+        storage_conf(dirs, Store(paths.root.parent) if with_image else None)
     )
 
 

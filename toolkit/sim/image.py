@@ -107,20 +107,19 @@ def opened(store: Store) -> Iterator[Store]:
             store.dirs.remove()
 
 
-def storage_conf(host_dir: Path, store: Store | None) -> str:
-    """A simulated host's own store, with the shared one (if given) as an additional, read-only image store."""
-    dirs = run_dirs(host_dir / "containers" / "storage")
+def storage_conf(dirs: RunDirs, store: Store | None) -> str:
+    """A simulated host's own store (`dirs`: its graph root and run folders), with the shared one (if given)
+    as an additional, read-only image store."""
     return (
         '# podman storage of a simulated host (ascend-deploy sim)\n[storage]\ndriver = "overlay"\n'
         f'graphroot = "{dirs.store}"\nrunroot = "{dirs.run}"\n'
     ) + (f'[storage.options]\nadditionalimagestores = ["{store.graph}"]\n' if store is not None else "")
 
 
-def containers_conf(host_dir: Path) -> str:
+def containers_conf(dirs: RunDirs) -> str:
     """A simulated host's engine settings, its libpod temp dir beside its run root (the default,
     /run/libpod, would be shared by every simulated host and outlive the cluster)."""
-    tmp = run_dirs(host_dir / "containers" / "storage").tmp
-    return CONTAINERS_CONF + f'tmp_dir = "{tmp}"\n'
+    return CONTAINERS_CONF + f'tmp_dir = "{dirs.tmp}"\n'
 
 
 class StoreMismatch(SimError):
@@ -207,25 +206,18 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
         (stage / d).mkdir(exist_ok=True)
     (stage / "tmp").chmod(0o1777)
     progress(f"importing {SIM_IMAGE} into {store.graph} (the host env, ~4 GB: a few minutes, once)")
-    tar = subprocess.Popen(
-        [
-            "tar", "-cf", "-", "--exclude=etc/hccn.conf", "--exclude=etc/ascend_install.info",
-            "-C", "/", *[p for p in USERLAND if os.path.lexists("/" + p)],
-            str(python_home).lstrip("/"), str(venv).lstrip("/"),
-            "-C", str(stage), "usr/local/Ascend", "proc", "sys", "dev", "tmp", "root", "run", "vllm-workspace",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    tar = [
+        "tar", "-cf", "-", "--exclude=etc/hccn.conf", "--exclude=etc/ascend_install.info",
+        "-C", "/", *[p for p in USERLAND if os.path.lexists("/" + p)],
+        str(python_home).lstrip("/"), str(venv).lstrip("/"),
+        "-C", str(stage), "usr/local/Ascend", "proc", "sys", "dev", "tmp", "root", "run", "vllm-workspace",
+    ]  # fmt: skip
     path = f"{venv / 'bin'}:{IMAGE_PATH}"
     args = [
         "import", "--change", f"ENV PATH={path}", "--change", "WORKDIR /vllm-workspace",
         "--change", "CMD [\"bash\"]", "--change", f"LABEL {RECIPE_LABEL}={wanted}", "-", SIM_IMAGE,
     ]  # fmt: skip
-    done = subprocess.run([*store.podman(), *args], stdin=tar.stdout, capture_output=True, text=True)
-    assert tar.stdout is not None
-    tar.stdout.close()
-    tar.wait()
+    done = _import_tar(store, tar, args)
     shutil.rmtree(stage, ignore_errors=True)
     if done.returncode != 0:
         raise EnvProblem(
@@ -240,23 +232,27 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
     return image_id(store) or ""
 
 
+def _import_tar(store: Store, tar: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`podman ... ARGS` (an `import -`) fed by `tar` through a pipe: nothing the size of the image on disk."""
+    source = subprocess.Popen(tar, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    done = subprocess.run([*store.podman(), *args], stdin=source.stdout, capture_output=True, text=True)
+    assert source.stdout is not None
+    source.stdout.close()
+    source.wait()
+    return done
+
+
 def save_tarball(rootfs: Path, name: str, out: Path) -> Path:
     """`rootfs` as image `name`, saved to `out` as `docker save` / `podman save` would (what a vendor
     tarball is to `image load`), through a private store beside `out` that is removed after."""
     work = out.parent / f".{out.name}.store"
-    with opened(Store(work)) as store:
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-cf", "-", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            [*store.podman(), "import", "-", name], stdin=tar.stdout, capture_output=True, text=True
-        )
-        assert tar.stdout is not None
-        tar.stdout.close()
-        tar.wait()
-        saved = imported.returncode == 0 and subprocess.run(
-            [*store.podman(), "save", "-o", str(out), name], capture_output=True, text=True
-        )
-    shutil.rmtree(work, ignore_errors=True)
-    if imported.returncode != 0 or not saved or saved.returncode != 0:
-        failed = imported if imported.returncode != 0 or not saved else saved
-        raise EnvProblem(f"saving {name}", f"exit {failed.returncode}", command=list(failed.args), output=failed.stderr)
+    try:
+        with opened(Store(work)) as store:
+            done = _import_tar(store, ["tar", "-C", str(rootfs), "-cf", "-", "."], ["import", "-", name])
+            if done.returncode == 0:
+                done = subprocess.run([*store.podman(), "save", "-o", str(out), name], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0:
+        raise EnvProblem(f"saving {name}", f"exit {done.returncode}", command=list(done.args), output=done.stderr)
     return out
