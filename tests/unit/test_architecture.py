@@ -147,3 +147,20 @@ def test_no_test_module_imports_another() -> None:
                 f"{path.relative_to(tests)}:{node.lineno}: {n}" for n in names if n.split(".")[-1].startswith("test_")
             ]
     assert not found, found
+
+
+def test_the_planner_core_never_compares_a_launcher_name() -> None:
+    """Each launcher's planning is its own module under planner/launchers/: the core asks the chosen
+    strategy, so `launcher ==` (or `!=`) appears nowhere else in the planner."""
+    import re
+
+    compare = re.compile(r"launcher(\.value)?\s*(==|!=)|(==|!=)\s*['\"](ray|dp|mp)['\"]")
+    planner = PACKAGE / "planner"
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}"
+        for path in sorted(planner.rglob("*.py"))
+        if "launchers" not in path.relative_to(planner).parts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if compare.search(line)
+    ]
+    assert not found, "launcher comparisons in the planner core:\n" + "\n".join(found)

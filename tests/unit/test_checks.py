@@ -234,7 +234,7 @@ def test_a_port_the_plan_binds_held_by_another_program_is_named(inventory) -> No
     from toolkit.facts.ports import Listener
     from toolkit.planner.plan import ports_for
 
-    ports = ports_for("dp", 8000, 6379, 13345)
+    ports = ports_for("dp", inventory)
     views = [
         healthy(
             inventory,

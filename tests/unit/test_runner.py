@@ -11,6 +11,7 @@ from toolkit.config.playbook import Playbook, Stage
 from toolkit.engine.executor import Executor
 from toolkit.engine.runner import run_playbook
 from toolkit.errors import ConnectError
+from toolkit.steps import load_builtin_steps
 from toolkit.steps.commands import render_env
 from toolkit.testing import fake_factory
 
@@ -22,6 +23,12 @@ hosts:
   - {name: b, address: 10.0.0.2}
   - {name: c, address: 10.0.0.3}
 """
+
+
+@pytest.fixture(autouse=True)
+def steps_registered() -> None:
+    """The playbooks here name built-in steps: registered by importing their modules, whatever ran before."""
+    load_builtin_steps()
 
 
 @pytest.fixture

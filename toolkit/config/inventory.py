@@ -218,11 +218,13 @@ class ServeSettings(_Strict):
     tensor_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else NPUs per host")
     pipeline_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else number of hosts")
     data_parallel_size: int | None = Field(None, gt=0, description="default: plugin row, else 1")
-    launcher: Literal["auto", "ray", "dp"] = Field(
+    launcher: str = Field(
         "auto",
-        description="how ranks start: ray (a Ray node per host, vLLM on the head), dp (vLLM's own data parallel "
-        "across hosts, no Ray), auto (one host: mp; MoE across hosts where Ray + expert parallel is broken: dp; "
-        "else ray)",
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="how ranks start, a registered launcher: ray (a Ray node per host, vLLM on the head), dp "
+        "(vLLM's own data parallel across hosts, no Ray), mp (one host), one a plugin adds, or auto (one host: mp; "
+        "MoE across hosts where Ray + expert parallel is broken: dp; the plugin row's published launcher; else "
+        "ray). The planner checks the name against the registry",
     )
     data_parallel_rpc_port: Port = Field(13345, description="dp launcher: the head's data-parallel RPC port")
     speculative: Literal["auto", "off"] = Field(

@@ -6,9 +6,9 @@ the plan's env file sourced; `container` = inside one long-running container per
 `docker exec`). The planner names both, with the reason (`plan` shows them); the
 steps, teardown, status and logs ask them for commands and never branch on which one it is.
 
-A new way to launch (vLLM data parallel without Ray) or a new place to run (a container per host)
-is a module here implementing `Launcher` or `Placement` (see `base.py`), registered in `LAUNCHERS`
-or `PLACEMENTS`, plus its tests.
+A new way to launch is a planning strategy in `toolkit.planner.launchers` (what each host runs)
+plus a `Launcher` here (the commands that start and stop it), registered in `LAUNCHERS`, or, from a
+plugin, the strategy's `launch` factory; a new place to run is a `Placement` in `PLACEMENTS`.
 """
 
 from __future__ import annotations
@@ -42,15 +42,20 @@ class Launch:
 
 def launch_for(plan: Plan) -> Launch:
     """The launcher and placement the plan chose."""
-    try:
-        placement = PLACEMENTS[plan.placement.value](plan)
-        launcher = LAUNCHERS[plan.launcher.value](plan, placement)
-    except KeyError as exc:
+    from toolkit.planner.launchers import by_name
+
+    name = str(plan.launcher.value)
+    strategy = by_name(name)
+    factory = LAUNCHERS.get(name) or getattr(strategy, "launch", None)
+    make_placement = PLACEMENTS.get(str(plan.placement.value))
+    if factory is None or make_placement is None:
         raise BadInput(
-            f"no launch implementation for {exc.args[0]!r}",
-            hint=f"launchers: {', '.join(LAUNCHERS)}; placements: {', '.join(PLACEMENTS)}",
-        ) from None
-    return Launch(launcher, placement)
+            f"no launch implementation for {name if factory is None else plan.placement.value!r}",
+            hint=f"launchers: {', '.join(LAUNCHERS)} and those plugins add (is the plugin that adds it loaded?); "
+            f"placements: {', '.join(PLACEMENTS)}",
+        )
+    placement = make_placement(plan)
+    return Launch(factory(plan, placement), placement)
 
 
 def not_needed(plan: Plan) -> dict[str, str]:

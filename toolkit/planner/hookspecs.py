@@ -4,6 +4,8 @@ starts with `ascend_deploy_` is an error (a typo would otherwise be ignored sile
 
 from __future__ import annotations
 
+from typing import Any
+
 import pluggy
 
 from toolkit.plugin_api import PROJECT, ModelInfo, ModelProfile, RuntimeProfile
@@ -27,3 +29,11 @@ def ascend_deploy_claims() -> list[str]:
 @hookspec
 def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
     """vLLM / vllm-ascend versions this plugin describes."""
+
+
+@hookspec
+def ascend_deploy_launchers() -> list[Any]:
+    """Launchers this plugin adds (`toolkit.planner.launchers.BaseLauncher` subclasses, instances):
+    each is chosen by `serve.launcher: NAME` (or by `auto` when its `auto` answers), plans its
+    hosts' processes, and carries `launch`, the factory `(plan, placement) -> toolkit.launch.Launcher`
+    that starts them. A built-in launcher's name cannot be taken."""

@@ -1,6 +1,7 @@
 """The planner's public names (kept stable for plugins, tests and the rest of the toolkit): the
 plan's types (`types.py`), the rules that make one (`rules.py`) and its JSON form (`serialize.py`)."""
 
+from toolkit.planner.launchers import ports_for
 from toolkit.planner.rules import (
     CHUNKED_BATCH_TOKENS,
     DEFAULT_MAX_SEQS,
@@ -27,7 +28,6 @@ from toolkit.planner.types import (
     Value,
     is_flag,
     paired_args,
-    ports_for,
     ray_temp_dir,
 )
 

@@ -131,6 +131,10 @@ class Plugins:
             hint=(f"did you mean '{guess}'? " if guess else "") + "known: " + ", ".join(names),
         )
 
+    def launchers(self) -> list[Any]:
+        """The launchers plugins add (already registered with the planner's launcher registry)."""
+        return [x for batch in self.pm.hook.ascend_deploy_launchers() for x in batch or []]
+
     # ------------------------------------------------------------------ listing
     def describe(self) -> list[PluginInfo]:
         infos = []
@@ -211,4 +215,29 @@ def load_plugins(folders: list[Path] | tuple[Path, ...] = (), *, entry_points: b
             if not path.name.startswith("_"):
                 _register(pm, _import_file(path), f"{folder.name}/{path.stem}", "inventory folder", str(path), sources)
     _check(pm, sources)
-    return Plugins(pm, sources)
+    plugins = Plugins(pm, sources)
+    _register_launchers(plugins)
+    return plugins
+
+
+def _register_launchers(plugins: Plugins) -> None:
+    """Plugins' launchers join the planner's registry; a built-in's name, or a launcher with no
+    name, `launch` factory or planning methods, is refused naming the plugin."""
+    from toolkit.planner import launchers
+
+    for impl in plugins.pm.hook.ascend_deploy_launchers.get_hookimpls():
+        where = plugins._sources.get(impl.plugin_name, ("", impl.plugin_name))[1]
+        found: list[Any] = list(cast(Any, impl.function()) or [])
+        for strategy in found:
+            name = getattr(strategy, "name", "")
+            if not name or not callable(getattr(strategy, "launch", None)) or not hasattr(strategy, "host_plans"):
+                raise BadInput(
+                    f"plugin {where}: launcher {name or strategy!r} lacks a name, planning methods or `launch`",
+                    hint="subclass toolkit.planner.launchers.BaseLauncher, set `name` and a `launch(plan, placement)`",
+                )
+            if name in launchers.BUILTIN:
+                raise BadInput(
+                    f"plugin {where}: launcher name {name!r} is a built-in launcher",
+                    hint=f"choose another name (built-in: {', '.join(launchers.BUILTIN)})",
+                )
+        launchers.register(found)

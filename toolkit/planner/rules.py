@@ -16,9 +16,11 @@ from typing import Any, Mapping
 
 from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory, ResolvedHost
+from toolkit.config.yamlsrc import did_you_mean
 from toolkit.facts.deploy import state_dir
-from toolkit.planner import checkpoint, memory
+from toolkit.planner import checkpoint, launchers, memory
 from toolkit.planner.container import ContainerPlan, image_version, plan_container
+from toolkit.planner.launchers import EXPERT_PARALLEL, ROW_ORDER, HostServe, LaunchStrategy, Situation
 from toolkit.planner.plugins import Plugins
 from toolkit.planner.types import (
     HCCL_BASE_PORT,
@@ -31,8 +33,6 @@ from toolkit.planner.types import (
     PortUse,
     Value,
     paired_args,
-    ports_for,
-    ray_temp_dir,
 )
 from toolkit.plugin_api import (
     DEVICE_CLASS,
@@ -85,8 +85,6 @@ MANAGED_FLAGS = {
     "--headless": "(every host but the head, launcher dp)",
     "--data-parallel-backend": "serve.launcher",
 }
-EXPERT_PARALLEL = "--enable-expert-parallel"
-LAUNCHER_CHOICES = ("ray", "dp", "mp")
 MANAGED_RAY_FLAGS = {
     "--head": "the head's role in hosts",
     "--address": "(the head's address)",
@@ -232,23 +230,14 @@ class _Planner:
             f"{_origin(self.inv, 'container')}: one {plan.name.value} per host from {plan.image.value}",
         )
 
-    def parallel(self, profile: ModelProfile, row: Row | None, launcher: str) -> tuple[Value, Value, Value]:
+    def parallel(self, sit: Situation, strategy: LaunchStrategy) -> tuple[Value, Value, Value]:
         hosts = self.inv.hosts
         total = self.total_devices
         s = self.serve
-        if launcher == "dp" and not s.pipeline_parallel_size and not (row is not None and row.devices == total):
-            per_node = max(len(h.devices) for h in hosts)
-            tp_v = (
-                Value(s.tensor_parallel_size, _origin(self.inv, "serve.tensor_parallel_size"))
-                if s.tensor_parallel_size
-                else Value(per_node, "rule for dp: TP = NPUs per node")
-            )
-            dp_v = (
-                Value(s.data_parallel_size, _origin(self.inv, "serve.data_parallel_size"))
-                if s.data_parallel_size
-                else Value(max(1, total // tp_v.value), "derived for dp: devices / TP (PP 1)")
-            )
-            return tp_v, Value(1, "launcher dp: no pipeline parallel"), dp_v
+        profile, row = sit.profile, sit.row
+        own = strategy.sizes(sit)
+        if own is not None:
+            return own
         if s.tensor_parallel_size or s.pipeline_parallel_size or s.data_parallel_size:
             dp = Value(s.data_parallel_size or 1, _origin(self.inv, "serve.data_parallel_size"))
             if s.tensor_parallel_size and s.pipeline_parallel_size:
@@ -276,11 +265,7 @@ class _Planner:
             return Value(tp, "derived: devices per DP rank, TP fills a node"), Value(pp, "derived"), dp
         counts = {len(h.devices) for h in hosts}
         if row is not None and self.row_lays_out(row, total):
-            where = f"plugin {profile.family} row {row.hardware}"
-            if launcher == "dp" and row.pp > 1:
-                relaid = f"{where}: its PP {row.pp} stages run as DP ranks (launcher dp has no PP)"
-                return Value(row.tp, where), Value(1, relaid), Value(row.pp * row.dp, relaid)
-            return Value(row.tp, where), Value(row.pp, where), Value(row.dp, where)
+            return strategy.row_sizes(row, f"plugin {profile.family} row {row.hardware}")
         if len(counts) > 1:
             self.issue(
                 "hosts[].devices",
@@ -335,7 +320,7 @@ class _Planner:
         row: Row | None,
         nic_auto: bool,
         planned: Mapping[str, Value],
-        launcher: str,
+        own: Mapping[str, Value],
     ) -> dict[str, Value]:
         env: dict[str, Value] = dict(planned)
         for key, value in profile.env.items():
@@ -355,18 +340,13 @@ class _Planner:
                 "GLOO_SOCKET_IFNAME": Value(nic_value, nic_origin),
                 "TP_SOCKET_IFNAME": Value(nic_value, nic_origin),
                 "HCCL_SOCKET_IFNAME": Value(nic_value, nic_origin),
-                "VLLM_HOST_IP": Value(
-                    host.address, "host address (= Ray node IP)" if launcher == "ray" else "host address"
-                ),
+                "VLLM_HOST_IP": Value(host.address, "host address"),
                 "ASCEND_RT_VISIBLE_DEVICES": Value(
                     ",".join(map(str, host.devices)), f"{self.inv.origins[host.name].get('devices', 'default')} devices"
                 ),
             }
         )
-        if launcher == "ray":
-            env["RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES"] = Value(
-                "1", "required: Ray must not rewrite the visible devices"
-            )
+        env.update(own)  # the launcher's own (Ray's node IP, its device rule)
         for key, value in host.env.items():
             level = self.inv.origins[host.name].get(f"env.{key}", "host")
             if key in PLANNED_ENV:
@@ -379,63 +359,55 @@ class _Planner:
             env[key] = Value(value, f"inventory {level} env")
         return env
 
-    def ray_argv(self, host: ResolvedHost, runtime: RuntimeProfile) -> tuple[str, ...]:
-        ray = self.spec.ray
-        head = self.inv.head
-        argv = ["ray", "start"]
-        if host.is_head:
-            argv += ["--head", "--port", str(ray.port)]
-        else:
-            argv += ["--address", f"{head.address}:{ray.port}"]
-        argv += [
-            "--node-ip-address",
-            host.address,
-            "--resources",
-            json.dumps({runtime.ray_resource: len(host.devices)}),
-        ]
-        if ray.num_cpus:
-            argv += ["--num-cpus", str(ray.num_cpus)]
-        if ray.object_store_memory:
-            argv += ["--object-store-memory", str(ray.object_store_memory)]
-        argv += ["--temp-dir", ray_temp_dir(self.inv.name), "--disable-usage-stats"]
-        if host.is_head:
-            argv += ["--include-dashboard=false"]
-        return tuple(argv + list(ray.extra_args))
-
     # -------------------------------------------------------------- decisions, in order
 
-    def launcher(self, m: _Model, runtime: RuntimeProfile) -> Value:
-        """How the ranks start: the user's `serve.launcher`, or (auto) mp on one host, dp for
-        expert parallel across hosts where the runtime lists Ray + EP as broken, the launcher the plugin
-        row's published recipe uses, else ray."""
-        hosts = len(self.inv.hosts)
-        ep = EXPERT_PARALLEL in self.ep_args(m)
+    def situation(self, m: _Model, runtime: RuntimeProfile) -> Situation:
+        """What every launcher decides from (the model, its row, expert parallel, the runtime)."""
+        return Situation(
+            inventory=self.inv,
+            runtime=runtime,
+            profile=m.profile,
+            row=m.row,
+            row_fits=m.row is not None and self.row_lays_out(m.row, self.total_devices),
+            expert_parallel=EXPERT_PARALLEL in self.ep_args(m),
+            origin=lambda key: _origin(self.inv, key),
+        )
+
+    def launcher(self, sit: Situation) -> tuple[Value, LaunchStrategy]:
+        """How the ranks start: the user's `serve.launcher`, or (auto) the first launcher, in their
+        `auto_order`, that claims this deployment (mp on one host, dp for expert parallel across hosts
+        where the runtime lists Ray + EP as broken), the launcher the plugin row's published recipe
+        runs, else the fallback (ray). The chosen launcher's refusals are the plan's issues."""
+        known = launchers.registry()
         asked = self.serve.launcher
-        if asked != "auto":
-            chosen = Value(asked, _origin(self.inv, "serve.launcher"))
-        elif hosts == 1:
-            chosen = Value("mp", "auto: one host: vLLM's multiprocessing executor, no Ray")
-        elif ep and runtime.ray_expert_parallel_broken:
-            chosen = Value(
-                "dp",
-                f"auto: expert parallel across {hosts} hosts, and {runtime.ray_expert_parallel_broken}: vLLM's own "
-                "data parallel, no Ray (vllm-ascend's multi-node recipes)",
-            )
-        elif m.row is not None and m.row.launcher and self.row_lays_out(m.row, self.total_devices):
-            chosen = Value(
-                m.row.launcher,
-                f"auto: plugin {m.profile.family} row {m.row.layout()}: the published recipe runs launcher "
-                f"{m.row.launcher}" + (f" ({m.row.source})" if m.row.source else ""),
-            )
-        else:
-            chosen = Value("ray", f"auto: {hosts} hosts: a Ray node per host, vLLM on the head (the seed's recipe)")
-        if chosen.value == "ray" and ep and runtime.ray_expert_parallel_broken and hosts > 1:
+        if asked != "auto" and asked not in known:
+            guess = did_you_mean(asked, list(known))
             self.issue(
                 "serve.launcher",
-                f"launcher ray with {EXPERT_PARALLEL}: {runtime.ray_expert_parallel_broken}",
-                "set serve.launcher: dp (or auto), as vllm-ascend's multi-node MoE recipes do",
+                f"{asked!r} is not a launcher",
+                (f"did you mean '{guess}'? " if guess else "") + f"launchers: auto, {', '.join(known)}",
             )
-        return chosen
+        chosen: Value | None = None
+        if asked != "auto" and asked in known:
+            chosen = Value(asked, _origin(self.inv, "serve.launcher"))
+        else:
+            row = sit.row
+            for strategy in sorted(known.values(), key=lambda x: x.auto_order):
+                if strategy.auto_order > ROW_ORDER and row is not None and row.launcher in known and sit.row_fits:
+                    chosen = Value(
+                        row.launcher,
+                        f"auto: plugin {sit.profile.family} row {row.layout()}: the published recipe runs launcher "
+                        f"{row.launcher}" + (f" ({row.source})" if row.source else ""),
+                    )
+                    break
+                reason = strategy.auto(sit)
+                if reason is not None:
+                    chosen = Value(strategy.name, reason)
+                    break
+        assert chosen is not None, "the fallback launcher (ray) always answers"
+        strategy = known[chosen.value]
+        self.issues += strategy.refusals(sit)
+        return chosen, strategy
 
     def speculative(self, m: _Model) -> tuple[Arg | None, int]:
         """The recipe's speculative decoding when the checkpoint has MTP layers (config.json
@@ -461,38 +433,6 @@ class _Planner:
 
     def ep_args(self, m: _Model) -> list[str]:
         return list(m.profile.extra_args) + list(m.row.extra_args if m.row else ()) + list(self.serve.extra_args)
-
-    def check_ranks(self, launcher: Value, tp: Value, pp: Value, dp: Value) -> None:
-        """dp: no PP, whole ranks on every host (devices = local ranks x TP), distinct ports."""
-        serve, ray_port = self.serve, self.spec.ray.port
-        if launcher.value == "dp":
-            if pp.value > 1:
-                self.issue(
-                    "serve.pipeline_parallel_size",
-                    f"launcher dp runs whole model replicas per DP rank: PP {pp.value} is not supported",
-                    "use TP inside a host and DP across hosts (PP 1), or serve.launcher: ray for PP across hosts",
-                )
-            for host in self.inv.hosts:
-                if len(host.devices) % tp.value:
-                    self.issue(
-                        f"hosts[{host.name}].devices",
-                        f"{host.name} has {len(host.devices)} devices, not a whole number of DP ranks of TP {tp.value}",
-                        f"give every host a multiple of {tp.value} devices, or change serve.tensor_parallel_size",
-                    )
-            ports = {"serve.port": serve.port, "serve.data_parallel_rpc_port": serve.data_parallel_rpc_port}
-        elif launcher.value == "ray":
-            ports = {"serve.port": serve.port, "ray.port": ray_port}
-        else:
-            ports = {}
-        seen: dict[int, str] = {}
-        for field_, port in ports.items():
-            if port in seen:
-                self.issue(
-                    field_,
-                    f"port {port} is also {seen[port]}: two services cannot bind one port",
-                    "give the API, the DP RPC port and Ray's port different numbers",
-                )
-            seen.setdefault(port, field_)
 
     def timeouts(self, mem: MemoryPlan | None, hosts: int) -> dict[str, Value]:
         """Start-up timeouts sized to the job: vLLM's 600 s engine wait and HCCL's 120 s connect
@@ -578,7 +518,9 @@ class _Planner:
                 return candidate
         return row
 
-    def parallelism(self, m: _Model, kind: str, device_class: str, launcher: Value) -> tuple[Value, Value, Value]:
+    def parallelism(
+        self, m: _Model, kind: str, device_class: str, sit: Situation, strategy: LaunchStrategy
+    ) -> tuple[Value, Value, Value]:
         """TP x PP x DP, checked against the devices, the heads and the layers."""
         hosts = self.inv.hosts
         total = self.total_devices
@@ -588,7 +530,7 @@ class _Planner:
                 f"{kind} cannot span hosts (no RoCE between cards) but the inventory lists {len(hosts)} hosts",
                 "serve from one host (Atlas 300I Duo is single-node only)",
             )
-        tp, pp, dp = self.parallel(m.profile, m.row, launcher.value)
+        tp, pp, dp = self.parallel(sit, strategy)
         if tp.value * pp.value * dp.value != total:
             self.issue(
                 "serve.tensor_parallel_size",
@@ -698,7 +640,8 @@ class _Planner:
         sizes: tuple[Value, Value, bool],
         util: Value,
         dtype: Value,
-        launcher: Value,
+        sit: Situation,
+        strategy: LaunchStrategy,
     ) -> list[Arg]:
         """The server's flags, each with its origin; the plugin's and the user's pass-through last."""
         tp, pp, dp = parallel
@@ -722,19 +665,8 @@ class _Planner:
         ]
         if dp.value > 1:
             args.append(Arg("--data-parallel-size", dp.value, dp.origin))
-            if launcher.value == "ray" and len(self.inv.hosts) > 1:
-                args.append(Arg("--data-parallel-backend", "ray", backend.origin))
-            if launcher.value == "dp" and len(self.inv.hosts) > 1:
-                head = self.inv.head
-                args += [
-                    Arg("--data-parallel-address", head.address, f"the head {head.name}'s address (rank 0)"),
-                    Arg(
-                        "--data-parallel-rpc-port",
-                        self.serve.data_parallel_rpc_port,
-                        _origin(self.inv, "serve.data_parallel_rpc_port"),
-                    ),
-                ]
-        if launcher.value != "dp":  # dp: each rank's own default executor, as the recipes run it
+            args += strategy.dp_args(sit, backend)
+        if strategy.passes_backend():
             args.append(Arg("--distributed-executor-backend", backend.value, backend.origin))
         args += [
             Arg("--max-model-len", max_len.value, max_len.origin),
@@ -798,41 +730,25 @@ class _Planner:
     def host_plans(
         self,
         m: _Model,
-        runtime: RuntimeProfile,
-        launcher: Value,
+        sit: Situation,
+        strategy: LaunchStrategy,
         tp: Value,
         args: list[Arg],
         planned_env: Mapping[str, Value],
     ) -> tuple[HostPlan, ...]:
-        """Per host: its environment, and its Ray node (ray) or its own vLLM process (dp, mp)."""
-        plans = []
-        first_rank = 0
-        for host in self.inv.hosts:
-            auto = host.nic == "auto"
-            env = self.host_env(host, m.profile, m.row, auto, planned_env, launcher.value)
-            common = (host.name, host.address, host.role, host.devices, None if auto else host.nic, env)
-            if launcher.value == "ray":
-                plans.append(HostPlan(*common, self.ray_argv(host, runtime)))
-                continue
-            local = max(1, len(host.devices) // tp.value)
-            rank_args: list[Arg] = []
-            if launcher.value == "dp" and len(self.inv.hosts) > 1:
-                rank_args.append(
-                    Arg("--data-parallel-size-local", local, f"{len(host.devices)} devices / TP {tp.value}")
-                )
-                if not host.is_head:
-                    rank_args += [
-                        Arg("--data-parallel-start-rank", first_rank, "ranks before this host's"),
-                        Arg("--headless", None, "a worker host: engines only, the head serves the API"),
-                    ]
-            argv = [*runtime.serve_argv, self.spec.model.path if self.spec.model else ""]
-            for arg in args + rank_args:
-                if arg.flag != "--model":
-                    argv += arg.argv()
-            ranks = tuple(range(first_rank, first_rank + local)) if launcher.value == "dp" else ()
-            plans.append(HostPlan(*common, (), tuple(argv), tuple(rank_args), ranks))
-            first_rank += local
-        return tuple(plans)
+        """Per host: its environment, and what the launcher runs there (a Ray node, its own server)."""
+        hosts = [
+            HostServe(
+                host,
+                self.host_env(host, m.profile, m.row, host.nic == "auto", planned_env, strategy.host_env(sit, host)),
+            )
+            for host in self.inv.hosts
+        ]
+        argv = [*sit.runtime.serve_argv, self.spec.model.path if self.spec.model else ""]
+        for arg in args:
+            if arg.flag != "--model":
+                argv += arg.argv()
+        return strategy.host_plans(sit, hosts, tp, argv)
 
     # -------------------------------------------------------------- whole plan
 
@@ -852,9 +768,10 @@ class _Planner:
         kind, device_class, hardware = self.hardware()
         container, placement = self.container(kind, device_class, runtime)
         m = self.model(device_class)
-        launcher = self.launcher(m, runtime)
-        tp, pp, dp = self.parallelism(m, kind, device_class, launcher)
-        self.check_ranks(launcher, tp, pp, dp)
+        sit = self.situation(m, runtime)
+        launcher, strategy = self.launcher(sit)
+        tp, pp, dp = self.parallelism(m, kind, device_class, sit, strategy)
+        self.issues += strategy.rank_checks(sit, tp, pp, dp)
         max_len, batched, chunked = self.length_and_batching(m, runtime)
         util = Value(
             self.serve.gpu_memory_utilization or DEFAULT_UTILIZATION,
@@ -879,16 +796,9 @@ class _Planner:
             m.info.name,
             _origin(self.inv, "model.served_name") if self.spec.model.served_name else "default: model directory name",
         )
-        if launcher.value == "ray" and len(hosts) > 1:
-            backend = Value("ray", f"launcher ray on {len(hosts)} hosts: ray backend")
-        elif launcher.value == "ray":
-            backend = Value("mp", "1 host: mp backend (Ray runs, vLLM's workers are local processes)")
-        elif launcher.value == "dp":
-            backend = Value("mp", "launcher dp: each rank's own executor inside its host (vLLM's default, not passed)")
-        else:
-            backend = Value("mp", "launcher mp: vLLM's worker processes on this host")
+        backend = strategy.backend(sit)
         args = self.vllm_args(
-            m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype, launcher
+            m, runtime, served, (tp, pp, dp), backend, (max_len, batched, chunked), util, dtype, sit, strategy
         )
         if spec_arg is not None:
             args.append(spec_arg)
@@ -899,7 +809,7 @@ class _Planner:
             api_key = f"local ${self.serve.api_key_env}"
         elif self.serve.api_key_file:
             api_key = f"local file {self.serve.api_key_file}"
-        host_plans = self.host_plans(m, runtime, launcher, tp, args, planned_env)
+        host_plans = self.host_plans(m, sit, strategy, tp, args, planned_env)
         ready = self.ready_timeout(host_plans[0].env if host_plans else {})
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)
@@ -932,7 +842,7 @@ class _Planner:
             probe_url=_probe_url(self.inv),
             launcher=launcher,
             ready_timeout=ready,
-            dp_rpc_port=self.serve.data_parallel_rpc_port if launcher.value == "dp" else None,
+            dp_rpc_port=strategy.dp_rpc_port(self.inv),
             ports=inventory_ports(self.inv, str(launcher.value)),
             placement=placement,
             container=container,
@@ -1005,13 +915,7 @@ def inventory_ports(inventory: Inventory, launcher: str) -> tuple[PortUse, ...]:
     `launcher` 'auto' (the plan unknown) counts both Ray's and the DP RPC port."""
     given = inventory.head.env.get("HCCL_IF_BASE_PORT", "")
     base = int(given) if given.isdigit() else HCCL_BASE_PORT
-    serve, ray = inventory.spec.serve, inventory.spec.ray.port
-    kinds = ("ray", "dp") if launcher == "auto" else (launcher,)
-    uses: dict[str, PortUse] = {}
-    for kind in kinds:
-        for use in ports_for(kind, serve.port, ray, serve.data_parallel_rpc_port, base):
-            uses.setdefault(use.what, use)
-    return tuple(uses.values())
+    return launchers.ports_for(launcher, inventory, base)
 
 
 def make_plan(

@@ -130,20 +130,6 @@ HCCL_BASE_PORT = 60000
 HCCL_PORTS_PER_HOST = 16
 
 
-def ports_for(launcher: str, api: int, ray: int, dp_rpc: int, hccl_base: int = HCCL_BASE_PORT) -> tuple[PortUse, ...]:
-    """The ports a launcher binds: the API always, Ray's for ray, the DP RPC port for dp, and
-    HCCL's base range for the collectives."""
-    uses = [PortUse("the vLLM API", api, api, "serve.port")]
-    if launcher == "ray":
-        uses.append(PortUse("Ray's GCS", ray, ray, "ray.port"))
-    if launcher == "dp":
-        uses.append(PortUse("the data-parallel RPC port", dp_rpc, dp_rpc, "serve.data_parallel_rpc_port"))
-    uses.append(
-        PortUse("HCCL's base port range", hccl_base, hccl_base + HCCL_PORTS_PER_HOST - 1, "env.HCCL_IF_BASE_PORT")
-    )
-    return tuple(uses)
-
-
 @dataclass(frozen=True)
 class HostPlan:
     name: str
