@@ -187,6 +187,26 @@ def inventory(
     return load_inventory(path, sets or [])
 
 
+def recipe_inventory(recipe: dict[str, Any], folder: Path) -> Path:
+    """The inventory a published recipe (tests/unit/recipes/*.yaml) is planned from, with its config.json."""
+    shutil.copy(MODELS / f"{recipe['config']}.json", folder / "config.json")
+    if recipe.get("description"):  # the checkpoint's ModelSlim description marks its quantization
+        (folder / "quant_model_description.json").write_text(json.dumps({"model_quant_type": recipe["description"]}))
+    data = {
+        "cluster": "recipe",
+        "hardware": recipe["hardware"],
+        "defaults": {"devices": list(range(recipe["devices"])), "nic": "eth0"},
+        "hosts": [
+            {"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})}
+            for i in range(recipe["hosts"])
+        ],
+        "model": {"path": recipe["path"], "config": "config.json"},
+        "serve": recipe["serve"],
+    }
+    (folder / "inv.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder / "inv.yaml"
+
+
 # ---------------------------------------------------------------- a fake cluster for the steps
 
 
@@ -208,6 +228,7 @@ class Host:
     key_sha: str | None = None
     launch_fails: bool = False
     engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
+    record: str | None = None  # the deployment record file (the head's), as written
     ops: list[str] = field(default_factory=list)
 
 
@@ -217,6 +238,12 @@ class Cluster:
     def __init__(self, inv: Any) -> None:
         self.hosts = {h.name: Host(h.name, h.address) for h in inv.hosts}
         self.env_content: dict[str, str] = {}
+        self.connections: dict[str, Any] = {}  # host -> its FakeConnection (what arrived on stdin)
+
+    def factory(self, open_errors: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """A connection factory answered by this cluster (what arrives on stdin is kept for `apply`)."""
+        connect, self.connections = fake_factory(self, open_errors)
+        return connect, self.connections
 
     def state_lines(self, h: Host) -> str:
         lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
@@ -258,6 +285,7 @@ class Cluster:
                     "files": "",
                     "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
                     "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
+                    "deploy_record": f"present\n{h.record}" if h.record is not None else "absent",
                 }.get(fact, "")
                 out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
             return 0, "\n".join(out) + "\n", ""
@@ -303,11 +331,13 @@ class Cluster:
             h.env_sha = "written"
         if "api-key.tmp" in command:
             h.key_sha = "written"
+        if "deployed.json.tmp" in command:
+            h.record = self.connections[h.name].stdins[-1]
         return 0, "", ""
 
 
 def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     with Executor(inv.hosts, connect=connect) as ex:
         return run_playbook(
             load_playbook(book), inv, ex, shared=Shared(plan=plan, api_key=key), not_needed=not_needed(plan)

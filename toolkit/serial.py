@@ -48,3 +48,38 @@ def plain(value: Any) -> Any:
     if callable(to_dict) and not isinstance(value, type):
         return to_dict()
     return value
+
+
+def restore(cls: Any, data: Any) -> Any:
+    """`plain`'s inverse for plain-data dataclasses (a record read back): `data` rebuilt as `cls`, lists
+    as the tuples the type names, nested dataclasses, mappings and optionals by the field types. Keys
+    that are not fields (a document's extra views) are ignored."""
+    import collections.abc
+    import types
+    import typing
+    from dataclasses import MISSING
+
+    origin = typing.get_origin(cls)
+    args = typing.get_args(cls)
+    if data is None or cls is Any:
+        return data
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        return restore(kinds[0], data) if len(kinds) == 1 else data
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(restore(args[0], v) for v in data)
+        return tuple(restore(a, v) for a, v in zip(args, data))
+    if origin in (dict, collections.abc.Mapping) or cls is dict:
+        value_type = args[1] if len(args) == 2 else Any
+        return {k: restore(value_type, v) for k, v in data.items()}
+    if isinstance(cls, type) and is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        given = {}
+        for f in fields(cls):
+            if f.name in data:
+                given[f.name] = restore(hints[f.name], data[f.name])
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{cls.__name__}: {f.name} is missing")
+        return cls(**given)
+    return data

@@ -71,7 +71,7 @@ def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down_then_dp_ranks(lab: S
     inv = str(lab.inventory)
     code, planned, err = run(lab, "plan", inv, *TP2)
     plan = planned["plan"]
-    assert code == 0 and plan["launch"]["runtime"]["value"] == "container", err
+    assert code == 0 and plan["launch"]["placement"]["value"] == "container", err
     assert plan["container"]["image"]["value"].startswith("localhost/ascend-sim/vllm-ascend:")
 
     code, data, err = run(lab, "up", inv, *TP2)

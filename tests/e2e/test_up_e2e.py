@@ -107,6 +107,11 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     assert all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
     head = rows[f"{NAME}-1"]
     assert head["health"] == 200 and head["models"] == ["tiny-llama"] and head["ray_nodes"] == 2 and head["vllm_pid"]
+    deployed = status["deployed"]  # the head's record of what `up` applied, compared with the inventory
+    assert deployed["matches_inventory"] is True and deployed["launcher"] == "ray" and deployed["history"] == 0, (
+        deployed
+    )
+    assert deployed["plan_sha256"] and deployed["tool"].startswith("ascend-deploy "), deployed
     # an inventory that no longer plans (3 ranks on 2 NPUs) still answers what runs, with the problem as a note
     code, loose, err = run(lab, "status", inv, "--set", "serve.tensor_parallel_size=3")
     assert code == 0 and "plan is not valid" in loose["notes"][0], (loose, err[-2000:])
@@ -196,6 +201,12 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         assert KEY not in r.stdout + r.stderr, args
     code, status, err = run(lab, "status", inv, *serve, key=True)
     assert code == 0 and status["hosts"][0]["models"] == ["tiny-llama"], err
+    assert status["deployed"]["matches_inventory"] is True and status["deployed"]["history"] == 1, status["deployed"]
+    # the inventory without the serve change plans something else than what runs: status says which flag
+    code, older, err = run(lab, "status", inv, *TP2, key=True)
+    assert code == 0 and older["deployed"]["matches_inventory"] is False, older["deployed"]
+    assert "vllm --max-num-seqs: 32 -> 256" in older["deployed"]["differences"], older["deployed"]
+    assert any("--max-num-seqs" in note for note in older["notes"]), older["notes"]
 
     code, tails, err = run(lab, "logs", inv, "--tail", "5")
     assert code == 0 and any(

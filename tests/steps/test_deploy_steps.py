@@ -57,6 +57,7 @@ def test_rerun_on_a_healthy_cluster_changes_nothing(setup: tuple[Any, Cluster, A
         "ray-ready": {"ok"},
         "vllm": {"unchanged"},
         "ready": {"ok"},
+        "record": {"unchanged"},
     }, statuses  # verification stages pass, change stages stay
 
 
@@ -67,7 +68,7 @@ def test_serve_change_restarts_only_vllm(setup: tuple[Any, Cluster, Any], tmp_pa
     inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2, "max_num_seqs": 8})
     report = run(inv2, cluster, api.plan(inv2))
     done = ops(report)
-    assert set(done) == {"vllm"}
+    assert set(done) == {"vllm", "record"}  # and the head's record says what runs now
     assert done["vllm"][0] == "n0: stop the running vLLM (serve settings changed)"
 
 
@@ -139,7 +140,7 @@ def test_failed_up_resumes_where_it_stopped(setup: tuple[Any, Cluster, Any]) -> 
 
 def test_api_key_travels_only_on_stdin(setup: tuple[Any, Cluster, Any]) -> None:
     inv, cluster, plan = setup
-    connect, made = fake_factory(cluster)
+    connect, made = cluster.factory()
     with Executor(inv.hosts, connect=connect) as ex:
         report = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan, api_key="sk-secret-123"))
     assert report.ok
@@ -192,7 +193,7 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
 def test_check_mode_lists_what_would_run_and_changes_nothing(setup: tuple[Any, Cluster, Any]) -> None:
 
     inv, cluster, plan = setup
-    connect, made = fake_factory(cluster)
+    connect, made = cluster.factory()
     report = api.up(inv, api.Options(check=True), skip_preflight=True, connect=connect)
     assert report.ok and report.changed
     would = [op.description for s in report.run.stages for h in s.hosts.values() for op in h.ops if not op.ran]
@@ -219,7 +220,7 @@ def test_noop_up_checks_models_but_sends_no_test_requests(setup: tuple[Any, Clus
 def test_run_command_gives_deploy_playbooks_the_plan(setup: tuple[Any, Cluster, Any]) -> None:
     """`ascend-deploy run up INVENTORY` works like up's stages (no KeyError on the plan)."""
     inv, cluster, _ = setup
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     report = api.run("up", inv, api.Options(), connect=connect)
     assert report.ok and any(h.status == "changed" for s in report.stages for h in s.hosts.values())
 
@@ -237,7 +238,7 @@ def _snapshot(ok: bool, nodes: dict[str, int]) -> Any:
 
 
 def run_with_snapshot(inv: Any, cluster: Cluster, plan: Any, snapshot: Any) -> RunReport:
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     with Executor(inv.hosts, connect=connect) as ex:
         return run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan, ray_snapshot=snapshot))
 
@@ -284,7 +285,7 @@ def test_unknown_tags_are_refused_before_anything_runs(setup: tuple[Any, Cluster
         and "'vlm'" in err.value.message
         and "did you mean 'vllm'" in err.value.message
     )
-    assert "env, ray, verify, vllm" in (err.value.hint or "")
+    assert "env, ray, record, verify, vllm" in (err.value.hint or "")
     check_tags(load_playbook("up"), {"ray"}, {"vllm"})  # known tags pass
 
 
@@ -296,7 +297,7 @@ def test_logs_out_folder_is_created_or_refused_before_connecting(
     inv, cluster, plan = setup
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    connect, made = fake_factory(cluster, open_errors={h.name: ConnectError(h.name, "down") for h in inv.hosts})
+    connect, made = cluster.factory(open_errors={h.name: ConnectError(h.name, "down") for h in inv.hosts})
     with pytest.raises(BadInput) as err:
         api.logs(inv, api.Options(), out_dir=not_a_folder / "sub", connect=connect)
     assert "--out" in err.value.message and made == {}  # refused before any connection
@@ -324,7 +325,7 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(
     monkeypatch.setattr(render, "out", Console(file=summary, width=200))
     progress = render.Progress(verbose=False, enabled=True)
     assert not progress.enabled  # StringIO is no terminal: a log, not a live table
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     with progress, Executor(inv.hosts, connect=connect, emit=progress) as ex:
         report = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan))
     assert report.ok
@@ -375,7 +376,7 @@ def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Clu
     bad = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 3})
     with pytest.raises(PlanInvalid):
         api.plan(bad)
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     report = api.status(bad, api.Options(), connect=connect)
     rows = {r["host"]: r for r in report.hosts}
     assert set(rows) == {"n0", "n1"} and all(r["ray_node"] and r["npu"] == 1 for r in rows.values())
@@ -408,7 +409,7 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
     inv, cluster, plan = setup
 
     def run_renamed(p: Any, snapshot: Any = None) -> RunReport:
-        connect, _ = fake_factory(cluster)
+        connect, _ = cluster.factory()
         with Executor(inv.hosts, connect=connect) as ex:
             return run_playbook(
                 load_playbook(str(renamed)),
@@ -426,6 +427,7 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
         "my-ydaer-yar",
         "my-mllv",
         "my-ydaer",
+        "my-drocer",
     }
     summary = UpReport(str(inv.path), plan, run=first)
     assert (
@@ -441,7 +443,7 @@ def test_renamed_stages_keep_restart_detection_and_the_summary(setup: tuple[Any,
     assert UpReport(str(inv.path), plan, run=again).answers == {"models": ["Qwen2.5-7B-Instruct"]}  # no test requests
     inv2 = inventory(tmp_path, "Qwen2.5-7B-Instruct", devices=[0], serve={"tensor_parallel_size": 2, "max_num_seqs": 8})
     changed = ops(run_renamed(api.plan(inv2)))
-    assert set(changed) == {"my-mllv"} and any("start vLLM" in o for o in changed["my-mllv"])
+    assert set(changed) == {"my-mllv", "my-drocer"} and any("start vLLM" in o for o in changed["my-mllv"])
     cluster.hosts["n0"].raylet = cluster.hosts["n0"].gcs = False  # the head died: the workers rejoin
     rejoin = ops(run_renamed(api.plan(inv2)))
     assert any("the head restarted" in o for o in rejoin["my-srekrow-yar"]) and any(
@@ -458,7 +460,7 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
     from toolkit.planner.plan import plan_to_dict
 
     inv, cluster, plan = setup
-    connect, _ = fake_factory(cluster)
+    connect, _ = cluster.factory()
     with Executor(inv.hosts, connect=connect) as ex:
         run = run_playbook(load_playbook("up"), inv, ex, shared=Shared(plan=plan))
     up = json.loads(json.dumps(UpReport(str(inv.path), plan, run=run, duration=1.23456).to_dict()))
@@ -484,6 +486,7 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
         "endpoint": plan.endpoint,
         "served_model": plan.served_name.value,
         "duration": 0.5,
+        "deployed": None,
         "hosts": [row],
         "notes": ["n"],
         "metrics": None,
@@ -499,7 +502,7 @@ def test_one_cluster_object_runs_up_status_and_down(setup: Any) -> None:
     from toolkit.engine.executor import EventKind
 
     inv, cluster, plan = setup
-    connect, made = fake_factory(cluster)
+    connect, made = cluster.factory()
     events: list[Any] = []
     run = api.Cluster.open(inv.path, api.Options(), emit=events.append, connect=connect)
     assert [h.name for h in run.inventory.hosts] == ["n0", "n1"] and run.plan().served_name == plan.served_name

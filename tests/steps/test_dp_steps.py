@@ -30,7 +30,7 @@ def test_first_up_starts_the_workers_then_the_head_and_no_ray(setup: Any) -> Non
     report = run(inv, cluster, plan, key="sk-1", book="up-dp")
     assert report.ok, report.to_dict()
     done = ops(report)
-    assert [s.name for s in report.stages] == ["env", "ranks", "stop-ranks", "workers", "vllm", "ready"]
+    assert [s.name for s in report.stages] == ["env", "ranks", "stop-ranks", "workers", "vllm", "ready", "record"]
     assert done["workers"][0].startswith("n1: start vLLM dp rank(s) 1 (headless, TP 1)")
     assert done["vllm"][0].startswith("n0: start vLLM dp rank(s) 0 (API server, TP 1)")
     worker = next(c for c in cluster.hosts["n1"].ops if "setsid nohup" in c)

@@ -263,7 +263,12 @@ def test_extra_args_pair_each_flag_with_its_value(tmp_path: Path) -> None:
     }
     assert p.vllm_argv()[-6:] == extra["extra_args"]
     shown = plan_to_dict(p)["vllm"]["args"]
-    assert {"flag": "--structured-outputs-config", "value": config, "from": "inventory serve.extra_args"} in shown
+    assert {
+        "flag": "--structured-outputs-config",
+        "value": config,
+        "from": "inventory serve.extra_args",
+        "inline": False,
+    } in (shown)
     assert not any(a["flag"].startswith("{") for a in shown)
     out = cli("plan", str(tmp_path / "inv.yaml"))
     row = next(line for line in out.stdout.splitlines() if line.startswith("--structured-outputs-config"))

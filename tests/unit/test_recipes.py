@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import MODELS
+from tests.helpers import recipe_inventory
 from toolkit import api
 from toolkit.config.loader import load_inventory
 
@@ -62,31 +61,12 @@ def flags(argv: list[str]) -> dict[str, Any]:
     return out
 
 
-def inventory(recipe: dict[str, Any], folder: Path) -> Path:
-    shutil.copy(MODELS / f"{recipe['config']}.json", folder / "config.json")
-    if recipe.get("description"):  # the checkpoint's ModelSlim description marks its quantization
-        (folder / "quant_model_description.json").write_text(json.dumps({"model_quant_type": recipe["description"]}))
-    data = {
-        "cluster": "recipe",
-        "hardware": recipe["hardware"],
-        "defaults": {"devices": list(range(recipe["devices"])), "nic": "eth0"},
-        "hosts": [
-            {"name": f"n{i}", "address": f"10.0.0.{i + 1}", **({"role": "head"} if i == 0 else {})}
-            for i in range(recipe["hosts"])
-        ],
-        "model": {"path": recipe["path"], "config": "config.json"},
-        "serve": recipe["serve"],
-    }
-    (folder / "inv.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return folder / "inv.yaml"
-
-
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_the_plan_equals_the_published_recipe_per_node(path: Path, tmp_path: Path) -> None:
     recipe = yaml.safe_load(path.read_text())
     assert "@" in recipe["source"] and len(recipe["nodes"]) == recipe["hosts"]
     kept = recipe.get("kept") or {}
-    p = api.plan(load_inventory(inventory(recipe, tmp_path), []))
+    p = api.plan(load_inventory(recipe_inventory(recipe, tmp_path), []))
     for index, (node, host) in enumerate(zip(recipe["nodes"], p.hosts)):
         words = {
             "$local_ip": host.address,

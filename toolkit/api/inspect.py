@@ -1,4 +1,6 @@
-"""`status`: what runs on each host now (Ray, vLLM, health, models), in one round trip per host."""
+"""`status`: what runs on each host now (Ray, vLLM, health, models), in one round trip per host,
+looked at through the plan that was deployed (the head's record) when there is one, and compared
+with what the inventory plans now."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import time
 from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
+from toolkit.api.deployed import SHOWN
 from toolkit.api.reports import StatusReport
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
@@ -26,10 +29,30 @@ def status(
     connect: ConnectFn | None = None,
 ) -> StatusReport:
     """What runs on each host now; with `metrics`, the server's load per model from /metrics."""
+    from toolkit.api.deployed import compare, read_record, recorded_plan
+
     started = time.monotonic()
-    plan, notes = plan_or_observation(inventory)
     params = {"status_probe": {"metrics": True}} if metrics else None
+    deployed = None
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
+        record, problem = read_record(executor, inventory)
+        running = recorded_plan(record) if record is not None else None
+        if record is not None and running is not None:
+            plan, notes = running, []
+            deployed = compare(record, inventory, executor)
+            if not deployed.matches_inventory:
+                notes.append(
+                    f"the inventory now plans something other than what was deployed {deployed.deployed_at} (shown "
+                    f"here as deployed): {'; '.join(deployed.differences[:SHOWN])}"
+                    + (f"; and {len(deployed.differences) - SHOWN} more" if len(deployed.differences) > SHOWN else "")
+                    + " (`ascend-deploy up` applies the inventory)"
+                )
+        else:
+            plan, notes = plan_or_observation(inventory)
+            if record is not None and record.current is not None:
+                notes.append("the deployment record's plan could not be read back: shown from the inventory")
+        if problem:
+            notes.append(problem)
         run = run_playbook(load_playbook("status"), inventory, executor, shared=Shared(plan=plan), params=params)
     stage = run.stages[0]
     head = stage.hosts.get(plan.head.name)
@@ -71,7 +94,7 @@ def status(
                 engines_planned=plan.dp.value if isinstance(plan.dp.value, int) else None,
             )
         rows.append(row)
-    report = StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes)
+    report = StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes, deployed=deployed)
     if metrics:
         loads = head.data.get("metrics") if head and head.status != HostStatus.FAILED else None
         report.metrics = as_rows(loads)

@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolkit.api.deployed import Deployed
 from toolkit.client.benchmark import Point, Search, Verdict
 from toolkit.engine.lock import Held
 from toolkit.engine.runner import HostStatus, RunReport
@@ -205,9 +206,21 @@ class StatusReport(PlanFacing):
     duration: float = 0.0
     notes: list[str] = field(default_factory=list)
     metrics: list[dict[str, Any]] | None = None  # `status --metrics`: per served model
+    #: the head's deployment record compared with the inventory (None: nothing recorded runs)
+    deployed: Deployed | None = None
 
-    __json_extra__ = ("ok", "inventory", "endpoint", "served_model", "duration", "hosts", "notes", "metrics")
-    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics")
+    __json_extra__ = (
+        "ok",
+        "inventory",
+        "endpoint",
+        "served_model",
+        "duration",
+        "deployed",
+        "hosts",
+        "notes",
+        "metrics",
+    )
+    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics", "deployed")
     __json_round__ = {"duration": 3}
 
     @property

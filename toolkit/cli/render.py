@@ -560,6 +560,17 @@ def _uptime(seconds: Any) -> str:
 
 def render_status(report: StatusReport) -> None:
     _notes(report.notes)
+    d = report.deployed
+    if d is not None:
+        same = _mark(
+            d.matches_inventory, "matches the inventory" if d.matches_inventory else "differs from the inventory"
+        )
+        out.print(
+            Text(f"deployed {d.deployed_at} by {d.tool}: plan {d.plan_sha256[:12]}, launcher {d.launcher}, ")
+            + Text(f"placement {d.placement}; ")
+            + same
+            + Text(f" ({d.history} earlier kept)" if d.history else "")
+        )
     table = Table(box=None, pad_edge=False, header_style="dim")
     for col in ("host", "role", "address", "reachable", "node", "NPU", "vLLM pid", "uptime", "health", "models"):
         table.add_column(col)

@@ -67,6 +67,11 @@ class Paths:
         return f"{self.dir}/ray-start.log"
 
     @property
+    def record(self) -> str:
+        """The deployment record (head only): the applied plan, the inventory, and the history."""
+        return f"{self.dir}/deployed.json"
+
+    @property
     def engine(self) -> str:
         """The container engine `up` found on this host (container runtime, engine auto)."""
         return f"{self.dir}/container-engine"

@@ -1,12 +1,18 @@
-"""The plan as `--json` prints it: every value with its origin, plus the exact commands."""
+"""The plan as `--json` prints it (every value with its origin, plus the exact commands), and back:
+`plan_from_dict(plan_to_dict(plan)) == plan`, so the deployment record on the head (the applied
+plan) rebuilds the plan that runs, whatever the inventory says now."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from toolkit.planner.types import Plan, Value
-from toolkit.plugin_api import Row
-from toolkit.serial import plain
+from toolkit.planner import memory
+from toolkit.planner.types import Arg, ContainerPlan, HostPlan, MemoryPlan, Plan, PortUse, RunArg, Value
+from toolkit.plugin_api import Row, RuntimeProfile
+from toolkit.serial import plain, restore
+
+#: keys a row's document adds to its fields (not read back)
+_ROW_VIEWS = ("layout", "set")
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -31,6 +37,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "min_devices": plan.memory.min_devices,
             "max_model_len_that_fits": plan.memory.max_len_fits,
         }
+    args = [{"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in plan.vllm_args]
     return {
         "cluster": plan.cluster,
         "hardware": v(plan.hardware),
@@ -47,7 +54,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "quantization": v(plan.quantization),
             "alternatives": [{**plain(r), "layout": r.layout(), "set": pick_with(r)} for r in plan.alternatives],
         },
-        "launch": {"launcher": v(plan.launcher), "runtime": v(plan.placement)},
+        "launch": {"launcher": v(plan.launcher), "placement": v(plan.placement)},
         "parallel": {
             "tp": v(plan.tp),
             "pp": v(plan.pp),
@@ -68,7 +75,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "server_command": h.server_command,
                 "server_argv": list(h.server_argv),
                 "ranks": list(h.ranks),
-                "rank_args": [{"flag": a.flag, "value": a.value, "from": a.origin} for a in h.rank_args],
+                "rank_args": [
+                    {"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in h.rank_args
+                ],
             }
             for h in plan.hosts
         ],
@@ -76,12 +85,17 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "host": plan.head.name,
             "command": plan.vllm_command,
             "argv": plan.vllm_argv(),
-            "args": [{"flag": a.flag, "value": a.value, "from": a.origin} for a in plan.vllm_args],
+            "args": args,
             "api_key": plan.api_key,
+            "api_key_env": plan.api_key_env,
+            "api_key_file": plan.api_key_file,
+            "probe_url": plan.probe_url,
             "endpoint": plan.endpoint,
             "ready_timeout": v(plan.ready_timeout),
             "dp_rpc_port": plan.dp_rpc_port,
         },
+        "ray_port": plan.ray_port,
+        "ports": [plain(u) for u in plan.ports],
         "memory": mem,
         "container": container_to_dict(plan),
         "notes": list(plan.notes),
@@ -103,6 +117,7 @@ def container_to_dict(plan: Plan) -> dict[str, Any] | None:
         "name": v(c.name),
         "args": [{"what": a.what, "argv": list(a.argv), "from": a.origin} for a in c.args],
         "setup": list(c.setup),
+        "state_dir": c.state_dir,
         "run_argv": list(c.run_argv),
         "hash": c.config_hash,
     }
@@ -115,3 +130,94 @@ def pick_with(row: Row) -> str:
     if row.launcher:
         sets.append(f"serve.launcher={row.launcher}")
     return " ".join(f"--set {x}" for x in sets)
+
+
+def _value(d: dict[str, Any]) -> Value:
+    return Value(d["value"], d["from"])
+
+
+def _args(items: list[dict[str, Any]]) -> tuple[Arg, ...]:
+    return tuple(Arg(a["flag"], a["value"], a["from"], bool(a.get("inline", False))) for a in items)
+
+
+def _row(d: dict[str, Any] | None) -> Row | None:
+    return None if d is None else restore(Row, {k: v for k, v in d.items() if k not in _ROW_VIEWS})
+
+
+def plan_from_dict(d: dict[str, Any]) -> Plan:
+    """The plan `plan_to_dict` wrote (a deployment record read back). A document without a key this
+    needs raises KeyError or ValueError: the caller says the record is unreadable."""
+    model, launch, par, vllm = d["model"], d["launch"], d["parallel"], d["vllm"]
+    runtime = {k: v for k, v in d["runtime"].items() if k != "from"}
+    mem = d.get("memory")
+    memory_plan = None
+    if mem is not None:
+        b = mem["per_device_bytes"]
+        memory_plan = MemoryPlan(
+            memory.Estimate(b["weights"], b["kv_cache"], b["reserve"], b["available"]),
+            mem["min_devices"],
+            mem["max_model_len_that_fits"],
+            mem["hbm_gib"],
+        )
+    c = d.get("container")
+    container = None
+    if c is not None:
+        container = ContainerPlan(
+            engine=_value(c["engine"]),
+            image=_value(c["image"]),
+            name=_value(c["name"]),
+            args=tuple(RunArg(a["what"], tuple(a["argv"]), a["from"]) for a in c["args"]),
+            setup=tuple(c["setup"]),
+            state_dir=c["state_dir"],
+        )
+    hosts = tuple(
+        HostPlan(
+            name=h["name"],
+            address=h["address"],
+            role=h["role"],
+            devices=tuple(h["devices"]),
+            nic=None if h["nic"] == "auto" else h["nic"],
+            env={k: _value(v) for k, v in h["env"].items()},
+            ray_argv=tuple(h["ray_argv"]),
+            server_argv=tuple(h["server_argv"]),
+            rank_args=_args(h["rank_args"]),
+            ranks=tuple(h["ranks"]),
+        )
+        for h in d["hosts"]
+    )
+    return Plan(
+        cluster=d["cluster"],
+        hardware=_value(d["hardware"]),
+        device_class=d["device_class"],
+        runtime=restore(RuntimeProfile, runtime),
+        runtime_origin=d["runtime"]["from"],
+        model_path=model["path"],
+        served_name=_value(model["served_name"]),
+        family=model["family"],
+        plugin=model["plugin"],
+        plugin_source=model["source"],
+        row=_row(model["row"]),
+        config_source=model["config"],
+        tp=_value(par["tp"]),
+        pp=_value(par["pp"]),
+        dp=_value(par["dp"]),
+        backend=_value(par["backend"]),
+        vllm_args=_args(vllm["args"]),
+        api_key=vllm["api_key"],
+        hosts=hosts,
+        memory=memory_plan,
+        notes=tuple(d["notes"]),
+        endpoint=vllm["endpoint"],
+        ray_port=d["ray_port"],
+        probe_url=vllm["probe_url"],
+        launcher=_value(launch["launcher"]),
+        placement=_value(launch["placement"]),
+        api_key_env=vllm["api_key_env"],
+        api_key_file=vllm["api_key_file"],
+        ready_timeout=_value(vllm["ready_timeout"]),
+        dp_rpc_port=vllm["dp_rpc_port"],
+        ports=tuple(restore(PortUse, u) for u in d["ports"]),
+        container=container,
+        quantization=_value(model["quantization"]),
+        alternatives=tuple(r for r in (_row(a) for a in model["alternatives"]) if r is not None),
+    )

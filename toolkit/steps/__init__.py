@@ -20,6 +20,7 @@ def load_builtin_steps() -> dict[str, StepInfo]:
         generate,
         observe,
         preflight,
+        record,
         teardown,
     )
 
