@@ -114,7 +114,8 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     assert deployed["plan_sha256"] and deployed["tool"].startswith("ascend-deploy "), deployed
     # an inventory that no longer plans (3 ranks on 2 NPUs) still answers what runs, with the problem as a note
     code, loose, err = run(lab, "status", inv, "--set", "serve.tensor_parallel_size=3")
-    assert code == 0 and "plan is not valid" in loose["notes"][0], (loose, err[-2000:])
+    assert code == 0 and "plan is not valid" in loose["notes"][1], (loose, err[-2000:])
+    assert loose["deployed"]["matches_inventory"] is False  # shown as deployed: the head's record
     assert [(r["host"], r["ray_node"], r.get("health")) for r in loose["hosts"]] == [
         (r["host"], r["ray_node"], r.get("health")) for r in status["hosts"]
     ]

@@ -385,9 +385,13 @@ def test_status_answers_when_the_inventory_no_longer_plans(setup: tuple[Any, Clu
         and rows["n0"]["health"] == 200
         and rows["n0"]["models"] == ["Qwen2.5-7B-Instruct"]
     )
-    assert (
-        report.ok and "plan is not valid" in report.notes[0] and any("tensor" in n.lower() for n in report.notes[1:])
+    assert (  # shown as deployed (the head's record), with why the inventory does not plan now
+        report.ok
+        and "the inventory now plans something other than what was deployed" in report.notes[0]
+        and "plan is not valid" in report.notes[1]
+        and any("tensor" in n.lower() for n in report.notes[2:])
     ), report.notes
+    assert report.deployed is not None and not report.deployed.matches_inventory
     assert report.to_dict()["notes"] == report.notes
     healthy = api.status(inv, api.Options(), connect=connect)
     assert healthy.ok and healthy.notes == []

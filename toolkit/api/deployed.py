@@ -68,7 +68,8 @@ def compare(record: Record, inventory: Inventory, executor: Executor) -> Deploye
     try:
         now = plan_to_dict(plan_for(inventory, executor))
     except BadInput as exc:
-        changed = [f"the inventory does not plan now: {exc.message}"]
+        lines = exc.lines()
+        changed = [f"the inventory does not plan now: {lines[0]}", *(line.strip() for line in lines[1:])]
     else:
         changed = [] if plan_digest(now) == cur.get("plan_sha256") else differences(doc, now)
         if not changed and plan_digest(now) != cur.get("plan_sha256"):

@@ -41,12 +41,13 @@ def status(
             plan, notes = running, []
             deployed = compare(record, inventory, executor)
             if not deployed.matches_inventory:
-                notes.append(
+                more = len(deployed.differences) - SHOWN
+                notes += [
                     f"the inventory now plans something other than what was deployed {deployed.deployed_at} (shown "
-                    f"here as deployed): {'; '.join(deployed.differences[:SHOWN])}"
-                    + (f"; and {len(deployed.differences) - SHOWN} more" if len(deployed.differences) > SHOWN else "")
-                    + " (`ascend-deploy up` applies the inventory)"
-                )
+                    "here as deployed; `ascend-deploy up` applies the inventory):",
+                    *deployed.differences[:SHOWN],
+                    *([f"and {more} more (status --json lists them)"] if more > 0 else []),
+                ]
         else:
             plan, notes = plan_or_observation(inventory)
             if record is not None and record.current is not None:
