@@ -317,12 +317,12 @@ def test_progress_log_keeps_the_order_of_events_and_shows_words_not_shell(
 
     from rich.console import Console
 
-    from toolkit.cli import render
+    from toolkit.cli import console, render
 
     inv, cluster, plan = setup
     log, summary = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(render, "err", Console(file=log, width=200))
-    monkeypatch.setattr(render, "out", Console(file=summary, width=200))
+    monkeypatch.setattr(console, "err", Console(file=log, width=200))  # the progress log
+    monkeypatch.setattr(render, "out", Console(file=summary, width=200))  # the summary tables
     progress = render.Progress(verbose=False, enabled=True)
     assert not progress.enabled  # StringIO is no terminal: a log, not a live table
     connect, _ = cluster.factory()

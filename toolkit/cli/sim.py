@@ -45,7 +45,7 @@ def _opts(name: str, root: Optional[Path], **kw: Any) -> Any:
 def _progress(enabled: bool) -> Any:
     from rich.text import Text
 
-    from toolkit.cli.render import err
+    from toolkit.cli.console import err
 
     def show(msg: str) -> None:
         if enabled:
@@ -58,7 +58,7 @@ def _render_status(data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from toolkit.cli.render import out
+    from toolkit.cli.console import out
 
     if not data.get("hosts"):
         out.print(
