@@ -126,6 +126,7 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
         "workers",
         "vllm",
         "ready",
+        "record",
     ]
     assert data["answers"]["models"] == ["tiny-llama"] and isinstance(data["answers"]["chat"], str)
     assert pids(lab, 1, "[r]aylet|[g]cs_server") == pids(lab, 2, "[r]aylet|[g]cs_server") == set()  # no Ray
@@ -152,7 +153,9 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
             npu
         )
 
-    code, status, err = run(lab, "status", inv, *DP)
+    # a plain `status` (the inventory plans launcher ray) looks at what was deployed (the head's record):
+    # the DP ranks serving, not two Ray nodes "down"; it says the inventory plans something else
+    code, status, err = run(lab, "status", inv)
     assert code == 0, err
     rows = {r["host"]: r for r in status["hosts"]}
     assert [(rows[h]["runs"], rows[h]["ranks"], bool(rows[h]["vllm_pid"])) for h in (f"{NAME}-1", f"{NAME}-2")] == [
@@ -160,6 +163,8 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
         ("vllm", [2, 3], True),
     ]
     assert rows[f"{NAME}-1"]["health"] == 200 and rows[f"{NAME}-1"]["engines"] == 4
+    assert status["deployed"]["launcher"] == "dp" and status["deployed"]["matches_inventory"] is False
+    assert "launch.launcher: dp -> ray" in status["deployed"]["differences"], status["deployed"]
 
     code, logs, err = run(lab, "logs", inv, "--out", str(tmp_path))
     assert code == 0, err
