@@ -232,6 +232,20 @@ class Host:
     ops: list[str] = field(default_factory=list)
 
 
+IDLE_NPU_SMI = (Path(__file__).parent / "facts" / "golden" / "npu-smi-info.a2").read_text()
+#: what `Cluster.apply` knows how to apply (each a regex on the command); anything else fails
+KNOWN_COMMANDS = (
+    r"kill -TERM",  # stopping vLLM (stop_vllm_command)
+    r"ray stop",
+    r"ray start",
+    r"setsid nohup",  # a detached start (placement.detached)
+    r"printf '%s' '[0-9a-f]{16}\n' > \.ascend-deploy/t/(ray|vllm)\.hash",
+    r"/env\.tmp",
+    r"api-key\.tmp",
+    r"deployed\.json\.tmp",
+)
+
+
 class Cluster:
     """Answers fact batches from each host's state and applies the commands that change it."""
 
@@ -239,6 +253,7 @@ class Cluster:
         self.hosts = {h.name: Host(h.name, h.address) for h in inv.hosts}
         self.env_content: dict[str, str] = {}
         self.connections: dict[str, Any] = {}  # host -> its FakeConnection (what arrived on stdin)
+        self.unknown: list[tuple[str, str]] = []  # (host, command) this fake did not recognise
 
     def factory(self, open_errors: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """A connection factory answered by this cluster (what arrives on stdin is kept for `apply`)."""
@@ -286,7 +301,13 @@ class Cluster:
                     "ray_nodes": "RAYWAIT " + json.dumps({"ok": True, "nodes": nodes}) if h.gcs else "",
                     "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
                     "deploy_record": f"present\n{h.record}" if h.record is not None else "absent",
-                }.get(fact, "")
+                    "labelled": "",  # no container of the cluster's
+                    "npu_smi": IDLE_NPU_SMI,  # idle cards (a captured npu-smi info, no processes)
+                }.get(fact)
+                if text is None:  # a fact this fake cannot answer: failed, never an empty success
+                    self.unknown.append((h.name, f"fact {fact}"))
+                    out += [f"@@{nonce}@@ {fact}", f"fake cluster: no answer for fact {fact}", f"@@{nonce}@@ rc=127"]
+                    continue
                 out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
             return 0, "\n".join(out) + "\n", ""
         if "RAYWAIT" in script:
@@ -307,8 +328,13 @@ class Cluster:
         return self.apply(h, script)
 
     def apply(self, h: Host, script: str) -> tuple[int, str, str]:
+        """A command that changes the host: applied to its state. One this fake does not know fails
+        (exit 127, named in `unknown`), so a changed command cannot pass a test by being ignored."""
         command = script
         h.ops.append(command)
+        if not any(re.search(pattern, command) for pattern in KNOWN_COMMANDS):
+            self.unknown.append((h.name, command))
+            return 127, "", f"fake cluster: unknown command on {h.name}: {command[:200]}"
         if "kill -TERM" in command:
             h.vllm_pid = None
             h.vllm_hash = None
@@ -339,9 +365,11 @@ class Cluster:
 def run(inv: Any, cluster: Cluster, plan: Any, key: str | None = None, book: str = "up") -> RunReport:
     connect, _ = cluster.factory()
     with Executor(inv.hosts, connect=connect) as ex:
-        return run_playbook(
+        report = run_playbook(
             load_playbook(book), inv, ex, shared=Shared(plan=plan, api_key=key), not_needed=not_needed(plan)
         )
+    assert not cluster.unknown, f"commands the fake cluster does not know: {cluster.unknown}"
+    return report
 
 
 def ops(report: RunReport) -> dict[str, list[str]]:
