@@ -141,3 +141,33 @@ def test_plan_shows_ranks_and_the_launchers_reason(tmp_path: Path) -> None:
     assert "DP rank(s) 1:" in r.stdout and "--headless" in r.stdout and "ray start" not in r.stdout
     bad = cli("plan", str(tmp_path / "inv.yaml"), "--set", "serve.launcher=ray")
     assert bad.returncode == 2 and "serve.launcher" in bad.stderr and "507014" in bad.stderr
+
+
+def test_each_host_plan_holds_its_processes_as_data(tmp_path: Path) -> None:
+    """What every host runs is a list of processes (kind, argv, start group, readiness probe, what
+    "unchanged" means, ports, the API): the launcher decides it, the steps and the record read it."""
+    ray = plan(tmp_path, "Qwen2.5-72B-Instruct", hosts=2, devices=[0, 1, 2, 3])
+    head, worker = ray.hosts
+    assert [(p.name, p.kind, p.group, p.ready, p.same, p.api) for p in head.processes] == [
+        ("ray-node", "ray-node", "nodes", "ray-nodes", "self", False),
+        ("vllm", "vllm-server", "server", "http", "self", True),
+    ]
+    assert [p.kind for p in worker.processes] == ["ray-node"] and worker.processes[0].ports == ()
+    server = head.processes[1]
+    assert server.env == {"RAY_ADDRESS": "10.0.0.1:6379"} and list(server.argv) == ray.vllm_argv()
+    assert head.processes[0].ports == (6379,) and server.ports == (8000,)
+
+    dp = plan(tmp_path, "Qwen3-235B-A22B", **A2X2)
+    ranks = [h.processes for h in dp.hosts]
+    assert [[(p.kind, p.group, p.same, p.ranks, p.api, p.ready) for p in procs] for procs in ranks] == [
+        [("vllm-rank", "ranks", "group", (0,), True, "http")],
+        [("vllm-rank", "ranks", "group", (1,), False, "alive")],
+    ]
+    assert dp.hosts[0].processes[0].ports == (8000, 13345)
+    assert [a.flag for a in dp.hosts[1].processes[0].args] == [
+        "--data-parallel-size-local",
+        "--data-parallel-start-rank",
+        "--headless",
+    ]
+    one = plan(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0])
+    assert [(p.kind, p.api, p.ranks) for p in one.head.processes] == [("vllm-rank", True, ())]

@@ -100,13 +100,12 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
         for key, value in h.env.items():
             env.add_row(key, escape(str(value.value)), value.origin)
         out.print(env)
-        if h.ray_argv:
-            out.print(Text("  $ ", style="dim") + Text(h.ray_command))
-        if h.rank_args:
-            ranks = ", ".join(map(str, h.ranks))
-            out.print(Text(f"  DP rank(s) {ranks}: ", style="dim") + Text(_args_line(h.rank_args)))
-        if h.server_argv and h.role != "head":
-            out.print(Text("  $ ", style="dim") + Text(h.server_command))
+        for proc in h.processes:  # in start order; the head's API server is shown in full below
+            if proc.args:
+                ranks = ", ".join(map(str, proc.ranks))
+                out.print(Text(f"  DP rank(s) {ranks}: ", style="dim") + Text(_args_line(proc.args)))
+            if not proc.api:
+                out.print(Text("  $ ", style="dim") + Text(proc.command))
 
     out.print()
     out.print(Text(f"vLLM on {plan.head.name}", style="bold"))

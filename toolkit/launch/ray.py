@@ -12,7 +12,7 @@ from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, Paths
 from toolkit.launch.base import Placement
 from toolkit.launch.server import digest, server_hash
-from toolkit.planner.plan import HostPlan, Plan
+from toolkit.planner.plan import VLLM_SERVER, HostPlan, Plan
 from toolkit.transport.shell import q
 
 RAY_START_TIMEOUT = 120
@@ -125,9 +125,12 @@ class RayLauncher:
         """Start vLLM detached, log and pid file (0600) in the cluster folder; the key comes from its
         0600 file into VLLM_API_KEY, never through argv."""
         p, plan = self.paths, self.plan
+        server = plan.head.process(VLLM_SERVER)
+        env = dict(server.env) if server is not None else {"RAY_ADDRESS": plan.ray_address}
+        exports = "".join(f"export {k}={q(v)} && " for k, v in env.items())
         return f"umask 077 && mkdir -p {q(p.dir)} && " + self.placement.run(
-            f"export RAY_ADDRESS={q(plan.ray_address)} && "
-            f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
+            exports
+            + f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
             f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'
             + self.placement.detached(plan.vllm_argv(), p.vllm_log, p.vllm_pid)
         )

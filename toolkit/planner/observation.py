@@ -38,8 +38,7 @@ def observation_plan(inventory: Inventory, runtime: RuntimeProfile) -> Plan:
     unplanned = Value(None, "not planned: the plan is not valid")
     name = (model.served_name or model.path.rstrip("/").rsplit("/", 1)[-1]) if model else "-"
     hosts = tuple(
-        HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}, ())
-        for h in inventory.hosts
+        HostPlan(h.name, h.address, h.role, h.devices, None if h.nic == "auto" else h.nic, {}) for h in inventory.hosts
     )
     return Plan(
         cluster=inventory.name,

@@ -10,6 +10,9 @@ from toolkit.planner.server_args import DEFAULT_MAX_SEQS, MANAGED_FLAGS, MANAGED
 from toolkit.planner.sizing import CHUNKED_BATCH_TOKENS, GENERIC_MAX_LEN
 from toolkit.planner.types import (
     NIC_VARS,
+    RAY_NODE,
+    VLLM_RANK,
+    VLLM_SERVER,
     Arg,
     HostPlan,
     MemoryPlan,
@@ -17,6 +20,7 @@ from toolkit.planner.types import (
     PlanInvalid,
     PlanIssue,
     PortUse,
+    Process,
     Value,
     is_flag,
     paired_args,
@@ -39,6 +43,10 @@ __all__ = [
     "PlanInvalid",
     "PlanIssue",
     "PortUse",
+    "Process",
+    "RAY_NODE",
+    "VLLM_RANK",
+    "VLLM_SERVER",
     "Value",
     "is_flag",
     "inventory_ports",

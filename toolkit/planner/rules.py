@@ -240,11 +240,7 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
             )
             for host in self.inv.hosts
         ]
-        argv = [*sit.runtime.serve_argv, self.spec.model.path if self.spec.model else ""]
-        for arg in args:
-            if arg.flag != "--model":
-                argv += arg.argv()
-        return strategy.host_plans(sit, hosts, tp, argv)
+        return strategy.host_plans(sit, hosts, tp, args)
 
     # -------------------------------------------------------------- whole plan
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.planner import memory
-from toolkit.planner.types import Arg, ContainerPlan, HostPlan, MemoryPlan, Plan, PortUse, RunArg, Value
+from toolkit.planner.types import Arg, ContainerPlan, HostPlan, MemoryPlan, Plan, PortUse, Process, RunArg, Value
 from toolkit.plugin_api import Row, RuntimeProfile
 from toolkit.serial import plain, restore
 
@@ -78,6 +78,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "rank_args": [
                     {"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in h.rank_args
                 ],
+                "processes": [process_to_dict(p) for p in h.processes],
             }
             for h in plan.hosts
         ],
@@ -132,6 +133,40 @@ def pick_with(row: Row) -> str:
     return " ".join(f"--set {x}" for x in sets)
 
 
+def process_to_dict(p: Process) -> dict[str, Any]:
+    """One process of a host: what it is, runs and binds, how it is started, probed and compared."""
+    return {
+        "name": p.name,
+        "kind": p.kind,
+        "command": p.command,
+        "argv": list(p.argv),
+        "group": p.group,
+        "ready": p.ready,
+        "same": p.same,
+        "env": dict(p.env),
+        "ports": list(p.ports),
+        "args": [{"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in p.args],
+        "ranks": list(p.ranks),
+        "api": p.api,
+    }
+
+
+def _process(d: dict[str, Any]) -> Process:
+    return Process(
+        name=d["name"],
+        kind=d["kind"],
+        argv=tuple(d["argv"]),
+        group=d["group"],
+        ready=d["ready"],
+        same=d["same"],
+        env=dict(d["env"]),
+        ports=tuple(d["ports"]),
+        args=_args(d["args"]),
+        ranks=tuple(d["ranks"]),
+        api=bool(d["api"]),
+    )
+
+
 def _value(d: dict[str, Any]) -> Value:
     return Value(d["value"], d["from"])
 
@@ -178,10 +213,7 @@ def plan_from_dict(d: dict[str, Any]) -> Plan:
             devices=tuple(h["devices"]),
             nic=None if h["nic"] == "auto" else h["nic"],
             env={k: _value(v) for k, v in h["env"].items()},
-            ray_argv=tuple(h["ray_argv"]),
-            server_argv=tuple(h["server_argv"]),
-            rank_args=_args(h["rank_args"]),
-            ranks=tuple(h["ranks"]),
+            processes=tuple(_process(p) for p in h["processes"]),
         )
         for h in d["hosts"]
     )

@@ -130,6 +130,34 @@ HCCL_BASE_PORT = 60000
 HCCL_PORTS_PER_HOST = 16
 
 
+#: what a process is, in the launchers' and the steps' words (a plugin's launcher may add its own)
+RAY_NODE = "ray-node"  # `ray start`: a Ray node (the head's GCS, or a worker joining it)
+VLLM_SERVER = "vllm-server"  # the API server on a Ray head (its workers are Ray's)
+VLLM_RANK = "vllm-rank"  # a host's own `vllm serve` (dp: its DP ranks, headless on workers; mp: the only one)
+
+
+@dataclass(frozen=True)
+class Process:
+    """One long-running process a host runs for the deployment, as data: what the launcher planned,
+    what `plan` shows, what the record keeps, and what the steps start, probe and compare."""
+
+    name: str  # unique on its host (its files there: the pid, log and settings hash)
+    kind: str  # RAY_NODE | VLLM_SERVER | VLLM_RANK
+    argv: tuple[str, ...]
+    group: str  # the start group it belongs to ("nodes", "server", "ranks"): the playbook's order
+    ready: str  # how readiness is told: "ray-nodes" (Ray lists every node), "http" (/health), "alive"
+    same: str  # what "unchanged" means: "self" (its argv and env) | "group" (every process of the group)
+    env: Mapping[str, str] = field(default_factory=dict)  # set for this process only, besides the env file
+    ports: tuple[int, ...] = ()  # what it binds (besides HCCL's range)
+    args: tuple[Arg, ...] = ()  # the flags that differ per host (dp: local ranks, start rank, headless)
+    ranks: tuple[int, ...] = ()  # the data-parallel ranks it runs
+    api: bool = False  # serves the OpenAI API
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
 @dataclass(frozen=True)
 class HostPlan:
     name: str
@@ -138,10 +166,34 @@ class HostPlan:
     devices: tuple[int, ...]
     nic: str | None  # None: 'auto', resolved at run time from the address
     env: Mapping[str, Value]
-    ray_argv: tuple[str, ...]  # empty when no Ray node runs here (launchers dp and mp)
-    server_argv: tuple[str, ...] = ()  # this host's own vLLM process (launchers dp and mp), else empty
-    rank_args: tuple[Arg, ...] = ()  # dp: the flags that differ per host (local ranks, start rank, headless)
-    ranks: tuple[int, ...] = ()  # dp: the global data-parallel ranks this host runs
+    processes: tuple[Process, ...] = ()  # what runs here, in start order (the launcher's `host_plans`)
+
+    def process(self, kind: str) -> Process | None:
+        """This host's (first) process of `kind`, or None."""
+        return next((p for p in self.processes if p.kind == kind), None)
+
+    @property
+    def ray_argv(self) -> tuple[str, ...]:
+        """The Ray node's `ray start` (empty when no Ray node runs here: launchers dp and mp)."""
+        node = self.process(RAY_NODE)
+        return node.argv if node else ()
+
+    @property
+    def server_argv(self) -> tuple[str, ...]:
+        """This host's own vLLM process (launchers dp and mp), else empty."""
+        rank = self.process(VLLM_RANK)
+        return rank.argv if rank else ()
+
+    @property
+    def rank_args(self) -> tuple[Arg, ...]:
+        rank = self.process(VLLM_RANK)
+        return rank.args if rank else ()
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """The global data-parallel ranks this host runs (dp)."""
+        rank = self.process(VLLM_RANK)
+        return rank.ranks if rank else ()
 
     def resolved_env(self, nic: str | None = None) -> dict[str, str]:
         """The environment with the NIC filled in (`nic` is the run-time answer for 'auto')."""
@@ -265,9 +317,13 @@ class Plan:
         return tuple(h for h in self.hosts if h.server_argv)
 
     def vllm_argv(self) -> list[str]:
-        """The API server's command on the head."""
+        """The API server's command on the head (its own rank, or the server on a Ray head; built from
+        the arguments for a plan that has no processes: `status`'s observation plan)."""
         if self.head.server_argv:
             return list(self.head.server_argv)
+        server = self.head.process(VLLM_SERVER)
+        if server is not None:
+            return list(server.argv)
         argv = ["python3", "-m", self.runtime.server_module]
         for arg in self.vllm_args:
             argv += arg.argv()

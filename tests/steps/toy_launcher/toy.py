@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.launch.dp import DataParallelLauncher
-from toolkit.planner.launchers import BaseLauncher, HostServe, Situation
-from toolkit.planner.types import HostPlan, PlanIssue, Value
+from toolkit.planner.launchers import BaseLauncher, HostServe, Situation, serve_argv
+from toolkit.planner.types import VLLM_RANK, Arg, HostPlan, PlanIssue, Process, Value
 from toolkit.plugin_api import hookimpl
 
 
@@ -43,11 +43,24 @@ class ToyLayout(BaseLauncher):
     def backend(self, s: Situation) -> Value:
         return Value("toy", "toy: its own")
 
-    def host_plans(
-        self, s: Situation, hosts: list[HostServe], tp: Value, server_argv: list[str]
-    ) -> tuple[HostPlan, ...]:
+    def host_plans(self, s: Situation, hosts: list[HostServe], tp: Value, args: list[Arg]) -> tuple[HostPlan, ...]:
+        """Every host one `toy-serve` (the model and the shared flags after it), the head's serving the API."""
         return tuple(
-            HostPlan(*h.common, (), ("toy-serve", "--replica", h.host.name, *server_argv[2:]), (), (i,))
+            HostPlan(
+                *h.common,
+                (
+                    Process(
+                        "toy",
+                        VLLM_RANK,  # started, stopped and probed as a host's own vLLM process
+                        ("toy-serve", "--replica", h.host.name, *serve_argv(s, args)[2:]),
+                        group="ranks",
+                        ready="http" if h.host.is_head else "alive",
+                        same="group",
+                        ranks=(i,),
+                        api=h.host.is_head,
+                    ),
+                ),
+            )
             for i, h in enumerate(hosts)
         )
 

@@ -14,7 +14,9 @@ from toolkit.planner.launchers.base import (
     HostServe,
     LaunchStrategy,
     Situation,
+    module_argv,
     ports_with_hccl,
+    serve_argv,
 )
 from toolkit.planner.launchers.dp import DataParallelLayout
 from toolkit.planner.launchers.mp import OneHostLayout
@@ -32,6 +34,8 @@ __all__ = [
     "LaunchStrategy",
     "Situation",
     "by_name",
+    "module_argv",
+    "serve_argv",
     "ports_for",
     "ray_argv",
     "registry",

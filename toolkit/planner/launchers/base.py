@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol
 
 from toolkit.config.inventory import Inventory, ResolvedHost
-from toolkit.planner.types import HCCL_BASE_PORT, HCCL_PORTS_PER_HOST, Arg, HostPlan, PlanIssue, PortUse, Value
+from toolkit.planner.types import (
+    HCCL_BASE_PORT,
+    HCCL_PORTS_PER_HOST,
+    VLLM_RANK,
+    Arg,
+    HostPlan,
+    PlanIssue,
+    PortUse,
+    Process,
+    Value,
+)
 from toolkit.plugin_api import ModelProfile, Row, RuntimeProfile
 
 #: `auto` asks the strategies in `auto_order`; the plugin row's own launcher is asked at this point
@@ -76,9 +86,7 @@ class LaunchStrategy(Protocol):
     def passes_backend(self) -> bool: ...
     def dp_args(self, s: Situation, backend: Value) -> list[Arg]: ...
     def host_env(self, s: Situation, host: ResolvedHost) -> dict[str, Value]: ...
-    def host_plans(
-        self, s: Situation, hosts: list[HostServe], tp: Value, server_argv: list[str]
-    ) -> tuple[HostPlan, ...]: ...
+    def host_plans(self, s: Situation, hosts: list[HostServe], tp: Value, args: list[Arg]) -> tuple[HostPlan, ...]: ...
     def dp_rpc_port(self, inventory: Inventory) -> int | None: ...
 
 
@@ -145,14 +153,49 @@ class BaseLauncher:
         """Variables this launcher adds to (or re-explains in) a host's environment."""
         return {}
 
-    def host_plans(
-        self, s: Situation, hosts: list[HostServe], tp: Value, server_argv: list[str]
-    ) -> tuple[HostPlan, ...]:
-        """What each host runs: by default its own server with the shared arguments."""
-        return tuple(HostPlan(*h.common, (), tuple(server_argv)) for h in hosts)
+    def host_plans(self, s: Situation, hosts: list[HostServe], tp: Value, args: list[Arg]) -> tuple[HostPlan, ...]:
+        """What each host runs (its processes, in start order): by default its own `vllm serve` with
+        the shared arguments, the head's serving the API."""
+        port = s.inventory.spec.serve.port
+        return tuple(
+            HostPlan(
+                *h.common,
+                (
+                    Process(
+                        "vllm",
+                        VLLM_RANK,
+                        serve_argv(s, args),
+                        group="ranks",
+                        ready="http" if h.host.is_head else "alive",
+                        same="group",
+                        ports=(port,) if h.host.is_head else (),
+                        api=h.host.is_head,
+                    ),
+                ),
+            )
+            for h in hosts
+        )
 
     def dp_rpc_port(self, inventory: Inventory) -> int | None:
         return None
+
+
+def serve_argv(s: Situation, args: list[Arg]) -> tuple[str, ...]:
+    """`vllm serve MODEL` (the runtime's serving command) with the shared arguments."""
+    model = s.inventory.spec.model.path if s.inventory.spec.model else ""
+    argv = [*s.runtime.serve_argv, model]
+    for arg in args:
+        if arg.flag != "--model":
+            argv += arg.argv()
+    return tuple(argv)
+
+
+def module_argv(s: Situation, args: list[Arg]) -> tuple[str, ...]:
+    """`python3 -m <the runtime's server module>` with the arguments (the API server on a Ray head)."""
+    argv = ["python3", "-m", s.runtime.server_module]
+    for arg in args:
+        argv += arg.argv()
+    return tuple(argv)
 
 
 def ports_with_hccl(uses: list[PortUse], hccl_base: int = HCCL_BASE_PORT) -> tuple[PortUse, ...]:

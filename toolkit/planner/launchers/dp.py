@@ -6,8 +6,8 @@ expert parallel across hosts where the runtime lists Ray + EP as broken."""
 from __future__ import annotations
 
 from toolkit.config.inventory import Inventory
-from toolkit.planner.launchers.base import BaseLauncher, HostServe, Situation
-from toolkit.planner.types import Arg, HostPlan, PlanIssue, PortUse, Value
+from toolkit.planner.launchers.base import BaseLauncher, HostServe, Situation, serve_argv
+from toolkit.planner.types import VLLM_RANK, Arg, HostPlan, PlanIssue, PortUse, Process, Value
 from toolkit.plugin_api import Row
 
 
@@ -94,9 +94,7 @@ class DataParallelLayout(BaseLauncher):
             Arg("--data-parallel-rpc-port", serve.data_parallel_rpc_port, s.origin("serve.data_parallel_rpc_port")),
         ]
 
-    def host_plans(
-        self, s: Situation, hosts: list[HostServe], tp: Value, server_argv: list[str]
-    ) -> tuple[HostPlan, ...]:
+    def host_plans(self, s: Situation, hosts: list[HostServe], tp: Value, args: list[Arg]) -> tuple[HostPlan, ...]:
         """Each host's own server with its local ranks; workers headless, from their first rank."""
         plans = []
         first_rank = 0
@@ -113,11 +111,23 @@ class DataParallelLayout(BaseLauncher):
                         Arg("--data-parallel-start-rank", first_rank, "ranks before this host's"),
                         Arg("--headless", None, "a worker host: engines only, the head serves the API"),
                     ]
-            argv = list(server_argv)
+            argv = list(serve_argv(s, args))
             for arg in rank_args:
                 argv += arg.argv()
-            ranks = tuple(range(first_rank, first_rank + local))
-            plans.append(HostPlan(*h.common, (), tuple(argv), tuple(rank_args), ranks))
+            serve = s.inventory.spec.serve
+            rank = Process(
+                "vllm",
+                VLLM_RANK,
+                tuple(argv),
+                group="ranks",
+                ready="http" if host.is_head else "alive",
+                same="group",  # all ranks must agree: a change anywhere restarts every one
+                ports=(serve.port, serve.data_parallel_rpc_port) if host.is_head else (),
+                args=tuple(rank_args),
+                ranks=tuple(range(first_rank, first_rank + local)),
+                api=host.is_head,
+            )
+            plans.append(HostPlan(*h.common, (rank,)))
             first_rank += local
         return tuple(plans)
 

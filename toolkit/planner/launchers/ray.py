@@ -6,8 +6,18 @@ from __future__ import annotations
 import json
 
 from toolkit.config.inventory import Inventory, ResolvedHost
-from toolkit.planner.launchers.base import BaseLauncher, HostServe, Situation
-from toolkit.planner.types import Arg, HostPlan, PlanIssue, PortUse, Value, ray_temp_dir
+from toolkit.planner.launchers.base import BaseLauncher, HostServe, Situation, module_argv
+from toolkit.planner.types import (
+    RAY_NODE,
+    VLLM_SERVER,
+    Arg,
+    HostPlan,
+    PlanIssue,
+    PortUse,
+    Process,
+    Value,
+    ray_temp_dir,
+)
 from toolkit.plugin_api import RuntimeProfile
 
 EXPERT_PARALLEL = "--enable-expert-parallel"
@@ -53,11 +63,39 @@ class RayLayout(BaseLauncher):
             ),
         }
 
-    def host_plans(
-        self, s: Situation, hosts: list[HostServe], tp: Value, server_argv: list[str]
-    ) -> tuple[HostPlan, ...]:
-        """A Ray node on every host; the server is the head's `Plan.vllm_argv()`."""
-        return tuple(HostPlan(*h.common, ray_argv(s.inventory, h.host, s.runtime)) for h in hosts)
+    def host_plans(self, s: Situation, hosts: list[HostServe], tp: Value, args: list[Arg]) -> tuple[HostPlan, ...]:
+        """A Ray node on every host (the head's first); on the head, then, the API server on that Ray
+        cluster (RAY_ADDRESS set for it alone)."""
+        ray_port = s.inventory.spec.ray.port
+        head = s.inventory.head
+        plans = []
+        for h in hosts:
+            node = Process(
+                "ray-node",
+                RAY_NODE,
+                ray_argv(s.inventory, h.host, s.runtime),
+                group="nodes",
+                ready="ray-nodes",
+                same="self",
+                ports=(ray_port,) if h.host.is_head else (),
+            )
+            procs = [node]
+            if h.host.is_head:
+                procs.append(
+                    Process(
+                        "vllm",
+                        VLLM_SERVER,
+                        module_argv(s, args),
+                        group="server",
+                        ready="http",
+                        same="self",
+                        env={"RAY_ADDRESS": f"{head.address}:{ray_port}"},
+                        ports=(s.inventory.spec.serve.port,),
+                        api=True,
+                    )
+                )
+            plans.append(HostPlan(*h.common, tuple(procs)))
+        return tuple(plans)
 
 
 def ray_argv(inventory: Inventory, host: ResolvedHost, runtime: RuntimeProfile) -> tuple[str, ...]:
