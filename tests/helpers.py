@@ -239,7 +239,7 @@ KNOWN_COMMANDS = (
     r"ray stop",
     r"ray start",
     r"setsid nohup",  # a detached start (placement.detached)
-    r"printf '%s' '[0-9a-f]{16}\n' > \.ascend-deploy/t/(ray|vllm)\.hash",
+    r"printf '%s' '[0-9a-f]{16}\n' > \.ascend-deploy/t/proc/(ray-node|vllm)\.hash",
     r"/env\.tmp",
     r"api-key\.tmp",
     r"deployed\.json\.tmp",
@@ -350,9 +350,9 @@ class Cluster:
             if h.launch_fails:
                 return 1, "", "launch failed"
             h.vllm_pid = 4242
-        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/(ray|vllm)\.hash", command)
+        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/proc/(ray-node|vllm)\.hash", command)
         if m:
-            setattr(h, f"{m.group(2)}_hash", m.group(1))
+            setattr(h, {"ray-node": "ray_hash", "vllm": "vllm_hash"}[m.group(2)], m.group(1))
         if "/env.tmp" in command:
             h.env_sha = "written"
         if "api-key.tmp" in command:

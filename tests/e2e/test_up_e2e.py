@@ -218,7 +218,9 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     with tarfile.open(logs["archive"]) as archive:
         names = archive.getnames()
         assert {
-            f"{NAME}-1/cluster/vllm.log",
+            f"{NAME}-1/cluster/proc/vllm.log",
+            f"{NAME}-1/cluster/proc/ray-node.log",
+            f"{NAME}-1/cluster/deployed.json",
             f"{NAME}-2/npu-smi-info.txt",
             f"{NAME}-1/hccn_tool.txt",
             f"{NAME}-2/versions.txt",

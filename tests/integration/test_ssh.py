@@ -591,7 +591,7 @@ def test_logs_tail_names_each_host_without_logs(
     assert out.returncode == 0, out.stderr
     for h in ssh_lab.hosts:
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith(f"{h.name}: ")), "")
-        assert "no vLLM or Ray log yet" in line and f"~/.ascend-deploy/{remote_cluster}/vllm.log" in line, out.stdout
+        assert "no vLLM or Ray log yet" in line and f"~/.ascend-deploy/{remote_cluster}/proc/*.log" in line, out.stdout
     data = json.loads(cli("logs", str(inv), "--tail", "5", "--json", env={"HOME": str(home)}).stdout)
     assert all(row["files"] == 0 and row["missing"] for row in data["hosts"].values()), data
 

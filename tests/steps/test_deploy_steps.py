@@ -176,7 +176,7 @@ def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Clust
         return rc
 
     def handler(name: str, script: str) -> tuple[int, str, str]:
-        if "tail -n 12" in script and "ray-start.log" in script:
+        if "tail -n 12" in script and "ray-node.log" in script:
             return 0, "2026-11-25 INFO Connecting to existing Ray cluster\nraylet: failed to register with GCS\n", ""
         return cluster(name, script)
 

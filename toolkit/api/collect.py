@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def logs(
             hosts[host] = {
                 "error": None,
                 "files": len(tails[host]),
-                "missing": [f for f in h.data.get("looked_for", []) if f not in tails[host]],
+                "missing": [
+                    f for f in h.data.get("looked_for", []) if not any(fnmatch.fnmatch(t, f) for t in tails[host])
+                ],
             }
         else:
             hosts[host] = {"error": None, "files": bundle.add_host(host, h.data.get("archive", b""))}

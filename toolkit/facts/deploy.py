@@ -29,14 +29,33 @@ def state_dir(cluster: str) -> str:
 
 
 @dataclass(frozen=True)
+class ProcFiles:
+    """One planned process's files on its host: its pid, its log, and the hash of what shaped it."""
+
+    pid: str
+    log: str
+    hash: str
+
+
+@dataclass(frozen=True)
 class Paths:
-    """Where `up` keeps its files on a host (relative to HOME)."""
+    """Where `up` keeps its files on a host (relative to HOME): the env and key files, the record, and
+    per process (`proc/NAME.pid`, `.log`, `.hash`, NAME the plan's process name)."""
 
     dir: str
 
     @classmethod
     def of(cls, cluster: str) -> "Paths":
         return cls(state_dir(cluster))
+
+    @property
+    def procs(self) -> str:
+        """The processes' folder."""
+        return f"{self.dir}/proc"
+
+    def proc(self, name: str) -> ProcFiles:
+        base = f"{self.procs}/{name}"
+        return ProcFiles(f"{base}.pid", f"{base}.log", f"{base}.hash")
 
     @property
     def env(self) -> str:
@@ -46,25 +65,27 @@ class Paths:
     def api_key(self) -> str:
         return f"{self.dir}/api-key"
 
+    # the files of the built-in launchers' processes ("ray-node", and "vllm": a rank or the Ray head's server)
     @property
     def ray_hash(self) -> str:
-        return f"{self.dir}/ray.hash"
+        return self.proc("ray-node").hash
 
     @property
     def vllm_hash(self) -> str:
-        return f"{self.dir}/vllm.hash"
+        return self.proc("vllm").hash
 
     @property
     def vllm_pid(self) -> str:
-        return f"{self.dir}/vllm.pid"
+        return self.proc("vllm").pid
 
     @property
     def vllm_log(self) -> str:
-        return f"{self.dir}/vllm.log"
+        return self.proc("vllm").log
 
     @property
     def ray_log(self) -> str:
-        return f"{self.dir}/ray-start.log"
+        """`ray start`'s own output (the node's logs are Ray's, under its temp dir)."""
+        return self.proc("ray-node").log
 
     @property
     def record(self) -> str:

@@ -63,7 +63,7 @@ class DataParallelLauncher:
             else ""
         )
         ranks = ", ".join(map(str, host.ranks)) or "0"
-        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.placement.run(
+        return f"umask 077 && mkdir -p {q(p.procs)} && " + self.placement.run(
             f"{key}"
             f'{{ echo "# ascend-deploy: vLLM ({self.name} rank(s) {ranks}) started $(date -u +%FT%TZ)"; }} '
             f"> {q(p.vllm_log)} || exit 1\n" + self.placement.detached(list(host.server_argv), p.vllm_log, p.vllm_pid)

@@ -87,7 +87,7 @@ class RayLauncher:
         """`ray start` in the plan's environment, its output in the Ray log (the tail on failure)."""
         p = self.paths
         start = shlex.join(host.ray_argv)
-        return f"mkdir -p {q(p.dir)} && " + self.placement.run(
+        return f"mkdir -p {q(p.procs)} && " + self.placement.run(
             f"rm -f {q(p.ray_hash)} && "
             f"(umask 077; : > {q(p.ray_log)}) && {{ timeout {RAY_START_TIMEOUT} {start} > {q(p.ray_log)} 2>&1 "
             f"|| {{ rc=$?; tail -n 25 {q(p.ray_log)} >&2; exit $rc; }}; }}"
@@ -128,7 +128,7 @@ class RayLauncher:
         server = plan.head.process(VLLM_SERVER)
         env = dict(server.env) if server is not None else {"RAY_ADDRESS": plan.ray_address}
         exports = "".join(f"export {k}={q(v)} && " for k, v in env.items())
-        return f"umask 077 && mkdir -p {q(p.dir)} && " + self.placement.run(
+        return f"umask 077 && mkdir -p {q(p.procs)} && " + self.placement.run(
             exports
             + f'if [ -f {q(p.api_key)} ]; then VLLM_API_KEY="$(cat {q(p.api_key)})"; export VLLM_API_KEY; fi && '
             f'{{ echo "# ascend-deploy: vLLM started $(date -u +%FT%TZ)"; }} > {q(p.vllm_log)} || exit 1\n'

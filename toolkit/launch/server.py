@@ -38,7 +38,7 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
         f"for i in $(seq 1 {STOP_WAIT_S * 5}); do left=''; for p in $alive; do kill -0 $p 2>/dev/null && left=\"$left "
         '$p"; done; '
         '[ -z "$left" ] && break; sleep 0.2; done; '
-        '[ -n "$left" ] && { echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }; fi; '
+        f'[ -n "$left" ] && {{ echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }}; fi; '
         f"rm -f {q(p.vllm_pid)} {q(p.vllm_hash)}; true"
     )
 

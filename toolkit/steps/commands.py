@@ -55,11 +55,21 @@ def remove_files_command(paths: list[str]) -> str:
     return "rm -f " + " ".join(q(path) for path in paths)
 
 
+def shell_words(path: str) -> str:
+    """`path` as a shell word: quoted, except a `*` in its last part, which the shell expands."""
+    folder, _, name = path.rpartition("/")
+    if "*" not in name or any(c in name for c in "'\"$`\\ ;&|<>()"):
+        return q(path)
+    return f"{q(folder)}/{name}" if folder else name
+
+
 def tail_script(files: list[str], lines: int) -> str:
-    """The last `lines` of each file that exists, each after a FILE_MARKER line naming it."""
+    """The last `lines` of each file that exists (a `*` in a name: every file it matches), each after
+    a FILE_MARKER line naming it."""
     return (
         "; ".join(
-            f"if [ -f {q(f)} ]; then echo '{FILE_MARKER} {f}'; tail -n {lines} {q(f)} | sed 's/\\x1b\\[[0-9;]*m//g'; fi"
+            f'for f in {shell_words(f)}; do if [ -f "$f" ]; then echo "{FILE_MARKER} $f"; tail -n {lines} "$f" | '
+            "sed 's/\\x1b\\[[0-9;]*m//g'; fi; done"
             for f in files
         )
         + "; true"
@@ -75,10 +85,12 @@ def collect_script(cluster: str, limit_bytes: int = 4 << 20) -> str:
     return f"""
 set +e
 out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
-mkdir -p "$out/ray" "$out/cluster"
-for f in {q(p.vllm_log)} {q(p.ray_log)} {q(p.env)} {q(p.ray_hash)} \\
-         {q(p.vllm_hash)} {q(p.vllm_pid)} {q(p.dir + "/ray-wait.err")}; do
+mkdir -p "$out/ray" "$out/cluster/proc"
+for f in {q(p.env)} {q(p.record)} {q(p.dir + "/ray-wait.err")}; do
   [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/$(basename "$f")"
+done
+for f in {q(p.procs)}/*; do  # every process's log, pid and settings hash
+  [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/cluster/proc/$(basename "$f")"
 done
 if [ -d {q(ray_logs)} ]; then
   for f in {q(ray_logs)}/*; do [ -f "$f" ] && tail -c {limit_bytes} "$f" > "$out/ray/$(basename "$f")"; done

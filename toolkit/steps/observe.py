@@ -133,11 +133,11 @@ def logs_collect(ctx: StepContext) -> Iterator[Op]:
 
 @step("logs_tail", read_only=True)
 def logs_tail(ctx: StepContext) -> Iterator[Op]:
-    """The last N lines of the host's vLLM log and Ray logs."""
+    """The last N lines of every process's log on the host (vLLM, `ray start`) and Ray's own logs."""
     n = int(ctx.params.get("lines", 20))
     p = Paths.of(ctx.inventory.name)
     ray_logs = f"{ray_temp_dir(ctx.inventory.name)}/session_latest/logs"
-    files = [p.vllm_log, p.ray_log, f"{ray_logs}/raylet.out", f"{ray_logs}/gcs_server.out"]
+    files = [f"{p.procs}/*.log", f"{ray_logs}/raylet.out", f"{ray_logs}/gcs_server.out"]
     res = ctx.session.run(commands.tail_script(files, n), timeout=60, check=False, setup=False)
     tails: dict[str, list[str]] = {}
     current = None

@@ -1,10 +1,12 @@
 
 set +e
 out=$(mktemp -d /tmp/ascend-deploy-logs.XXXXXX)
-mkdir -p "$out/ray" "$out/cluster"
-for f in .ascend-deploy/t/vllm.log .ascend-deploy/t/ray-start.log .ascend-deploy/t/env .ascend-deploy/t/ray.hash \
-         .ascend-deploy/t/vllm.hash .ascend-deploy/t/vllm.pid .ascend-deploy/t/ray-wait.err; do
+mkdir -p "$out/ray" "$out/cluster/proc"
+for f in .ascend-deploy/t/env .ascend-deploy/t/deployed.json .ascend-deploy/t/ray-wait.err; do
   [ -f "$f" ] && tail -c 4194304 "$f" > "$out/cluster/$(basename "$f")"
+done
+for f in .ascend-deploy/t/proc/*; do  # every process's log, pid and settings hash
+  [ -f "$f" ] && tail -c 4194304 "$f" > "$out/cluster/proc/$(basename "$f")"
 done
 if [ -d /tmp/ray-t/session_latest/logs ]; then
   for f in /tmp/ray-t/session_latest/logs/*; do [ -f "$f" ] && tail -c 4194304 "$f" > "$out/ray/$(basename "$f")"; done
