@@ -229,6 +229,7 @@ class Host:
     launch_fails: bool = False
     engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
     record: str | None = None  # the deployment record file (the head's), as written
+    others: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)  # name -> (pid, hash)
     ops: list[str] = field(default_factory=list)
 
 
@@ -239,7 +240,7 @@ KNOWN_COMMANDS = (
     r"ray stop",
     r"ray start",
     r"setsid nohup",  # a detached start (placement.detached)
-    r"printf '%s' '[0-9a-f]{16}\n' > \.ascend-deploy/t/proc/(ray-node|vllm)\.hash",
+    r"printf '%s' '[0-9a-f]{16}\n' > \.ascend-deploy/t/proc/[\w-]+\.hash",
     r"/env\.tmp",
     r"api-key\.tmp",
     r"deployed\.json\.tmp",
@@ -261,7 +262,12 @@ class Cluster:
         return connect, self.connections
 
     def state_lines(self, h: Host) -> str:
-        lines = [f"ray_hash={h.ray_hash or ''}", f"vllm_hash={h.vllm_hash or ''}", f"pidfile={h.vllm_pid or ''}"]
+        lines = [f"hash ray-node {h.ray_hash}"] if h.ray_hash else []
+        lines += [f"hash vllm {h.vllm_hash}"] if h.vllm_hash else []
+        lines += [f"pid vllm {h.vllm_pid}"] if h.vllm_pid else []
+        for name, (pid, digest) in sorted(h.others.items()):  # a plugin launcher's processes
+            lines += [f"hash {name} {digest}"] if digest else []
+            lines += [f"pid {name} {pid}", f"proc {pid} 12 {name}-serve"] if pid else []
         lines += [
             f"sha {sha}  .ascend-deploy/c/{name}" for sha, name in ((h.env_sha, "env"), (h.key_sha, "api-key")) if sha
         ]
@@ -349,10 +355,17 @@ class Cluster:
         if "setsid nohup" in command:
             if h.launch_fails:
                 return 1, "", "launch failed"
-            h.vllm_pid = 4242
-        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/proc/(ray-node|vllm)\.hash", command)
-        if m:
+            started = re.search(r"echo \$! > \.ascend-deploy/t/proc/([\w-]+)\.pid", command)
+            name = started.group(1) if started else "vllm"
+            if name == "vllm":
+                h.vllm_pid = 4242
+            else:
+                h.others[name] = (4243 + len(h.others), h.others.get(name, (None, None))[1])
+        m = re.search(r"printf '%s' '([0-9a-f]{16})\n' > \.ascend-deploy/t/proc/([\w-]+)\.hash", command)
+        if m and m.group(2) in ("ray-node", "vllm"):
             setattr(h, {"ray-node": "ray_hash", "vllm": "vllm_hash"}[m.group(2)], m.group(1))
+        elif m:
+            h.others[m.group(2)] = (h.others.get(m.group(2), (None, None))[0], m.group(1))
         if "/env.tmp" in command:
             h.env_sha = "written"
         if "api-key.tmp" in command:

@@ -94,7 +94,7 @@ def test_latest_error_wins_and_unknown_is_none() -> None:
 def test_parse_state_and_helpers() -> None:
     # captured from a simulated head running Ray and vLLM (TP 2), arguments cut as the host cuts them
     raw = Raw(
-        "ray_hash=abc\nvllm_hash=\npidfile=300\n"
+        "hash ray-node abc\npid vllm 300\npid toy 302\nhash toy t1\n"
         "sha e1  .ascend-deploy/c/env\n"
         "proc 10     320 /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet "
         "--raylet_socket_name=/tmp/ray-c/s\n"
@@ -103,6 +103,7 @@ def test_parse_state_and_helpers() -> None:
         "proc 12     321 /venv/lib/python3.11/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp/ray-c/logs\n"
         "proc 300     95 python3 -m vllm.entrypoints.openai.api_server --model /m --served-model-name m\n"
         "proc 301     12 /venv/bin/python3 /venv/bin/vllm serve /m --port 8001\n"
+        "proc 302     40 /venv/bin/python3 /venv/bin/vllm serve /m --port 8002\n"
         "proc 400     90 ray::RayWorkerProc.run\nproc 401 88 VLLM::EngineCore\n"
         "proc 500      3 timeout 120 /venv/bin/python3 /venv/bin/ray start --head --port 6379\n",
         0,
@@ -118,10 +119,13 @@ def test_parse_state_and_helpers() -> None:
     )
     assert (st.env_sha256, st.key_sha256) == ("e1", None) and st.starter_pids == (500,)
     assert st.stray_vllm_pids == (301,) and st.worker_pids == (400, 401) and st.ray_running and not st.clean
-    empty = parse_state(Raw("ray_hash=\nvllm_hash=\npidfile=\n", 0))
+    # every process with files is known by its name: a second server's pid file makes it no stray
+    assert (st.proc("toy").pid, st.proc("toy").uptime_s, st.proc("toy").hash) == (302, 40, "t1")
+    assert st.proc("ray-node").hash == "abc" and not st.proc("ray-node").alive and not st.proc("absent").alive
+    empty = parse_state(Raw("", 0))
     assert empty.clean and empty.vllm_pid is None
     # a stale pid file whose pid now belongs to something else is not a server
-    reused = parse_state(Raw("pidfile=300\nproc 300 5 sleep 100\n", 0))
+    reused = parse_state(Raw("pid vllm 300\nproc 300 5 sleep 100\n", 0))
     assert reused.vllm_pid is None and reused.clean
     assert parse_nic(Raw("enp67s0f5@if12\n", 0)) == "enp67s0f5" and parse_nic(Raw("", 0)) is None
     assert parse_reach(Raw("open\n", 0)) == (True, "")

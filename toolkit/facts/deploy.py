@@ -8,7 +8,8 @@ Read again at every stage (the runner's barriers), so `up` decides from the live
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from toolkit.facts import Fact, Raw
 from toolkit.transport.shell import q
@@ -99,6 +100,21 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class ProcState:
+    """One planned process as its host shows it: its pid while alive (from its pid file, and found
+    running), how long it has run, and the hash of the settings it was started with."""
+
+    pid: int | None
+    uptime_s: int | None
+    hash: str | None
+    args: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None
+
+
+@dataclass(frozen=True)
 class DeployState:
     ray_hash: str | None
     vllm_hash: str | None
@@ -111,6 +127,11 @@ class DeployState:
     stray_vllm_pids: tuple[int, ...]  # vLLM servers not in the pid file (lost state, manual starts)
     worker_pids: tuple[int, ...]  # Ray worker / engine processes holding NPUs
     starter_pids: tuple[int, ...] = ()  # `ray start` commands still running
+    procs: Mapping[str, ProcState] = field(default_factory=dict)  # every process with files in proc/, by name
+
+    def proc(self, name: str) -> ProcState:
+        """The process `name` (the plan's name) as found here (no files: not running, no hash)."""
+        return self.procs.get(name) or ProcState(None, None, None)
 
     @property
     def ray_running(self) -> bool:
@@ -138,21 +159,22 @@ class DeployState:
 
 
 def state_command(cluster: str) -> str:
-    """Marker files, then ONE process listing filtered on the host (every pattern, plus the pid in
-    the pid file). It runs at every stage barrier, so it is kept to four processes: one pgrep per
-    pattern and a file read per marker made it 70 ms per stage on a busy host, about 15 ms now."""
+    """Every process's files (`proc/NAME.hash`, `proc/NAME.pid`), the env and key files' digests, then
+    ONE process listing filtered on the host (every pattern, plus the pids in the pid files). It runs
+    at every stage barrier, so it is kept to a few processes (shell builtins read the files): one pgrep
+    per pattern and a file read per marker made it 70 ms per stage on a busy host, about 15 ms now."""
     p = Paths.of(cluster)
     pattern = "|".join((RAY_PATTERN, VLLM_PATTERN, WORKER_PATTERN, STARTER_PATTERN))
+    procs = q(p.procs)
     return "; ".join(
         [
-            'r() { local v=; [ -r "$2" ] && read -r v < "$2"; echo "$1=$v"; }',
-            f"r ray_hash {q(p.ray_hash)}",
-            f"r vllm_hash {q(p.vllm_hash)}",
-            f"r pidfile {q(p.vllm_pid)}",
+            "pids=x",
+            f'for f in {procs}/*.hash {procs}/*.pid; do [ -r "$f" ] || continue; v=; read -r v < "$f"; '
+            'n=${f##*/}; echo "${n##*.} ${n%.*} $v"; '
+            'case "$n" in *.pid) case "$v" in ""|*[!0-9]*) ;; *) pids="$pids|$v";; esac;; esac; done',
             f'for f in {q(p.env)} {q(p.api_key)}; do [ -r "$f" ] && sha256sum "$f"; done 2>/dev/null | sed \'s/^/sha '
             "/'",
-            f"read -r pid < {q(p.vllm_pid)} 2>/dev/null; case \"$pid\" in ''|*[!0-9]*) pid=x;; esac",
-            f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *$pid |{pattern}" | cut -c1-400 | '
+            f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *($pids) |{pattern}" | cut -c1-400 | '
             "sed 's/^ */proc /'",
             "true",
         ]
@@ -176,48 +198,57 @@ def is_deployment_process(args: str) -> bool:
 
 
 def parse_state(raw: Raw) -> DeployState:
-    """Markers and processes from `state_command`'s output (lines `key=value`, `sha HEX PATH`,
-    `proc PID ETIMES ARGS`). The pid file's process counts only if it is alive and a vLLM."""
-    values: dict[str, str] = {}
+    """Process files and processes from `state_command`'s output (lines `hash NAME VALUE`, `pid NAME
+    PID`, `sha HEX PATH`, `proc PID ETIMES ARGS`). A pid file's process counts only while it runs (the
+    "vllm" one only if it is a vLLM: a recycled pid is not the server)."""
+    hashes: dict[str, str] = {}
+    pidfiles: dict[str, int] = {}
     shas: dict[str, str] = {}
     procs: list[tuple[int, int | None, str]] = []
     for line in raw.stdout.splitlines():
-        if line.startswith("proc "):
-            parts = line[5:].split(None, 2)
+        kind, _, rest = line.partition(" ")
+        if kind == "proc":
+            parts = rest.split(None, 2)
             if len(parts) >= 2 and parts[0].isdigit():
                 procs.append(
                     (int(parts[0]), int(parts[1]) if parts[1].isdigit() else None, parts[2] if len(parts) > 2 else "")
                 )
-        elif line.startswith("sha "):
-            parts = line[4:].split(None, 1)
+        elif kind == "sha":
+            parts = rest.split(None, 1)
             if len(parts) == 2:
                 shas[parts[1].strip().rsplit("/", 1)[-1]] = parts[0]
-        else:
-            key, sep, value = line.partition("=")
-            if sep:
-                values[key.strip()] = value.strip()
-    pidfile = values.get("pidfile", "")
-    file_pid = int(pidfile) if pidfile.isdigit() else None
-    vllm_pid, uptime = None, None
-    for pid, etimes, args in procs:
-        if pid == file_pid and "vllm" in args.lower():
-            vllm_pid, uptime = pid, etimes
+        elif kind in ("hash", "pid"):
+            name, _, value = rest.strip().partition(" ")
+            if kind == "hash" and value.strip():
+                hashes[name] = value.strip()
+            elif kind == "pid" and value.strip().isdigit():
+                pidfiles[name] = int(value.strip())
+    running = {pid: (etimes, args) for pid, etimes, args in procs}
+    states: dict[str, ProcState] = {}
+    for name in sorted(set(hashes) | set(pidfiles)):
+        pid = pidfiles.get(name)
+        etimes, args = running.get(pid, (None, "")) if pid is not None else (None, "")
+        alive = pid in running and (name != "vllm" or "vllm" in args.lower())
+        states[name] = ProcState(pid if alive else None, etimes if alive else None, hashes.get(name), args)
+    vllm = states.get("vllm") or ProcState(None, None, None)
+    owned = {st.pid for st in states.values() if st.pid is not None}
 
     def matching(rx: re.Pattern[str]) -> tuple[int, ...]:
         return tuple(pid for pid, _e, args in procs if rx.search(args))
 
     return DeployState(
-        ray_hash=values.get("ray_hash") or None,
-        vllm_hash=values.get("vllm_hash") or None,
+        ray_hash=hashes.get("ray-node"),
+        vllm_hash=hashes.get("vllm"),
         env_sha256=shas.get("env"),
         key_sha256=shas.get("api-key"),
         raylet_pids=matching(_RAYLET),
         gcs_pids=matching(_GCS),
-        vllm_pid=vllm_pid,
-        vllm_uptime_s=uptime,
-        stray_vllm_pids=tuple(p for p in matching(_VLLM) if p != vllm_pid),
+        vllm_pid=vllm.pid,
+        vllm_uptime_s=vllm.uptime_s,
+        stray_vllm_pids=tuple(p for p in matching(_VLLM) if p not in owned),
         worker_pids=matching(_WORKER),
         starter_pids=matching(_STARTER),
+        procs=states,
     )
 
 
