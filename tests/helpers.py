@@ -321,10 +321,13 @@ class Cluster:
             expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])
             ok = all(nodes.get(ip, 0) >= n for ip, n in expected.items())
             return 0, "RAYWAIT " + json.dumps({"ok": ok, "nodes": nodes}) + "\n", ""
-        if "alive=1" in script and "/health" not in script:  # a dp rank's liveness (no HTTP on a worker)
-            return 0, ("alive=1\nlast=engine ready\n" if h.vllm_pid else "alive=0\nlast=\n"), ""
-        if "alive=1" in script and "/health" in script:
-            return 0, ("alive=1\nhealth=200\nlast=ready\n" if h.vllm_pid else "alive=0\nhealth=\nlast=\n"), ""
+        probed = re.search(r"cat \.ascend-deploy/t/proc/([\w-]+)\.pid", script) if "alive=1" in script else None
+        if probed is not None:  # a process's liveness (and /health for one serving the API)
+            name = probed.group(1)
+            alive = bool(h.vllm_pid if name == "vllm" else h.others.get(name, (None, None))[0])
+            if "/health" not in script:  # a headless rank: no HTTP
+                return 0, ("alive=1\nlast=engine ready\n" if alive else "alive=0\nlast=\n"), ""
+            return 0, ("alive=1\nhealth=200\nlast=ready\n" if alive else "alive=0\nhealth=\nlast=\n"), ""
         if "curl -s -m 120" in script:
             if "/v1/models" in script:
                 return 0, json.dumps({"data": [{"id": "Qwen2.5-7B-Instruct"}]}) + "\nHTTP 200", ""

@@ -105,3 +105,43 @@ def test_generate_on_a_dp_plan_is_refused_with_the_reason(setup: Any) -> None:
     with pytest.raises(BadInput) as exc:
         api.generate(inv, api.Options(), [{"prompt": "x"}], None, on_result=lambda r: None, connect=connect)
     assert "generate on launcher dp" in exc.value.message and "independent LLM per rank" in exc.value.message
+
+
+def test_a_host_running_two_vllm_processes_needs_no_other_step(tmp_path: Path) -> None:
+    """Processes are plan data: a head that runs two vLLM processes of the group (one serving the API,
+    one headless) starts, records, probes and restarts both through the same steps, each with its own
+    files."""
+    from dataclasses import replace
+
+    from toolkit.planner.plan import Process
+
+    inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0, 1], serve={"launcher": "dp"})
+    plan = api.plan(inv)
+    head = plan.head
+    api_rank = head.processes[0]
+    second = Process(
+        "vllm-b",
+        api_rank.kind,
+        (*api_rank.argv, "--port", "8001"),
+        group="ranks",
+        ready="alive",
+        same="group",
+        ranks=(1,),
+    )
+    two = replace(plan, hosts=(replace(head, processes=(api_rank, second)),))
+    cluster = Cluster(inv)
+    first = run(inv, cluster, two, book="up-dp")
+    assert first.ok, first.to_dict()
+    started = [c for c in cluster.hosts["n0"].ops if "setsid nohup" in c]
+    assert len(started) == 2 and "proc/vllm.pid" in started[0] and "proc/vllm-b.pid" in started[1]
+    assert cluster.hosts["n0"].others["vllm-b"][1] == cluster.hosts["n0"].vllm_hash  # one hash for the group
+    settle(cluster, inv, two)
+    assert ops(run(inv, cluster, two, book="up-dp")) == {}
+    cluster.hosts["n0"].others["vllm-b"] = (None, cluster.hosts["n0"].others["vllm-b"][1])  # the second one died
+    again = ops(run(inv, cluster, two, book="up-dp"))
+    assert again["vllm"] == [
+        "n0: start vLLM dp rank(s) 0 (API server, TP 2): not running on n0",
+        "n0: record the vLLM command hash",
+        "n0: start vLLM dp rank(s) 1 (headless, TP 2): not running on n0",
+        "n0: record the vLLM command hash",
+    ]

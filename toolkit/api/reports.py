@@ -31,7 +31,7 @@ class PlanFacing:
 
 
 #: the steps that verify the server answers (one per launcher family's playbook)
-READY_STEPS = ("vllm_ready", "dp_ready")
+READY_STEPS = ("vllm_ready", "proc_ready")
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from toolkit.planner.plan import HostPlan
+from toolkit.planner.plan import HostPlan, Process
 
 
 class Placement(Protocol):
@@ -26,13 +26,28 @@ class Placement(Protocol):
 
 
 class Launcher(Protocol):
-    """How the model's ranks are started and found, and what 'ready' needs first."""
+    """How the model's ranks are started and found, and what 'ready' needs first. The process seam
+    (`start_command`, `stop_command`, `group_hash`) serves the generic steps (`steps/procs.py`), which
+    start, stop and compare the plan's processes by group; the rest serves the Ray steps."""
 
     name: str
     #: the playbook `up` runs for this launcher (its stages and their order)
     up_playbook: str
     #: why `generate` cannot run on this launcher (None: it can)
     batch_unsupported: str | None
+
+    def start_command(self, host: HostPlan, proc: Process) -> str:
+        """Start `proc` on `host` (detached, its log and pid in the cluster folder's proc/)."""
+        ...
+
+    def stop_command(self, host: HostPlan, proc: Process) -> str:
+        """Stop `proc` on `host` (idempotent, safe when it does not run)."""
+        ...
+
+    def group_hash(self, group: str, api_key: str | None) -> str:
+        """One hash of every host's processes of `group` (those whose `same` is "group"): a change
+        anywhere restarts all of them."""
+        ...
 
     def node_command(self, host: HostPlan) -> str:
         """Start what must run on `host` before the server (a Ray node; dp: the host's own rank)."""

@@ -11,8 +11,8 @@ from typing import Any
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import RAY_PATTERN, STARTER_PATTERN, Paths
 from toolkit.launch.base import Placement
-from toolkit.launch.server import digest, server_hash
-from toolkit.planner.plan import VLLM_SERVER, HostPlan, Plan
+from toolkit.launch.server import digest, server_hash, stop_vllm_command
+from toolkit.planner.plan import RAY_NODE, VLLM_SERVER, HostPlan, Plan, Process
 from toolkit.transport.shell import q
 
 RAY_START_TIMEOUT = 120
@@ -137,6 +137,16 @@ class RayLauncher:
 
     def server_hash(self, api_key: str | None) -> str:
         return server_hash(self.plan, api_key)
+
+    # the process seam: the node is `ray start`, the head's API server is `server_command`
+    def start_command(self, host: HostPlan, proc: Process) -> str:
+        return self.node_command(host) if proc.kind == RAY_NODE else self.server_command()
+
+    def stop_command(self, host: HostPlan, proc: Process) -> str:
+        return self.stop_nodes_command() if proc.kind == RAY_NODE else stop_vllm_command(self.paths.proc(proc.name))
+
+    def group_hash(self, group: str, api_key: str | None) -> str:
+        return self.server_hash(api_key)
 
 
 def parse_nodes(stdout: str) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from toolkit.engine.readiness import Probe
-from toolkit.facts.deploy import VLLM_ENGINE_PATTERN, VLLM_PATTERN, Paths
+from toolkit.facts.deploy import VLLM_ENGINE_PATTERN, VLLM_PATTERN, Paths, ProcFiles
 from toolkit.planner.plan import Plan
 from toolkit.transport.shell import q
 
@@ -24,11 +24,11 @@ def server_hash(plan: Plan, key: str | None) -> str:
     return digest(json.dumps(data, sort_keys=True))[:16]
 
 
-def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
-    """TERM the server (pid file, then any vLLM server of this user) and vLLM's own engine
+def stop_vllm_command(f: ProcFiles, *, strays: bool = True) -> str:
+    """TERM the server (its pid file, then any vLLM server of this user) and vLLM's own engine
     processes, wait, then KILL. The engine must be named too: a server stopped while it still
     starts can leave its EngineCore behind, holding the NPUs (found by the Ctrl-C tests)."""
-    find = f"cat {q(p.vllm_pid)} 2>/dev/null"
+    find = f"cat {q(f.pid)} 2>/dev/null"
     if strays:
         find += f"; pgrep -u \"$(id -u)\" -f '{VLLM_PATTERN}|{VLLM_ENGINE_PATTERN}'"
     return (
@@ -39,33 +39,33 @@ def stop_vllm_command(p: Paths, *, strays: bool = True) -> str:
         '$p"; done; '
         '[ -z "$left" ] && break; sleep 0.2; done; '
         f'[ -n "$left" ] && {{ echo "killing $left after {STOP_WAIT_S}s" >&2; kill -KILL $left 2>/dev/null; }}; fi; '
-        f"rm -f {q(p.vllm_pid)} {q(p.vllm_hash)}; true"
+        f"rm -f {q(f.pid)} {q(f.hash)}; true"
     )
 
 
-def _alive(p: Paths) -> str:
+def _alive(f: ProcFiles) -> str:
     return (
-        f'pid=$(cat {q(p.vllm_pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; '
+        f'pid=$(cat {q(f.pid)} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive=1; '
         "else echo alive=0; fi; "
     )
 
 
-def _last_line(p: Paths) -> str:
-    return f"echo \"last=$(tail -n 1 {q(p.vllm_log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
+def _last_line(f: ProcFiles) -> str:
+    return f"echo \"last=$(tail -n 1 {q(f.log)} 2>/dev/null | sed 's/\\x1b\\[[0-9;]*m//g' | cut -c1-200)\""
 
 
-def probe_command(plan: Plan, p: Paths) -> str:
+def probe_command(plan: Plan, f: ProcFiles) -> str:
     """The server's liveness (pid file), /health and its log's last line (`parse_probe` reads it)."""
     return (
-        _alive(p)
+        _alive(f)
         + f"health=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' {q(plan.probe_url + '/health')} 2>/dev/null); echo "
-        "health=$health; " + _last_line(p)
+        "health=$health; " + _last_line(f)
     )
 
 
-def rank_probe_command(p: Paths) -> str:
+def rank_probe_command(f: ProcFiles) -> str:
     """A vLLM process's liveness and its log's last line, without HTTP (a headless DP rank)."""
-    return _alive(p) + _last_line(p)
+    return _alive(f) + _last_line(f)
 
 
 def parse_probe(stdout: str) -> Probe:

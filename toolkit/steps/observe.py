@@ -99,7 +99,7 @@ def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None, int |
     models = curl_command(plan, p, "/v1/models", None)
     metrics = q(plan.probe_url + "/metrics")
     command = (
-        f"{probe_command(plan, p)}\n"
+        f"{probe_command(plan, p.proc('vllm'))}\n"
         f'if [ "$health" = 200 ]; then '
         f'echo "engines=$(curl -s -m 5 {metrics} | grep -o \'engine="[^"]*"\' | sort -u | wc -l)"; '
         f"echo {q(_MODELS)}; {models}; fi"

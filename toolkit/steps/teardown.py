@@ -25,7 +25,11 @@ def vllm_stop(ctx: StepContext) -> Iterator[Op]:
     ctx.data["vllm_pids"] = pids
     if state.vllm_left:  # also an engine left by a server stopped mid-start
         what = f"pid {', '.join(map(str, pids))}" if pids else "its engine processes"
-        yield Op(stop_vllm_command(Paths.of(ctx.inventory.name)), f"stop vLLM ({what})", timeout=STOP_WAIT_S + 15)
+        yield Op(
+            stop_vllm_command(Paths.of(ctx.inventory.name).proc("vllm")),
+            f"stop vLLM ({what})",
+            timeout=STOP_WAIT_S + 15,
+        )
 
 
 @step("ray_stop")
