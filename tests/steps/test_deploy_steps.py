@@ -152,14 +152,21 @@ def test_api_key_travels_only_on_stdin(setup: tuple[Any, Cluster, Any]) -> None:
 def test_down_stops_what_runs_and_is_idempotent(setup: tuple[Any, Cluster, Any]) -> None:
     inv, cluster, plan = setup
     run(inv, cluster, plan)
-    first = ops(run(inv, cluster, plan, book="down"))
-    assert any("stop vLLM (pid 4242)" in o for o in first["vllm-stop"])
+    first = ops(run(inv, cluster, plan, book="down"))  # given the deployed plan (the record's)
+    assert first["processes"] == ["n0: stop vllm (pid 4242)"] and "vllm-stop" not in first
     assert first["ray-stop-workers"][0].startswith("n1: stop Ray") and first["ray-stop-head"][0].startswith(
         "n0: stop Ray"
     )
     assert not any(h.raylet or h.vllm_pid for h in cluster.hosts.values())
     second = ops(run(inv, cluster, plan, book="down"))
-    assert not {"vllm-stop", "ray-stop-workers", "ray-stop-head"} & set(second)
+    assert not {"processes", "vllm-stop", "ray-stop-workers", "ray-stop-head"} & set(second)
+    # without a plan (no record on the head), down finds vLLM and Ray by what runs, as before
+    run(inv, cluster, plan)
+    connect, _ = cluster.factory()
+    with Executor(inv.hosts, connect=connect) as ex:
+        blind = ops(run_playbook(load_playbook("down"), inv, ex))
+    assert "processes" not in blind and any("stop vLLM (pid 4242)" in o for o in blind["vllm-stop"])
+    assert not any(h.raylet or h.vllm_pid for h in cluster.hosts.values())
 
 
 def test_node_that_never_joins_is_named_with_its_ray_log(setup: tuple[Any, Cluster, Any]) -> None:

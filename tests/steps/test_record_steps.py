@@ -71,6 +71,9 @@ def test_status_looks_at_what_was_deployed_and_names_what_the_inventory_changes(
     connect, _ = cluster.factory()
     report = api.status(plain, api.Options(), connect=connect)
     assert report.plan.launcher.value == "dp" and all(h["runs"] == "vllm" for h in report.hosts)
+    assert [(p["name"], p["kind"], p["pid"], p["api"]) for p in report.hosts[0]["processes"]] == [
+        ("vllm", "vllm-rank", 4242, True)
+    ]
     assert report.ok, report.to_dict()
     deployed = report.to_dict()["deployed"]
     assert deployed["matches_inventory"] is False and deployed["launcher"] == "dp"

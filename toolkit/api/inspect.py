@@ -78,6 +78,17 @@ def status(
             "npu": int(nodes[hp.address]) if hp.address in nodes else None,
             "npu_planned": len(hp.devices),
         }
+        found = d.get("procs") or {}
+        row["processes"] = [  # what the plan runs here, as found (a pid only for a process with a pid file)
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "pid": (found.get(p.name) or {}).get("pid"),
+                "uptime_s": (found.get(p.name) or {}).get("uptime_s"),
+                "api": p.api,
+            }
+            for p in hp.processes
+        ]
         if plan.container is not None:  # placement container: which container, from which image
             row["container"] = d.get("container")
         if hp.server_argv:

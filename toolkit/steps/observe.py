@@ -58,6 +58,7 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
         stray_vllm_pids=list(state.stray_vllm_pids),
         ray_hash=state.ray_hash,
         vllm_hash=state.vllm_hash,
+        procs={name: {"pid": st.pid, "uptime_s": st.uptime_s, "hash": st.hash} for name, st in state.procs.items()},
     )
     if not head:
         return

@@ -42,7 +42,38 @@ def ray_stop(ctx: StepContext) -> Iterator[Op]:
         yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)
 
 
-FILES = ("env", "api_key", "ray_hash", "vllm_hash", "vllm_pid", "engine")
+FILES = ("env", "api_key", "engine")
+
+
+def files_fact(p: Paths) -> Fact[list[str]]:
+    """The cluster's files `down` removes that exist: the env, key and engine files by name, and every
+    process's pid and settings hash in proc/ by path (its log stays for `logs`)."""
+    named = commands.present_files_command({f: getattr(p, f) for f in FILES})
+    globs = " ".join(commands.shell_words(f"{p.procs}/*.{ext}") for ext in ("pid", "hash"))
+    procs = f'for f in {globs}; do [ -e "$f" ] && echo "$f"; done; true'
+    return Fact("files", f"{named}; {procs}", lambda r: r.stdout.split(), setup=False)
+
+
+@step("proc_down")
+def proc_down(ctx: StepContext) -> Iterator[Op]:
+    """Stop the deployed plan's processes on this host that still run, last started first (the plan
+    `down` was given: the head's record; without one, the steps after this clean by pattern)."""
+    plan = ctx.shared.plan
+    hp = next((h for h in plan.hosts if h.name == ctx.host.name), None) if plan is not None else None
+    if plan is None or hp is None or not hp.processes:
+        return
+    from toolkit.launch import launch_for
+
+    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    launcher = launch_for(plan).launcher
+    running = [p for p in reversed(hp.processes) if state.proc(p.name).alive]
+    ctx.data["stopped"] = [p.name for p in running]
+    for proc in running:
+        yield Op(
+            launcher.stop_command(hp, proc),
+            f"stop {proc.name} (pid {state.proc(proc.name).pid})",
+            timeout=STOP_WAIT_S + 15,
+        )
 
 
 @step("deploy_clean")
@@ -50,18 +81,11 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     """Remove the cluster's markers, env and key files (logs stay for `logs`), then verify that no
     vLLM or Ray process is left and `npu-smi` shows no process on the NPUs."""
     p = Paths.of(ctx.inventory.name)
-    present = ctx.facts(
-        [
-            Fact(
-                "files",
-                commands.present_files_command({f: getattr(p, f) for f in FILES}),
-                lambda r: r.stdout.split(),
-                setup=False,
-            )
-        ]
-    )["files"]
+    present = ctx.facts([files_fact(p)])["files"]
     if present:
-        yield Op(commands.remove_files_command([getattr(p, f) for f in present]), f"remove {', '.join(present)}")
+        paths = [f if "/" in f else getattr(p, f) for f in present]
+        shown = [f.rsplit("/", 1)[-1] if "/" in f else f for f in present]
+        yield Op(commands.remove_files_command(paths), f"remove {', '.join(shown)}")
     if ctx.check:
         return
     facts = ctx.facts(
