@@ -502,7 +502,7 @@ def test_a_command_whose_child_keeps_stdout_open_ends_with_its_exit_status(
 ) -> None:
     """No EOF comes while a background child holds stdout: the read loop must wake on the exit
     status itself (not at the 30 s deadline), then wait out only the short EOF grace."""
-    from toolkit.transport.ssh import EOF_GRACE_S
+    from toolkit.transport.channel import EOF_GRACE_S
 
     inv = load_inventory(ssh_lab.inventory(tmp_path / "inv.yaml"))
     host = inv.hosts[0]

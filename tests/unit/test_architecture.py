@@ -164,3 +164,13 @@ def test_the_planner_core_never_compares_a_launcher_name() -> None:
         if compare.search(line)
     ]
     assert not found, "launcher comparisons in the planner core:\n" + "\n".join(found)
+
+
+def test_no_module_holds_more_than_one_room() -> None:
+    """A file holds one job: none is over 550 lines (split along the jobs, not at a line count)."""
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > 550
+    }
+    assert not long, long

@@ -37,7 +37,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "min_devices": plan.memory.min_devices,
             "max_model_len_that_fits": plan.memory.max_len_fits,
         }
-    args = [{"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in plan.vllm_args]
+    args = arg_docs(plan.vllm_args)
     return {
         "cluster": plan.cluster,
         "hardware": v(plan.hardware),
@@ -75,9 +75,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "server_command": h.server_command,
                 "server_argv": list(h.server_argv),
                 "ranks": list(h.ranks),
-                "rank_args": [
-                    {"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in h.rank_args
-                ],
+                "rank_args": arg_docs(h.rank_args),
                 "processes": [process_to_dict(p) for p in h.processes],
             }
             for h in plan.hosts
@@ -133,6 +131,11 @@ def pick_with(row: Row) -> str:
     return " ".join(f"--set {x}" for x in sets)
 
 
+def arg_docs(args: tuple[Arg, ...]) -> list[dict[str, Any]]:
+    """vLLM flags as the plan's document writes them (`_args` reads them back)."""
+    return [{"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in args]
+
+
 def process_to_dict(p: Process) -> dict[str, Any]:
     """One process of a host: what it is, runs and binds, how it is started, probed and compared."""
     return {
@@ -145,7 +148,7 @@ def process_to_dict(p: Process) -> dict[str, Any]:
         "same": p.same,
         "env": dict(p.env),
         "ports": list(p.ports),
-        "args": [{"flag": a.flag, "value": a.value, "from": a.origin, "inline": a.inline} for a in p.args],
+        "args": arg_docs(p.args),
         "ranks": list(p.ranks),
         "api": p.api,
     }

