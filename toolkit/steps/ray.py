@@ -15,7 +15,7 @@ from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.deploy import reach_fact, state_fact
-from toolkit.launch.ray import RAY_START_TIMEOUT, NodesMissing, parse_nodes
+from toolkit.launch.ray import RAY_START_TIMEOUT, NodesMissing, parse_nodes, ray_stop_command
 from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.planner.plan import Plan
 from toolkit.steps.commands import write_file_op
@@ -218,3 +218,14 @@ def vllm_ready(ctx: StepContext) -> Iterator[Op]:
     wait_for_server(ctx, plan, started_now)
     check_answers(ctx, plan, started_now)
     yield from ()
+
+
+@step("ray_stop")
+def ray_stop(ctx: StepContext) -> Iterator[Op]:
+    """`down`: `ray stop` when any Ray process of this user runs on the host (whatever was deployed:
+    a Ray left by an earlier deployment or by hand holds the NPUs too)."""
+    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
+    running = state.ray_pids
+    ctx.data["ray_pids"] = list(running)
+    if running:
+        yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)

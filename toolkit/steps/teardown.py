@@ -1,6 +1,7 @@
-"""The steps of `down`: stop vLLM, stop Ray (workers, then the head), remove the cluster's
-markers and files, then verify nothing is left. Every step probes the live host, so `down`
-works after a partial `up`, after the control machine lost its state, and on clean hosts."""
+"""The steps of `down`: stop the deployed processes, then any vLLM left, remove the cluster's
+markers and files, then verify nothing is left (Ray's own `ray_stop` is with the Ray steps). Every
+step probes the live host, so `down` works after a partial `up`, after the control machine lost its
+state, and on clean hosts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from toolkit.facts import Fact
 from toolkit.facts.container import labelled_command, parse_labelled
 from toolkit.facts.deploy import Paths, state_fact
 from toolkit.facts.npu import parse_npu_smi_info
-from toolkit.launch.ray import ray_stop_command
 from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.steps import commands
 
@@ -30,16 +30,6 @@ def vllm_stop(ctx: StepContext) -> Iterator[Op]:
             f"stop vLLM ({what})",
             timeout=STOP_WAIT_S + 15,
         )
-
-
-@step("ray_stop")
-def ray_stop(ctx: StepContext) -> Iterator[Op]:
-    """`ray stop` when any Ray process of this user runs on the host."""
-    state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
-    running = state.ray_pids
-    ctx.data["ray_pids"] = list(running)
-    if running:
-        yield Op(ray_stop_command(), f"stop Ray ({len(running)} processes)", timeout=90)
 
 
 FILES = ("env", "api_key", "engine")
