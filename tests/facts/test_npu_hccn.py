@@ -173,6 +173,9 @@ def test_routes_probes_model() -> None:
     assert routes == {"10.0.0.2": "enp67s0f5", "10.9.0.1": "eth1"}
     probes = parse_probes(Raw("10.0.0.1:6379 refused\n10.0.0.3:22 open\n10.0.0.4:22 timeout\n", 0))
     assert probes["10.0.0.1:6379"].reachable and probes["10.0.0.3:22"].reachable and not probes["10.0.0.4:22"].reachable
+    again = parse_probes(Raw("10.0.0.1:6379 open retried\n10.0.0.4:22 timeout retried\n10.0.0.5:22 timeout\n", 0))
+    assert again["10.0.0.1:6379"].reachable and again["10.0.0.1:6379"].retried  # slow, then answered: no problem
+    assert again["10.0.0.4:22"].retried and not again["10.0.0.4:22"].reachable and not again["10.0.0.5:22"].retried
     parse = parse_model("/m")
     model = parse(
         Raw("present\n" + "a" * 64 + '\n--\n{"model_type": "llama"}\n\n--\n/dev/vda 263174212 1 82000000 70% /\n', 0)

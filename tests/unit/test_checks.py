@@ -258,3 +258,21 @@ def test_a_port_the_plan_binds_held_by_another_program_is_named(inventory) -> No
     assert evaluate(inventory, views) == []  # check-net without a plan's ports: nothing to compare
     unknown = [healthy(inventory, "b", listeners=None)]  # no `ss` on the host
     assert evaluate(inventory, unknown, ports) == []
+
+
+def test_a_path_that_only_times_out_says_the_host_may_be_loaded_not_only_a_firewall(inventory) -> None:
+    """A probe that timed out twice (3 s, then 10 s) is a problem that names both causes; a refusal or
+    an unreachable route still names the firewall or route alone."""
+    from toolkit.facts.net import Latency, Probe
+
+    timeout = {"10.0.0.1:6379": Probe("10.0.0.1:6379", "timeout", retried=True)}
+    [quiet] = evaluate(inventory, [healthy(inventory, "a"), healthy(inventory, "b", probes=timeout)])
+    assert quiet.check == "reach-head" and "no answer within 3 s, nor within 10 s when tried again" in quiet.observed
+    assert (quiet.hint or "").startswith("only timeouts, no refusal: either a firewall drops the packets, or b or")
+    assert "too loaded to answer in time" in (quiet.hint or "")
+    busy = healthy(inventory, "b", probes=timeout, tool_latency=Latency(300, 200, 40, 2))
+    [loaded] = evaluate(inventory, [healthy(inventory, "a"), busy])
+    assert "(b was busy: 40 runnable processes on 2 CPUs)" in loaded.observed
+    unreachable = {"10.0.0.1:6379": Probe("10.0.0.1:6379", "unreachable")}
+    [route] = evaluate(inventory, [healthy(inventory, "a"), healthy(inventory, "b", probes=unreachable)])
+    assert route.observed.endswith(": unreachable") and (route.hint or "").startswith("open the firewall")

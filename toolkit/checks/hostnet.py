@@ -10,6 +10,7 @@ from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.config.inventory import Inventory
 from toolkit.facts.deploy import is_deployment_process
+from toolkit.facts.net import PROBE_TIMEOUT_S, RETRY_TIMEOUT_S
 from toolkit.planner.types import PortUse
 
 if TYPE_CHECKING:
@@ -137,17 +138,34 @@ def host_network_problems(inventory: Inventory, v: HostView) -> list[Problem]:
             continue
         check = "reach-head" if target == head_target else "reach-peer"
         what = f"Ray port of the head ({target})" if check == "reach-head" else f"peer {target}"
-        out.append(
-            Problem(
-                name,
-                None,
-                check,
-                f"{what}: {probe.state}",
-                "reachable (open or refused)",
-                "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); "
-                "DistStoreError/placement group hangs otherwise",
-            )
+        firewall = (
+            "open the firewall between the nodes (Ray uses the GCS port and a range of worker ports); "
+            "DistStoreError/placement group hangs otherwise"
         )
+        if probe.state == "timeout":  # only timeouts: a dropping firewall, or a host too loaded to answer
+            latency = v.facts.get("tool_latency")
+            load = (
+                f" ({name} was busy: {latency.runnable} runnable processes on {latency.cpus} CPUs)"
+                if latency is not None and latency.host_busy
+                else ""
+            )
+            busy = bool(load)
+            out.append(
+                Problem(
+                    name,
+                    None,
+                    check,
+                    f"{what}: no answer within {PROBE_TIMEOUT_S} s, nor within {RETRY_TIMEOUT_S} s when tried again"
+                    + load,
+                    "reachable (open or refused)",
+                    "only timeouts, no refusal: either a firewall drops the packets, or "
+                    + (f"{name}" if busy else f"{name} or {target.split(':')[0]}")
+                    + " is too loaded to answer in time (check `uptime` there and run check-net again); if the hosts "
+                    "are idle, " + firewall,
+                )
+            )
+            continue
+        out.append(Problem(name, None, check, f"{what}: {probe.state}", "reachable (open or refused)", firewall))
     return out
 
 
