@@ -231,6 +231,7 @@ FAULT_KINDS = [
     ("version-skew", {}),
     ("host-down", {}),
     ("slow", {"value": "1200"}),  # ("unreachable": test_up_e2e.py::test_worker_that_cannot_reach_the_head)
+    ("npu-held", {}),  # a foreign process holds the card the plan uses
 ]
 
 

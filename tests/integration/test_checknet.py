@@ -50,6 +50,7 @@ FAULTS = [
     (3, ("slow", {"value": "1200"}), (3, None, "tool-latency"), "hccn_tool answers in"),
     (2, ("missing-model", {}), (2, None, "model"), "does not exist"),
     (3, ("version-skew", {"value": "0.9.1"}), (3, None, "versions"), "cann 8.2.RC1 (others 8.0.RC2 on"),
+    (1, ("npu-held", {"card": 5}), (1, 5, "npu-memory"), "NPU 5 is held by pid"),
 ]
 
 

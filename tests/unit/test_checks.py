@@ -276,3 +276,24 @@ def test_a_path_that_only_times_out_says_the_host_may_be_loaded_not_only_a_firew
     unreachable = {"10.0.0.1:6379": Probe("10.0.0.1:6379", "unreachable")}
     [route] = evaluate(inventory, [healthy(inventory, "a"), healthy(inventory, "b", probes=unreachable)])
     assert route.observed.endswith(": unreachable") and (route.hint or "").startswith("open the firewall")
+
+
+def test_a_device_held_by_a_foreign_process_is_named_with_pid_command_and_hbm(inventory) -> None:
+    """Before a start, a device the plan uses must be free: a process that is not a deployment's
+    (vLLM, Ray) is named with its pid, command and memory; a deployment's own (a re-run of `up`) is not."""
+    from toolkit.facts.npu import Chip, NpuInfo, NpuProcess
+
+    chips = tuple(Chip(d, 0, d, "910B3", "OK", None, 3300 + (6000 if d == 1 else 0), 65536) for d in range(8))
+    held = NpuInfo(chips, (NpuProcess(1, 0, 4711, "python3", 6000), NpuProcess(2, 0, 99, "python3", 3000)), False)
+    holders = {4711: "python3 train.py --epochs 3", 99: "/venv/bin/python3 /venv/bin/vllm serve /m"}
+    b = healthy(inventory, "b", npu_smi=held, npu_holders=holders)
+    [problem] = evaluate(inventory, [healthy(inventory, "a"), b])
+    assert (problem.host, problem.device, problem.check) == ("b", 1, "npu-memory")
+    assert (
+        problem.observed
+        == "NPU 1 is held by pid 4711 (python3 train.py --epochs 3, 6000 MB); HBM 9300 of 65536 MB in use"
+    )
+    assert "kill 4711" in (problem.hint or "") and "free memory on device is less than desired" in (problem.hint or "")
+    gone = healthy(inventory, "b", npu_smi=held, npu_holders={99: holders[99]})  # 4711's command unreadable
+    [unnamed] = evaluate(inventory, [healthy(inventory, "a"), gone])
+    assert "pid 4711 (python3, 6000 MB)" in unnamed.observed  # npu-smi's process name stands in

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from toolkit.checks import Problem
 from toolkit.config.hardware import KINDS
 from toolkit.config.inventory import Inventory
+from toolkit.facts.deploy import is_deployment_process
 from toolkit.facts.hccn import HCCN_CONF
 
 if TYPE_CHECKING:
@@ -38,6 +39,47 @@ HINT_NPU_HEALTH = (
     "npu-smi info -t health -i {card} shows the alarm; fix or exclude this NPU (drop it from `devices`) before "
     "deploying"
 )
+
+
+def npu_memory_problems(v: HostView) -> list[Problem]:
+    """A device the plan uses held by a process that is not a deployment's (vLLM, Ray): the next start
+    would fail with "free memory on device is less than desired". Named with its pid, command and HBM."""
+    info = v.facts.get("npu_smi")
+    if info is None:
+        return []
+    holders: dict[int, str] = v.facts.get("npu_holders") or {}
+    out = []
+    for d in v.host.devices:
+        chip = info.chip(d)
+        if chip is None:
+            continue
+        foreign = [
+            p
+            for p in info.processes
+            if (p.npu, p.chip) == (chip.npu, chip.chip) and not is_deployment_process(holders.get(p.pid, ""))
+        ]
+        if not foreign:
+            continue
+        held = "; ".join(
+            f"pid {p.pid} ({holders.get(p.pid) or p.name}"
+            + (f", {p.memory_mb} MB" if p.memory_mb is not None else "")
+            + ")"
+            for p in foreign
+        )
+        hbm = f"; HBM {chip.hbm_used_mb} of {chip.hbm_total_mb} MB in use" if chip.hbm_used_mb is not None else ""
+        out.append(
+            Problem(
+                v.host.name,
+                d,
+                "npu-memory",
+                f"NPU {d} is held by {held}{hbm}",
+                "no process on a device the plan uses",
+                f"stop what holds it (`kill {foreign[0].pid}` once you know it may go; a killed vLLM can leave its "
+                "engine holding the card), or give the deployment other devices (hosts[].devices): vLLM would "
+                "stop with 'free memory on device is less than desired'",
+            )
+        )
+    return out
 
 
 def npu_problems(inventory: Inventory, v: HostView) -> list[Problem]:

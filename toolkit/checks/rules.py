@@ -18,7 +18,13 @@ from toolkit.planner.types import PortUse
 if TYPE_CHECKING:
     pass
 
-from toolkit.checks.cards import device_problems, hccn_conf_problems, npu_problems, tls_problems
+from toolkit.checks.cards import (
+    device_problems,
+    hccn_conf_problems,
+    npu_memory_problems,
+    npu_problems,
+    tls_problems,
+)
 from toolkit.checks.consistency import (  # noqa: F401
     clock_problems,
     model_consistency_problems,
@@ -53,6 +59,7 @@ def evaluate(inventory: Inventory, views: list[HostView], ports: tuple[PortUse, 
     for v in reachable:
         problems += npu_problems(inventory, v)
         problems += device_problems(v)
+        problems += npu_memory_problems(v)
         problems += hccn_conf_problems(v)
         problems += host_network_problems(inventory, v)
         problems += model_disk_problems(inventory, v)

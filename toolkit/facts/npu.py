@@ -163,3 +163,21 @@ def parse_npu_smi_info(raw: Raw) -> NpuInfo | None:
     if not chips:
         return None
     return NpuInfo(tuple(chips), tuple(processes), a3)
+
+
+#: the pids in `npu-smi info`'s process table, each with its command line (`ps`), one per line
+HOLDERS_COMMAND = (
+    "npu-smi info 2>/dev/null | awk -F'|' '/Process id/ {t=1; next} t && NF >= 6 "
+    '{p=$3; gsub(/ /, "", p); if (p ~ /^[0-9]+$/) print p}\' | sort -u | '
+    'while read -r p; do a=$(ps -o args= -p "$p" 2>/dev/null | cut -c1-300); echo "$p ${a:-?}"; done'
+)
+
+
+def parse_holders(raw: Raw) -> dict[int, str]:
+    """pid -> command line of every process npu-smi lists on a device ("?" when it is gone or hidden)."""
+    out: dict[int, str] = {}
+    for line in raw.stdout.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if pid.isdigit():
+            out[int(pid)] = args.strip() or "?"
+    return out

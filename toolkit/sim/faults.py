@@ -52,7 +52,10 @@ KINDS = {
     "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
     "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine "
     "still works)",
+    "npu-held": "a foreign process (not vLLM, not Ray) holds card K, as one left by another job would",
 }
+#: the foreign process `npu-held` starts (its argv0, so `clear` finds it and nothing else)
+HOLDER = "ascend-sim-npu-holder"
 SKEW_CANN = "8.2.RC1"
 #: What an injected fault did, in words, filled from its record (KINDS says what each kind can do).
 DONE = {
@@ -68,6 +71,7 @@ DONE = {
     "missing-model": "the model directory {value} is gone on {host}",
     "version-skew": "{host} reports vLLM {value} and CANN " + SKEW_CANN,
     "unreachable": "{host} cannot reach {peer} ({value}); SSH from this machine still works",
+    "npu-held": "card {card} of {host} is held by a foreign process ({value})",
 }
 
 
@@ -165,7 +169,16 @@ def inject(
         )
     host = _host(state, host_name)
     record: dict[str, Any] = {"host": host.name, "kind": kind}
-    if kind in ("link-down", "net-health", "ping-loss", "card-unhealthy", "no-ip", "tls-mismatch", "optical-absent"):
+    if kind in (
+        "link-down",
+        "net-health",
+        "ping-loss",
+        "card-unhealthy",
+        "no-ip",
+        "tls-mismatch",
+        "optical-absent",
+        "npu-held",
+    ):
         record["card"] = card
     if kind == "link-down":
         _set_card(paths, state, host, card, link="DOWN")
@@ -228,6 +241,18 @@ def inject(
             capture_output=True,
         )
         record.update(peer=other.name, value=other.address)
+    elif kind == "npu-held":
+        hw = HARDWARE[state.hardware]
+        if not 0 <= card < hw.devices:
+            raise BadInput(f"--card {card} is out of range 0..{hw.devices - 1} for {state.hardware}")
+        device = f"/usr/local/Ascend/sim/dev/davinci{card}"
+        _in_host(
+            host,
+            "bash",
+            "-c",
+            f"setsid bash -c 'exec -a {HOLDER} sleep infinity' 3<{device} >/dev/null 2>&1 < /dev/null & echo $!",
+        )
+        record["value"] = f"{HOLDER} infinity"
     elif kind == "version-skew":
         version = value or "0.9.1"
         _skew(paths, host, version, SKEW_CANN)
@@ -287,6 +312,8 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _in_host(host, "umount", str(model.parent))
         if "version-skew" in kinds:
             _skew(paths, host, None, CANN_VERSION)
+        if "npu-held" in kinds:
+            _in_host(host, "bash", "-c", f"pkill -f '^{HOLDER}' || true")
         for fault in cleared:
             if fault["host"] == host.name and fault["kind"] == "unreachable":
                 subprocess.run(
