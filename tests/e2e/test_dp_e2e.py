@@ -190,6 +190,19 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     assert code == 0 and {r["host"]: r["ranks"] for r in status["hosts"]} == {f"{NAME}-1": [0, 1], f"{NAME}-2": [2, 3]}
     assert next(r for r in status["hosts"] if r["role"] == "head")["engines"] == 4, status
 
+    # the head's API server killed (kill -9): the worker's ranks live on without it and never recover;
+    # status names them as orphans (exit 1) and the next `up` restarts the whole group
+    lab.ssh(1, "pkill -KILL -f '[v]llm serve'")
+    wait_for("the head's server to die", lambda: not rank_started(lab, 1), timeout=60)
+    code, orphaned, err = run(lab, "status", inv, *DP)
+    assert code == 1 and orphaned["ok"] is False, (orphaned, err[-2000:])
+    assert [(f["host"], f["check"]) for f in orphaned["findings"]] == [(f"{NAME}-2", "orphaned-ranks")], orphaned
+    assert "DP rank(s) 2, 3 run here" in orphaned["findings"][0]["observed"]
+    code, healed, err = run(lab, "up", inv, *DP)
+    assert code == 0 and healed["changed"] is True, (json.dumps(healed.get("stages"))[-3000:], err[-3000:])
+    code, status, err = run(lab, "status", inv, *DP)
+    assert code == 0 and status["findings"] == [] and status["hosts"][0]["engines"] == 4, status
+
     code, again, err = run(lab, "up", inv, *DP)  # its preflight sees the ports held by this deployment: fine
     assert code == 0 and again["changed"] is False, (json.dumps(again.get("preflight"))[-3000:], err[-2000:])
     assert {s["name"] for s in again["stages"] if s["status"] not in ("unchanged", "ok")} == set()

@@ -498,6 +498,7 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
         "served_model": plan.served_name.value,
         "duration": 0.5,
         "deployed": None,
+        "findings": [],
         "hosts": [row],
         "notes": ["n"],
         "metrics": None,

@@ -111,3 +111,36 @@ def test_down_records_that_nothing_runs_and_keeps_the_deployment_in_the_history(
     assert rec["current"] is None and rec["history"][0]["plan_sha256"] == digest and rec["history"][0]["stopped_at"]
     again = run(inv, cluster, plan, book="down")
     assert "record" not in ops(again)
+
+
+def test_status_names_ranks_left_without_their_api_server(tmp_path: Path) -> None:
+    """The head's API server died (kill -9) after a dp deployment: the worker's ranks wait for it and
+    never recover; status names them (exit 1) and the next `up` restarts the whole group."""
+    inv, cluster, plan = up(tmp_path, launcher="dp")
+    cluster.hosts["n0"].vllm_pid = None  # the head's server is gone, the worker's rank runs on
+    connect, _ = cluster.factory()
+    report = api.status(inv, api.Options(), connect=connect)
+    assert not report.ok
+    [orphan] = report.findings
+    assert (orphan["host"], orphan["check"]) == ("n1", "orphaned-ranks")
+    assert orphan["observed"].startswith("DP rank(s) 1 run here (pid 4242) without the API server on n0")
+    assert "ascend-deploy up" in orphan["fix"] and report.to_dict()["findings"] == [orphan]
+    healed = ops(run(inv, cluster, plan, book="up-dp"))
+    assert healed["stop-ranks"] == ["n1: stop vLLM: every rank restarts (not running on n0)"]
+    assert api.status(inv, api.Options(), connect=cluster.factory()[0]).findings == []
+
+
+def test_status_names_a_server_that_reports_fewer_engines_than_planned(tmp_path: Path) -> None:
+    from toolkit.api.supervise import findings
+
+    inv, cluster, plan = up(tmp_path, launcher="dp")
+    rows = [{"host": "n0", "reachable": True, "health": 200, "engines": 1, "engines_planned": 2, "processes": []}]
+    assert findings(plan, rows) == [
+        {
+            "host": "n0",
+            "check": "engines",
+            "observed": "the API server reports 1 of the plan's 2 engines (/metrics)",
+            "fix": "the missing ranks' hosts are named above if their process is gone; `ascend-deploy up` restarts "
+            "the group",
+        }
+    ]

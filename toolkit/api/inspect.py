@@ -10,6 +10,7 @@ from typing import Any
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
 from toolkit.api.deployed import SHOWN
 from toolkit.api.reports import StatusReport
+from toolkit.api.supervise import findings
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import EventSink, no_events
 from toolkit.engine.registry import Shared
@@ -106,7 +107,15 @@ def status(
                 engines_planned=plan.dp.value if isinstance(plan.dp.value, int) else None,
             )
         rows.append(row)
-    report = StatusReport(str(inventory.path), plan, rows, time.monotonic() - started, notes, deployed=deployed)
+    report = StatusReport(
+        str(inventory.path),
+        plan,
+        rows,
+        time.monotonic() - started,
+        notes,
+        deployed=deployed,
+        findings=findings(plan, rows),
+    )
     if metrics:
         loads = head.data.get("metrics") if head and head.status != HostStatus.FAILED else None
         report.metrics = as_rows(loads)

@@ -208,6 +208,8 @@ class StatusReport(PlanFacing):
     metrics: list[dict[str, Any]] | None = None  # `status --metrics`: per served model
     #: the head's deployment record compared with the inventory (None: nothing recorded runs)
     deployed: Deployed | None = None
+    #: what is wrong beyond each host's own state (orphaned ranks, missing engines): `api.supervise`
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     __json_extra__ = (
         "ok",
@@ -216,19 +218,21 @@ class StatusReport(PlanFacing):
         "served_model",
         "duration",
         "deployed",
+        "findings",
         "hosts",
         "notes",
         "metrics",
     )
-    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics", "deployed")
+    __json_skip__ = ("inventory", "plan", "hosts", "duration", "notes", "metrics", "deployed", "findings")
     __json_round__ = {"duration": 3}
 
     @property
     def ok(self) -> bool:
-        """Every host reachable with what must run there (its Ray node, or its own vLLM rank), and
-        the server healthy."""
+        """Every host reachable with what must run there (its Ray node, or its own vLLM rank), the
+        server healthy, and nothing found wrong across hosts (`findings`)."""
         return (
-            bool(self.hosts)
+            not self.findings
+            and bool(self.hosts)
             and all(
                 h["reachable"] and (h["ray_node"] if h.get("runs", "ray") == "ray" else h.get("vllm_pid") is not None)
                 for h in self.hosts

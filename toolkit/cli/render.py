@@ -103,6 +103,9 @@ def render_down(report: DownReport) -> None:
 
 def render_status(report: StatusReport) -> None:
     notes_block(report.notes)
+    for f in report.findings:
+        err.print(Text(f"{f['host']} [{f['check']}] ", style="bold red") + Text(f["observed"]))
+        err.print(Text(f"    fix: {f['fix']}", style="dim"))
     d = report.deployed
     if d is not None:
         same = mark(
