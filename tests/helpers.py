@@ -229,11 +229,18 @@ class Host:
     launch_fails: bool = False
     engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
     record: str | None = None  # the deployment record file (the head's), as written
+    npu_held_reads: int = 0  # how many more npu-smi reads still show NPU 0 held (then it is released)
     others: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)  # name -> (pid, hash)
     ops: list[str] = field(default_factory=list)
 
 
 IDLE_NPU_SMI = (Path(__file__).parent / "facts" / "golden" / "npu-smi-info.a2").read_text()
+#: the same cards with a process holding NPU 0 (a killed engine the driver has not released yet)
+BUSY_NPU_SMI = IDLE_NPU_SMI.replace(
+    "| No running processes found in NPU 0                                                            |",
+    "| 0       0                 | 777           | python3                  | 3000                    |",
+    1,
+)
 #: what `Cluster.apply` knows how to apply (each a regex on the command); anything else fails
 KNOWN_COMMANDS = (
     r"kill -TERM",  # stopping vLLM (stop_vllm_command)
@@ -260,6 +267,12 @@ class Cluster:
         """A connection factory answered by this cluster (what arrives on stdin is kept for `apply`)."""
         connect, self.connections = fake_factory(self, open_errors)
         return connect, self.connections
+
+    def npu_smi(self, h: Host) -> str:
+        if h.npu_held_reads > 0:
+            h.npu_held_reads -= 1
+            return BUSY_NPU_SMI
+        return IDLE_NPU_SMI
 
     def state_lines(self, h: Host) -> str:
         lines = [f"hash ray-node {h.ray_hash}"] if h.ray_hash else []
@@ -308,7 +321,7 @@ class Cluster:
                     "http": http if h.vllm_pid else "alive=0\nhealth=\nlast=\n",
                     "deploy_record": f"present\n{h.record}" if h.record is not None else "absent",
                     "labelled": "",  # no container of the cluster's
-                    "npu_smi": IDLE_NPU_SMI,  # idle cards (a captured npu-smi info, no processes)
+                    "npu_smi": self.npu_smi(h) if fact == "npu_smi" else "",  # captured: idle, or NPU 0 held
                 }.get(fact)
                 if text is None:  # a fact this fake cannot answer: failed, never an empty success
                     self.unknown.append((h.name, f"fact {fact}"))

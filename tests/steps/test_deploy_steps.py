@@ -527,3 +527,28 @@ def test_one_cluster_object_runs_up_status_and_down(setup: Any) -> None:
     down = run.down()
     assert down.ok and set(down.hosts) == {"n0", "n1"}
     assert any("vllm" in c or "ray stop" in c for c in cluster.hosts["n0"].ops[-20:])
+
+
+def test_down_waits_for_the_devices_to_be_released_and_names_a_holder_that_stays(
+    setup: tuple[Any, Cluster, Any],
+) -> None:
+    """A killed engine's device memory is freed by the driver a little later: `down` waits (bounded)
+    until npu-smi shows the host's devices free, and names the pid still holding one when time is up."""
+    from toolkit.config.playbook import Playbook, Stage
+
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    cluster.hosts["n1"].npu_held_reads = 2  # released on the third reading
+    report = run(inv, cluster, plan, book="down")
+    clean = next(s for s in report.stages if s.name == "clean")
+    assert report.ok and clean.hosts["n1"].data["clean"] and clean.hosts["n1"].data["released_after_s"] >= 2
+    assert clean.hosts["n0"].data["released_after_s"] == 0
+
+    cluster.hosts["n1"].npu_held_reads = 1000  # never released
+    book = Playbook(name="t", stages=[Stage(name="clean", step="deploy_clean", params={"release_timeout": 1.5})])
+    connect, _ = cluster.factory()
+    with Executor(inv.hosts, connect=connect) as ex:
+        stuck = run_playbook(book, inv, ex)
+    err = stuck.stages[0].hosts["n1"].error
+    assert err is not None and "NPU 0 pid 777 (python3, 3000 MB)" in err.message, err
+    assert "the devices were waited on for" in err.message and stuck.stages[0].hosts["n0"].error is None

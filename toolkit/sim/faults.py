@@ -52,7 +52,8 @@ KINDS = {
     "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
     "unreachable": "the host cannot reach --peer's address (a route/firewall fault; SSH from the control machine "
     "still works)",
-    "npu-held": "a foreign process (not vLLM, not Ray) holds card K, as one left by another job would",
+    "npu-held": "a foreign process (not vLLM, not Ray) holds card K, as one left by another job would; with VALUE it "
+    "lets go after VALUE seconds (a device the driver releases late)",
 }
 #: the foreign process `npu-held` starts (its argv0, so `clear` finds it and nothing else)
 HOLDER = "ascend-sim-npu-holder"
@@ -246,13 +247,14 @@ def inject(
         if not 0 <= card < hw.devices:
             raise BadInput(f"--card {card} is out of range 0..{hw.devices - 1} for {state.hardware}")
         device = f"/usr/local/Ascend/sim/dev/davinci{card}"
+        life = "infinity" if value is None else str(_int_value(kind, value, 0))
         _in_host(
             host,
             "bash",
             "-c",
-            f"setsid bash -c 'exec -a {HOLDER} sleep infinity' 3<{device} >/dev/null 2>&1 < /dev/null & echo $!",
+            f"setsid bash -c 'exec -a {HOLDER} sleep {life}' 3<{device} >/dev/null 2>&1 < /dev/null & echo $!",
         )
-        record["value"] = f"{HOLDER} infinity"
+        record["value"] = f"{HOLDER} {life}"
     elif kind == "version-skew":
         version = value or "0.9.1"
         _skew(paths, host, version, SKEW_CANN)

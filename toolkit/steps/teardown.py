@@ -5,14 +5,16 @@ state, and on clean hosts."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
+from toolkit.engine.executor import Event, EventKind
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.container import labelled_command, parse_labelled
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.facts.npu import parse_npu_smi_info
+from toolkit.facts.npu import NpuInfo, NpuProcess, parse_npu_smi_info
 from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.steps import commands
 
@@ -33,6 +35,39 @@ def vllm_stop(ctx: StepContext) -> Iterator[Op]:
 
 
 FILES = ("env", "api_key", "engine")
+#: how long `down` waits for the devices to be released after the processes stopped (the driver frees
+#: a killed process's device memory with a delay: a start right after would find it "in use")
+RELEASE_TIMEOUT_S = 60.0
+
+
+def holding(ctx: StepContext, npu: NpuInfo | None) -> list[tuple[int, NpuProcess]]:
+    """(device, process) for every process npu-smi lists on a device this host's inventory uses."""
+    if npu is None:
+        return []
+    out = []
+    for d in ctx.host.devices:
+        chip = npu.chip(d)
+        out += [(d, p) for p in npu.processes if chip is not None and (p.npu, p.chip) == (chip.npu, chip.chip)]
+    return out
+
+
+def devices_released(ctx: StepContext, npu: NpuInfo | None, timeout: float) -> tuple[NpuInfo | None, float]:
+    """Poll npu-smi (bounded) until no process holds a device this host uses; the last reading and how
+    long it took. Progress names the holders while it waits."""
+    started = time.monotonic()
+    while holding(ctx, npu) and time.monotonic() - started < timeout:
+        held = ", ".join(f"NPU {d} pid {p.pid}" for d, p in holding(ctx, npu))
+        ctx.session.emit(
+            Event(
+                EventKind.PROGRESS,
+                ctx.host.name,
+                ctx.session.stage,
+                f"{time.monotonic() - started:4.0f}s waiting for the devices to be released ({held})",
+            )
+        )
+        time.sleep(1.0)
+        npu = ctx.facts([Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])["npu_smi"]
+    return npu, round(time.monotonic() - started, 1)
 
 
 def files_fact(p: Paths) -> Fact[list[str]]:
@@ -91,8 +126,10 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         "Ray": list(state.ray_pids),
         "container": [f"{name} ({engine})" for engine, name in facts["labelled"]],
     }
-    busy = [f"NPU {proc.npu} pid {proc.pid} ({proc.name})" for proc in (npu.processes if npu else ())]
-    ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None)
+    npu, waited = devices_released(ctx, npu, float(ctx.params.get("release_timeout", RELEASE_TIMEOUT_S)))
+    held = holding(ctx, npu)
+    busy = [f"NPU {d} pid {p.pid} ({p.name}, {p.memory_mb} MB)" for d, p in held]
+    ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None, released_after_s=waited)
     problems = [
         f"{kind} {'pids ' if kind != 'container' else ''}{', '.join(map(str, pids))}"
         for kind, pids in left.items()
@@ -101,7 +138,9 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     if problems:
         raise CommandFailed(
             ctx.host.name,
-            "still running after down: " + "; ".join(problems),
+            "still running after down: "
+            + "; ".join(problems)
+            + (f" (the devices were waited on for {waited:g}s)" if busy else ""),
             hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another "
             "user or cluster)",
         )
