@@ -329,6 +329,12 @@ class Cluster:
                     continue
                 out += [f"@@{nonce}@@ {fact}", text, f"@@{nonce}@@ rc=0"]
             return 0, "\n".join(out) + "\n", ""
+        if "weights took|Model loading took" in script:  # the start-up phases from a vLLM log
+            return (
+                0,
+                "Loading weights took 1.50 seconds\ninit engine (profile, create kv cache, warmup model) took 2.25 s\n",
+                "",
+            )
         if "RAYWAIT" in script:
             nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
             expected = json.loads(shlex.split(script.split("python3 -c", 1)[1])[1])

@@ -95,6 +95,9 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         stages(data)["ray-ready"] == stages(data)["ready"] == stages(data)["preflight"] == "ok"
     )  # verified, not "unchanged"
     assert isinstance(data["answers"]["chat"], str) and data["answers"]["models"] == ["tiny-llama"]
+    # the start-up phases the engine logged (the CPU build: weights and engine init), and the wait
+    phases = data["phases"]
+    assert phases["weights_s"] >= 0 and phases["engine_init_s"] > 0 and phases["ready_s"] > 0, phases
 
     chat, completion = ask(data["endpoint"])
     assert chat and completion

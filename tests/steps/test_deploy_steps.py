@@ -477,11 +477,13 @@ def test_report_documents_come_from_the_serializer(setup: Any) -> None:
     up = json.loads(json.dumps(UpReport(str(inv.path), plan, run=run, duration=1.23456).to_dict()))
     assert list(up) == [
         *("ok", "inventory", "check", "changed", "failed_stage", "duration", "endpoint", "served_model"),
-        *("stages", "answers", "serving", "notes", "examples", "preflight", "run", "plan"),
+        *("stages", "answers", "phases", "serving", "notes", "examples", "preflight", "run", "plan"),
     ]
     assert up["duration"] == 1.235 and up["served_model"] == plan.served_name.value and up["serving"]
     assert [s["name"] for s in up["stages"]] == [s.name for s in run.stages]
     assert set(up["stages"][0]) == {"name", "seconds", "status"} and up["answers"]["completion"] == " Paris"
+    assert up["phases"]["weights_s"] == 1.5 and up["phases"]["engine_init_s"] == 2.25  # from the server's log
+    assert up["phases"]["ready_s"] is not None
     assert set(up["examples"]) == {"curl", "python"} and up["plan"] == json.loads(json.dumps(plan_to_dict(plan)))
     failed = UpReport(str(inv.path), plan, run=run, failed_stage="vllm").to_dict()
     assert failed["ok"] is False and failed["examples"] == {} and failed["serving"] is False

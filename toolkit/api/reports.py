@@ -47,7 +47,7 @@ class UpReport(PlanFacing):
 
     __json_extra__ = (
         *("ok", "inventory", "check", "changed", "failed_stage", "duration", "endpoint", "served_model"),
-        *("stages", "answers", "serving", "notes", "examples", "preflight", "run", "plan"),
+        *("stages", "answers", "phases", "serving", "notes", "examples", "preflight", "run", "plan"),
     )
     __json_skip__ = ("inventory", "plan", "preflight", "run", "failed_stage", "duration", "check", "lock")
     __json_as__ = {"plan": "plan_document", "examples": "examples_when_serving"}
@@ -105,6 +105,18 @@ class UpReport(PlanFacing):
         ready = next((s for s in self.run.stages if s.step in READY_STEPS), None)
         head = ready.hosts.get(self.plan.head.name) if ready else None
         return dict(head.data.get("answers", {})) if head else {}
+
+    @property
+    def phases(self) -> dict[str, Any]:
+        """This start's phases as the engine logged them (weights, compile, graph capture, engine init;
+        `facts.phases`) and the wait until /health answered, in seconds; empty without a (re)start."""
+        if not self.run:
+            return {}
+        ready = next((s for s in self.run.stages if s.step in READY_STEPS), None)
+        head = ready.hosts.get(self.plan.head.name) if ready else None
+        if head is None or not head.data.get("phases"):
+            return {}
+        return {**head.data["phases"], "ready_s": head.data.get("waited_s")}
 
     @property
     def examples(self) -> dict[str, str]:

@@ -20,6 +20,20 @@ from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output
 from toolkit.cli.render_checks import render_check_net, render_facts, render_report  # noqa: F401
 from toolkit.cli.render_plan import render_plan, render_plugins, render_vars  # noqa: F401
 
+#: how `up` names each start-up phase (`facts.phases`), in the order they happen
+PHASE_WORDS = (
+    ("weights_s", "weights loaded in {:g} s"),
+    ("weights_gib", "{:g} GiB of weights"),
+    ("compile_s", "torch.compile {:g} s"),
+    ("graph_s", "graph capture {:g} s"),
+    ("engine_init_s", "engine init (profile, KV cache, warm-up) {:g} s"),
+    ("ready_s", "/health 200 after {:g} s"),
+)
+
+
+def phases_line(phases: dict[str, Any]) -> str:
+    return ", ".join(words.format(phases[key]) for key, words in PHASE_WORDS if phases.get(key) is not None)
+
 
 def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
     """`actions_logged`: the progress log already printed each operation as it ran."""
@@ -70,6 +84,8 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
     )
     if answers.get("chat") is not None:
         out.print(Text("test chat answer: ", style="dim") + Text(repr(answers["chat"])[:160]))
+    if report.phases:
+        out.print(Text("start-up: ", style="dim") + Text(phases_line(report.phases)))
     ex = report.examples
     out.print(Text("\ncurl:", style="bold"))
     out.print(ex["curl"], soft_wrap=True)

@@ -12,6 +12,7 @@ from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.engine.registry import StepContext
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import ProcFiles
+from toolkit.facts.phases import parse_phases, phases_command
 from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command, smoke_requests
 from toolkit.planner.plan import Plan
 from toolkit.steps.deploy import paths
@@ -74,6 +75,8 @@ def wait_for_server(ctx: StepContext, plan: Plan, started_now: bool, files: Proc
     if outcome.state == "ready":
         ctx.data["healthy_at"] = time.time()  # wall clock, so a benchmark can compare it with its own /health poller
         meet.ready.set()
+        if started_now:  # the phases of this start, as the engine logged them
+            read_phases(ctx, f.log)
         return
     if outcome.state == "cancelled":
         raise VllmNotReady(
@@ -114,3 +117,11 @@ def check_answers(ctx: StepContext, plan: Plan, started_now: bool) -> None:
             )
         answers[kind] = answer
     ctx.data.update(answers=answers)
+
+
+def read_phases(ctx: StepContext, log: str) -> None:
+    """The start-up phases `log` reports (`facts.phases`), into the step's data (`up`'s summary)."""
+    res = ctx.session.run(phases_command(log), timeout=30, check=False, setup=False)
+    phases = parse_phases(res.stdout)
+    if phases.found:
+        ctx.data["phases"] = {k: v for k, v in vars(phases).items() if v is not None}
