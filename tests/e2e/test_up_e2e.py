@@ -232,13 +232,13 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         assert all(KEY.encode() not in archive.extractfile(m).read() for m in archive.getmembers() if m.isfile())
     assert oct(Path(logs["archive"]).stat().st_mode & 0o777) == "0o600"
 
-    # a card still held for a few seconds after the processes stop (the driver releases a killed
+    # a card still held for some seconds after the processes stop (the driver releases a killed
     # process's device late): down waits for it instead of failing
-    lab.fault(2, "npu-held", card=0, value="6")
+    lab.fault(2, "npu-held", card=0, value="12")  # outlives down's stopping stages (a few seconds)
     code, down, err = run(lab, "down", inv)
     assert code == 0 and all(h["clean"] for h in down["hosts"].values()), (down, err[-2000:])
     clean = next(s for s in down["run"]["stages"] if s["name"] == "clean")
-    assert clean["hosts"][f"{NAME}-2"]["data"]["released_after_s"] >= 3, clean
+    assert clean["hosts"][f"{NAME}-2"]["data"]["released_after_s"] > 0, clean  # it waited, then found it free
     nothing_left(lab)
     code, down, _ = run(lab, "down", inv)  # idempotent on clean hosts
     assert code == 0

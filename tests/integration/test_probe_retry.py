@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from typing import Any
 
 from toolkit.facts import Raw
 from toolkit.facts.net import parse_probes, probe_command
@@ -55,25 +56,24 @@ def probe(port: int) -> tuple[dict, float]:
     return parse_probes(Raw(out.stdout, out.returncode)), time.monotonic() - started
 
 
-def test_a_slow_answer_is_retried_and_reachable() -> None:
-    server, fillers = stalled_listener(accept_after=1.5)
+def probed(accept_after: float | None) -> tuple[Any, float]:
+    """The one probe's answer against a stalled listener (see `stalled_listener`), and how long it took."""
+    server, fillers = stalled_listener(accept_after)
     try:
         probes, took = probe(server.getsockname()[1])
     finally:
         server.close()
         for c in fillers:
             c.close()
-    [(target, p)] = probes.items()
+    [p] = probes.values()
+    return p, took
+
+
+def test_a_slow_answer_is_retried_and_reachable() -> None:
+    p, took = probed(accept_after=1.5)
     assert p.state == "open" and p.retried and p.reachable, (p, took)
 
 
 def test_no_answer_times_out_twice() -> None:
-    server, fillers = stalled_listener(accept_after=None)
-    try:
-        probes, took = probe(server.getsockname()[1])
-    finally:
-        server.close()
-        for c in fillers:
-            c.close()
-    [(target, p)] = probes.items()
+    p, took = probed(accept_after=None)
     assert p.state == "timeout" and p.retried and not p.reachable and took >= 6.5, (p, took)
