@@ -230,6 +230,7 @@ class Host:
     engine_pid: int | None = None  # a vLLM EngineCore (left behind when the server is killed -9)
     record: str | None = None  # the deployment record file (the head's), as written
     npu_held_reads: int = 0  # how many more npu-smi reads still show NPU 0 held (then it is released)
+    wedged: bool = False  # /health says 200, a completion gets no answer
     others: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)  # name -> (pid, hash)
     ops: list[str] = field(default_factory=list)
 
@@ -308,9 +309,11 @@ class Cluster:
             out = []
             for nonce, fact in facts:
                 nodes = {x.address: 1 for x in self.hosts.values() if x.raylet}
+                ping = "\nHTTP 000" if h.wedged else json.dumps({"choices": [{"text": " pong"}]}) + "\nHTTP 200"
                 http = (
                     "alive=1\nhealth=200\nlast=ready\n--- "
-                    f"models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200"
+                    f"models\n{json.dumps({'data': [{'id': 'Qwen2.5-7B-Instruct'}]})}\nHTTP 200\n"
+                    f"--- one token\n{ping}"
                 )
                 text = {
                     "deploy_state": self.state_lines(h),

@@ -212,6 +212,18 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     assert "vllm --max-num-seqs: 32 -> 256" in older["deployed"]["differences"], older["deployed"]
     assert any("--max-num-seqs" in note for note in older["notes"]), older["notes"]
 
+    # the engine stopped (SIGSTOP) while the API server lives: /health still says 200, a one-token
+    # completion gets no answer; status names the server wedged (exit 1); resumed, it is fine again
+    lab.ssh(1, "pkill -STOP -f '[E]ngineCore'")
+    try:
+        code, wedged, err = run(lab, "status", inv, *serve, key=True)
+    finally:
+        lab.ssh(1, "pkill -CONT -f '[E]ngineCore'")
+    assert code == 1 and [(f["host"], f["check"]) for f in wedged["findings"]] == [(f"{NAME}-1", "wedged")], wedged
+    assert wedged["hosts"][0]["health"] == 200 and wedged["hosts"][0]["answered"] is False
+    code, resumed, err = run(lab, "status", inv, *serve, key=True)
+    assert code == 0 and resumed["findings"] == [], resumed
+
     code, tails, err = run(lab, "logs", inv, "--tail", "5")
     assert code == 0 and any(
         path.endswith("vllm.log") and lines for path, lines in tails["tails"][f"{NAME}-1"].items()

@@ -144,3 +144,16 @@ def test_status_names_a_server_that_reports_fewer_engines_than_planned(tmp_path:
             "the group",
         }
     ]
+
+
+def test_status_names_a_wedged_server(tmp_path: Path) -> None:
+    """/health says 200 but a one-token completion gets no answer in the bound: wedged, exit 1."""
+    inv, cluster, plan = up(tmp_path)
+    connect, _ = cluster.factory()
+    assert api.status(inv, api.Options(), connect=connect).findings == []
+    cluster.hosts["n0"].wedged = True
+    report = api.status(inv, api.Options(), connect=connect)
+    [wedged] = report.findings
+    assert (wedged["host"], wedged["check"]) == ("n0", "wedged") and not report.ok
+    assert wedged["observed"] == "/health answers 200 but a one-token completion got no answer within 20 s"
+    assert report.hosts[0]["health"] == 200 and report.hosts[0]["answered"] is False

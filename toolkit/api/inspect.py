@@ -104,6 +104,7 @@ def status(
                 last_log_line=d.get("last_log_line"),
                 ray_nodes=len(nodes),
                 engines=d.get("engines"),
+                answered=d.get("answered"),
                 engines_planned=plan.dp.value if isinstance(plan.dp.value, int) else None,
             )
         rows.append(row)

@@ -1,6 +1,7 @@
 """What `status` finds wrong with a running deployment beyond each host's own state (pure: from the
 plan and the status rows): ranks running without their API server (orphans of a head that died: they
-never recover on their own), and an API server that reports fewer engines than the plan's DP ranks.
+never recover on their own), a server whose /health says 200 but which does not answer a one-token
+completion (wedged), and an API server that reports fewer engines than the plan's DP ranks.
 Each finding names the host, what was seen and the fix; any finding makes `status` exit 1."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.planner.plan import Plan
+from toolkit.steps.observe import ANSWER_BOUND_S
 
 
 def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,6 +40,16 @@ def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     head = by_host.get(plan.head.name)
+    if head is not None and head.get("health") == 200 and head.get("answered") is False:
+        found.append(
+            {
+                "host": plan.head.name,
+                "check": "wedged",
+                "observed": f"/health answers 200 but a one-token completion got no answer within {ANSWER_BOUND_S} s",
+                "fix": "the engine is stuck (see `ascend-deploy logs --tail 40`); `ascend-deploy down` then `up` "
+                "starts it again",
+            }
+        )
     if head is not None and head.get("health") == 200:
         engines, planned = head.get("engines"), head.get("engines_planned")
         if isinstance(engines, int) and isinstance(planned, int) and engines < planned:

@@ -78,14 +78,14 @@ def parse_probe(stdout: str) -> Probe:
     )
 
 
-def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None) -> str:
-    """A curl to the server whose Authorization header comes from the key file via stdin config
-    (`-K -`), so the key is in no process's argv."""
+def curl_command(plan: Plan, p: Paths, path: str, body: dict[str, Any] | None, max_s: int = 120) -> str:
+    """A curl to the server (at most `max_s` seconds) whose Authorization header comes from the key file
+    via stdin config (`-K -`), so the key is in no process's argv."""
     data = f"-H 'Content-Type: application/json' -d {q(json.dumps(body))}" if body is not None else ""
     return (
         f'{{ if [ -f {q(p.api_key)} ]; then printf \'header = "Authorization: Bearer %s"\\n\' "$(cat '
         f'{q(p.api_key)})"; fi; }} | '
-        f"curl -s -m 120 -K - -w '\\nHTTP %{{http_code}}' {data} {q(plan.probe_url + path)}"
+        f"curl -s -m {max_s} -K - -w '\\nHTTP %{{http_code}}' {data} {q(plan.probe_url + path)}"
     )
 
 

@@ -65,10 +65,10 @@ def status_probe(ctx: StepContext) -> Iterator[Op]:
     if state.gcs_pids:
         ctx.data["ray_nodes"] = values["ray_nodes"]
     if state.vllm_pid or state.stray_vllm_pids:
-        probe, models, engines = values["http"]
+        probe, models, engines, answered = values["http"]
         ctx.data.update(health=probe.health, last_log_line=probe.last_line)
         if probe.health == 200:
-            ctx.data.update(models=models, engines=engines)
+            ctx.data.update(models=models, engines=engines, answered=answered)
     if "metrics" in values:
         ctx.data["metrics"] = values["metrics"]
     yield from ()
@@ -92,23 +92,41 @@ def ray_nodes_fact(plan: Plan, p: Paths, env: Mapping[str, str], setup: Iterable
 
 
 _MODELS = "--- models"
+_PING = "--- one token"
 
 
-def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None, int | None]]:
-    """The server's pid, /health and last log line; when healthy also /v1/models and how many
-    engines its /metrics reports (data parallel: one per DP rank, the head's and the remote ones)."""
+#: how long a one-token completion may take before `status` calls a healthy server wedged
+ANSWER_BOUND_S = 20
+
+
+def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None, int | None, bool | None]]:
+    """The server's pid, /health and last log line; when healthy also /v1/models, how many engines
+    its /metrics reports (data parallel: one per DP rank, the head's and the remote ones), and whether
+    it answers a one-token completion within ANSWER_BOUND_S (None: not asked)."""
     models = curl_command(plan, p, "/v1/models", None)
+    ping = curl_command(
+        plan,
+        p,
+        "/v1/completions",
+        {"model": plan.served_name.value, "prompt": "ping", "max_tokens": 1, "temperature": 0},
+        max_s=ANSWER_BOUND_S,
+    )
     metrics = q(plan.probe_url + "/metrics")
     command = (
         f"{probe_command(plan, p.proc('vllm'))}\n"
         f'if [ "$health" = 200 ]; then '
         f'echo "engines=$(curl -s -m 5 {metrics} | grep -o \'engine="[^"]*"\' | sort -u | wc -l)"; '
-        f"echo {q(_MODELS)}; {models}; fi"
+        f"echo {q(_MODELS)}; {models}; echo; echo {q(_PING)}; {ping}; fi"
     )
 
-    def parse(raw: Raw) -> tuple[Probe, list[str] | None, int | None]:
-        probe_text, _, models_text = raw.stdout.partition(_MODELS + "\n")
-        code, models = parse_answer("models", models_text) if models_text else (None, None)
+    def parse(raw: Raw) -> tuple[Probe, list[str] | None, int | None, bool | None]:
+        probe_text, _, rest = raw.stdout.partition(_MODELS + "\n")
+        models_text, _, ping_text = rest.partition("\n" + _PING + "\n")
+        code, models = parse_answer("models", models_text.rstrip("\n")) if models_text else (None, None)
+        answered = None
+        if ping_text:
+            ping_code, text = parse_answer("completion", ping_text)
+            answered = ping_code == 200 and isinstance(text, str)
         engines = next(
             (
                 int(v)
@@ -117,7 +135,7 @@ def http_fact(plan: Plan, p: Paths) -> Fact[tuple[Probe, list[str] | None, int |
             ),
             None,
         )
-        return parse_probe(probe_text), models if code == 200 else None, engines or None
+        return parse_probe(probe_text), models if code == 200 else None, engines or None, answered
 
     return Fact("http", command, parse, setup=False)
 
