@@ -71,9 +71,12 @@ def compare(record: Record, inventory: Inventory, executor: Executor) -> Deploye
         lines = exc.lines()
         changed = [f"the inventory does not plan now: {lines[0]}", *(line.strip() for line in lines[1:])]
     else:
-        changed = [] if plan_digest(now) == cur.get("plan_sha256") else differences(doc, now)
-        if not changed and plan_digest(now) != cur.get("plan_sha256"):
-            changed = ["the plan's digest differs (the record was written by another version)"]
+        same = plan_digest(now) == cur.get("plan_sha256")
+        changed = (
+            []
+            if same
+            else differences(doc, now) or ["the plan's digest differs (the record was written by another version)"]
+        )
     launch: dict[str, Any] = doc.get("launch", {})
     return Deployed(
         plan_sha256=str(cur.get("plan_sha256", "")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from toolkit.facts import Raw
+from toolkit.facts import Fact, Raw
 
 _KV = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 ()/_-]*?)\s*:\s*(.*?)\s*$")
 
@@ -181,3 +181,8 @@ def parse_holders(raw: Raw) -> dict[int, str]:
         if pid.isdigit():
             out[int(pid)] = args.strip() or "?"
     return out
+
+
+def npu_smi_fact() -> Fact[NpuInfo | None]:
+    """`npu-smi info`, parsed (the cards, their HBM, the processes on them)."""
+    return Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from toolkit.facts import Raw
 from toolkit.transport.shell import q
 
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
@@ -57,7 +56,3 @@ def parse_phases(text: str) -> Phases:
 
 def phases_command(log: str) -> str:
     return f"grep -aE {q(GREP)} {q(log)} 2>/dev/null | tail -n 200; true"
-
-
-def parse_phases_raw(raw: Raw) -> Phases:
-    return parse_phases(raw.stdout)

@@ -15,7 +15,7 @@ from toolkit.facts.hccn import device_script, hccn_conf_command, parse_devices, 
 from toolkit.facts.host import HOST_FACTS
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
-from toolkit.facts.npu import HOLDERS_COMMAND, parse_holders, parse_info_list, parse_npu_smi_info
+from toolkit.facts.npu import HOLDERS_COMMAND, npu_smi_fact, parse_holders, parse_info_list
 from toolkit.facts.ports import listeners_command, parse_listeners
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
@@ -47,7 +47,7 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
             "tool_latency", latency_command(devices[0]), parse_latency
         ),  # first: before the device reads load the host
         *HOST_FACTS,
-        Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
+        npu_smi_fact(),
         Fact("npu_holders", HOLDERS_COMMAND, parse_holders),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),

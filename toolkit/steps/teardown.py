@@ -14,7 +14,7 @@ from toolkit.errors import CommandFailed
 from toolkit.facts import Fact
 from toolkit.facts.container import labelled_command, parse_labelled
 from toolkit.facts.deploy import Paths, state_fact
-from toolkit.facts.npu import NpuInfo, NpuProcess, parse_npu_smi_info
+from toolkit.facts.npu import NpuInfo, NpuProcess, npu_smi_fact
 from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.steps import commands
 
@@ -55,8 +55,8 @@ def devices_released(ctx: StepContext, npu: NpuInfo | None, timeout: float) -> t
     """Poll npu-smi (bounded) until no process holds a device this host uses; the last reading and how
     long it took. Progress names the holders while it waits."""
     started = time.monotonic()
-    while holding(ctx, npu) and time.monotonic() - started < timeout:
-        held = ", ".join(f"NPU {d} pid {p.pid}" for d, p in holding(ctx, npu))
+    while (held_now := holding(ctx, npu)) and time.monotonic() - started < timeout:
+        held = ", ".join(f"NPU {d} pid {p.pid}" for d, p in held_now)
         ctx.session.emit(
             Event(
                 EventKind.PROGRESS,
@@ -66,7 +66,7 @@ def devices_released(ctx: StepContext, npu: NpuInfo | None, timeout: float) -> t
             )
         )
         time.sleep(1.0)
-        npu = ctx.facts([Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info)])["npu_smi"]
+        npu = ctx.facts([npu_smi_fact()])["npu_smi"]
     return npu, round(time.monotonic() - started, 1)
 
 
@@ -116,7 +116,7 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     facts = ctx.facts(
         [
             state_fact(ctx.inventory.name),
-            Fact("npu_smi", "npu-smi info 2>&1", parse_npu_smi_info),
+            npu_smi_fact(),
             Fact("labelled", labelled_command(ctx.inventory.name), parse_labelled, setup=False),
         ]
     )
