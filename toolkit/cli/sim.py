@@ -219,7 +219,8 @@ def sim_fault(
     """Inject a fault into a simulated host, or clear faults.
 
     Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent,
-    host-down, slow, missing-model, version-skew."""
+    host-down, slow, missing-model, version-skew, unreachable (--peer), npu-held (--card; --value S: it
+    lets go after S seconds)."""
     from toolkit.cli import render
     from toolkit.errors import BadInput
     from toolkit.sim import faults
