@@ -232,7 +232,14 @@ FAULT_KINDS = [
     ("host-down", {}),
     ("slow", {"value": "1200"}),  # ("unreachable": test_up_e2e.py::test_worker_that_cannot_reach_the_head)
     ("npu-held", {}),  # a foreign process holds the card the plan uses
+    ("low-ram", {}),
+    ("small-shm", {}),
+    ("old-driver", {}),
 ]
+
+
+#: the preflight check each day-one fault must trip (and nothing else)
+CHECK_OF = {"npu-held": "npu-memory", "low-ram": "host-memory", "small-shm": "shm", "old-driver": "driver"}
 
 
 @pytest.mark.parametrize("kind,kwargs", FAULT_KINDS, ids=[k for k, _ in FAULT_KINDS])
@@ -249,6 +256,8 @@ def test_each_sim_fault_stops_up_at_the_preflight_before_ray(lab: SimLab, kind: 
     assert problems and all(p["observed"] and p["hint"] for p in problems)
     # the faulted host is named: as the host of a problem, or as the far end of a failing ping
     assert any(p["host"] == f"{NAME}-2" or f"{NAME}-2 " in p["observed"] for p in problems), problems
+    if kind in CHECK_OF:  # the day-one checks: exactly their own problem, on that host
+        assert [(p["host"], p["check"]) for p in problems] == [(f"{NAME}-2", CHECK_OF[kind])], problems
     assert data["run"] is None  # no stage of `up` ran
     assert ray_procs(lab, 1) == "" and ray_procs(lab, 2) == ""
 

@@ -33,6 +33,10 @@ def test_clean_cluster_passes_in_every_mode(sim: SimLab) -> None:
 def test_table_output_when_clean(sim: SimLab) -> None:
     out = cli("check-net", str(sim.inventory), timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+    # this 3 x 8 inventory does not plan the tiny model: what that leaves unchecked is said
+    assert "host-memory and shm not checked: the inventory does not plan" in out.stderr
+    planned = cli("check-net", str(sim.inventory), *PLANNED, timeout=300)
+    assert planned.returncode == 0 and "not checked" not in planned.stderr, planned.stdout + planned.stderr
     assert "ping matrix (rail)" in out.stdout
     assert "check-net: all checks passed (3 hosts, 24 NPUs, 48 pings, mode rail)" in out.stdout
 
@@ -51,7 +55,13 @@ FAULTS = [
     (2, ("missing-model", {}), (2, None, "model"), "does not exist"),
     (3, ("version-skew", {"value": "0.9.1"}), (3, None, "versions"), "cann 8.2.RC1 (others 8.0.RC2 on"),
     (1, ("npu-held", {"card": 5}), (1, 5, "npu-memory"), "NPU 5 is held by pid"),
+    (2, ("low-ram", {"value": "200"}), (2, None, "host-memory"), "0.20 GiB of RAM available"),
+    (3, ("small-shm", {"value": "16m"}), (3, None, "shm"), "/dev/shm is 0.02 GiB"),
+    (1, ("old-driver", {}), (1, None, "driver"), "driver 23.0.3 (/usr/local/Ascend/driver/version.info) with CANN"),
 ]
+#: a layout the tiny model plans on 3 x 8 devices: the memory checks compare each host with its plan
+PLANNED = ("--set", "serve.launcher=dp", "--set", "serve.tensor_parallel_size=4", "--set", "serve.data_parallel_size=6")
+NEEDS_PLAN = {"low-ram", "small-shm"}
 
 
 @pytest.mark.parametrize("host,fault,expected,words", FAULTS, ids=[f[1][0] for f in FAULTS])
@@ -61,7 +71,8 @@ def test_each_fault_is_exactly_one_precise_problem(
     kind, kwargs = fault
     kwargs = {k: (v.replace("{name}", sim.name) if isinstance(v, str) else v) for k, v in kwargs.items()}
     sim.fault(host, kind, **kwargs)
-    code, data = check_net(sim)
+    planned = PLANNED if kind in NEEDS_PLAN else ()
+    code, data = check_net(sim, *planned)
     assert code == 1 and data["ok"] is False
     got = [(p["host"], p["device"], p["check"]) for p in data["problems"]]
     idx, device, check = expected
@@ -71,7 +82,7 @@ def test_each_fault_is_exactly_one_precise_problem(
     assert problem["expected"] and problem["hint"]
     if kind == "slow":  # the table is the same report; every tool call of this case costs a second
         return
-    table = cli("check-net", str(sim.inventory), timeout=300)
+    table = cli("check-net", str(sim.inventory), *planned, timeout=300)
     assert table.returncode == 1
     assert "check-net: 1 problem(s) on 1 host(s)" in table.stdout
     assert check in table.stdout and f"{sim.name}-{idx}" in table.stdout

@@ -40,6 +40,7 @@ def up(
     from toolkit.checks.report import build
     from toolkit.checks.rules import runtime_problems
     from toolkit.launch import launch_for, not_needed
+    from toolkit.planner.demand import plan_needs
 
     require_all_hosts(opts, "up")
     started = time.monotonic()
@@ -63,7 +64,7 @@ def up(
             run = run_playbook(
                 load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
             )
-            pre = build(inventory, run, "rail", report.plan.ports)
+            pre = build(inventory, run, "rail", report.plan.ports, plan_needs(report.plan))
             container = report.plan.container
             if container is None:  # in containers the image carries vLLM, CANN and torch-npu: its id is compared
                 pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))

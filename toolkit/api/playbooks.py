@@ -15,6 +15,7 @@ from toolkit.steps import load_builtin_steps, load_playbook
 
 if TYPE_CHECKING:
     from toolkit.checks.report import CheckNetReport
+    from toolkit.planner.demand import PlanNeeds
 
 
 def run(
@@ -59,19 +60,24 @@ def check_net(
     book = load_playbook("check-net")
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         run = run_playbook(book, inventory, executor, params={"card_pings": {"mode": mode, "packets": packets}})
-    return build(inventory, run, mode, planned_ports(inventory))
+    ports, needs = planned_needs(inventory)
+    return build(inventory, run, mode, ports, needs)
 
 
-def planned_ports(inventory: Inventory) -> tuple[PortUse, ...]:
-    """The ports the plan binds; when the inventory does not plan (yet), those of its launcher
-    setting (auto: Ray's and the DP RPC port both)."""
+def planned_needs(inventory: Inventory) -> tuple[tuple[PortUse, ...], PlanNeeds]:
+    """The ports the plan binds and what it needs of each host; when the inventory does not plan
+    (yet), the ports of its launcher setting (auto: Ray's and the DP RPC port both), and needs that
+    say why memory and shared memory were not checked."""
     from toolkit.errors import BadInput
+    from toolkit.planner.demand import plan_needs, unplanned_needs
     from toolkit.planner.plan import inventory_ports
 
     try:
-        return plan(inventory).ports
-    except BadInput:
-        return inventory_ports(inventory, inventory.spec.serve.launcher)
+        planned = plan(inventory)
+    except BadInput as e:
+        why = f"host-memory and shm not checked: the inventory does not plan ({e.message}; see `ascend-deploy plan`)"
+        return inventory_ports(inventory, inventory.spec.serve.launcher), unplanned_needs(why)
+    return planned.ports, plan_needs(planned)
 
 
 def facts(

@@ -7,9 +7,12 @@ from typing import Any
 
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
+from toolkit.checks.resources import driver_findings, host_memory_problems, shm_problems
 from toolkit.checks.rules import HostView, evaluate
+from toolkit.checks.view import majority
 from toolkit.config.inventory import Inventory
 from toolkit.engine.runner import HostStatus, RunReport
+from toolkit.planner.demand import PlanNeeds
 from toolkit.planner.types import PortUse
 from toolkit.serial import plain
 
@@ -22,6 +25,9 @@ class CheckNetReport:
     problems: list[Problem]
     duration: float = 0.0
     hosts: list[dict[str, Any]] = field(default_factory=list)
+    #: findings that do not stop a start (a driver/CANN pairing the vendor's notes do not list)
+    warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
     def ok(self) -> bool:
@@ -61,6 +67,8 @@ def host_summary(view: HostView) -> dict[str, Any]:
             **(data.get("packages") or {}),
         },
         "model": plain(data.get("model")),
+        "memory_available_mib": data.get("mem_available_mib"),
+        "shm": plain(data.get("shm")),
         "probes": plain(data.get("probes")),
         "clock_offset_s": data.get("clock_offset_s"),
         "clock_uncertainty_s": data.get("clock_uncertainty_s"),
@@ -68,8 +76,23 @@ def host_summary(view: HostView) -> dict[str, Any]:
     }
 
 
-def build(inventory: Inventory, run: RunReport, mode: str, ports: tuple[PortUse, ...] = ()) -> CheckNetReport:
-    """The check-net report: every host's view and every problem; `ports` are checked free."""
+def without_driver(p: Problem) -> Problem:
+    """A versions problem without its driver part (the driver check names the driver)."""
+    if p.check != "versions":
+        return p
+    rest = [part for part in p.observed.split("; ") if not part.startswith("driver ")]
+    return Problem(p.host, p.device, p.check, "; ".join(rest), p.expected, p.hint)
+
+
+def build(
+    inventory: Inventory,
+    run: RunReport,
+    mode: str,
+    ports: tuple[PortUse, ...] = (),
+    needs: PlanNeeds | None = None,
+) -> CheckNetReport:
+    """The check-net report: every host's view and every problem; `ports` are checked free,
+    `needs` (the plan's memory, shared memory and CANN) against each host."""
     facts_stage = next((s for s in run.stages if s.step == "preflight_facts"), None)
     ping_stage = next((s for s in run.stages if s.step == "card_pings"), None)
     views = []
@@ -88,6 +111,19 @@ def build(inventory: Inventory, run: RunReport, mode: str, ports: tuple[PortUse,
             view.pings = list(ping_report.data.get("pings", []))
         views.append(view)
     problems = evaluate(inventory, views, ports)
+    warnings: list[Problem] = []
+    if needs is not None:
+        installed = majority([v.data.get("cann") for v in views if v.data is not None])
+        for view in views:
+            if view.data is None:
+                continue
+            problems += host_memory_problems(needs, view) + shm_problems(needs, view)
+            found, warned = driver_findings(needs, view, installed)
+            problems += found
+            warnings += warned
+            if found:  # one root cause, one problem: the driver check says more than "differs"
+                problems = [without_driver(p) if p.host == view.host.name else p for p in problems]
+                problems = [p for p in problems if p.observed]
     for view in views:  # a host whose ping round trip itself failed
         if view.data is not None and view.error is not None:
             problems.append(
@@ -101,4 +137,7 @@ def build(inventory: Inventory, run: RunReport, mode: str, ports: tuple[PortUse,
                 )
             )
     all_pings = [p for v in views for p in v.pings]
-    return CheckNetReport(mode, views, all_pings, problems, run.duration, [host_summary(v) for v in views])
+    notes = [needs.unplanned] if needs is not None and needs.unplanned else []
+    return CheckNetReport(
+        mode, views, all_pings, problems, run.duration, [host_summary(v) for v in views], warnings, notes
+    )

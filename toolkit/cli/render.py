@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from toolkit.cli.console import Progress, err, mark, notes_block, out, render_error, stage_table, uptime  # noqa: F401  (renderers by name)
 from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
-from toolkit.cli.render_checks import render_check_net, render_facts, render_report  # noqa: F401
+from toolkit.cli.render_checks import render_check_net, render_facts, render_report, render_warnings  # noqa: F401
 from toolkit.cli.render_plan import render_plan, render_plugins, render_vars  # noqa: F401
 
 #: how `up` names each start-up phase (`facts.phases`), in the order they happen
@@ -45,6 +45,8 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
             + Text("fix the problems above, or re-run with --skip-preflight")
         )
         return
+    if report.preflight is not None:
+        render_warnings(report.preflight.warnings)
     if report.run is not None and not actions_logged:
         for stage in report.run.stages:
             for name, h in stage.hosts.items():

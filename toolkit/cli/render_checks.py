@@ -12,9 +12,10 @@ from rich.text import Text
 from toolkit.engine.runner import RunReport
 
 if TYPE_CHECKING:
+    from toolkit.checks import Problem
     from toolkit.checks.report import CheckNetReport
 
-from toolkit.cli.console import STATUS_STYLE, mark, out
+from toolkit.cli.console import STATUS_STYLE, err, mark, out
 
 
 def render_report(report: RunReport) -> None:
@@ -157,6 +158,9 @@ def render_check_net(report: CheckNetReport, *, matrix_limit: int = 8) -> None:
                     style="red",
                 )
             )
+    render_warnings(report.warnings)
+    for note in report.notes:
+        err.print(Text(note, style="dim"))
     if report.problems:
         table = Table(title=f"{len(report.problems)} problem(s)", title_justify="left", show_lines=True)
         for col in ("host", "NPU", "check", "observed", "expected", "what to do"):
@@ -187,3 +191,9 @@ def render_check_net(report: CheckNetReport, *, matrix_limit: int = 8) -> None:
                 style="bold green",
             )
         )
+
+
+def render_warnings(warnings: list[Problem]) -> None:
+    """Findings that do not stop a start, one line each (on stderr: the report stays parseable)."""
+    for w in warnings:
+        err.print(Text("warning: ", style="bold yellow") + Text(w.render()))

@@ -287,7 +287,11 @@ class ContainerSettings(_Strict):
         description="image reference (default: the runtime profile's vendor image, -a3 on A3)",
     )
     name: str | None = Field(None, pattern=NAME_RE, description="container name (default: ascend-deploy-CLUSTER)")
-    shm_size: str = Field("1g", description="--shm-size (the vendor guide's 1g)")
+    shm_size: str | None = Field(
+        None,
+        description="--shm-size (default: what the plan's processes map on the busiest host, in whole GiB, "
+        "at least the vendor guide's 1g)",
+    )
     mounts: list[str] = Field(
         default_factory=list, description="extra bind mounts HOST:CONTAINER[:ro|rw] (absolute paths)"
     )
@@ -313,8 +317,8 @@ class ContainerSettings(_Strict):
 
     @field_validator("shm_size")
     @classmethod
-    def _shm(cls, v: str) -> str:
-        if not SIZE_RE.match(v):
+    def _shm(cls, v: str | None) -> str | None:
+        if v is not None and not SIZE_RE.match(v):
             raise ValueError(f"shm_size {v!r} is not a size like 1g, 512m")
         return v
 

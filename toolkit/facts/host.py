@@ -40,6 +40,40 @@ def parse_meminfo_mib(raw: Raw) -> int | None:
     return int(m.group(1)) // 1024 if m else None
 
 
+def parse_mem_available_mib(raw: Raw) -> int | None:
+    """`MemAvailable` (the kernel's estimate of what can be allocated without swapping); kernels
+    before 3.14 lack it: MemFree + Cached then."""
+    fields = dict(re.findall(r"^(\w+):\s*(\d+)\s*kB", raw.stdout, re.M))
+    if "MemAvailable" in fields:
+        return int(fields["MemAvailable"]) // 1024
+    if "MemFree" in fields:
+        return (int(fields["MemFree"]) + int(fields.get("Cached", 0))) // 1024
+    return None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """`df -Pk` of one mount point: its size and what is left, in bytes."""
+
+    path: str
+    size_bytes: int
+    available_bytes: int
+
+
+def df_command(path: str) -> str:
+    return f"df -Pk {q(path)} | tail -1"
+
+
+def parse_df(path: str):  # noqa: ANN201 - returns a parser
+    def parse(raw: Raw) -> Mount | None:
+        cols = raw.stdout.split()
+        if raw.exit_code != 0 or len(cols) < 4 or not (cols[1].isdigit() and cols[3].isdigit()):
+            return None
+        return Mount(path, int(cols[1]) * 1024, int(cols[3]) * 1024)
+
+    return parse
+
+
 def parse_cpu_model(raw: Raw) -> str | None:
     """x86 prints `model name`; some ARM kernels only `Model`/`CPU part`: prefer the most specific."""
     fields: dict[str, str] = {}

@@ -16,6 +16,8 @@ class ModelDir:
     config_sha256: str | None
     config: dict | None
     free_mb: int | None
+    weights_bytes: int | None = None  # the weight files' total size (*.safetensors, *.bin)
+    weight_files: int = 0
 
 
 def model_command(path: str) -> str:
@@ -24,7 +26,9 @@ def model_command(path: str) -> str:
         f"if [ -d {p} ]; then echo present; else echo absent; fi; "
         f"sha256sum {p}/config.json 2>/dev/null | cut -d' ' -f1; echo '--'; "
         f"cat {p}/config.json 2>/dev/null; echo; echo '--'; "
-        f"df -Pk {p} 2>/dev/null | tail -1 | grep . || df -Pk . | tail -1"
+        f"df -Pk {p} 2>/dev/null | tail -1 | grep . || df -Pk . | tail -1; echo '--'; "
+        f"find {p}/ -maxdepth 1 -type f \\( -name '*.safetensors' -o -name '*.bin' \\) -printf '%s\\n' 2>/dev/null "
+        "| awk '{s+=$1; n++} END {print s+0, n+0}'"
     )
 
 
@@ -45,6 +49,11 @@ def parse_model(path: str):  # noqa: ANN201 - returns a parser
             cols = parts[2].split()
             if len(cols) >= 4 and cols[3].isdigit():
                 free = int(cols[3]) // 1024
-        return ModelDir(path, present, digest, config, free)
+        size, files = None, 0
+        if len(parts) > 3:
+            nums = parts[3].split()
+            if len(nums) >= 2 and nums[0].isdigit() and nums[1].isdigit():
+                size, files = int(nums[0]), int(nums[1])
+        return ModelDir(path, present, digest, config, free, size if files else None, files)
 
     return parse

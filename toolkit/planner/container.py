@@ -78,9 +78,11 @@ def plan_container(
     model_path: str,
     state_dir: str,
     origin: Callable[[str], str],
+    shm: tuple[str, str] = ("1g", "default: the vendor guide's 1g"),
 ) -> tuple[ContainerPlan | None, list[PlanIssue]]:
     """The container plan, or the issues that refuse it (exit 2 with the field and the fix).
-    `origin(key)` says where an inventory value came from."""
+    `origin(key)` says where an inventory value came from; `shm`: the size (and why) when the
+    inventory sets none (`demand.container_shm`)."""
     issues: list[PlanIssue] = []
     given = spec.image
     if given and runtime.image is None:
@@ -135,8 +137,8 @@ def plan_container(
         ),
         RunArg(
             "shared memory",
-            ("--shm-size", spec.shm_size),
-            origin("container.shm_size") if spec.shm_size != "1g" else "default: the vendor guide's 1g",
+            ("--shm-size", spec.shm_size or shm[0]),
+            origin("container.shm_size") if spec.shm_size else shm[1],
         ),
         RunArg(
             "devices",

@@ -18,7 +18,7 @@ from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.facts.deploy import state_dir
-from toolkit.planner import checkpoint, launchers, memory
+from toolkit.planner import checkpoint, demand, launchers, memory
 from toolkit.planner.container import ContainerPlan, image_version, plan_container
 from toolkit.planner.environment import EnvironmentRules
 from toolkit.planner.launchers import EXPERT_PARALLEL, ROW_ORDER, HostServe, LaunchStrategy, Situation
@@ -86,7 +86,9 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
         prof = self.plugins.runtime(self.spec.runtime)
         return prof, origin_of(self.inv, "runtime") if self.spec.runtime else "default: newest vllm-ascend profile"
 
-    def container(self, kind: str, device_class: str, runtime: RuntimeProfile) -> tuple[ContainerPlan | None, Value]:
+    def container(
+        self, kind: str, device_class: str, runtime: RuntimeProfile, shm: tuple[str, str]
+    ) -> tuple[ContainerPlan | None, Value]:
         """The container every host runs in (inventory `container:`), or the host's own Python."""
         spec = self.spec.container
         if spec is None or self.spec.model is None:
@@ -103,6 +105,7 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
             model_path=self.spec.model.path,
             state_dir=state_dir(self.inv.name),
             origin=lambda key: origin_of(self.inv, key),
+            shm=shm,
         )
         self.issues += issues
         if plan is None:
@@ -258,7 +261,6 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
             )
         runtime, runtime_origin = self.runtime()
         kind, device_class, hardware = self.hardware()
-        container, placement = self.container(kind, device_class, runtime)
         m = self.model(device_class)
         sit = self.situation(m, runtime)
         launcher, strategy = self.launcher(sit)
@@ -304,6 +306,9 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
         elif self.serve.api_key_file:
             api_key = f"local file {self.serve.api_key_file}"
         host_plans = self.host_plans(m, sit, strategy, tp, args, planned_env)
+        container, placement = self.container(
+            kind, device_class, runtime, demand.container_shm(str(backend.value), host_plans)
+        )
         ready = self.ready_timeout(host_plans[0].env if host_plans else {})
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)

@@ -4,6 +4,7 @@ host (through hccn_tool, npu-smi, sshd, the filesystem), and clear them again.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -16,6 +17,8 @@ from toolkit.sim.cluster import SimOptions, check_root_dir, load_state, require_
 from toolkit.sim.hostenv import host_env_paths
 from toolkit.sim.hosttree import (
     CANN_VERSION,
+    DRIVER_VERSION,
+    SHM_SIZE,
     SSHD,
     device_state,
     read_device,
@@ -54,6 +57,9 @@ KINDS = {
     "still works)",
     "npu-held": "a foreign process (not vLLM, not Ray) holds card K, as one left by another job would; with VALUE it "
     "lets go after VALUE seconds (a device the driver releases late)",
+    "low-ram": "the host reports only VALUE MiB of RAM available (default 256; /proc/meminfo as LXCFS would show it)",
+    "small-shm": "the host's /dev/shm shrinks to VALUE (default 64m)",
+    "old-driver": "the host's driver reports version VALUE (default 23.0.3, older than the CANN supports)",
 }
 #: the foreign process `npu-held` starts (its argv0, so `clear` finds it and nothing else)
 HOLDER = "ascend-sim-npu-holder"
@@ -73,6 +79,9 @@ DONE = {
     "version-skew": "{host} reports vLLM {value} and CANN " + SKEW_CANN,
     "unreachable": "{host} cannot reach {peer} ({value}); SSH from this machine still works",
     "npu-held": "card {card} of {host} is held by a foreign process ({value})",
+    "low-ram": "{host} reports {value} MiB of RAM available",
+    "small-shm": "{host}'s /dev/shm is {value}",
+    "old-driver": "{host}'s driver reports version {value}",
 }
 
 
@@ -255,6 +264,27 @@ def inject(
             f"setsid bash -c 'exec -a {HOLDER} sleep {life}' 3<{device} >/dev/null 2>&1 < /dev/null & echo $!",
         )
         record["value"] = f"{HOLDER} {life}"
+    elif kind == "low-ram":
+        mib = _int_value(kind, value, 256)
+        fake = paths.sim(host.name) / "meminfo"
+        lines = []
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key = line.split(":", 1)[0]
+            lines.append(f"{key}:{mib * 1024:>16} kB" if key in ("MemAvailable", "MemFree") else line)
+        fake.write_text("\n".join(lines) + "\n")
+        if "low-ram" not in {f["kind"] for f in state.faults if f["host"] == host.name}:
+            _in_host(host, "mount", "--bind", str(fake), "/proc/meminfo")
+        record["value"] = mib
+    elif kind == "small-shm":
+        size = value or "64m"
+        if not re.fullmatch(r"\d+[kmg]", size):
+            raise BadInput(f"small-shm --value must be a size like 64m or 1g, got {size!r}")
+        _in_host(host, "mount", "-o", f"remount,size={size}", "/dev/shm")
+        record["value"] = size
+    elif kind == "old-driver":
+        version = value or "23.0.3"
+        _driver(paths, host, version)
+        record["value"] = version
     elif kind == "version-skew":
         version = value or "0.9.1"
         _skew(paths, host, version, SKEW_CANN)
@@ -267,6 +297,10 @@ def inject(
     state.faults.append(record)
     save_state(paths, state)
     return {**record, "description": describe(record)}
+
+
+def _driver(paths: Paths, host: SimHost, version: str) -> None:
+    (paths.ascend(host.name) / "driver" / "version.info").write_text(f"Version={version}\npackage_version={version}\n")
 
 
 def _skew(paths: Paths, host: SimHost, vllm: str | None, cann: str) -> None:
@@ -314,6 +348,12 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _in_host(host, "umount", str(model.parent))
         if "version-skew" in kinds:
             _skew(paths, host, None, CANN_VERSION)
+        if "low-ram" in kinds:
+            _in_host(host, "umount", "/proc/meminfo")
+        if "small-shm" in kinds:
+            _in_host(host, "mount", "-o", f"remount,size={SHM_SIZE}", "/dev/shm")
+        if "old-driver" in kinds:
+            _driver(paths, host, DRIVER_VERSION)
         if "npu-held" in kinds:
             _in_host(host, "bash", "-c", f"pkill -f '^{HOLDER}' || true")
         for fault in cleared:

@@ -24,6 +24,8 @@ HOST_PATH = (
 )
 DRIVER_VERSION = "24.1.rc2"
 CANN_VERSION = "8.0.RC2"
+#: each simulated host's own /dev/shm (a tmpfs, as on a host with 16 GiB of RAM)
+SHM_SIZE = "8g"
 DEFAULT_DEVICE = {
     "link": "UP",
     "health": "Success",
@@ -324,7 +326,7 @@ EOF
 mount --bind {base / "Ascend"} /usr/local/Ascend
 mount --bind {base / "hccn.conf"} /etc/hccn.conf
 mount -t tmpfs -o mode=1777,size=4g tmpfs /tmp
-mount -t tmpfs -o mode=1777,size=8g tmpfs /dev/shm
+mount -t tmpfs -o mode=1777,size={SHM_SIZE} tmpfs /dev/shm
 {engine}{SSHD} -f {base / "sshd_config"} -E {base / "sshd.log"}
 set +e
 echo ready > {base / "init.ready"}

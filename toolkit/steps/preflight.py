@@ -12,7 +12,7 @@ from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
 from toolkit.facts.hccn import device_script, hccn_conf_command, parse_devices, parse_hccn_conf
-from toolkit.facts.host import HOST_FACTS
+from toolkit.facts.host import HOST_FACTS, df_command, parse_df, parse_mem_available_mib
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import HOLDERS_COMMAND, npu_smi_fact, parse_holders, parse_info_list
@@ -49,6 +49,8 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         *HOST_FACTS,
         npu_smi_fact(),
         Fact("npu_holders", HOLDERS_COMMAND, parse_holders),
+        Fact("mem_available_mib", "cat /proc/meminfo", parse_mem_available_mib),
+        Fact("shm", df_command("/dev/shm"), parse_df("/dev/shm")),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
         Fact("hccn_conf", hccn_conf_command(), parse_hccn_conf),
