@@ -213,16 +213,36 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     assert any("--max-num-seqs" in note for note in older["notes"]), older["notes"]
 
     # the engine stopped (SIGSTOP) while the API server lives: /health still says 200, a one-token
-    # completion gets no answer; status names the server wedged (exit 1); resumed, it is fine again
+    # completion gets no answer; status names the server wedged (exit 1); `watch --heal` sees it,
+    # runs the healing `up` (which restarts the wedged server), and then sees it serving
+    before = status["hosts"][0]["vllm_pid"]
     lab.ssh(1, "pkill -STOP -f '[E]ngineCore'")
     try:
         code, wedged, err = run(lab, "status", inv, *serve, key=True)
+        assert code == 1 and [(f["host"], f["check"]) for f in wedged["findings"]] == [(f"{NAME}-1", "wedged")], wedged
+        assert wedged["hosts"][0]["health"] == 200 and wedged["hosts"][0]["answered"] is False
+        healing = cli(
+            "watch",
+            inv,
+            *serve,
+            "--heal",
+            "--count",
+            "2",
+            "--interval",
+            "1",
+            "--json",
+            cwd=lab.inventory.parent,
+            timeout=900,
+            env={"E2E_KEY": KEY},
+        )
     finally:
-        lab.ssh(1, "pkill -CONT -f '[E]ngineCore'")
-    assert code == 1 and [(f["host"], f["check"]) for f in wedged["findings"]] == [(f"{NAME}-1", "wedged")], wedged
-    assert wedged["hosts"][0]["health"] == 200 and wedged["hosts"][0]["answered"] is False
-    code, resumed, err = run(lab, "status", inv, *serve, key=True)
-    assert code == 0 and resumed["findings"] == [], resumed
+        lab.ssh(1, "pkill -CONT -f '[E]ngineCore' || true")
+    events = [json.loads(line) for line in healing.stdout.splitlines()]
+    assert healing.returncode == 0, healing.stdout + healing.stderr[-3000:]
+    assert [(e["kind"], e["serving"]) for e in events] == [("state", False), ("heal", True), ("state", True)], events
+    assert events[0]["summary"] == f"not healthy: wedged on {NAME}-1" and events[1]["heal_ok"] is True
+    code, healed, err = run(lab, "status", inv, *serve, key=True)
+    assert code == 0 and healed["findings"] == [] and healed["hosts"][0]["vllm_pid"] != before, healed
 
     code, tails, err = run(lab, "logs", inv, "--tail", "5")
     assert code == 0 and any(

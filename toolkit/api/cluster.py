@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from toolkit.api.context import ConnectFn, Options, load
 from toolkit.engine.executor import EventSink, no_events
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from toolkit.api.benchmark import BenchSettings
     from toolkit.api.images import ImageLoadReport, ImageStatusReport
     from toolkit.api.reports import BenchReport, DownReport, GenerateReport, LogsReport, StatusReport, UpReport
+    from toolkit.api.watch import WatchEvent
     from toolkit.checks.report import CheckNetReport
     from toolkit.config.inventory import Inventory
     from toolkit.engine.runner import RunReport
@@ -81,6 +82,12 @@ class Cluster:
         from toolkit.api.inspect import status
 
         return status(self.inventory, self.opts, metrics=metrics, **self._io())
+
+    def watch(self, *, interval: float = 30.0, heal: bool = False, count: int | None = None) -> Iterator[WatchEvent]:
+        """`status` every `interval` s, an event per change; `heal`: the healing `up` on a breakage."""
+        from toolkit.api.watch import watch
+
+        return watch(self.status, self.up if heal else None, interval=interval, count=count)
 
     def bench(self, settings: BenchSettings, *, out_dir: Path | None = Path("bench-results")) -> BenchReport:
         from toolkit.api.benchmark import bench

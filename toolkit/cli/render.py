@@ -359,3 +359,16 @@ def render_image_status(report: Any) -> None:
     out.print(Text(f"image {report.image}", style="bold"))
     for p in report.problems:
         out.print(Text(p.render(), style="red"))
+
+
+def render_watch(event: Any) -> None:
+    """One `watch` event: the time, the state in words, what changed; a heal and how it ended."""
+    style = "green" if event.serving else ("bold red" if event.kind == "state" else "yellow")
+    out.print(Text(f"{event.at} ", style="dim") + Text(event.summary, style=style))
+    for change in event.changes:
+        out.print(Text(f"  {change}"))
+    if event.kind == "state":
+        for f in event.findings:
+            out.print(Text(f"  {f['host']} [{f['check']}]: {f['observed']} -> {f['fix']}"))
+    elif event.heal_duration_s is not None:
+        out.print(Text(f"  `up` ran for {event.heal_duration_s:g} s"))

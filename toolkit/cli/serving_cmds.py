@@ -1,7 +1,8 @@
-"""Commands that operate the deployment: up, down, status, logs.
+"""Commands that operate the deployment: up, down, status, watch, logs.
 
 No `from __future__ import annotations`: typer reads every signature at start-up (see app.py)."""
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,12 +19,14 @@ from toolkit.cli.options import (
     SetOpt,
     VerboseOpt,
     app,
+    exit_with,
     finish,
     guarded,
     inventory_of,
     options_of,
     progress_for,
 )
+from toolkit.errors import EXIT_FAILED, EXIT_OK
 
 
 @app.command(epilog=EPILOG)
@@ -153,3 +156,48 @@ def logs(
     with progress_for(False, json_) as progress:
         report = api.Cluster(inv, opts, progress).logs(tail=tail, out_dir=out_dir)
     finish(report, json_, "render_logs")
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def watch(
+    inventory: InventoryArg = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1.0, max=86400.0, help="Seconds between two checks.")
+    ] = 30.0,
+    heal: Annotated[
+        bool,
+        typer.Option(
+            "--heal",
+            help="When a check finds the deployment broken (orphaned ranks, a wedged server, missing engines, or a "
+            "recorded deployment that does not serve), run `up` to repair it, and say so. Once per breakage: a "
+            "heal that fails is not retried until the findings change.",
+        ),
+    ] = False,
+    count: Annotated[
+        Optional[int], typer.Option("--count", min=1, help="Stop after this many checks (default: until Ctrl-C).")
+    ] = None,
+    accept_new_host_keys: AcceptKeysOpt = False,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run `status`'s checks every --interval seconds and print each change of state: serving, a
+    finding (orphaned ranks, wedged, engines), a host unreachable, a process that stopped or came
+    back. Nothing is restarted unless --heal. With --json, one JSON object per line (an event).
+
+    Exit: Ctrl-C ends it (0); with --count, 0 when the last check found it serving, else 1."""
+    from toolkit.cli import render
+
+    inv = inventory_of(inventory, set_)
+    opts = options_of(None, None, False, False, accept_new_host_keys, set_)
+    serving = False
+    try:
+        for event in api.Cluster(inv, opts).watch(interval=interval, heal=heal, count=count):
+            serving = event.serving
+            if json_:
+                print(json.dumps(event.to_dict()), flush=True)
+            else:
+                render.render_watch(event)
+    except KeyboardInterrupt:
+        exit_with(EXIT_OK)
+    exit_with(EXIT_OK if serving else EXIT_FAILED)

@@ -19,7 +19,7 @@ from toolkit.launch.server import STOP_WAIT_S, digest, parse_probe, rank_probe_c
 from toolkit.planner.plan import Process
 from toolkit.steps.commands import write_file_op
 from toolkit.steps.deploy import deploy_env, host_plan, launch, paths, the_plan
-from toolkit.steps.server import check_answers, log_tail_error, wait_for_server
+from toolkit.steps.server import WEDGED, check_answers, log_tail_error, wait_for_server, wedged
 
 
 def group_of(ctx: StepContext) -> str:
@@ -44,7 +44,9 @@ def proc_state(ctx: StepContext) -> Iterator[Op]:
         }
         for p in my_processes(ctx)
     }
+    serving = [p for p in my_processes(ctx) if p.api and procs[p.name]["running"]]
     ctx.data.update(
+        wedged=bool(serving) and wedged(ctx, the_plan(ctx)),
         procs=procs,
         running=bool(procs) and all(d["running"] for d in procs.values()),
         pid=next((d["pid"] for d in procs.values() if d["pid"]), None),
@@ -85,6 +87,8 @@ def restart_reasons(ctx: StepContext) -> list[str]:
         elif any(found.get(p.name, {}).get("recorded") != wanted for p in mine):
             recorded = any(found.get(p.name, {}).get("recorded") for p in mine)
             reasons.append(f"settings changed on {h.name}" if recorded else f"started by hand on {h.name}")
+        elif d.get("wedged"):
+            reasons.append(f"{WEDGED} on {h.name}")
     return reasons
 
 

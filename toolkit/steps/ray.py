@@ -20,7 +20,7 @@ from toolkit.launch.server import STOP_WAIT_S, stop_vllm_command
 from toolkit.planner.plan import Plan
 from toolkit.steps.commands import write_file_op
 from toolkit.steps.deploy import deploy_env, host_plan, launch, paths, the_plan
-from toolkit.steps.server import check_answers, wait_for_server
+from toolkit.steps.server import WEDGED, check_answers, wait_for_server, wedged
 from toolkit.transport.shell import q
 
 __all__ = ["NodesMissing"]
@@ -188,6 +188,8 @@ def vllm_start(ctx: StepContext) -> Iterator[Op]:
         reasons.append("serve settings changed")
     if ray_restarted and state.vllm_pid is not None:
         reasons.append(f"Ray restarted on {', '.join(ray_restarted)}")
+    if not reasons and wedged(ctx, plan):
+        reasons.append(WEDGED)
     ctx.data.update(vllm_hash=wanted, started=bool(reasons), reason=", ".join(reasons), pid=state.vllm_pid)
     if not reasons:
         return

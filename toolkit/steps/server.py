@@ -125,3 +125,15 @@ def read_phases(ctx: StepContext, log: str) -> None:
     phases = parse_phases(res.stdout)
     if phases.found:
         ctx.data["phases"] = {k: v for k, v in vars(phases).items() if v is not None}
+
+
+def wedged(ctx: StepContext, plan: Plan) -> bool:
+    """The server runs and /health says 200, but a one-token completion gets no answer within
+    `observe.ANSWER_BOUND_S`: running and unchanged, yet it must restart (`up` heals it)."""
+    from toolkit.steps.observe import http_fact
+
+    probe, _models, _engines, answered = ctx.facts([http_fact(plan, paths(ctx))])["http"]
+    return probe.health == 200 and answered is False
+
+
+WEDGED = "wedged: /health answers 200 but a one-token completion does not"
