@@ -13,6 +13,27 @@ from tests.simlab import SimLab, running_cluster
 from tests.sshd import Sshd, free_port, keygen
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Measured cold starts go to a file of this session (every CLI subprocess inherits it): a test
+    never reads the machine's own history, and the plans it checks depend only on its own runs."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ascend-deploy-startups-"))
+    os.environ["ASCEND_DEPLOY_STARTUPS"] = str(folder / "startups.jsonl")
+    config.stash[STARTUPS] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    folder = config.stash.get(STARTUPS, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+STARTUPS = pytest.StashKey[Path]()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts

@@ -338,7 +338,15 @@ def test_readiness_timeout_names_the_stage_and_shows_the_log(lab: SimLab) -> Non
     assert code == 1 and data["failed_stage"] == "ready", json.dumps(data)[:2000]
     error = stage_error(data, "ready")
     assert error["host"] == f"{NAME}-1" and error["stage"] == "ready"
-    assert "is not healthy after" in error["message"] and "serve.ready_timeout" in error["message"] and error["details"]
+    assert "is not healthy after" in error["message"] and error["details"]
+    # which timeout ran out (its value and origin), and the phase the log was in then
+    assert (
+        "serve.ready_timeout (3 s, --set serve.ready_timeout) ran out while the log was in phase: " in error["message"]
+    )
+    from toolkit.facts.phases import MARKERS
+
+    phase = error["message"].split("in phase: ", 1)[1].split(" (log:", 1)[0]
+    assert phase in {p for _, p in MARKERS} or phase.startswith("none yet"), phase
     clean(lab)
 
 

@@ -98,6 +98,8 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     # the start-up phases the engine logged (the CPU build: weights and engine init), and the wait
     phases = data["phases"]
     assert phases["weights_s"] >= 0 and phases["engine_init_s"] > 0 and phases["ready_s"] > 0, phases
+    assert any(n.startswith("start-up phases kept in ") for n in data["notes"]), data["notes"]
+    assert data["plan"]["startup"]["value"] > 0, data["plan"]["startup"]  # the rule of thumb, or an earlier test's
 
     chat, completion = ask(data["endpoint"])
     assert chat and completion
@@ -130,6 +132,16 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
     code, again, err = run(lab, "up", inv, *TP2)
     assert code == 0 and again["changed"] is False, err[-2000:]
+    # after two `up`s, `plan` predicts the next cold start from the measured one, and says where from
+    code, planned, err = run(lab, "plan", inv, *TP2)
+    planned = planned["plan"]
+    startup = planned["startup"]
+    assert code == 0 and startup["value"] == phases["ready_s"], (startup, phases)
+    assert "(same model and layout: /health after" in startup["from"], startup
+    engine = planned["hosts"][0]["env"]["VLLM_ENGINE_READY_TIMEOUT_S"]
+    assert engine["from"].startswith("2 x the predicted cold start: the cold start of"), engine
+    table = cli("plan", inv, *TP2, cwd=lab.inventory.parent, timeout=120)
+    assert "cold start" in table.stdout and "same model and layout" in table.stdout
     assert {n: s for n, s in stages(again).items() if s != "unchanged"} == {
         "preflight": "ok",
         "ray-ready": "ok",

@@ -95,7 +95,7 @@ def test_env_change_restarts_ray_everywhere_and_vllm(setup: tuple[Any, Cluster, 
         "Qwen2.5-7B-Instruct",
         devices=[0],
         serve={"tensor_parallel_size": 2},
-        defaults={"devices": [0], "nic": "auto", "env": {"HCCL_CONNECT_TIMEOUT": "1200"}},
+        defaults={"devices": [0], "nic": "auto", "env": {"HCCL_BUFFSIZE": "512"}},
     )
     report = run(inv2, cluster, api.plan(inv2))
     done = ops(report)
@@ -104,6 +104,27 @@ def test_env_change_restarts_ray_everywhere_and_vllm(setup: tuple[Any, Cluster, 
     assert any(o.startswith("n0: stop Ray (settings changed)") for o in done["ray-head"])
     assert any(o.startswith("n1: stop Ray (settings changed") for o in done["ray-workers"])
     assert any("start vLLM" in o for o in done["vllm"])
+
+
+def test_a_start_up_timeout_change_is_written_but_restarts_nothing(
+    setup: tuple[Any, Cluster, Any], tmp_path: Path
+) -> None:
+    """VLLM_ENGINE_READY_TIMEOUT_S / HCCL_CONNECT_TIMEOUT are read only while starting: a new value
+    (a plan sized from a measured start) goes into the env file for the next start, nothing restarts."""
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    timeouts = {"HCCL_CONNECT_TIMEOUT": "1200", "VLLM_ENGINE_READY_TIMEOUT_S": "2400"}
+    inv2 = inventory(
+        tmp_path,
+        "Qwen2.5-7B-Instruct",
+        devices=[0],
+        serve={"tensor_parallel_size": 2},
+        defaults={"devices": [0], "nic": "auto", "env": timeouts},
+    )
+    done = ops(run(inv2, cluster, api.plan(inv2)))
+    assert len(done["env"]) == 2 and all("write .ascend-deploy/t/env" in o for o in done["env"])
+    assert set(done) <= {"env", "record"}, done  # no Ray or vLLM stage did anything
 
 
 def test_head_restart_makes_workers_rejoin(setup: tuple[Any, Cluster, Any]) -> None:

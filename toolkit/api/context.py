@@ -172,7 +172,9 @@ def plan_for(
     description = read_description(inventory, source)
     if description is None and source and source.startswith(f"{inventory.head.name}:") and executor is not None:
         description = head_description(inventory, executor)
-    return make_plan(inventory, plugins_for(inventory), config, source, description)
+    from toolkit.config.startups import read_startups
+
+    return make_plan(inventory, plugins_for(inventory), config, source, description, read_startups())
 
 
 def head_description(inventory: Inventory, executor: Executor) -> Description | None:

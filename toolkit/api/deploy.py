@@ -89,10 +89,38 @@ def up(
         )
         report.run = run
         report.failed_stage = run.failed_stage
+        if report.ok and not opts.check and report.phases.get("ready_s") is not None:
+            remember_start(report)
         if any(s.name == run.failed_stage and s.step == "ray_ready" for s in run.stages):
             attach_ray_logs(inventory, executor, run)
     report.duration = time.monotonic() - started
     return report
+
+
+def remember_start(report: UpReport) -> None:
+    """Keep this cold start's phases on the control machine (`config.startups`): the next `plan` of
+    the same model and layout predicts its start from them. A history that cannot be written costs
+    the prediction, never the deployment: it becomes a note."""
+    from datetime import datetime, timezone
+
+    from toolkit import __version__
+    from toolkit.config.startups import append_startup
+    from toolkit.planner.startup import plan_start_key, startup_record
+
+    phases = report.phases
+    record = startup_record(
+        plan_start_key(report.plan),
+        {k: v for k, v in phases.items() if k != "ready_s"},
+        float(phases["ready_s"]),
+        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        __version__,
+    )
+    try:
+        where = append_startup(record)
+    except OSError as e:
+        report.messages.append(f"this start's phases were not kept ({e}): the next plan cannot predict from it")
+    else:
+        report.messages.append(f"start-up phases kept in {where} (the next `plan` predicts from them)")
 
 
 def background(executor: Executor, head: ResolvedHost, command: str) -> "Future[Any]":

@@ -44,12 +44,13 @@ class UpReport(PlanFacing):
     duration: float = 0.0
     check: bool = False
     lock: Held | None = None
+    messages: list[str] = field(default_factory=list)  # what this run itself has to say (after the lock's)
 
     __json_extra__ = (
         *("ok", "inventory", "check", "changed", "failed_stage", "duration", "endpoint", "served_model"),
         *("stages", "answers", "phases", "serving", "notes", "examples", "preflight", "run", "plan"),
     )
-    __json_skip__ = ("inventory", "plan", "preflight", "run", "failed_stage", "duration", "check", "lock")
+    __json_skip__ = ("inventory", "plan", "preflight", "run", "failed_stage", "duration", "check", "lock", "messages")
     __json_as__ = {"plan": "plan_document", "examples": "examples_when_serving"}
     __json_round__ = {"duration": 3}
 
@@ -71,7 +72,7 @@ class UpReport(PlanFacing):
 
     @property
     def notes(self) -> list[str]:
-        return self.lock.notes if self.lock else []
+        return (self.lock.notes if self.lock else []) + self.messages
 
     @property
     def stages(self) -> list[StageTime]:

@@ -13,6 +13,7 @@ class Signature:
     pattern: str
     cause: str
     fix: str
+    setting: str | None = None  # the timeout that fired (its planned value is named with the cause)
 
 
 SIGNATURES = (
@@ -20,6 +21,7 @@ SIGNATURES = (
         r"EI0006|wait socket establish timeout",
         "HCCL could not connect between NPUs (EI0006)",
         "run `ascend-deploy check-net`: hccn_tool link, net_health, card pings, equal TLS switch; raise "
+        "HCCL_CONNECT_TIMEOUT",
         "HCCL_CONNECT_TIMEOUT",
     ),
     Signature(
@@ -90,6 +92,7 @@ SIGNATURES = (
         "the load, or a peer rank died)",
         "check every host's rank (`ascend-deploy status`, `logs --tail 40`); raise VLLM_ENGINE_READY_TIMEOUT_S in "
         "env if the weights load slower than the plan assumed",
+        "VLLM_ENGINE_READY_TIMEOUT_S",
     ),
     Signature(
         r"EI0019|Communication_Error_Bind_IP_Port",

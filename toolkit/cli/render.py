@@ -88,6 +88,10 @@ def render_up(report: UpReport, *, actions_logged: bool = False) -> None:
         out.print(Text("test chat answer: ", style="dim") + Text(repr(answers["chat"])[:160]))
     if report.phases:
         out.print(Text("start-up: ", style="dim") + Text(phases_line(report.phases)))
+        predicted = report.plan.startup
+        if predicted is not None:
+            out.print(Text(f"  predicted {float(predicted.value):g} s: {predicted.origin}", style="dim"))
+    notes_block(report.messages)
     ex = report.examples
     out.print(Text("\ncurl:", style="bold"))
     out.print(ex["curl"], soft_wrap=True)

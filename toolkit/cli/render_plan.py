@@ -82,6 +82,13 @@ def render_plan(plan: Plan, inventory_path: str) -> None:
             f"{gib(est.kv_cache)}, reserve {gib(est.reserve)})",
             f"fewest devices: {plan.memory.min_devices}; longest max-model-len here: {plan.memory.max_len_fits}",
         )
+    if plan.startup is not None:
+        summary.add_row(
+            "cold start",
+            f"~{float(plan.startup.value):g} s to the first /health 200 (`up` waits "
+            f"{float(plan.ready_timeout.value):g} s: {plan.ready_timeout.origin})",
+            plan.startup.origin,
+        )
     summary.add_row("endpoint", plan.endpoint, f"API key: {plan.api_key}" if plan.api_key else "no API key")
     out.print(summary)
     if plan.container is not None:

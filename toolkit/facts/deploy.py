@@ -22,6 +22,10 @@ WORKER_PATTERN = "[R]ayWorkerWrapper|[R]ayWorkerProc|[V]llmWorker|[E]ngineCore|[
 VLLM_ENGINE_PATTERN = "[V]llmWorker|[E]ngineCore|[V]LLM::"
 #: A `ray start` still in flight (e.g. its `up` was interrupted: the host finishes it on its own).
 STARTER_PATTERN = "[r]ay start"
+#: read only while a deployment starts (the engines' handshake, HCCL's link setup): a new value is
+#: written to the env file and applies at the next start, but restarts nothing that runs
+START_ONLY_VARS = ("VLLM_ENGINE_READY_TIMEOUT_S", "HCCL_CONNECT_TIMEOUT")
+START_ONLY_GREP = "^export (" + "|".join(START_ONLY_VARS) + ")="
 
 
 def state_dir(cluster: str) -> str:
@@ -127,6 +131,7 @@ class DeployState:
     stray_vllm_pids: tuple[int, ...]  # vLLM servers not in the pid file (lost state, manual starts)
     worker_pids: tuple[int, ...]  # Ray worker / engine processes holding NPUs
     starter_pids: tuple[int, ...] = ()  # `ray start` commands still running
+    env_run_sha256: str | None = None  # of the env file without START_ONLY_VARS
     procs: Mapping[str, ProcState] = field(default_factory=dict)  # every process with files in proc/, by name
 
     def proc(self, name: str) -> ProcState:
@@ -174,6 +179,9 @@ def state_command(cluster: str) -> str:
             'case "$n" in *.pid) case "$v" in ""|*[!0-9]*) ;; *) pids="$pids|$v";; esac;; esac; done',
             f'for f in {q(p.env)} {q(p.api_key)}; do [ -r "$f" ] && sha256sum "$f"; done 2>/dev/null | sed \'s/^/sha '
             "/'",
+            # the env file without the start-up-only timeouts: what restart decisions compare
+            f"[ -r {q(p.env)} ] && grep -vE {q(START_ONLY_GREP)} {q(p.env)} | sha256sum "
+            "| sed 's/ .*/  env-run/;s/^/sha /'",
             f'ps -ww -u "$(id -u)" -o pid=,etimes=,args= 2>/dev/null | grep -E "^ *($pids) |{pattern}" | cut -c1-400 | '
             "sed 's/^ */proc /'",
             "true",
@@ -240,6 +248,7 @@ def parse_state(raw: Raw) -> DeployState:
         ray_hash=hashes.get("ray-node"),
         vllm_hash=hashes.get("vllm"),
         env_sha256=shas.get("env"),
+        env_run_sha256=shas.get("env-run"),
         key_sha256=shas.get("api-key"),
         raylet_pids=matching(_RAYLET),
         gcs_pids=matching(_GCS),

@@ -56,3 +56,33 @@ def parse_phases(text: str) -> Phases:
 
 def phases_command(log: str) -> str:
     return f"grep -aE {q(GREP)} {q(log)} 2>/dev/null | tail -n 200; true"
+
+
+#: where a start is, from the newest of these lines in its log (vLLM's own messages, in start order;
+#: `gpu_model_runner.py` "Starting to load model", `core.py` "Available KV cache memory", `api_server.py`
+#: "Starting vLLM API server", plus the phase lines above)
+MARKERS: tuple[tuple[str, str], ...] = (
+    (r"Starting to load model|Loading model from|Loading safetensors checkpoint", "loading weights"),
+    (r"Loading (?:model )?weights took|Model loading took", "weights loaded, preparing the model"),
+    (r"torch\.compile takes|Compiling a graph|Dynamo bytecode transform|Start compiling", "compiling (torch.compile)"),
+    (r"Capturing (?:CUDA |ACL |NPU )?graphs?|Graph capturing", "capturing graphs"),
+    (r"Available KV cache memory|GPU KV cache size|KV cache", "profiling memory / allocating the KV cache"),
+    (r"init engine \(profile, create kv cache, warmup model\) took", "engine ready, the API server starting"),
+    (r"Starting vLLM (?:API )?server|Uvicorn running|Application startup complete", "the API server starting"),
+)
+MARKER_GREP = "|".join(p for p, _ in MARKERS)
+
+
+def phase_at(text: str) -> str | None:
+    """The phase the newest marker line of `text` says a start is in (None: no marker yet, i.e. still
+    importing, starting processes, or connecting the ranks)."""
+    for line in reversed(text.splitlines()):
+        for pattern, phase in reversed(MARKERS):
+            if re.search(pattern, line):
+                return phase
+    return None
+
+
+def phase_command(log: str) -> str:
+    """The newest marker line of `log` (the phase a start that timed out was in)."""
+    return f"grep -aE {q(MARKER_GREP)} {q(log)} 2>/dev/null | tail -n 1; true"

@@ -79,8 +79,9 @@ class RayLauncher:
         self.paths = Paths.of(plan.cluster)
 
     def node_hash(self, host: HostPlan, nic: str | None) -> str:
-        """What shaped this host's Ray node: its environment (read only at `ray start`) and arguments."""
-        data = {"env": host.resolved_env(nic), "ray": list(host.ray_argv)}
+        """What shaped this host's Ray node: its environment (read only at `ray start`; start-up
+        timeouts left out, they restart nothing) and arguments."""
+        data = {"env": host.running_env(nic), "ray": list(host.ray_argv)}
         return digest(json.dumps(data, sort_keys=True))[:16]
 
     def node_command(self, host: HostPlan) -> str:

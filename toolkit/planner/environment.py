@@ -7,6 +7,8 @@ from typing import Mapping
 
 from toolkit.config.inventory import ResolvedHost
 from toolkit.planner import memory
+from toolkit.planner.startup import MARGIN, Prediction
+from toolkit.planner.startup import engine_timeout as startup_engine_timeout
 from toolkit.planner.state import PlannerState, origin_of, row_origin
 from toolkit.planner.types import (
     MemoryPlan,
@@ -84,23 +86,45 @@ class EnvironmentRules(PlannerState):
             env[key] = Value(value, f"inventory {level} env")
         return env
 
-    def timeouts(self, mem: MemoryPlan | None, hosts: int) -> dict[str, Value]:
-        """Start-up timeouts sized to the job: vLLM's 600 s engine wait and HCCL's 120 s connect
-        timeout are too short for hundreds of GB of weights loaded on several hosts."""
-        if mem is None:
-            return {}
-        per_host = mem.per_device.weights * max(len(h.devices) for h in self.inv.hosts) / memory.GIB
-        sized = timeout_for(per_host, hosts)
-        why = f"sized: ~{per_host:.0f} GiB of weights per host at {LOAD_GIB_PER_S} GiB/s + {hosts} host(s)"
+    def timeouts(
+        self, mem: MemoryPlan | None, hosts: int, prediction: Prediction | None = None
+    ) -> tuple[Value | None, dict[str, Value]]:
+        """The predicted cold start (to the first /health 200) and the start-up timeouts sized from
+        it: MARGIN x a measured start of the closest deployment (`planner.startup`), else the rule of
+        thumb (weights at LOAD_GIB_PER_S, 300 s of compilation and warm-up, a minute per extra host).
+        vLLM's 600 s engine wait and HCCL's 120 s connect timeout are too short for hundreds of GB of
+        weights loaded on several hosts. HCCL_EXEC_TIMEOUT also bounds collectives while serving: it
+        stays on the rule of thumb."""
+        if prediction is not None:
+            sized = startup_engine_timeout(prediction)
+            why = f"{MARGIN:g} x the predicted cold start: {prediction.source}"
+            predicted = Value(prediction.seconds, prediction.source)
+        elif mem is not None:
+            per_host = mem.per_device.weights * max(len(h.devices) for h in self.inv.hosts) / memory.GIB
+            sized = timeout_for(per_host, hosts)
+            why = f"sized: ~{per_host:.0f} GiB of weights per host at {LOAD_GIB_PER_S} GiB/s + {hosts} host(s)"
+            seconds = 300 + per_host / LOAD_GIB_PER_S + 60 * (hosts - 1)
+            predicted = Value(
+                round(seconds),
+                f"rule of thumb (no measured start of this model yet): {per_host:.0f} GiB per host at "
+                f"{LOAD_GIB_PER_S} GiB/s + 300 s + 60 s per extra host",
+            )
+        else:
+            return None, {}
         out = {"VLLM_ENGINE_READY_TIMEOUT_S": Value(str(sized), why + " (vLLM's default 600 s)")}
         if hosts > 1:
             out["HCCL_CONNECT_TIMEOUT"] = Value(
                 str(min(7200, max(120, sized))), why + ": ranks that load first wait for the others to connect"
             )
-            out["HCCL_EXEC_TIMEOUT"] = Value(
-                str(min(3600, max(1836, sized))), why + " (CANN's default 1836 s at least)"
-            )
-        return out
+            if mem is not None:
+                per_host = mem.per_device.weights * max(len(h.devices) for h in self.inv.hosts) / memory.GIB
+                rule = timeout_for(per_host, hosts)
+                out["HCCL_EXEC_TIMEOUT"] = Value(
+                    str(min(3600, max(1836, rule))),
+                    f"sized: ~{per_host:.0f} GiB of weights per host at {LOAD_GIB_PER_S} GiB/s + {hosts} host(s) "
+                    "(CANN's default 1836 s at least; it bounds collectives while serving too)",
+                )
+        return predicted, out
 
     def recipe_env(self, runtime: RuntimeProfile, device_class: str, hosts: int) -> dict[str, Value]:
         """The runtime's multi-node recipe settings (every host), when the plan spans hosts."""
@@ -112,8 +136,9 @@ class EnvironmentRules(PlannerState):
             env[k] = Value(v, f"{where} on {device_class}")
         return env
 
-    def ready_timeout(self, env: Mapping[str, Value]) -> Value:
-        """`up`'s wait for /health: never shorter than the engine's own start-up timeout."""
+    def ready_timeout(self, env: Mapping[str, Value], predicted: bool = False) -> Value:
+        """`up`'s wait for /health: never shorter than the engine's own start-up timeout; sized to it
+        (+ READY_MARGIN_S) when that comes from a measured start (not the fixed default)."""
         engine = env.get("VLLM_ENGINE_READY_TIMEOUT_S")
         need = float(engine.value) + READY_MARGIN_S if engine is not None and str(engine.value).isdigit() else 0.0
         given = float(self.serve.ready_timeout)
@@ -127,6 +152,8 @@ class EnvironmentRules(PlannerState):
             return Value(given, origin_of(self.inv, "serve.ready_timeout"))
         if given < need:
             return Value(need, f"raised to the engines' start-up timeout + {READY_MARGIN_S:g}s")
+        if predicted and engine is not None:
+            return Value(need, f"the engines' start-up timeout + {READY_MARGIN_S:g}s ({engine.origin})")
         return Value(given, "default")
 
 

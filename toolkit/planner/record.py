@@ -10,8 +10,9 @@ import json
 import re
 from typing import Any
 
-#: keys that explain a plan but do not change what runs
-_WHY = {"from", "notes", "alternatives", "source", "config"}
+#: keys that explain a plan but do not change what runs (`ready_timeout` and the predicted `startup`
+#: are the control machine's: how long `up` waits, not what the hosts run)
+_WHY = {"from", "notes", "alternatives", "source", "config", "ready_timeout", "startup"}
 
 
 def running_view(doc: Any) -> Any:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from toolkit.config.hardware import DEFAULT_KIND
 from toolkit.config.inventory import Inventory
 from toolkit.config.yamlsrc import did_you_mean
 from toolkit.facts.deploy import state_dir
 from toolkit.planner import checkpoint, demand, launchers, memory
+from toolkit.planner import startup as startup_mod
 from toolkit.planner.container import ContainerPlan, image_version, plan_container
 from toolkit.planner.environment import EnvironmentRules
 from toolkit.planner.launchers import EXPERT_PARALLEL, ROW_ORDER, HostServe, LaunchStrategy, Situation
@@ -26,6 +27,7 @@ from toolkit.planner.observation import endpoint_of, inventory_ports, probe_url_
 from toolkit.planner.plugins import Plugins
 from toolkit.planner.server_args import ServerArgRules
 from toolkit.planner.sizing import SizingRules
+from toolkit.planner.startup import start_key
 from toolkit.planner.state import ModelFacts, flags_in, origin_of, row_origin
 from toolkit.planner.types import (
     Arg,
@@ -299,7 +301,17 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
         if spec_arg is not None:
             args.append(spec_arg)
         planned_env = self.recipe_env(runtime, device_class, len(hosts))
-        planned_env.update(self.timeouts(mem_plan, len(hosts)))
+        key = start_key(
+            self.spec.model.path,
+            (tp, pp, dp),
+            str(launcher.value),
+            "container" if self.spec.container is not None else "host",
+            [len(h.devices) for h in hosts],
+            str(hardware.value),
+            runtime.name,
+        )
+        startup, timeouts = self.timeouts(mem_plan, len(hosts), startup_mod.predict(self.startups, key))
+        planned_env.update(timeouts)
         api_key = None
         if self.serve.api_key_env:
             api_key = f"local ${self.serve.api_key_env}"
@@ -309,7 +321,8 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
         container, placement = self.container(
             kind, device_class, runtime, demand.container_shm(str(backend.value), host_plans)
         )
-        ready = self.ready_timeout(host_plans[0].env if host_plans else {})
+        measured = startup is not None and not startup.origin.startswith("rule of thumb")
+        ready = self.ready_timeout(host_plans[0].env if host_plans else {}, predicted=measured)
         if self.issues:
             raise PlanInvalid(str(self.inv.path), self.issues)
         return Plan(
@@ -341,6 +354,7 @@ class _Planner(SizingRules, ServerArgRules, EnvironmentRules):
             probe_url=probe_url_of(self.inv),
             launcher=launcher,
             ready_timeout=ready,
+            startup=startup,
             dp_rpc_port=strategy.dp_rpc_port(self.inv),
             ports=inventory_ports(self.inv, str(launcher.value)),
             placement=placement,
@@ -358,7 +372,9 @@ def make_plan(
     config: Mapping[str, Any] | None = None,
     config_source: str | None = None,
     description: checkpoint.Description | None = None,
+    startups: Sequence[Mapping[str, Any]] = (),
 ) -> Plan:
     """Plan the deployment; raises `PlanInvalid` listing every problem found. `description`: the
-    checkpoint's quant_model_description.json, when read."""
-    return _Planner(inventory, plugins, config, config_source, description).build()
+    checkpoint's quant_model_description.json, when read; `startups`: measured cold starts
+    (`config.startups`), from which the next one is predicted and the start-up timeouts sized."""
+    return _Planner(inventory, plugins, config, config_source, description, startups).build()

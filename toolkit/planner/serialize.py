@@ -96,6 +96,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "ray_port": plan.ray_port,
         "ports": [plain(u) for u in plan.ports],
         "memory": mem,
+        "startup": v(plan.startup) if plan.startup is not None else None,
         "container": container_to_dict(plan),
         "notes": list(plan.notes),
     }
@@ -250,6 +251,7 @@ def plan_from_dict(d: dict[str, Any]) -> Plan:
         api_key_env=vllm["api_key_env"],
         api_key_file=vllm["api_key_file"],
         ready_timeout=_value(vllm["ready_timeout"]),
+        startup=_value(d["startup"]) if d.get("startup") else None,
         dp_rpc_port=vllm["dp_rpc_port"],
         ports=tuple(restore(PortUse, u) for u in d["ports"]),
         container=container,

@@ -4,7 +4,7 @@ about the model (`ModelFacts`), the issues found so far, and how a value's origi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from toolkit.config.inventory import Inventory
 from toolkit.planner import checkpoint, memory
@@ -63,8 +63,10 @@ class PlannerState:
         config: Mapping[str, Any] | None,
         config_source: str | None,
         description: checkpoint.Description | None = None,
+        startups: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.inv = inventory
+        self.startups = startups  # measured cold starts (`config.startups`): the next one is predicted
         self.spec = inventory.spec
         self.serve = inventory.spec.serve
         self.plugins = plugins

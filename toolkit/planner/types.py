@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from toolkit.errors import BadInput
+from toolkit.facts.deploy import START_ONLY_VARS
 from toolkit.planner import memory
 from toolkit.plugin_api import Row, RuntimeProfile
 from toolkit.serial import plain
@@ -195,6 +196,11 @@ class HostPlan:
         rank = self.process(VLLM_RANK)
         return rank.ranks if rank else ()
 
+    def running_env(self, nic: str | None = None) -> dict[str, str]:
+        """The environment that shapes what runs (`resolved_env` without START_ONLY_VARS): what the
+        restart decisions compare."""
+        return {k: v for k, v in self.resolved_env(nic).items() if k not in START_ONLY_VARS}
+
     def resolved_env(self, nic: str | None = None) -> dict[str, str]:
         """The environment with the NIC filled in (`nic` is the run-time answer for 'auto')."""
         chosen = self.nic or nic
@@ -290,6 +296,9 @@ class Plan:
     api_key_env: str | None = None  # the local variable that holds the key (for clients' examples)
     api_key_file: str | None = None  # or the local file, resolved against the inventory
     ready_timeout: Value = field(default_factory=lambda: Value(1800.0, "default"))  # `up`'s wait for /health
+    #: the next cold start's seconds to the first /health 200: measured (a recorded start) or the rule
+    #: of thumb, its origin says which (None: no config.json to size it)
+    startup: Value | None = None
     dp_rpc_port: int | None = None  # dp: the head's data-parallel RPC port
     ports: tuple[PortUse, ...] = ()  # what the deployment binds on its hosts (preflight checks them free)
     container: ContainerPlan | None = None  # placement container: what every host's container is

@@ -54,7 +54,7 @@ def deploy_env(ctx: StepContext) -> Iterator[Op]:
         )
     content = render_env(hp.resolved_env(nic))
     state = facts["deploy_state"]
-    ctx.data.update(nic=nic, env_sha256=digest(content))
+    ctx.data.update(nic=nic, env_sha256=digest(content), env_run_sha256=digest(render_env(hp.running_env(nic))))
     if state.env_sha256 != digest(content):
         yield write_file_op(p.env, content, f"write {p.env} (mode 0600, {len(hp.env)} variables, NIC {nic})")
     if hp.role != "head":

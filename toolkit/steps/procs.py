@@ -51,16 +51,21 @@ def proc_state(ctx: StepContext) -> Iterator[Op]:
         running=bool(procs) and all(d["running"] for d in procs.values()),
         pid=next((d["pid"] for d in procs.values() if d["pid"]), None),
         env_sha256=state.env_sha256,
+        env_run_sha256=state.env_run_sha256,
         left=state.vllm_left or any(d["running"] for d in procs.values()),
     )
     yield from ()
 
 
 def wanted_hash(ctx: StepContext) -> str:
-    """One hash for the whole group: every host's processes of it, the key, and every host's env file."""
+    """One hash for the whole group: every host's processes of it, the key, and every host's env file
+    (without the start-up-only timeouts: a new value applies at the next start, restarting nothing)."""
     states = ctx.from_step(proc_state)
     written = ctx.from_step(deploy_env)  # what `env` wrote this run; else the file found on the host
-    envs = {name: written.get(name, {}).get("env_sha256") or d.get("env_sha256") for name, d in sorted(states.items())}
+    envs = {
+        name: written.get(name, {}).get("env_run_sha256") or d.get("env_run_sha256")
+        for name, d in sorted(states.items())
+    }
     group = launch(ctx).launcher.group_hash(group_of(ctx), ctx.shared.api_key)
     return digest(json.dumps({"server": group, "env": envs}, sort_keys=True))[:16]
 

@@ -13,7 +13,7 @@ from toolkit.config.inventory import Inventory
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts.deploy import Paths
 from toolkit.facts.record import Record, record_fact
-from toolkit.planner.record import plan_digest
+from toolkit.planner.record import plan_digest, running_view
 from toolkit.planner.serialize import plan_to_dict
 from toolkit.steps.commands import write_stdin_command
 
@@ -37,7 +37,9 @@ def inventory_as_applied(inventory: Inventory) -> dict[str, Any]:
 
 @step("deploy_record", needs_plan=True)
 def deploy_record(ctx: StepContext) -> Iterator[Op]:
-    """Record what `up` applied on the head, unless the record already says so."""
+    """Record what `up` applied on the head, unless the record already says so (what runs and the
+    inventory: a plan whose explanations alone changed, e.g. timeouts now sized from a measured start
+    but equal in value, is not rewritten)."""
     plan = ctx.shared.the_plan()
     doc = plan_to_dict(plan)
     applied = inventory_as_applied(ctx.inventory)
@@ -49,7 +51,7 @@ def deploy_record(ctx: StepContext) -> Iterator[Op]:
     if (
         cur is not None
         and cur.get("plan_sha256") == digest
-        and cur.get("plan") == doc
+        and running_view(cur.get("plan")) == running_view(doc)
         and cur.get("inventory") == applied
     ):
         ctx.data.update(deployed_at=cur.get("deployed_at"), written=False)

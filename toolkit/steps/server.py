@@ -12,10 +12,10 @@ from toolkit.engine.readiness import Probe, wait_ready
 from toolkit.engine.registry import StepContext
 from toolkit.errors import CommandFailed
 from toolkit.facts.deploy import ProcFiles
-from toolkit.facts.phases import parse_phases, phases_command
+from toolkit.facts.phases import parse_phases, phase_at, phase_command, phases_command
 from toolkit.launch.server import curl_command, parse_answer, parse_probe, probe_command, smoke_requests
 from toolkit.planner.plan import Plan
-from toolkit.steps.deploy import paths
+from toolkit.steps.deploy import host_plan, paths
 from toolkit.transport.shell import q
 
 
@@ -38,9 +38,13 @@ def log_tail_error(
         setup=False,
     ).stdout
     sig = likely_cause(tail)
+    cause = f": {sig.cause}" if sig else ""
+    if sig is not None and sig.setting:  # which timeout fired, as this plan set it
+        value = host_plan(ctx).env.get(sig.setting)
+        cause += f" [{sig.setting}=" + (f"{value.value} s: {value.origin}]" if value else "its default]")
     return VllmNotReady(
         ctx.host.name,
-        f"vLLM {what}" + (f": {sig.cause}" if sig else "") + f" (log: ~/{f.log})",
+        f"vLLM {what}{cause} (log: ~/{f.log})",
         hint=sig.fix if sig else hint or "read the log tail below; `ascend-deploy plan` shows the exact command",
         details=tail.strip().splitlines()[-25:],
     )
@@ -85,12 +89,17 @@ def wait_for_server(ctx: StepContext, plan: Plan, started_now: bool, files: Proc
             hint=f"see {meet.failed_host}'s error above; `ascend-deploy down` stops every rank",
         )
     meet.fail(ctx.host.name)
+    if outcome.state == "exited":
+        raise log_tail_error(ctx, files=f, what="exited")
+    phase = phase_at(ctx.session.run(phase_command(f.log), timeout=30, check=False, setup=False).stdout)
     raise log_tail_error(
         ctx,
         files=f,
-        what="exited"
-        if outcome.state == "exited"
-        else f"is not healthy after {outcome.elapsed:.0f}s (serve.ready_timeout)",
+        what=f"is not healthy after {outcome.elapsed:.0f}s: serve.ready_timeout "
+        f"({float(plan.ready_timeout.value):g} s, {plan.ready_timeout.origin}) ran out while the log was in phase: "
+        + (phase or "none yet (importing, starting the worker processes or connecting the ranks)"),
+        hint="a start slower than planned: raise serve.ready_timeout (and VLLM_ENGINE_READY_TIMEOUT_S), or see the "
+        "phase above and the log tail",
     )
 
 
