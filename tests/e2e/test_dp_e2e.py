@@ -118,6 +118,12 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     plan = data["plan"]
     assert plan["launch"]["launcher"]["value"] == "dp" and plan["parallel"]["dp"]["value"] == 4
     assert plan["parallel"]["tp"]["value"] == 1
+    # every host's ranks logged their own start: the slowest counts, each host's is shown
+    by_host = data["phases"]["hosts"]
+    assert set(by_host) == {f"{NAME}-1", f"{NAME}-2"} and all(p.get("engine_init_s") for p in by_host.values()), data[
+        "phases"
+    ]
+    assert data["phases"]["engine_init_s"] == max(p["engine_init_s"] for p in by_host.values())
     assert [s["name"] for s in data["stages"]] == [
         "preflight",
         "env",

@@ -110,7 +110,7 @@ def remember_start(report: UpReport) -> None:
     phases = report.phases
     record = startup_record(
         plan_start_key(report.plan),
-        {k: v for k, v in phases.items() if k != "ready_s"},
+        {k: v for k, v in phases.items() if k not in ("ready_s", "hosts")},
         float(phases["ready_s"]),
         datetime.now(timezone.utc).isoformat(timespec="seconds"),
         __version__,

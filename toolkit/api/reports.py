@@ -109,15 +109,24 @@ class UpReport(PlanFacing):
 
     @property
     def phases(self) -> dict[str, Any]:
-        """This start's phases as the engine logged them (weights, compile, graph capture, engine init;
-        `facts.phases`) and the wait until /health answered, in seconds; empty without a (re)start."""
+        """This start's phases as the engines logged them (weights, compile, graph capture, engine init;
+        `facts.phases`): the slowest host's for each, every host's under `hosts` when several ranks' hosts
+        logged their own (dp), and the wait until /health answered, in seconds; empty without a (re)start."""
         if not self.run:
             return {}
         ready = next((s for s in self.run.stages if s.step in READY_STEPS), None)
         head = ready.hosts.get(self.plan.head.name) if ready else None
-        if head is None or not head.data.get("phases"):
+        if ready is None or head is None or not head.data.get("phases"):
             return {}
-        return {**head.data["phases"], "ready_s": head.data.get("waited_s")}
+        logged = {name: h.data["phases"] for name, h in ready.hosts.items() if h.data.get("phases")}
+        slowest: dict[str, Any] = {}
+        for phases in logged.values():
+            for key, value in phases.items():
+                slowest[key] = max(slowest.get(key, value), value)
+        out = {**slowest, "ready_s": head.data.get("waited_s")}
+        if len(logged) > 1:
+            out["hosts"] = logged
+        return out
 
     @property
     def examples(self) -> dict[str, str]:

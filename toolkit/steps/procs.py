@@ -19,7 +19,7 @@ from toolkit.launch.server import STOP_WAIT_S, digest, parse_probe, rank_probe_c
 from toolkit.planner.plan import Process
 from toolkit.steps.commands import write_file_op
 from toolkit.steps.deploy import deploy_env, host_plan, launch, paths, the_plan
-from toolkit.steps.server import WEDGED, check_answers, log_tail_error, wait_for_server, wedged
+from toolkit.steps.server import WEDGED, check_answers, log_tail_error, read_phases, wait_for_server, wedged
 
 
 def group_of(ctx: StepContext) -> str:
@@ -155,6 +155,8 @@ def proc_ready(ctx: StepContext) -> Iterator[Op]:
             check_answers(ctx, plan, started_now)
         else:
             watch(ctx, proc, float(plan.ready_timeout.value), float(ctx.params.get("interval", 2.0)))
+            if started_now and ctx.data.get("state") == "ready":  # this rank's own start, as its log says
+                read_phases(ctx, files.log)
     yield from ()
 
 
