@@ -278,11 +278,17 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
 
     # a card still held for some seconds after the processes stop (the driver releases a killed
     # process's device late): down waits for it instead of failing
+    # and on the head, HBM that no process holds but the driver has not freed yet: down waits until the
+    # card is back to the level `up`'s preflight recorded (the head's deployment record, hbm_before)
+    record = json.loads(lab.ssh(1, 'cat "$HOME/.ascend-deploy/e2e/deployed.json"').stdout)
+    assert set(record["current"]["hbm_before"]) == {f"{NAME}-1", f"{NAME}-2"}, record["current"].get("hbm_before")
     lab.fault(2, "npu-held", card=0, value="12")  # outlives down's stopping stages (a few seconds)
+    lab.fault(1, "hbm-late", card=0, value="14")
     code, down, err = run(lab, "down", inv)
     assert code == 0 and all(h["clean"] for h in down["hosts"].values()), (down, err[-2000:])
     clean = next(s for s in down["run"]["stages"] if s["name"] == "clean")
     assert clean["hosts"][f"{NAME}-2"]["data"]["released_after_s"] > 0, clean  # it waited, then found it free
+    assert clean["hosts"][f"{NAME}-1"]["data"]["released_after_s"] > 0, clean  # HBM back to its level
     nothing_left(lab)
     code, down, _ = run(lab, "down", inv)  # idempotent on clean hosts
     assert code == 0

@@ -575,3 +575,29 @@ def test_down_waits_for_the_devices_to_be_released_and_names_a_holder_that_stays
     err = stuck.stages[0].hosts["n1"].error
     assert err is not None and "NPU 0 pid 777 (python3, 3000 MB)" in err.message, err
     assert "the devices were waited on for" in err.message and stuck.stages[0].hosts["n0"].error is None
+
+
+def test_down_waits_for_hbm_back_to_its_level_before_up(setup: tuple[Any, Cluster, Any]) -> None:
+    """No process holds the device, but its HBM is still above the level `up`'s preflight read (the
+    deployment record's `hbm_before`): `down` waits, and says so by device and numbers when time is up."""
+    from toolkit.config.playbook import Playbook, Stage
+    from toolkit.engine.registry import Shared
+
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    for h in cluster.hosts.values():  # what down's stopping stages leave: nothing runs
+        h.raylet = h.gcs = False
+        h.vllm_pid = h.engine_pid = None
+    book = Playbook(name="t", stages=[Stage(name="clean", step="deploy_clean", params={"release_timeout": 1.5})])
+    connect, _ = cluster.factory()
+    before = {"n0": {"0": 3300}, "n1": {"0": 2000}}  # n1's NPU 0 reads 3300 MB now: 1300 above, no process
+    with Executor(inv.hosts, connect=connect) as ex:
+        stuck = run_playbook(book, inv, ex, shared=Shared(plan=plan, hbm_before=before))
+    err = stuck.stages[0].hosts["n1"].error
+    assert err is not None and err.message.startswith("devices not released after down: "), err
+    assert "NPU 0 HBM 3300 MB in use, 2000 MB before up (no process holds it" in err.message
+    assert "reset the device" in (err.hint or "") and stuck.stages[0].hosts["n0"].error is None
+    within = {"n0": {"0": 3300}, "n1": {"0": 3100}}  # within the slack: released
+    with Executor(inv.hosts, connect=connect) as ex:
+        fine = run_playbook(book, inv, ex, shared=Shared(plan=plan, hbm_before=within))
+    assert fine.ok and fine.stages[0].hosts["n1"].data["clean"]

@@ -72,6 +72,7 @@ def up(
                 found = read_images(executor, inventory.name, container)
                 pre.problems.extend(container_problems(container, found, inventory.head.name))
             report.preflight = pre
+            shared.hbm_before = hbm_levels(pre.views)
             if pre.problems:
                 report.failed_stage = "preflight"
                 report.duration = time.monotonic() - started
@@ -95,6 +96,25 @@ def up(
             attach_ray_logs(inventory, executor, run)
     report.duration = time.monotonic() - started
     return report
+
+
+def hbm_levels(views: list[Any]) -> dict[str, dict[str, int]]:
+    """HBM in use per device the inventory gives each host, read at preflight, for the devices no
+    process held then (a device our running deployment holds has no "before" now: the record keeps
+    the earlier reading)."""
+    out: dict[str, dict[str, int]] = {}
+    for v in views:
+        npu = (v.data or {}).get("npu_smi")
+        if npu is None:
+            continue
+        levels = {}
+        for d in v.host.devices:
+            chip = npu.chip(d)
+            held = chip is not None and any((p.npu, p.chip) == (chip.npu, chip.chip) for p in npu.processes)
+            if chip is not None and chip.hbm_used_mb is not None and not held:
+                levels[str(d)] = chip.hbm_used_mb
+        out[v.host.name] = levels
+    return out
 
 
 def remember_start(report: UpReport) -> None:

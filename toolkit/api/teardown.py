@@ -39,7 +39,9 @@ def down(
         if problem:
             notes.append(problem)
         plan = recorded_plan(record) if record is not None else None
-        run = run_playbook(load_playbook("down"), inventory, executor, check=opts.check, shared=Shared(plan=plan))
+        before = (record.current or {}).get("hbm_before") if record is not None else None
+        shared = Shared(plan=plan, hbm_before=before if isinstance(before, dict) else {})
+        run = run_playbook(load_playbook("down"), inventory, executor, check=opts.check, shared=shared)
     report = DownReport(str(inventory.path), run, time.monotonic() - started, lock)
     report.notes.extend(notes)
     return report

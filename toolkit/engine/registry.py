@@ -44,6 +44,9 @@ class Shared:
     on_result: Callable[[dict[str, Any]], None] | None = None  # `generate`: each result as it comes
     timeout: float = 3600.0  # `generate`: the whole batch
     rendezvous: Rendezvous = field(default_factory=Rendezvous)  # readiness across hosts (launcher dp)
+    #: HBM in use (MB) per host and device before `up` started anything (its preflight; `down` waits
+    #: until the devices are back to it); host -> device (as a string: JSON keys) -> MB
+    hbm_before: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def the_plan(self) -> Plan:
         if self.plan is None:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ KINDS = {
     "still works)",
     "npu-held": "a foreign process (not vLLM, not Ray) holds card K, as one left by another job would; with VALUE it "
     "lets go after VALUE seconds (a device the driver releases late)",
+    "hbm-late": "card K shows 3000 MB more HBM in use, held by no process, for VALUE seconds (default 10): a driver "
+    "still freeing a stopped process's memory",
     "low-ram": "the host reports only VALUE MiB of RAM available (default 256; /proc/meminfo as LXCFS would show it)",
     "small-shm": "the host's /dev/shm shrinks to VALUE (default 64m)",
     "old-driver": "the host's driver reports version VALUE (default 23.0.3, older than the CANN supports)",
@@ -79,6 +82,7 @@ DONE = {
     "version-skew": "{host} reports vLLM {value} and CANN " + SKEW_CANN,
     "unreachable": "{host} cannot reach {peer} ({value}); SSH from this machine still works",
     "npu-held": "card {card} of {host} is held by a foreign process ({value})",
+    "hbm-late": "card {card} of {host} shows 3000 MB of HBM in use held by no process for {value} s",
     "low-ram": "{host} reports {value} MiB of RAM available",
     "small-shm": "{host}'s /dev/shm is {value}",
     "old-driver": "{host}'s driver reports version {value}",
@@ -188,6 +192,7 @@ def inject(
         "tls-mismatch",
         "optical-absent",
         "npu-held",
+        "hbm-late",
     ):
         record["card"] = card
     if kind == "link-down":
@@ -264,6 +269,14 @@ def inject(
             f"setsid bash -c 'exec -a {HOLDER} sleep {life}' 3<{device} >/dev/null 2>&1 < /dev/null & echo $!",
         )
         record["value"] = f"{HOLDER} {life}"
+    elif kind == "hbm-late":
+        hw = HARDWARE[state.hardware]
+        if not 0 <= card < hw.devices:
+            raise BadInput(f"--card {card} is out of range 0..{hw.devices - 1} for {state.hardware}")
+        seconds = _int_value(kind, value, 10)
+        late = paths.sim(host.name) / "dev" / f"davinci{card}.late"
+        late.write_text(f"{int(time.time()) + seconds} 3000\n")
+        record["value"] = seconds
     elif kind == "low-ram":
         mib = _int_value(kind, value, 256)
         fake = paths.sim(host.name) / "meminfo"
@@ -348,6 +361,8 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _in_host(host, "umount", str(model.parent))
         if "version-skew" in kinds:
             _skew(paths, host, None, CANN_VERSION)
+        for late in (paths.sim(host.name) / "dev").glob("davinci*.late"):
+            late.unlink()
         if "low-ram" in kinds:
             _in_host(host, "umount", "/proc/meminfo")
         if "small-shm" in kinds:

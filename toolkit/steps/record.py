@@ -57,7 +57,14 @@ def deploy_record(ctx: StepContext) -> Iterator[Op]:
         ctx.data.update(deployed_at=cur.get("deployed_at"), written=False)
         return
     at = now()
-    entry = {"plan_sha256": digest, "deployed_at": at, "tool": TOOL, "plan": doc, "inventory": applied}
+    entry = {
+        "plan_sha256": digest,
+        "deployed_at": at,
+        "tool": TOOL,
+        "plan": doc,
+        "inventory": applied,
+        "hbm_before": hbm_before(cur, ctx.shared.hbm_before),
+    }
     new = (
         record.replaced_by(entry, at)
         if cur is None or cur.get("plan_sha256") != digest
@@ -71,6 +78,14 @@ def deploy_record(ctx: StepContext) -> Iterator[Op]:
         f"record the deployment in {path} (plan {digest[:12]}, {kept} earlier kept)",
         stdin=new.to_json(),
     )
+
+
+def hbm_before(cur: dict[str, Any] | None, measured: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The devices' HBM before `up`: this run's preflight reading, and for a device it could not read
+    (held by the deployment that runs) the reading the record already keeps."""
+    kept = (cur or {}).get("hbm_before") or {}
+    hosts = set(kept) | set(measured)
+    return {h: {**(kept.get(h) or {}), **(measured.get(h) or {})} for h in sorted(hosts)}
 
 
 @step("record_stopped")

@@ -38,6 +38,9 @@ FILES = ("env", "api_key", "engine")
 #: how long `down` waits for the devices to be released after the processes stopped (the driver frees
 #: a killed process's device memory with a delay: a start right after would find it "in use")
 RELEASE_TIMEOUT_S = 60.0
+#: HBM a device may show above its level before `up` and still count as released (the driver's own
+#: allocations move a little between readings)
+HBM_SLACK_MB = 256
 
 
 def holding(ctx: StepContext, npu: NpuInfo | None) -> list[tuple[int, NpuProcess]]:
@@ -51,12 +54,31 @@ def holding(ctx: StepContext, npu: NpuInfo | None) -> list[tuple[int, NpuProcess
     return out
 
 
+def hbm_above(ctx: StepContext, npu: NpuInfo | None) -> list[tuple[int, int, int]]:
+    """(device, MB in use now, MB before `up`) for every device of this host whose HBM is still above
+    its level before `up` (the deployment record's, read at its preflight) by more than HBM_SLACK_MB:
+    the driver has not freed a stopped process's memory yet."""
+    before = ctx.shared.hbm_before.get(ctx.host.name) or {}
+    if npu is None or not before:
+        return []
+    out = []
+    for d in ctx.host.devices:
+        chip, level = npu.chip(d), before.get(str(d))
+        if chip is not None and chip.hbm_used_mb is not None and level is not None:
+            if chip.hbm_used_mb > level + HBM_SLACK_MB:
+                out.append((d, chip.hbm_used_mb, int(level)))
+    return out
+
+
 def devices_released(ctx: StepContext, npu: NpuInfo | None, timeout: float) -> tuple[NpuInfo | None, float]:
-    """Poll npu-smi (bounded) until no process holds a device this host uses; the last reading and how
-    long it took. Progress names the holders while it waits."""
+    """Poll npu-smi (bounded) until no process holds a device this host uses and each one's HBM is back
+    to its level before `up`; the last reading and how long it took. Progress names what it waits for."""
     started = time.monotonic()
-    while (held_now := holding(ctx, npu)) and time.monotonic() - started < timeout:
-        held = ", ".join(f"NPU {d} pid {p.pid}" for d, p in held_now)
+    while ((held_now := holding(ctx, npu)) or (high := hbm_above(ctx, npu))) and time.monotonic() - started < timeout:
+        held = ", ".join(
+            [f"NPU {d} pid {p.pid}" for d, p in held_now]
+            or [f"NPU {d} HBM {now} MB, {was} MB before up" for d, now, was in high]
+        )
         ctx.session.emit(
             Event(
                 EventKind.PROGRESS,
@@ -129,6 +151,11 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
     npu, waited = devices_released(ctx, npu, float(ctx.params.get("release_timeout", RELEASE_TIMEOUT_S)))
     held = holding(ctx, npu)
     busy = [f"NPU {d} pid {p.pid} ({p.name}, {p.memory_mb} MB)" for d, p in held]
+    if not held:
+        busy += [
+            f"NPU {d} HBM {now} MB in use, {was} MB before up (no process holds it: the driver has not freed it)"
+            for d, now, was in hbm_above(ctx, npu)
+        ]
     ctx.data.update(clean=not any(left.values()) and not busy, npu_checked=npu is not None, released_after_s=waited)
     problems = [
         f"{kind} {'pids ' if kind != 'container' else ''}{', '.join(map(str, pids))}"
@@ -136,11 +163,15 @@ def deploy_clean(ctx: StepContext) -> Iterator[Op]:
         if pids
     ] + busy
     if problems:
+        running = any(left.values()) or held
         raise CommandFailed(
             ctx.host.name,
-            "still running after down: "
+            ("still running after down: " if running else "devices not released after down: ")
             + "; ".join(problems)
             + (f" (the devices were waited on for {waited:g}s)" if busy else ""),
             hint="run `ascend-deploy down` again; if it stays, kill the processes by hand (they may belong to another "
-            "user or cluster)",
+            "user or cluster)"
+            if running
+            else "the driver still holds memory no process owns: wait and run `ascend-deploy down` again; if it "
+            "stays, check `npu-smi info` and reset the device (`npu-smi set -t reset -i CARD -c CHIP`) before a start",
         )
