@@ -190,6 +190,9 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
         worker,
         err[-2000:],
     )
+    # the endpoint still answers on the head's ranks: a degraded deployment, named as such
+    assert [(f["host"], f["check"]) for f in broken["findings"]] == [(f"{NAME}-2", "ranks-down")], broken["findings"]
+    assert "DP rank(s) 2, 3 planned here do not run" in broken["findings"][0]["observed"]
     code, healed, err = run(lab, "up", inv, *DP)
     assert code == 0 and healed["changed"] is True, (json.dumps(healed.get("stages"))[-3000:], err[-3000:])
     code, status, err = run(lab, "status", inv, *DP)

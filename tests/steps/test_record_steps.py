@@ -130,6 +130,20 @@ def test_status_names_ranks_left_without_their_api_server(tmp_path: Path) -> Non
     assert api.status(inv, api.Options(), connect=cluster.factory()[0]).findings == []
 
 
+def test_status_names_ranks_down_while_the_api_server_serves_on(tmp_path: Path) -> None:
+    """A worker's ranks died while the head's API server lives: the endpoint still answers (degraded);
+    status names the host and its ranks, and `up` restarts the group."""
+    inv, cluster, plan = up(tmp_path, launcher="dp")
+    cluster.hosts["n1"].vllm_pid = None
+    report = api.status(inv, api.Options(), connect=cluster.factory()[0])
+    [down] = report.findings
+    assert (down["host"], down["check"]) == ("n1", "ranks-down") and not report.ok
+    assert down["observed"].startswith("DP rank(s) 1 planned here do not run, while the API server on n0")
+    healed = ops(run(inv, cluster, plan, book="up-dp"))
+    assert healed["stop-ranks"][0].startswith("n0: stop vLLM: every rank restarts (not running on n1)")
+    assert api.status(inv, api.Options(), connect=cluster.factory()[0]).findings == []
+
+
 def test_status_names_a_server_that_reports_fewer_engines_than_planned(tmp_path: Path) -> None:
     from toolkit.api.supervise import findings
 

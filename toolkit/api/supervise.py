@@ -1,7 +1,8 @@
 """What `status` finds wrong with a running deployment beyond each host's own state (pure: from the
 plan and the status rows): ranks running without their API server (orphans of a head that died: they
-never recover on their own), a server whose /health says 200 but which does not answer a one-token
-completion (wedged), and an API server that reports fewer engines than the plan's DP ranks.
+never recover on their own), ranks that stopped while the API server serves on with the others
+(degraded: the endpoint still answers), a server whose /health says 200 but which does not answer a
+one-token completion (wedged), and an API server that reports fewer engines than the plan's DP ranks.
 Each finding names the host, what was seen and the fix; any finding makes `status` exit 1."""
 
 from __future__ import annotations
@@ -22,7 +23,24 @@ def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if api is None:
             continue
         api_row = by_host.get(api[0].name)
-        if api_row is None or not api_row.get("reachable") or _pid(api_row, api[1].name) is not None:
+        if api_row is None or not api_row.get("reachable"):
+            continue
+        if _pid(api_row, api[1].name) is not None:  # the API server runs: are all its ranks there?
+            for host, proc in members:
+                row = by_host.get(host.name)
+                if proc.api or row is None or not row.get("reachable") or _pid(row, proc.name) is not None:
+                    continue
+                ranks = ", ".join(map(str, proc.ranks)) or "?"
+                found.append(
+                    {
+                        "host": host.name,
+                        "check": "ranks-down",
+                        "observed": f"DP rank(s) {ranks} planned here do not run, while the API server on "
+                        f"{api[0].name} still answers with the other ranks' engines (a degraded deployment)",
+                        "fix": "`ascend-deploy up` restarts every rank of the group (`logs --tail 40` shows why "
+                        "they stopped)",
+                    }
+                )
             continue
         for host, proc in members:
             row = by_host.get(host.name)
