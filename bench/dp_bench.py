@@ -5,7 +5,8 @@
   setsid) in the same order over warm multiplexed connections and polls /health every 0.5 s, as
   `up` does; the two alternate, in the same run;
 - `status` on the running dp cluster against the slowest remote command it must run: the head's
-  HTTP probe (pid, /health, /metrics engines, /v1/models) over a warm connection, plus one round
+  HTTP probe (pid, /health, /metrics engines, /v1/models, the one-token completion that tells a wedged
+  server) over a warm connection, plus one round
   trip (the lifecycle bench's bound for a ray cluster is Ray's node query).
 
 Writes docs/dp-benchmarks.md. Run as root: `make bench-dp` (each start takes a few minutes here).
@@ -209,7 +210,7 @@ def main() -> None:
         f"{statistics.median(base):.1f} (OpenSSH script: same processes, same order, /health every 0.5 s, "
         "the same test requests) | "
         f"{up_ratio:.2f}x | <= 1.15x |",
-        f"| `status` (median of {len(status)}) | {st:.2f} | {bound:.2f} (the head's HTTP probe + 1 round trip) | "
+        f"| `status` (median of {len(status)}) | {st:.2f} | {bound:.2f} (the head's HTTP probe with its one-token completion + 1 round trip) | "
         f"{st / bound:.2f}x | <= 1.5x (as for a ray cluster) |",
         f"| `status` against the libraries' start-up floor + that bound | {st:.2f} | {floor + bound:.2f} "
         f"(floor {floor:.2f}: bench/floor.py, the CLI's libraries imported, nothing of ours) | "
