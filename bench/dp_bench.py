@@ -217,9 +217,10 @@ def main() -> None:
         f"{st / (floor + bound):.2f}x | |",
         "",
         "- On a ray cluster the bound is Ray's node query (about 1 s): the CLI's fixed start-up (the libraries'",
-        "  floor, measured alone in this run) fits inside 1.5x of it. A dp cluster has no slow remote command: its",
-        "  bound is one HTTP probe (tens of ms), so no Python CLI can be within 1.5x of it; the second `status`",
-        "  row compares with what any CLI on these libraries must pay plus that probe.",
+        "  floor, measured alone in this run) fits inside 1.5x of it. On a dp cluster the slowest remote command",
+        "  is the head's HTTP probe, whose one-token completion (how `status` tells a wedged server from a",
+        "  healthy one) makes it a few hundred ms; `status` reads the other host while it waits, so it stays",
+        "  near that bound. The second `status` row adds what any CLI on these libraries must pay to start.",
         "- The ray cluster on the same basis (docs/lifecycle-benchmarks.md, status against the floor + its bound, as",
         "  measured there on 2026-11-26): 1.96 / (0.53 + 1.06) = 1.23x on 2 hosts, 2.20 / (0.50 + 1.08) = 1.39x on 8.",
         f"- every start: ascend-deploy {', '.join(f'{x:.1f}' for x in ours)} s; "

@@ -30,16 +30,14 @@ def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row = by_host.get(host.name)
                 if proc.api or row is None or not row.get("reachable") or _pid(row, proc.name) is not None:
                     continue
-                ranks = ", ".join(map(str, proc.ranks)) or "?"
                 found.append(
-                    {
-                        "host": host.name,
-                        "check": "ranks-down",
-                        "observed": f"DP rank(s) {ranks} planned here do not run, while the API server on "
+                    _ranks(
+                        host.name,
+                        "ranks-down",
+                        f"DP rank(s) {_listed(proc.ranks)} planned here do not run, while the API server on "
                         f"{api[0].name} still answers with the other ranks' engines (a degraded deployment)",
-                        "fix": "`ascend-deploy up` restarts every rank of the group (`logs --tail 40` shows why "
-                        "they stopped)",
-                    }
+                        "`logs --tail 40` shows why they stopped",
+                    )
                 )
             continue
         for host, proc in members:
@@ -47,15 +45,14 @@ def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pid = _pid(row, proc.name) if row else None
             if pid is None or proc.api:
                 continue
-            ranks = ", ".join(map(str, proc.ranks)) or "?"
             found.append(
-                {
-                    "host": host.name,
-                    "check": "orphaned-ranks",
-                    "observed": f"DP rank(s) {ranks} run here (pid {pid}) without the API server on {api[0].name}, "
+                _ranks(
+                    host.name,
+                    "orphaned-ranks",
+                    f"DP rank(s) {_listed(proc.ranks)} run here (pid {pid}) without the API server on {api[0].name}, "
                     "which is not running: they wait for it and do not recover when it comes back",
-                    "fix": "`ascend-deploy up` restarts every rank of the group; `ascend-deploy down` stops them",
-                }
+                    "`ascend-deploy down` stops them",
+                )
             )
     head = by_host.get(plan.head.name)
     if head is not None and head.get("health") == 200 and head.get("answered") is False:
@@ -81,6 +78,20 @@ def findings(plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return found
+
+
+def _listed(ranks: tuple[int, ...]) -> str:
+    return ", ".join(map(str, ranks)) or "?"
+
+
+def _ranks(host: str, check: str, observed: str, also: str) -> dict[str, Any]:
+    """A finding about a host's DP ranks: the fix is always the group's restart by `up`."""
+    return {
+        "host": host,
+        "check": check,
+        "observed": observed,
+        "fix": f"`ascend-deploy up` restarts every rank of the group; {also}",
+    }
 
 
 def _pid(row: dict[str, Any], name: str) -> int | None:

@@ -44,35 +44,32 @@ def host_memory_problems(needs: PlanNeeds, v: HostView) -> list[Problem]:
 
 
 def shm_problems(needs: PlanNeeds, v: HostView) -> list[Problem]:
+    """/dev/shm (or, in a container, its --shm-size) against what the host's processes map."""
     demand = needs.hosts.get(v.host.name)
     if demand is None or demand.shm_bytes == 0:
         return []
+    size = max(1, -(-demand.shm_bytes // GIB))
     if needs.container_shm is not None:
-        if needs.container_shm >= demand.shm_bytes:
+        have = needs.container_shm
+        observed = f"the container's {needs.container_shm_origin}"
+        fix = f"set container.shm_size to {size}g or more (or leave it unset: the plan sizes it)"
+    else:
+        shm = v.facts.get("shm")
+        if shm is None:
             return []
-        return [
-            Problem(
-                v.host.name,
-                None,
-                "shm",
-                f"the container's {needs.container_shm_origin}",
-                f"at least {_gib(demand.shm_bytes)} ({demand.shm_why})",
-                f"set container.shm_size to {max(1, -(-demand.shm_bytes // GIB))}g or more (or leave it unset: "
-                "the plan sizes it); workers that cannot map their queues die with 'Bus error'",
-            )
-        ]
-    shm = v.facts.get("shm")
-    if shm is None or shm.size_bytes >= demand.shm_bytes:
+        have = shm.size_bytes
+        observed = f"/dev/shm is {_gib(shm.size_bytes)} ({_gib(shm.available_bytes)} free)"
+        fix = f"grow it: `mount -o remount,size={size}G /dev/shm` (and in /etc/fstab)"
+    if have >= demand.shm_bytes:
         return []
     return [
         Problem(
             v.host.name,
             None,
             "shm",
-            f"/dev/shm is {_gib(shm.size_bytes)} ({_gib(shm.available_bytes)} free)",
+            observed,
             f"at least {_gib(demand.shm_bytes)} ({demand.shm_why})",
-            f"grow it: `mount -o remount,size={max(1, -(-demand.shm_bytes // GIB))}G /dev/shm` (and in /etc/fstab); "
-            "workers that cannot map their queues die with 'Bus error'",
+            fix + "; workers that cannot map their queues die with 'Bus error'",
         )
     ]
 
