@@ -210,7 +210,8 @@ def main() -> None:
         f"{statistics.median(base):.1f} (OpenSSH script: same processes, same order, /health every 0.5 s, "
         "the same test requests) | "
         f"{up_ratio:.2f}x | <= 1.15x |",
-        f"| `status` (median of {len(status)}) | {st:.2f} | {bound:.2f} (the head's HTTP probe with its one-token completion + 1 round trip) | "
+        f"| `status` (median of {len(status)}) | {st:.2f} | {bound:.2f} "
+        "(the head's HTTP probe with its one-token completion + 1 round trip) | "
         f"{st / bound:.2f}x | <= 1.5x (as for a ray cluster) |",
         f"| `status` against the libraries' start-up floor + that bound | {st:.2f} | {floor + bound:.2f} "
         f"(floor {floor:.2f}: bench/floor.py, the CLI's libraries imported, nothing of ours) | "
