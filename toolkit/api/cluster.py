@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from toolkit.api.images import ImageLoadReport, ImageStatusReport
     from toolkit.api.reports import BenchReport, DownReport, GenerateReport, LogsReport, StatusReport, UpReport
     from toolkit.api.watch import WatchEvent
+    from toolkit.api.weights import WeightsStatusReport, WeightsSyncReport
     from toolkit.checks.report import CheckNetReport
     from toolkit.config.inventory import Inventory
     from toolkit.engine.runner import RunReport
@@ -88,6 +89,26 @@ class Cluster:
         from toolkit.api.watch import watch
 
         return watch(self.status, self.up if heal else None, interval=interval, count=count)
+
+    def weights_sync(
+        self, *, from_local: Path | None = None, from_host: str | None = None, fanout: int = 1, replace: bool = False
+    ) -> WeightsSyncReport:
+        from toolkit.api.weights import sync
+
+        return sync(
+            self.inventory,
+            self.opts,
+            from_local=from_local,
+            from_host=from_host,
+            fanout=fanout,
+            replace=replace,
+            **self._io(),
+        )
+
+    def weights_status(self) -> WeightsStatusReport:
+        from toolkit.api.weights import status
+
+        return status(self.inventory, self.opts, **self._io())
 
     def bench(self, settings: BenchSettings, *, out_dir: Path | None = Path("bench-results")) -> BenchReport:
         from toolkit.api.benchmark import bench

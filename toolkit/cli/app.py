@@ -22,6 +22,7 @@ from toolkit.cli import client_cmds, read_cmds, serving_cmds  # importing them r
 from toolkit.cli.image_cmds import image_app
 from toolkit.cli.options import app
 from toolkit.cli.sim import sim_app
+from toolkit.cli.weights_cmds import weights_app
 from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupted, ToolkitError
 
 __all__ = ["app", "main", "reflow"]
@@ -32,6 +33,7 @@ app.registered_commands.sort(key=lambda info: [m.__name__ for m in COMMAND_MODUL
 
 app.add_typer(sim_app, name="sim")
 app.add_typer(image_app, name="image")
+app.add_typer(weights_app, name="weights")
 
 
 def reflow(text: str) -> str:

@@ -376,3 +376,52 @@ def render_watch(event: Any) -> None:
             out.print(Text(f"  {f['host']} [{f['check']}]: {f['observed']} -> {f['fix']}"))
     elif event.heal_duration_s is not None:
         out.print(Text(f"  `up` ran for {event.heal_duration_s:g} s"))
+
+
+def render_weights_sync(report: Any) -> None:
+    for w in report.warnings:
+        err.print(Text("warning: ", style="bold yellow") + Text(w))
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in ("host", "result", "MiB", "s", "MiB/s", "verified", "error"):
+        table.add_column(col)
+    for name, h in report.hosts.items():
+        table.add_row(
+            name,
+            Text(h["result"], style="green" if h["result"] in ("complete", "unchanged") else "bold red"),
+            str(h.get("bytes", 0) >> 20),
+            f"{h.get('seconds', 0):g}",
+            str(h.get("rate_mib_s") or "-"),
+            str(h.get("verified", "-")),
+            escape(str(h.get("error") or "")),
+        )
+    out.print(table)
+    style = "bold green" if report.ok else "bold red"
+    out.print(
+        Text(
+            f"weights sync: {report.files} file(s), {report.bytes >> 20} MiB from {report.source} in "
+            f"{report.duration:.1f}s ({report.passes} pass(es))",
+            style=style,
+        )
+    )
+
+
+def render_weights_status(report: Any) -> None:
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for col in ("host", "state", "missing", "differing", "part files"):
+        table.add_column(col)
+    for name, h in report.hosts.items():
+        table.add_row(
+            name,
+            Text(h["state"], style="green" if h["state"] == "complete" else "bold red"),
+            ", ".join(h.get("missing", [])[:5]) or "-",
+            ", ".join(h.get("differing", [])[:5]) or "-",
+            ", ".join(h.get("partial", [])[:5]) or "-",
+        )
+    out.print(table)
+    out.print(
+        Text(
+            f"weights at {report.path}: "
+            + ("the same complete checkpoint on every host" if report.ok else "not the same complete checkpoint"),
+            style="bold green" if report.ok else "bold red",
+        )
+    )
