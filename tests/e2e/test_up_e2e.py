@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 from openai import AuthenticationError, OpenAI
 
 from tests.helpers import SIM_ROOT, cli, cli_json, held, held_inventory, hold, start, vllm_running, wait_for
@@ -39,6 +40,14 @@ PP2 = [
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
     with running_cluster(NAME, SIM_ROOT, tmp_path_factory.mktemp("e2e") / "e2e.yaml", hosts=2, devices=[0]) as lab:
+        # the model onto each host's own disk first (its private /tmp here): every `up` below serves the
+        # weights `weights sync` put there, read from its local config.json copy for planning
+        data = lab.inventory_data()
+        local = Path(data["model"]["path"])
+        data["model"] = {**data["model"], "path": SYNCED, "config": str(local / "config.json")}
+        lab.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+        code, synced, err = cli_json(lab, "weights", "sync", str(lab.inventory), "--from-local", str(local))
+        assert code == 0 and {h["result"] for h in synced["hosts"].values()} == {"complete"}, (synced, err[-2000:])
         try:
             yield lab
         finally:  # Ray and vLLM first, whatever a failed test left
@@ -46,6 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimLab]:
 
 
 KEY = "e2e-secret-7f3a9c"
+SYNCED = "/tmp/models/tiny-llama"  # on each simulated host: its own /tmp
 
 
 def run(lab: SimLab, *args: str, timeout: float = 900, key: bool = False) -> tuple[int, dict[str, Any], str]:
@@ -95,6 +105,7 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         stages(data)["ray-ready"] == stages(data)["ready"] == stages(data)["preflight"] == "ok"
     )  # verified, not "unchanged"
     assert isinstance(data["answers"]["chat"], str) and data["answers"]["models"] == ["tiny-llama"]
+    assert plan["model"]["path"] == SYNCED  # served from the weights `weights sync` put on each host
     # the start-up phases the engine logged (the CPU build: weights and engine init), and the wait
     phases = data["phases"]
     assert phases["weights_s"] >= 0 and phases["engine_init_s"] > 0 and phases["ready_s"] > 0, phases

@@ -1,0 +1,133 @@
+"""What `weights sync` moves and refuses (pure planning), the host fact's parser, and the local source's
+manifest (hashed once, kept, reused) with its safetensors header check."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from toolkit.api.weights_source import local_manifest, parse_headers
+from toolkit.facts import Raw
+from toolkit.facts.weights import WeightsDir, parse_weights, weights_command
+from toolkit.planner.weights import checkpoint_refusals, plan_transfer
+
+pytestmark = pytest.mark.unit
+GIB = 1 << 30
+MANIFEST = {
+    "format": 1,
+    "complete": True,
+    "files": [
+        {"name": "config.json", "size": 10, "sha256": "c" * 64},
+        {"name": "a.safetensors", "size": 1000, "sha256": "a" * 64},
+        {"name": "b.safetensors", "size": 2000, "sha256": "b" * 64},
+    ],
+}
+
+
+def folder(
+    manifest: dict | None = None, files: dict | None = None, parts: dict | None = None, free: int = 100 * GIB
+) -> WeightsDir:
+    return WeightsDir("/m", True, manifest, files or {}, parts or {}, free, "ext4", False)
+
+
+def done() -> WeightsDir:
+    return folder(MANIFEST, {f["name"]: f["size"] for f in MANIFEST["files"]})
+
+
+def test_a_chain_from_this_machine_starts_each_file_where_every_host_can_resume() -> None:
+    states = {
+        "h1": folder(parts={"a.safetensors": 400}),
+        "h2": folder(parts={"a.safetensors": 300, "b.safetensors": 50}),
+        "h3": done(),
+        "h4": folder({"format": 1, "complete": False, "files": MANIFEST["files"][:1]}, {"config.json": 10}),
+    }
+    t = plan_transfer(MANIFEST, states, ["h1", "h2", "h3", "h4"])
+    assert t.targets == ["h1", "h2", "h4"] and t.unchanged == ["h3"] and not t.refusals
+    assert t.have == {"h1": [], "h2": [], "h4": ["config.json"]}
+    assert [(f["name"], f["offset"]) for f in t.stream] == [
+        ("config.json", 0),
+        ("a.safetensors", 0),
+        ("b.safetensors", 0),
+    ]
+    assert t.parent == {"h1": "", "h2": "h1", "h4": "h2"} and t.children == {"": ["h1"], "h1": ["h2"], "h2": ["h4"]}
+    assert t.needs["h2"] == 10 + 700 + 1950
+    resumed = plan_transfer(MANIFEST, {"h1": states["h1"], "h2": states["h2"]}, ["h1", "h2"])
+    assert [(f["name"], f["offset"]) for f in resumed.stream] == [
+        ("config.json", 0),
+        ("a.safetensors", 300),  # the shorter part file of the two hosts
+        ("b.safetensors", 0),
+    ]
+
+
+def test_a_host_source_feeds_a_tree_and_the_refusals_come_first() -> None:
+    states = {f"h{i}": folder() for i in range(1, 6)}
+    states["h1"] = done()
+    t = plan_transfer(MANIFEST, states, [f"h{i}" for i in range(1, 6)], source_host="h1", fanout=2)
+    assert t.targets == ["h2", "h3", "h4", "h5"]
+    assert t.children == {"": ["h2", "h3"], "h2": ["h4", "h5"]} and t.parent["h5"] == "h2"
+    other = {**MANIFEST, "files": [{**f, "sha256": "f" * 64} for f in MANIFEST["files"]]}
+    states["h2"] = folder(other, {f["name"]: f["size"] for f in other["files"]})
+    states["h3"] = folder(free=1000)
+    t = plan_transfer(MANIFEST, states, list(states), source_host="h1")
+    assert [(r.host, r.observed.split(" (")[0]) for r in t.refusals] == [
+        ("h2", "/m holds another checkpoint"),
+        ("h3", "0.00 GiB free at /m"),
+    ]
+    assert "--replace" in t.refusals[0].hint
+    replaced = plan_transfer(MANIFEST, states, list(states), source_host="h1", replace=True)
+    assert "h2" in replaced.targets and [r.host for r in replaced.refusals] == ["h3"]
+
+
+def test_a_source_that_is_no_checkpoint_is_refused() -> None:
+    bare = {"files": [{"name": "tokenizer.json", "size": 1, "sha256": "x"}]}
+    found = checkpoint_refusals("src", bare, {"m.safetensors": "header length 0 out of range"})
+    assert [r.observed for r in found] == [
+        "no config.json",
+        "no weight files",
+        "m.safetensors: unreadable safetensors header (header length 0 out of range)",
+    ]
+    assert checkpoint_refusals("src", MANIFEST, {"a.safetensors": None}) == []
+
+
+def test_the_fact_reads_a_real_folder(tmp_path: Path) -> None:
+    root = tmp_path / "m o"
+    (root / "sub").mkdir(parents=True)
+    (root / "config.json").write_text("{}")
+    (root / "sub" / "w.bin").write_bytes(b"x" * 100)
+    (root / "sub" / ".w2.bin.adpart").write_bytes(b"x" * 7)
+    entry = {"name": "config.json", "size": 2, "sha256": "d" * 64}
+    (root / ".ascend-deploy-manifest.json").write_text(json.dumps({"format": 1, "files": [entry], "complete": False}))
+    out = subprocess.run(["bash", "-c", weights_command(str(root))], capture_output=True, text=True).stdout
+    st = parse_weights(str(root))(Raw(out, 0))
+    assert st.exists and st.files == {"config.json": 2, "sub/w.bin": 100} and st.parts == {"sub/w2.bin": 7}
+    assert list(st.verified()) == ["config.json"] and st.free_bytes and st.fstype
+    missing = subprocess.run(["bash", "-c", weights_command(str(root / "no" / "x"))], capture_output=True, text=True)
+    absent = parse_weights("x")(Raw(missing.stdout, 0))
+    assert not absent.exists and absent.files == {} and absent.free_bytes  # the nearest existing folder's disk
+
+
+def test_the_local_manifest_is_kept_and_reused_and_headers_are_checked(tmp_path: Path) -> None:
+    header = json.dumps({"__metadata__": {}}).encode()
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "good.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 64)
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 16)
+    manifest, headers = local_manifest(tmp_path)
+    assert [f["name"] for f in manifest["files"]] == ["bad.safetensors", "config.json", "good.safetensors"]
+    assert headers["good.safetensors"] is None and "out of range" in (headers["bad.safetensors"] or "")
+    kept = json.loads((tmp_path / ".ascend-deploy-manifest.json").read_text())
+    assert all("mtime_ns" in f for f in kept["files"])
+    # a file changed behind the kept manifest's back (same size, new time) is hashed again
+    (tmp_path / "config.json").write_text("[]")
+    os.utime(tmp_path / "config.json", ns=(1, 1))
+    again, _ = local_manifest(tmp_path)
+    assert again["files"][1]["sha256"] != manifest["files"][1]["sha256"]
+    assert parse_headers("a.safetensors ok\nb.safetensors bad header\n", ["a.safetensors", "b.safetensors", "c"]) == {
+        "a.safetensors": None,
+        "b.safetensors": "bad header",
+        "c": "not checked (no answer)",
+    }
