@@ -136,6 +136,11 @@ def test_sync_resume_rerun_route_around_and_refusals(lab: SimLab, tmp_path: Path
         lab.ssh(i, f"rm {MODEL}/{shard}")
     code, status, _ = cli_json(lab, "weights", "status", str(lab.inventory))
     assert code == 1 and status["hosts"]["wts-3"]["missing"] == [shard], status
+    code, net, _ = cli_json(lab, "check-net", str(lab.inventory))  # the preflight compares the manifests too
+    assert code == 1 and [(p["host"], p["check"]) for p in net["problems"]] == [
+        (f"wts-{i}", "weights") for i in (2, 3, 4)
+    ], net["problems"]
+    assert f"({shard})" in net["problems"][0]["observed"]
     shape(lab, "40mbit")
     try:
         proc = start(lab)

@@ -131,3 +131,27 @@ def test_the_local_manifest_is_kept_and_reused_and_headers_are_checked(tmp_path:
         "b.safetensors": "bad header",
         "c": "not checked (no answer)",
     }
+
+
+def test_check_net_names_a_host_whose_checkpoint_differs_from_the_others(tmp_path: Path) -> None:
+    """With `weights sync` manifests on the hosts, the preflight compares them (no byte read) and names
+    the host that lacks a file, instead of only config.json's hash."""
+    from toolkit.checks.consistency import weights_problems
+    from toolkit.checks.view import HostView
+    from toolkit.config.loader import load_inventory
+
+    inv_file = tmp_path / "inv.yaml"
+    inv_file.write_text(
+        "cluster: c\nhardware: 910B3\ndefaults: {devices: [0]}\nmodel: {path: /m}\nhosts:\n"
+        "  - {name: a, address: 10.0.0.1, role: head}\n  - {name: b, address: 10.0.0.2}\n"
+        "  - {name: c, address: 10.0.0.3}\n"
+    )
+    inv = load_inventory(inv_file)
+    lacking = folder(MANIFEST, {"config.json": 10, "a.safetensors": 1000})  # b.safetensors deleted
+    views = [HostView(inv.host("a"), {"weights": done()}), HostView(inv.host("b"), {"weights": lacking})]
+    views.append(HostView(inv.host("c"), {"weights": folder()}))
+    found = {p.host: p for p in weights_problems(views)}
+    assert set(found) == {"b", "c"} and found["b"].check == "weights"
+    assert found["b"].observed == "1 of 3 files missing or not verified (b.safetensors)"
+    assert found["c"].observed == "no verified copy at /m (0 of 3 files)" and "weights sync" in found["c"].hint
+    assert weights_problems([HostView(inv.host("a"), {"weights": folder()})]) == []  # no manifest anywhere

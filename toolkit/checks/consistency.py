@@ -3,6 +3,7 @@ and the runtime profile against what is installed."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from toolkit.checks import Problem
@@ -53,6 +54,47 @@ def model_disk_problems(inventory: Inventory, v: HostView) -> list[Problem]:
                 f"{model.free_mb} MB free",
                 f"at least {DISK_MIN_MB} MB",
                 "free disk space (logs, compile caches and Ray spill need room)",
+            )
+        )
+    return out
+
+
+def weights_problems(views: list[HostView]) -> list[Problem]:
+    """When a host holds a `weights sync` manifest: every host must hold the same complete one (the
+    most common, the head's on a tie) with its files on disk at their sizes. Reads no byte of them."""
+    found = {v.host.name: v.facts["weights"] for v in views if v.facts.get("weights") is not None}
+    complete = {
+        h: json.dumps(sorted((f["name"], f["size"], f["sha256"]) for f in st.manifest["files"]))
+        for h, st in found.items()
+        if st.manifest and st.manifest.get("complete")
+    }
+    if not complete:
+        return []
+    head = next((complete.get(v.host.name) for v in views if v.host.is_head), None)
+    common = majority(complete.values(), head)
+    want = {n: (size, sha) for n, size, sha in json.loads(common)}
+    out = []
+    for host, st in sorted(found.items()):
+        held = {n: (e["size"], e["sha256"]) for n, e in st.verified().items()}
+        missing = sorted(n for n in want if n not in held)
+        other = sorted(n for n in held if n in want and held[n] != want[n])
+        if complete.get(host) == common and not missing:
+            continue
+        seen = (
+            f"no verified copy at {st.path} ({len(held)} of {len(want)} files)"
+            if st.manifest is None
+            else f"{len(missing)} of {len(want)} files missing or not verified"
+            + (f", {len(other)} differing ({', '.join(other[:3])})" if other else "")
+            + (f" ({', '.join(missing[:3])}{'...' if len(missing) > 3 else ''})" if missing else "")
+        )
+        out.append(
+            Problem(
+                host,
+                None,
+                "weights",
+                seen,
+                f"the checkpoint the other hosts hold ({len(want)} files, manifest of `weights sync`)",
+                "run `ascend-deploy weights sync INVENTORY` (it sends only what is missing)",
             )
         )
     return out

@@ -31,6 +31,7 @@ from toolkit.checks.consistency import (  # noqa: F401
     model_disk_problems,
     runtime_problems,
     version_problems,
+    weights_problems,
 )
 from toolkit.checks.hostnet import bridge_or_tunnel, host_network_problems, ping_problems, port_problems  # noqa: F401
 from toolkit.checks.view import HostView, device_ok  # noqa: F401  (kept importable from here)
@@ -83,7 +84,9 @@ def evaluate(inventory: Inventory, views: list[HostView], ports: tuple[PortUse, 
             )
     problems += tls_problems(reachable)
     problems += version_problems(reachable)
-    problems += model_consistency_problems(inventory, reachable)
+    weights = weights_problems(reachable)
+    problems += weights  # one root cause: a host whose checkpoint differs is not also named for config.json
+    problems += [p for p in model_consistency_problems(inventory, reachable) if p.host not in {w.host for w in weights}]
     problems += clock_problems(reachable)
     problems += ping_problems(reachable)
     return problems

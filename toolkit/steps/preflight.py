@@ -17,6 +17,7 @@ from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
 from toolkit.facts.npu import HOLDERS_COMMAND, npu_smi_fact, parse_holders, parse_info_list
 from toolkit.facts.ports import listeners_command, parse_listeners
+from toolkit.facts.weights import parse_weights, weights_command
 
 #: Up to this many hosts every host probes every other host's SSH port; beyond, only its ring
 #: neighbour (O(N) connections instead of O(N^2)).
@@ -59,7 +60,9 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         Fact("listeners", listeners_command(), parse_listeners),
     ]
     if inv.spec.model is not None:
-        facts.append(Fact("model", model_command(inv.spec.model.path), parse_model(inv.spec.model.path)))
+        path = inv.spec.model.path
+        facts.append(Fact("model", model_command(path), parse_model(path)))
+        facts.append(Fact("weights", weights_command(path), parse_weights(path)))
     return facts
 
 
