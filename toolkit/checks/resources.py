@@ -97,3 +97,34 @@ def driver_findings(needs: PlanNeeds, v: HostView, installed: str | None) -> tup
         "(rtSetDevice, aclInit), install a listed HDK release",
     )
     return ([finding], []) if not verdict.ok else ([], [finding])
+
+
+def storage_warnings(needs: PlanNeeds, v: HostView) -> list[Problem]:
+    """The model folder's file system against where the plan says the weights are (a warning: both work)."""
+    st = v.facts.get("weights")
+    if st is None or not st.exists or needs.unplanned:
+        return []
+    if st.shared_storage and needs.storage == "local":
+        return [
+            Problem(
+                v.host.name,
+                None,
+                "storage",
+                f"{st.path} is on shared storage ({st.fstype})",
+                "the weights on local disk (model.storage: local)",
+                "every rank of every host reads it at load time: `ascend-deploy weights sync` it to local disk, or "
+                "set model.storage: shared (vLLM then prefetches it where the runtime can)",
+            )
+        ]
+    if not st.shared_storage and needs.storage == "shared":
+        return [
+            Problem(
+                v.host.name,
+                None,
+                "storage",
+                f"{st.path} is on {st.fstype or 'a local file system'}",
+                "shared storage (model.storage: shared)",
+                "set model.storage: local (prefetching a local disk only costs RAM)",
+            )
+        ]
+    return []

@@ -201,6 +201,11 @@ class ModelSettings(_Strict):
     config: str | None = Field(
         None, description="local copy of the model's config.json, for planning where the weights are not local"
     )
+    storage: Literal["local", "shared"] = Field(
+        "local",
+        description="where model.path lives on the hosts: each host's local disk (`weights sync` puts it there), or "
+        "shared storage (NFS, Lustre...): then vLLM prefetches the checkpoint where the runtime can",
+    )
     quantization: Literal["w8a8", "w8a8_dynamic", "w4a8"] | None = Field(
         None, description="weight format (default: inferred from the name, e.g. '-w8a8')"
     )

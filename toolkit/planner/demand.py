@@ -140,6 +140,7 @@ class PlanNeeds:
     container_shm: int | None = None  # bytes of the container's --shm-size
     container_shm_origin: str = ""
     unplanned: str | None = None  # why there are no per-host demands (the inventory does not plan)
+    storage: str = "local"  # model.storage: where the plan says the weights live
 
 
 def plan_needs(plan: Plan) -> PlanNeeds:
@@ -156,6 +157,7 @@ def plan_needs(plan: Plan) -> PlanNeeds:
         f"runtime {plan.runtime.name} ({where})" if cann else "the CANN installed on the host",
         shm,
         shm_origin,
+        storage="shared" if any(a.flag == LOAD_STRATEGY for a in plan.vllm_args) else "local",
     )
 
 

@@ -78,6 +78,29 @@ class ServerArgRules(PlannerState):
         for flag, field_ in flags_in(args, MANAGED_RAY_FLAGS):
             self.issue("ray.extra_args", f"{flag} is set by the planner", f"set {field_} instead")
 
+    def load_strategy(self, runtime: RuntimeProfile) -> list[Arg]:
+        """Weights on shared storage (`model.storage: shared`): vLLM reads the checkpoint into the page
+        cache before the workers load it (`prefetch`, vLLM's `LoadConfig`: "useful on network or
+        high-latency storage"), where the runtime has it; on local disk vLLM's default (memory-mapped)."""
+        spec = self.spec.model
+        assert spec is not None
+        if spec.storage != "shared" or "--safetensors-load-strategy" in " ".join(self.serve.extra_args):
+            return []
+        if "prefetch" not in runtime.load_strategies:
+            self.notes.append(
+                f"model.storage is shared, but runtime {runtime.name} lists no --safetensors-load-strategy: the "
+                "weights load as vLLM reads them (consider `ascend-deploy weights sync` to each host's disk)"
+            )
+            return []
+        return [
+            Arg(
+                "--safetensors-load-strategy",
+                "prefetch",
+                f"{origin_of(self.inv, 'model.storage')}: shared storage, read into the page cache before the "
+                f"workers load it (runtime {runtime.name}; vLLM LoadConfig)",
+            )
+        ]
+
     def vllm_args(
         self,
         m: ModelFacts,
@@ -153,6 +176,7 @@ class ServerArgRules(PlannerState):
                 else "default (graph mode)",
             )
         )
+        args += self.load_strategy(runtime)
         if m.profile.quantization:
             args.append(
                 Arg(

@@ -36,5 +36,7 @@ def ascend_deploy_runtime_profiles() -> list[RuntimeProfile]:
             multi_node_env={"TASK_QUEUE_ENABLE": "1", "HCCL_BUFFSIZE": "200"},
             # the simulator's image of this host env (`ascend-deploy sim image`), named like the vendor's
             image=SIM_IMAGE,
+            # vLLM 0.32 `config/load.py` (LoadConfig.safetensors_load_strategy)
+            load_strategies=("lazy", "eager", "prefetch", "torchao"),
         )
     ]
