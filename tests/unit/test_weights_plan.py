@@ -119,7 +119,8 @@ def test_the_local_manifest_is_kept_and_reused_and_headers_are_checked(tmp_path:
     manifest, headers = local_manifest(tmp_path)
     assert [f["name"] for f in manifest["files"]] == ["bad.safetensors", "config.json", "good.safetensors"]
     assert headers["good.safetensors"] is None and "out of range" in (headers["bad.safetensors"] or "")
-    kept = json.loads((tmp_path / ".ascend-deploy-manifest.json").read_text())
+    kept = json.loads((tmp_path / ".ascend-deploy-source.json").read_text())
+    assert not (tmp_path / ".ascend-deploy-manifest.json").exists()  # a host's manifest is another file
     assert all("mtime_ns" in f for f in kept["files"])
     # a file changed behind the kept manifest's back (same size, new time) is hashed again
     (tmp_path / "config.json").write_text("[]")

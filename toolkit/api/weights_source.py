@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterator
 
-from toolkit.facts.weights import MANIFEST, PART
+from toolkit.facts.weights import MANIFEST, PART, SOURCE_CACHE
 from toolkit.transport.shell import q
 
 #: a safetensors header is a little-endian u64 length, then that much JSON (the format's own limit: 100 MB)
@@ -37,7 +37,7 @@ def local_files(folder: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".ascend-deploy"))
         for name in sorted(filenames):
-            if name.startswith(MANIFEST) or name.endswith(PART):
+            if name.startswith((MANIFEST, SOURCE_CACHE)) or name.endswith(PART):
                 continue
             out.append(str((Path(dirpath) / name).relative_to(folder)))
     return out
@@ -46,7 +46,7 @@ def local_files(folder: Path) -> list[str]:
 def local_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The folder's manifest (hashing only the files changed since the one kept there) and each
     safetensors file's header problem (None: it parses)."""
-    cache_path = folder / MANIFEST
+    cache_path = folder / SOURCE_CACHE
     cached: dict[str, Any] = {}
     try:
         doc = json.loads(cache_path.read_text())

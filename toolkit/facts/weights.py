@@ -12,6 +12,8 @@ from toolkit.facts import Raw
 from toolkit.transport.shell import q
 
 MANIFEST = ".ascend-deploy-manifest.json"
+#: the hashes a local source folder keeps of itself (never a host's manifest: a folder can be both)
+SOURCE_CACHE = ".ascend-deploy-source.json"
 PART = ".adpart"
 #: file systems that are shared storage: every host reading the same files at load time
 SHARED_FS = ("nfs", "nfs4", "cifs", "smb2", "smbfs", "lustre", "gpfs", "cephfs", "ceph", "fuse.glusterfs", "beegfs")
@@ -77,7 +79,7 @@ def parse_weights(path: str):  # noqa: ANN201 - returns a parser
             if base.startswith(".") and base.endswith(PART):
                 real = base[1 : -len(PART)]
                 partial[f"{head}/{real}" if head else real] = int(size)
-            elif base != MANIFEST and not base.startswith(MANIFEST):
+            elif not base.startswith((MANIFEST, SOURCE_CACHE)):
                 files[name] = int(size)
         cols = parts[3].split()
         free = int(cols[3]) * 1024 if len(cols) >= 4 and cols[3].isdigit() else None
