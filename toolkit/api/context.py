@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.config.loader import load_inventory
 from toolkit.config.yamlsrc import did_you_mean
-from toolkit.engine.executor import EventSink, Executor, no_events
+from toolkit.engine.executor import EventSink, Executor, Session, no_events
 from toolkit.errors import BadInput
 from toolkit.planner.checkpoint import DESCRIPTION_GLOB, Description
 from toolkit.transport.connection import Connection
@@ -192,6 +192,13 @@ def head_description(inventory: Inventory, executor: Executor) -> Description | 
     except ValueError:
         return None
     return Description(data, f"{head.name}:{path}") if isinstance(data, dict) else None
+
+
+def ran(s: Session, command: str, timeout: float) -> tuple[str, int]:
+    """A read-only command on a host without its setup lines: (stdout, exit code), never raising on
+    a non-zero exit (the caller's parser decides)."""
+    res = s.run(command, timeout=timeout, check=False, setup=False)
+    return res.stdout, res.exit_code
 
 
 def require_all_hosts(opts: Options, command: str) -> None:

@@ -110,8 +110,7 @@ def hbm_levels(views: list[Any]) -> dict[str, dict[str, int]]:
         levels = {}
         for d in v.host.devices:
             chip = npu.chip(d)
-            held = chip is not None and any((p.npu, p.chip) == (chip.npu, chip.chip) for p in npu.processes)
-            if chip is not None and chip.hbm_used_mb is not None and not held:
+            if chip is not None and chip.hbm_used_mb is not None and not npu.processes_on(d):
                 levels[str(d)] = chip.hbm_used_mb
         out[v.host.name] = levels
     return out

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from toolkit.api.context import ConnectFn, Options, make_executor, plan_for
+from toolkit.api.context import ConnectFn, Options, make_executor, plan_for, ran
 from toolkit.api.files import ImageArchive, read_image_archive
 from toolkit.checks import Problem
 from toolkit.config.inventory import Inventory
@@ -112,12 +112,12 @@ def _chunks(path: Path, offset: int, progress: Callable[[int], None]) -> Iterato
 def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: str) -> dict[str, Any]:
     """One host: skip if it has the image id; else resume or start the upload, verify, load, check."""
     present = parse_image_present(
-        Raw(*_ran(s, image_present_command(engine_setting, archive.image_id, archive.tags), 60))
+        Raw(*ran(s, image_present_command(engine_setting, archive.image_id, archive.tags), 60))
     )
     if present.engine is not None:  # the usual re-run: one round trip, one engine call per name
         return _had(present.engine, _retagged(s, present.engine, present.misnamed, archive.image_id), archive)
     command = container_command(engine_setting, "-", archive.image_id, cluster)
-    out, code = _ran(s, command, 60)
+    out, code = ran(s, command, 60)
     facts = parse_container(Raw(out, code))
     if facts.engine is None or not any(e.name == facts.engine and e.answers for e in facts.engines):
         raise CommandFailed(
@@ -130,7 +130,7 @@ def _load_one(s: Session, archive: ImageArchive, engine_setting: str, cluster: s
         return _had(engine, _retagged(s, engine, archive.tags, archive.image_id), archive)
     archive.start_hashing()  # this host needs the bytes: the checksum is ready by the time they have arrived
     part = f"{images_dir(cluster)}/{archive.part_name}"
-    have = _ran(s, part_size_command(part), 30)[0].strip()
+    have = ran(s, part_size_command(part), 30)[0].strip()
     offset = int(have) if have.isdigit() and int(have) <= archive.size else 0
     last = [0.0]
     started = time.monotonic()
@@ -225,12 +225,7 @@ def _retag_command(engine: str, tags: tuple[str, ...], image_id: str) -> str:
 
 def _retagged(s: Session, engine: str, tags: tuple[str, ...], image_id: str) -> list[str]:
     """The names moved to the image (none asked: nothing run)."""
-    return [t for t in _ran(s, _retag_command(engine, tags, image_id), 60)[0].split() if t] if tags else []
-
-
-def _ran(s: Session, command: str, timeout: float) -> tuple[str, int]:
-    res = s.run(command, timeout=timeout, check=False, setup=False)
-    return res.stdout, res.exit_code
+    return [t for t in ran(s, _retag_command(engine, tags, image_id), 60)[0].split() if t] if tags else []
 
 
 def load_image(

@@ -11,10 +11,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from toolkit.api.context import ConnectFn, Options, make_executor
+from toolkit.api.context import ConnectFn, Options, make_executor, ran
 from toolkit.api.weights_source import headers_command, local_manifest, local_stream, parse_headers
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Event, EventKind, EventSink, Executor, no_events
@@ -71,17 +72,12 @@ class WeightsSyncReport:
 
 def read_states(executor: Executor, path: str, hosts: list[Any]) -> dict[str, WeightsDir | HostError]:
     group = executor.map(
-        lambda s: parse_weights(path)(Raw(*_ran(s, weights_command(path), 120))), hosts, stage="weights-state"
+        lambda s: parse_weights(path)(Raw(*ran(s, weights_command(path), 120))), hosts, stage="weights-state"
     )
     out: dict[str, WeightsDir | HostError] = {}
     for name, o in group.outcomes.items():
         out[name] = o.value if o.ok and o.value is not None else (o.error or HostError(name, "no answer"))
     return out
-
-
-def _ran(s: Any, command: str, timeout: float) -> tuple[str, int]:
-    res = s.run(command, timeout=timeout, check=False, setup=False)
-    return res.stdout, res.exit_code
 
 
 def model_path(inventory: Inventory) -> str:
@@ -107,7 +103,7 @@ def sync(
         hosts = list(executor.hosts)
         states = read_states(executor, path, hosts)
         reachable = {n: s for n, s in states.items() if isinstance(s, WeightsDir)}
-        source_host, source_root = None, None
+        source_host, source_root, folder = None, None, None
         if from_local is not None:
             folder = from_local.expanduser().resolve()
             if not folder.is_dir():
@@ -148,7 +144,7 @@ def sync(
             if not transfer.targets:
                 break
             report.passes = attempt
-            results = run_pass(executor, hosts, transfer, source_host, source_root, from_local, path, emit)
+            results = run_pass(executor, hosts, transfer, source_host, source_root, folder, path, emit)
             report.hosts.update(results)
             broken |= {n for n, r in results.items() if r.get("unreachable")}
             retry = [n for n, r in results.items() if r["result"] != "complete" and n not in broken]
@@ -177,6 +173,8 @@ def pick_source(
     """`--from HOST[:PATH]`, or the first host whose manifest is complete and whose files are all there."""
     host, _, root = (asked or "").partition(":")
     root = root or path
+    if root != path:  # another folder on that host
+        raise BadInput(f"--from {asked}: only model.path ({path}) can be read as a host source for now")
     if host:
         if host not in states:
             raise BadInput(f"--from {asked}: {host} is not a reachable host of the inventory")
@@ -185,8 +183,6 @@ def pick_source(
         candidates = list(states)
     for name in candidates:
         st = states[name]
-        if root != path:  # another folder on that host: read as the source only
-            raise BadInput(f"--from {asked}: only model.path ({path}) can be read as a host source for now")
         m = st.manifest
         if m and m.get("complete") and len(st.verified()) == len(m["files"]):
             return name, root, {"format": 1, "files": m["files"], "complete": True}
@@ -253,7 +249,7 @@ def run_pass(
     def one(node: str) -> None:
         cfg = config(node)
         head = f"{len(PROGRAM)}\n".encode() + PROGRAM + json.dumps(cfg).encode() + b"\n"
-        feeds = folder is not None and t.parent.get(node) == ""
+        feeds = folder if t.parent.get(node) == "" else None  # the root fed by this machine
         started = time.monotonic()
         state: dict[str, Any] = {"bytes": 0, "ok": [], "bad": [], "lost": [], "fail": None, "done": None}
 
@@ -294,7 +290,7 @@ def run_pass(
             if sent[0] % (64 << 20) < n:
                 progress(sent[0])
 
-        chunks = [head] if not feeds else _then(head, local_stream(folder, t.stream, counted))  # type: ignore[arg-type]
+        chunks = [head] if feeds is None else chain([head], local_stream(feeds, t.stream, counted))
         timeout = 600 + total / (1 << 20)  # at least 1 MiB/s end to end, plus the start
         error = None
         try:
@@ -311,7 +307,7 @@ def run_pass(
         except HostError as e:
             error = e.message
         seconds = time.monotonic() - started
-        got = int((state["done"] or "x 0").split()[-1]) if state["done"] else state["bytes"]
+        got = int(state["done"].split()[-1]) if state["done"] else state["bytes"]
         if node == source_host:
             return
         complete = state["done"] is not None and state["done"].startswith("ok") and not state["bad"]
@@ -338,11 +334,6 @@ def run_pass(
     finally:
         pool.shutdown(wait=True)
     return results
-
-
-def _then(first: bytes, rest: Any) -> Any:
-    yield first
-    yield from rest
 
 
 @dataclass

@@ -53,11 +53,7 @@ def npu_memory_problems(v: HostView) -> list[Problem]:
         chip = info.chip(d)
         if chip is None:
             continue
-        foreign = [
-            p
-            for p in info.processes
-            if (p.npu, p.chip) == (chip.npu, chip.chip) and not is_deployment_process(holders.get(p.pid, ""))
-        ]
+        foreign = [p for p in info.processes_on(d) if not is_deployment_process(holders.get(p.pid, ""))]
         if not foreign:
             continue
         held = "; ".join(

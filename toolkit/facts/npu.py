@@ -93,6 +93,11 @@ class NpuInfo:
     def chip(self, phy_id: int) -> Chip | None:
         return next((c for c in self.chips if c.phy_id == phy_id), None)
 
+    def processes_on(self, phy_id: int) -> list[NpuProcess]:
+        """The processes the process table lists on device `phy_id` (its NPU and chip)."""
+        chip = self.chip(phy_id)
+        return [p for p in self.processes if chip is not None and (p.npu, p.chip) == (chip.npu, chip.chip)]
+
 
 _PAIR = re.compile(r"(\d+)\s*/\s*(\d+)\s*$")
 

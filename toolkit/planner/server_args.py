@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from toolkit.planner.demand import LOAD_STRATEGY
 from toolkit.planner.launchers import LaunchStrategy, Situation
 from toolkit.planner.state import ModelFacts, PlannerState, flags_in, origin_of
 from toolkit.planner.types import (
@@ -84,17 +85,17 @@ class ServerArgRules(PlannerState):
         high-latency storage"), where the runtime has it; on local disk vLLM's default (memory-mapped)."""
         spec = self.spec.model
         assert spec is not None
-        if spec.storage != "shared" or "--safetensors-load-strategy" in " ".join(self.serve.extra_args):
+        if spec.storage != "shared" or flags_in(list(self.serve.extra_args), {LOAD_STRATEGY: ""}):
             return []
         if "prefetch" not in runtime.load_strategies:
             self.notes.append(
-                f"model.storage is shared, but runtime {runtime.name} lists no --safetensors-load-strategy: the "
+                f"model.storage is shared, but runtime {runtime.name} lists no {LOAD_STRATEGY}: the "
                 "weights load as vLLM reads them (consider `ascend-deploy weights sync` to each host's disk)"
             )
             return []
         return [
             Arg(
-                "--safetensors-load-strategy",
+                LOAD_STRATEGY,
                 "prefetch",
                 f"{origin_of(self.inv, 'model.storage')}: shared storage, read into the page cache before the "
                 f"workers load it (runtime {runtime.name}; vLLM LoadConfig)",

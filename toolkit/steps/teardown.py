@@ -49,8 +49,7 @@ def holding(ctx: StepContext, npu: NpuInfo | None) -> list[tuple[int, NpuProcess
         return []
     out = []
     for d in ctx.host.devices:
-        chip = npu.chip(d)
-        out += [(d, p) for p in npu.processes if chip is not None and (p.npu, p.chip) == (chip.npu, chip.chip)]
+        out += [(d, p) for p in npu.processes_on(d)]
     return out
 
 
