@@ -192,6 +192,37 @@ def test_latency_parser() -> None:
     assert lat is not None and lat.excess_ms == 1499 and not lat.host_busy
     assert parse_latency(Raw("12 3 40 2\n", 0)).host_busy and not parse_latency(Raw("12 3 16 2\n", 0)).host_busy
     assert parse_latency(Raw("bash: hccn_tool: not found", 1)) is None
+    # sampled again while the host was starved: the first calm sample is judged, else the last
+    lat = parse_latency(Raw("300 200 40 2\n1400 3 30 2\n1380 4 5 2\n", 0))
+    assert lat is not None and (lat.tool_ms, lat.runnable, lat.samples) == (1380, 5, 3) and not lat.host_busy
+    lat = parse_latency(Raw("300 200 40 2\n1400 3 30 2\n", 0))
+    assert lat is not None and lat.host_busy and (lat.tool_ms, lat.samples) == (1400, 2)
+
+
+def test_latency_command_samples_again_only_while_the_host_is_busy(tmp_path: Path) -> None:
+    """Run for real in a local bash with a fake hccn_tool: a calm host is measured once; nproc
+    faked to report a tiny machine makes every sample 'busy', so all LATENCY_SAMPLES are taken."""
+    import os
+    import subprocess
+
+    from toolkit.facts.net import LATENCY_SAMPLES, latency_command, parse_latency
+
+    (tmp_path / "hccn_tool").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "hccn_tool").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+    def measure() -> str:
+        cmd = ["bash", "-c", latency_command(0)]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30).stdout
+
+    calm = measure()  # procs_running here is a handful on a test machine, far below 8 per CPU
+    lat = parse_latency(Raw(calm, 0))
+    assert lat is not None and lat.samples == len(calm.splitlines()) >= 1
+    (tmp_path / "nproc").write_text("#!/bin/sh\necho 0\n")  # 8 x 0 CPUs: any runnable process is 'busy'
+    (tmp_path / "nproc").chmod(0o755)
+    busy = measure()
+    lat = parse_latency(Raw(busy, 0))
+    assert lat is not None and lat.samples == LATENCY_SAMPLES and lat.runnable >= 1
 
 
 def test_npu_holders_come_from_the_process_table_with_their_commands(tmp_path) -> None:

@@ -156,6 +156,19 @@ def test_each_host_rule(inventory, change: dict, expected: tuple | None) -> None
     assert [(p.host, p.device, p.check) for p in evaluate(inventory, views)] == ([expected] if expected else [])
 
 
+def test_a_slow_tool_timed_only_on_a_starved_host_is_a_warning_not_silence(inventory) -> None:
+    from toolkit.checks.rules import tool_latency_findings
+
+    starved = healthy(inventory, "b", tool_latency=Latency(2500, 90, 120, 2, samples=4))
+    (w,) = tool_latency_findings(starved)
+    assert w.check == "tool-latency-unjudged"
+    assert "120 processes were runnable on 2 CPUs in each of 4 samples" in w.observed
+    assert tool_latency_findings(healthy(inventory, "b", tool_latency=Latency(300, 90, 120, 2))) == []
+    assert [p.check for p in tool_latency_findings(healthy(inventory, "b", tool_latency=Latency(2500, 4, 2, 8)))] == [
+        "tool-latency"
+    ]
+
+
 @pytest.mark.parametrize(
     "field,value,check",
     [("health", "Socket fail", "net-health"), ("optical", "not present", "optical"), ("ip", None, "ip")],

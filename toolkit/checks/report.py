@@ -8,7 +8,7 @@ from typing import Any
 from toolkit.checks import Problem
 from toolkit.checks.pings import PingResult
 from toolkit.checks.resources import driver_findings, host_memory_problems, shm_problems, storage_warnings
-from toolkit.checks.rules import HostView, evaluate
+from toolkit.checks.rules import HostView, evaluate, tool_latency_findings
 from toolkit.checks.view import majority
 from toolkit.config.inventory import Inventory
 from toolkit.engine.runner import HostStatus, RunReport
@@ -111,7 +111,7 @@ def build(
             view.pings = list(ping_report.data.get("pings", []))
         views.append(view)
     problems = evaluate(inventory, views, ports)
-    warnings: list[Problem] = []
+    warnings = [w for v in views if v.data is not None for w in tool_latency_findings(v) if w.check != "tool-latency"]
     if needs is not None:
         installed = majority([v.data.get("cann") for v in views if v.data is not None])
         for view in views:

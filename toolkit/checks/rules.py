@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from toolkit.checks import Problem
 from toolkit.config.inventory import Inventory
+from toolkit.facts.net import BUSY_FACTOR
 from toolkit.planner.types import PortUse
 
 if TYPE_CHECKING:
@@ -37,6 +38,39 @@ from toolkit.checks.hostnet import bridge_or_tunnel, host_network_problems, ping
 from toolkit.checks.view import HostView, device_ok  # noqa: F401  (kept importable from here)
 
 TOOL_LATENCY_LIMIT_MS = 1000
+
+
+def tool_latency_findings(v: HostView) -> list[Problem]:
+    """A driver slow to answer (check `tool-latency`, a problem), or, when every sample was taken on a
+    CPU-starved host, the same timing left unjudged (check `tool-latency-unjudged`, a warning)."""
+    latency = v.facts.get("tool_latency")
+    if latency is None or latency.excess_ms <= TOOL_LATENCY_LIMIT_MS:
+        return []
+    if latency.tool_ms <= 10 * max(1, latency.shell_ms):  # everything is slow there, not the driver
+        return []
+    observed = f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)"
+    if latency.host_busy:
+        return [
+            Problem(
+                v.host.name,
+                None,
+                "tool-latency-unjudged",
+                f"{observed}, but {latency.runnable} processes were runnable on {latency.cpus} CPUs "
+                f"in each of {latency.samples} samples",
+                f"a host not CPU-starved (at most {BUSY_FACTOR} runnable per CPU) to judge the driver",
+                "run check-net again when the host is idle (`uptime` there); if it stays slow, check dmesg and npu-smi",
+            )
+        ]
+    return [
+        Problem(
+            v.host.name,
+            None,
+            "tool-latency",
+            observed,
+            f"under {TOOL_LATENCY_LIMIT_MS} ms",
+            "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying",
+        )
+    ]
 
 
 def evaluate(inventory: Inventory, views: list[HostView], ports: tuple[PortUse, ...] = ()) -> list[Problem]:
@@ -65,23 +99,7 @@ def evaluate(inventory: Inventory, views: list[HostView], ports: tuple[PortUse, 
         problems += host_network_problems(inventory, v)
         problems += model_disk_problems(inventory, v)
         problems += port_problems(v, ports)
-        latency = v.facts.get("tool_latency")
-        if (
-            latency is not None
-            and not latency.host_busy
-            and latency.excess_ms > TOOL_LATENCY_LIMIT_MS
-            and latency.tool_ms > 10 * max(1, latency.shell_ms)
-        ):
-            problems.append(
-                Problem(
-                    v.host.name,
-                    None,
-                    "tool-latency",
-                    f"hccn_tool answers in {latency.tool_ms} ms (an empty shell starts in {latency.shell_ms} ms)",
-                    f"under {TOOL_LATENCY_LIMIT_MS} ms",
-                    "the NPU driver is slow to answer; check dmesg and the driver (npu-smi info) before deploying",
-                )
-            )
+        problems += [p for p in tool_latency_findings(v) if p.check == "tool-latency"]
     problems += tls_problems(reachable)
     problems += version_problems(reachable)
     weights = weights_problems(reachable)
