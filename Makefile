@@ -4,7 +4,7 @@ VENV   ?= .venv
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle bench-dp bench-containers clean help
+.PHONY: test unit lint demo demo-down system-deps venv host-env bench bench-sim bench-checknet bench-lifecycle bench-dp bench-containers bench-weights bench-upgrade clean help
 
 help:
 	@echo "make demo    - as root: a 2-host simulated cluster, check-net, up (Ray + vLLM, TP=2 across hosts), a chat request, status"
@@ -16,15 +16,17 @@ help:
 	@echo "               (.sim/ here; a per-checkout folder under /var/lib/ascend-deploy/sim/ when this folder is under /tmp or has a space)"
 	@echo "make bench   - benchmarks on simulated clusters of up to 64 hosts, against OpenSSH and Ansible (root; writes docs/*benchmarks.md)"
 	@echo "make bench-dp - launcher dp: up to ready against a plain OpenSSH script, status (docs/dp-benchmarks.md)"
+	@echo "make bench-weights - weights sync of a 1 GiB checkpoint to 2/4/8 hosts on 500 Mbit/s links against an scp star and an rsync loop (docs/weights-benchmarks.md)"
+	@echo "make bench-upgrade - upgrade's downtime (a client every 0.5 s) against up from stopped, and a rollback's report (docs/upgrade-benchmarks.md)"
 	@echo "make bench-containers - image load (1 GiB, 8 hosts) against scp + load, up in containers against the same commands by hand (docs/container-benchmarks.md)"
 	@echo "make clean   - remove the venv and caches"
 
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
 # (namespaces), bash-builtins (the simulated hccn_tool sleeps and unlocks without forking),
 # podman + runc (the simulated hosts' container engine: `sim up --container`).
-DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl podman runc
+DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl podman runc rsync
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null; then \
+	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v rsync >/dev/null; then \
 		echo "installing $(DEBS)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
@@ -108,7 +110,13 @@ bench-dp: system-deps venv host-env
 bench-containers: system-deps venv host-env
 	$(VENV)/bin/python bench/container_bench.py --runs 2
 
-bench: bench-sim bench-checknet bench-lifecycle bench-dp bench-containers
+bench-weights: system-deps venv
+	$(VENV)/bin/python bench/weights_bench.py --sizes 2,4,8 --runs 2
+
+bench-upgrade: system-deps venv host-env
+	$(VENV)/bin/python bench/upgrade_bench.py --runs 2
+
+bench: bench-sim bench-checknet bench-lifecycle bench-dp bench-containers bench-weights bench-upgrade
 
 clean:
 	-[ -x $(VENV)/bin/ascend-deploy ] && $(VENV)/bin/ascend-deploy sim down

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 from _report import cli, library_floor, machine, publish  # noqa: E402
+from _ssh import Ssh  # noqa: E402
 
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
@@ -39,35 +40,6 @@ from toolkit.sim.layout import MAIN_NIC, default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
 TAG = "localhost/ascend-sim/bench:1"
-
-
-class Ssh:
-    """Warm multiplexed OpenSSH connections (what the baselines use)."""
-
-    def __init__(self, ctl: str, key: str, known: Path) -> None:
-        self.key, self.known = key, known
-        self.base = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes"]
-        self.base += ["-o", f"ControlPath={ctl}/%h"]
-        self.opened: list[str] = []
-
-    def open(self, address: str) -> None:
-        subprocess.run([*self.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-fN", f"root@{address}"])
-        self.opened.append(address)
-
-    def run(self, address: str, script: str) -> subprocess.CompletedProcess[str]:
-        """`script` from the user's home (a simulated host's sshd starts in /root, its HOME is its own)."""
-        return subprocess.run(
-            [*self.base, f"root@{address}", f'cd "$HOME" && {script}'], capture_output=True, text=True
-        )
-
-    def scp(self) -> str:
-        return shlex.join(
-            ["scp", "-q", "-i", self.key, "-o", f"UserKnownHostsFile={self.known}", "-o", "BatchMode=yes"]
-        )
-
-    def close(self) -> None:
-        for address in self.opened:
-            subprocess.run([*self.base, "-O", "exit", f"root@{address}"], capture_output=True)
 
 
 def make_tarball(folder: Path, mib: int) -> Path:

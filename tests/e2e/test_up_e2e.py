@@ -327,6 +327,20 @@ def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
         assert all(ask(data["endpoint"]))
         assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
 
+        # `upgrade` on the hosts' own Python: an environment change restarts Ray and vLLM with it, and stays
+        marker = ["--set", "env.ASCEND_DEPLOY_E2E_MARKER=upgraded"]
+        code, up2, err = run(lab, "upgrade", inv, *PP2, *marker)
+        assert code == 0 and up2["outcome"] == "upgraded" and list(up2["kinds"]) == ["environment"], (up2, err[-3000:])
+        assert up2["applied"]["stages"] and up2["serving"] == "new"
+        engine = lab.ssh(1, "pgrep -f '[v]llm.entrypoints' | head -1").stdout.strip()
+        assert "ASCEND_DEPLOY_E2E_MARKER=upgraded" in lab.ssh(1, f"tr '\\0' '\\n' < /proc/{engine}/environ").stdout
+        assert all(ask(data["endpoint"]))
+        code, hist, _ = run(lab, "history", inv)
+        assert [(r["via"], r["state"]) for r in hist["rows"][:2]] == [("upgrade", "running"), ("up", "replaced")]
+        assert hist["rows"][0]["changes"] == [
+            f"{NAME}-{i} env ASCEND_DEPLOY_E2E_MARKER: (none) -> upgraded" for i in (1, 2)
+        ], hist["rows"][0]
+
         code, a, err = run(lab, "ask", inv, *PP2, "def main():", "--max-tokens", "8")
         assert (
             code == 0 and a["mode"] == "completion" and a["usage"]["completion_tokens"] == 8 and len(a["answers"]) == 1

@@ -46,6 +46,11 @@ _EXPORTS = {
     "BenchReport": "reports",
     "BenchSettings": "benchmark",
     "bench": "benchmark",
+    "Gate": "upgrade",
+    "UpgradeReport": "upgrade",
+    "upgrade": "upgrade",
+    "HistoryReport": "history",
+    "history": "history",
 }
 __all__ = sorted(_EXPORTS)
 

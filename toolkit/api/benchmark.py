@@ -170,57 +170,7 @@ def bench(
                 report.notes.append("compared with a result of another plan (--compare-anyway)")
             report.baseline = str(settings.baseline)
         check_serving(executor, plan)
-        book = load_playbook("bench")
-        count = 0
-
-        def measure(load: Load) -> Point:
-            nonlocal count
-            count += 1
-            params = {
-                "load_args": load.args(),
-                "label": load.label,
-                "name": f"point-{count}",
-                "num_prompts": settings.num_prompts,
-                "seed": settings.seed,
-                "timeout": settings.point_timeout,
-                "dataset_args": [
-                    "--dataset-name",
-                    "random",
-                    "--random-input-len",
-                    str(settings.input_len),
-                    "--random-output-len",
-                    str(settings.output_len),
-                ],
-            }
-            if settings.prompts is not None:
-                params["output_len"] = settings.output_len
-                params["prompts_jsonl"] = "".join(json.dumps({"prompt": r["prompt"]}) + "\n" for r in settings.prompts)
-            run = run_playbook(book, inventory, executor, params={"bench_serve": params}, shared=Shared(plan=plan))
-            host = run.stages[0].hosts.get(plan.head.name)
-            if host is None or host.error is not None:
-                message = host.error.message if host is not None and host.error else "the head did not run the point"
-                point = Point(load, error=message)
-                report.points.append(point)
-                raise PointFailed(message)
-            point = parse_result(load, host.data.get("result") or {})
-            report.points.append(point)
-            return point
-
-        try:
-            if settings.slo:
-                report.search = search_rate(
-                    measure, settings.slo, start=settings.start_rate, max_points=settings.max_points
-                )
-            else:
-                for load in settings.loads:
-                    measure(load)
-        except PointFailed as exc:
-            report.failure = str(exc)
-        except HostError as exc:
-            report.failure = exc.message
-        except KeyboardInterrupt:
-            stop_remote(executor, plan)
-            raise
+        measure_loads(inventory, executor, plan, settings, report)
     if base is not None:
         report.verdicts = compare(report.points, base[2], min_ratio=settings.min_ratio, latency=settings.latency)
         matched = {v.label for v in report.verdicts}
@@ -235,6 +185,65 @@ def bench(
         if note:
             report.notes.append(note)
     return report
+
+
+def measure_loads(
+    inventory: Inventory, executor: Executor, plan: Plan, settings: BenchSettings, report: BenchReport
+) -> None:
+    """Each load of `settings` (or the SLO search) against the serving endpoint, into `report.points`;
+    a point that fails ends the run with `report.failure` and keeps the points before it. `bench`
+    runs it, and `upgrade`'s gate runs it with the baseline's loads."""
+    book = load_playbook("bench")
+    count = 0
+
+    def measure(load: Load) -> Point:
+        nonlocal count
+        count += 1
+        params = {
+            "load_args": load.args(),
+            "label": load.label,
+            "name": f"point-{count}",
+            "num_prompts": settings.num_prompts,
+            "seed": settings.seed,
+            "timeout": settings.point_timeout,
+            "dataset_args": [
+                "--dataset-name",
+                "random",
+                "--random-input-len",
+                str(settings.input_len),
+                "--random-output-len",
+                str(settings.output_len),
+            ],
+        }
+        if settings.prompts is not None:
+            params["output_len"] = settings.output_len
+            params["prompts_jsonl"] = "".join(json.dumps({"prompt": r["prompt"]}) + "\n" for r in settings.prompts)
+        run = run_playbook(book, inventory, executor, params={"bench_serve": params}, shared=Shared(plan=plan))
+        host = run.stages[0].hosts.get(plan.head.name)
+        if host is None or host.error is not None:
+            message = host.error.message if host is not None and host.error else "the head did not run the point"
+            point = Point(load, error=message)
+            report.points.append(point)
+            raise PointFailed(message)
+        point = parse_result(load, host.data.get("result") or {})
+        report.points.append(point)
+        return point
+
+    try:
+        if settings.slo:
+            report.search = search_rate(
+                measure, settings.slo, start=settings.start_rate, max_points=settings.max_points
+            )
+        else:
+            for load in settings.loads:
+                measure(load)
+    except PointFailed as exc:
+        report.failure = str(exc)
+    except HostError as exc:
+        report.failure = exc.message
+    except KeyboardInterrupt:
+        stop_remote(executor, plan)
+        raise
 
 
 class PointFailed(Exception):

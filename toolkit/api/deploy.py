@@ -24,6 +24,9 @@ from toolkit.transport.shell import q
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from toolkit.checks.report import CheckNetReport
+    from toolkit.planner.plan import Plan
+
 
 def up(
     inventory: Inventory,
@@ -35,67 +38,91 @@ def up(
     record: Callable[[Path], None] | None = None,
 ) -> UpReport:
     """Preflight, env, Ray head + workers, wait for Ray, vLLM, readiness. Stops at the first failed stage."""
-    from toolkit.api.images import read_images
-    from toolkit.checks.images import container_problems
-    from toolkit.checks.report import build
-    from toolkit.checks.rules import runtime_problems
-    from toolkit.launch import launch_for, not_needed
-    from toolkit.planner.demand import plan_needs
-
     require_all_hosts(opts, "up")
     started = time.monotonic()
     local = read_model_config(inventory)
     plan = plan_for(inventory, local=local) if local[0] is not None else None  # fail fast, before any SSH
-    key = read_api_key(inventory)
+    read_api_key(inventory)  # a missing or unreadable secret too
     if record is not None:
         record(inventory.path)
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor, ExitStack() as held:
         report = UpReport(str(inventory.path), plan or plan_for(inventory, executor, local), check=opts.check)
         if not opts.check:  # --check changes nothing: no lock
             report.lock = held.enter_context(cluster_lock(executor, inventory.head, inventory.name, "up"))
-        launcher = launch_for(report.plan).launcher
-        book = load_playbook(launcher.up_playbook)
-        check_tags(book, opts.tags or None, opts.skip_tags or None)
-        shared = Shared(plan=report.plan, api_key=key)
-        snapshot = launcher.snapshot_command()
-        if not opts.check and snapshot is not None:
-            shared.ray_snapshot = background(executor, inventory.head, snapshot)
-        if not skip_preflight:
-            run = run_playbook(
-                load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
-            )
-            pre = build(inventory, run, "rail", report.plan.ports, plan_needs(report.plan))
-            container = report.plan.container
-            if container is None:  # in containers the image carries vLLM, CANN and torch-npu: its id is compared
-                pre.problems.extend(runtime_problems(report.plan.runtime, [v for v in pre.views if v.data is not None]))
-            else:
-                found = read_images(executor, inventory.name, container)
-                pre.problems.extend(container_problems(container, found, inventory.head.name))
-            report.preflight = pre
-            shared.hbm_before = hbm_levels(pre.views)
-            if pre.problems:
-                report.failed_stage = "preflight"
-                report.duration = time.monotonic() - started
-                return report
-        skip = set(opts.skip_tags) | ({"verify"} if opts.check else set())
-        run = run_playbook(
-            book,
-            inventory,
-            executor,
-            check=opts.check,
-            tags=opts.tags or None,
-            skip_tags=skip or None,
-            shared=shared,
-            not_needed=not_needed(report.plan),
-        )
-        report.run = run
-        report.failed_stage = run.failed_stage
-        if report.ok and not opts.check and report.phases.get("ready_s") is not None:
-            remember_start(report)
-        if any(s.name == run.failed_stage and s.step == "ray_ready" for s in run.stages):
-            attach_ray_logs(inventory, executor, run)
+        apply(inventory, executor, report, opts, skip_preflight=skip_preflight)
     report.duration = time.monotonic() - started
     return report
+
+
+def apply(
+    inventory: Inventory,
+    executor: Executor,
+    report: UpReport,
+    opts: Options,
+    *,
+    skip_preflight: bool,
+    record_extra: dict[str, Any] | None = None,
+) -> None:
+    """`up`'s stages for `report.plan` on an open executor whose caller holds the cluster lock (`up`;
+    `upgrade` applies a new plan, and restores the recorded one, through this very function).
+    `record_extra`: what the deployment record's entry also says (`upgrade`: how it came to run)."""
+    from toolkit.launch import launch_for, not_needed
+
+    started = time.monotonic()
+    launcher = launch_for(report.plan).launcher
+    book = load_playbook(launcher.up_playbook)
+    check_tags(book, opts.tags or None, opts.skip_tags or None)
+    shared = Shared(plan=report.plan, api_key=read_api_key(inventory), record_extra=dict(record_extra or {}))
+    snapshot = launcher.snapshot_command()
+    if not opts.check and snapshot is not None:
+        shared.ray_snapshot = background(executor, inventory.head, snapshot)
+    if not skip_preflight:
+        report.preflight = preflight(inventory, executor, report.plan)
+        shared.hbm_before = hbm_levels(report.preflight.views)
+        if report.preflight.problems:
+            report.failed_stage = "preflight"
+            report.duration = time.monotonic() - started
+            return
+    skip = set(opts.skip_tags) | ({"verify"} if opts.check else set())
+    run = run_playbook(
+        book,
+        inventory,
+        executor,
+        check=opts.check,
+        tags=opts.tags or None,
+        skip_tags=skip or None,
+        shared=shared,
+        not_needed=not_needed(report.plan),
+    )
+    report.run = run
+    report.failed_stage = run.failed_stage
+    if report.ok and not opts.check and report.phases.get("ready_s") is not None:
+        remember_start(report)
+    if any(s.name == run.failed_stage and s.step == "ray_ready" for s in run.stages):
+        attach_ray_logs(inventory, executor, run)
+    report.duration = time.monotonic() - started
+
+
+def preflight(inventory: Inventory, executor: Executor, plan: Plan) -> CheckNetReport:
+    """check-net against `plan` (the NPUs, network, host memory, shm, driver, ports, weights) plus the
+    runtime on the hosts, or in containers the image on every host."""
+    from toolkit.api.images import read_images
+    from toolkit.checks.images import container_problems
+    from toolkit.checks.report import build
+    from toolkit.checks.rules import runtime_problems
+    from toolkit.planner.demand import plan_needs
+
+    run = run_playbook(
+        load_playbook("check-net"), inventory, executor, params={"card_pings": {"mode": "rail", "packets": 3}}
+    )
+    pre = build(inventory, run, "rail", plan.ports, plan_needs(plan))
+    container = plan.container
+    if container is None:  # in containers the image carries vLLM, CANN and torch-npu: its id is compared
+        pre.problems.extend(runtime_problems(plan.runtime, [v for v in pre.views if v.data is not None]))
+    else:
+        found = read_images(executor, inventory.name, container)
+        pre.problems.extend(container_problems(container, found, inventory.head.name))
+    return pre
 
 
 def hbm_levels(views: list[Any]) -> dict[str, dict[str, int]]:

@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from toolkit import __version__
-from toolkit.cli import client_cmds, read_cmds, serving_cmds  # importing them registers their commands
+from toolkit.cli import client_cmds, read_cmds, serving_cmds, upgrade_cmds  # importing them registers their commands
 from toolkit.cli.image_cmds import image_app
 from toolkit.cli.options import app
 from toolkit.cli.sim import sim_app
@@ -28,7 +28,7 @@ from toolkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupted, 
 __all__ = ["app", "main", "reflow"]
 
 #: the order `--help` lists the commands in: reading, operating, using the model
-COMMAND_MODULES = (read_cmds, serving_cmds, client_cmds)
+COMMAND_MODULES = (read_cmds, serving_cmds, upgrade_cmds, client_cmds)
 app.registered_commands.sort(key=lambda info: [m.__name__ for m in COMMAND_MODULES].index(info.callback.__module__))
 
 app.add_typer(sim_app, name="sim")

@@ -19,6 +19,7 @@ from toolkit.cli.console import Progress, err, mark, notes_block, out, render_er
 from toolkit.cli.jsonout import print_json  # noqa: F401  (the CLI's JSON output; kept importable from here)
 from toolkit.cli.render_checks import render_check_net, render_facts, render_report, render_warnings  # noqa: F401
 from toolkit.cli.render_plan import render_plan, render_plugins, render_vars  # noqa: F401
+from toolkit.cli.render_upgrade import render_history, render_upgrade  # noqa: F401
 
 #: how `up` names each start-up phase (`facts.phases`), in the order they happen
 PHASE_WORDS = (

@@ -240,3 +240,38 @@ def sim_fault(
         render.print_json(record)
     else:
         render.out.print(f"injected {kind} on {host}: {record['description']}")
+
+
+@sim_app.command("image-variant")
+def sim_image_variant(
+    kind: Annotated[str, typer.Argument(help="good, slow or exit-at-start.", show_default=False)],
+    tag: Annotated[
+        str, typer.Argument(help="The variant's image reference, e.g. localhost/ascend-sim/vllm-ascend:next.")
+    ],
+    slow_ms: Annotated[int, typer.Option("--slow-ms", min=1, max=60000, help="slow: ms added per engine step.")] = 200,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove every variant instead (KIND and TAG ignored).")
+    ] = False,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Make a variant of the simulator's image on every simulated host at once, to rehearse `upgrade`:
+    good (a harmless change: new tag and id), slow (every engine step --slow-ms longer: a regressed
+    release the gate refuses), exit-at-start (`vllm serve` exits at start: a release that does not run)."""
+    from toolkit.cli import render
+    from toolkit.sim.layout import default_root
+    from toolkit.sim.variants import make_variant, remove_variants
+
+    where = root or default_root()
+    if remove:
+        ids = remove_variants(where)
+        if json_:
+            render.print_json({"removed": ids})
+        else:
+            render.out.print(f"removed {len(ids)} variant(s)")
+        return
+    image_id = make_variant(where, kind, tag, slow_ms=slow_ms)
+    if json_:
+        render.print_json({"kind": kind, "tag": tag, "image_id": image_id})
+    else:
+        render.out.print(f"{tag}: {kind} variant of the simulator image ({image_id[:12]})")

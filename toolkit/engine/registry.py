@@ -47,6 +47,8 @@ class Shared:
     #: HBM in use (MB) per host and device before `up` started anything (its preflight; `down` waits
     #: until the devices are back to it); host -> device (as a string: JSON keys) -> MB
     hbm_before: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: what the deployment record's new entry also says (`upgrade`: {"via": "upgrade", "from": digest})
+    record_extra: dict[str, Any] = field(default_factory=dict)
 
     def the_plan(self) -> Plan:
         if self.plan is None:

@@ -40,6 +40,30 @@ class Record:
             return self
         return Record(None, (({**self.current, "stopped_at": at},) + self.history)[:HISTORY])
 
+    def with_upgrade(self, attempt: dict[str, Any], tried: dict[str, Any], at: str) -> "Record":
+        """After an `upgrade` (`attempt`: from, to, changes, gate, outcome, failure): the entry of the plan
+        it tried carries the attempt; a plan that never reached its record step (it failed to start) is
+        added to the history as `tried`; a current entry restored by a rollback says so."""
+        to, cur, history = attempt.get("to"), self.current, list(self.history)
+        if cur is not None and cur.get("plan_sha256") == to:
+            cur = {**cur, "upgrade": attempt}
+        else:
+            index = next(
+                (
+                    i
+                    for i, h in enumerate(history)
+                    if h.get("plan_sha256") == to and str(h.get("deployed_at", "")) >= str(attempt.get("started", ""))
+                ),
+                None,
+            )
+            if index is not None:
+                history[index] = {**history[index], "upgrade": attempt}
+            else:
+                history.insert(0, {**tried, "upgrade": attempt, "replaced_at": at})
+            if cur is not None and cur.get("plan_sha256") == attempt.get("from"):
+                cur = {**cur, "restored": {"at": at, "after": to}}
+        return Record(cur, tuple(history[:HISTORY]))
+
 
 def record_command(cluster: str) -> str:
     path = Paths.of(cluster).record

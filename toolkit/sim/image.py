@@ -43,6 +43,7 @@ USERLAND = (
     "usr/lib/gcc", "usr/include", "usr/libexec",
 )  # fmt: skip
 RECIPE_LABEL = "ascend-deploy.sim-recipe"
+VARIANT_LABEL = "ascend-deploy.sim-variant"  # images made FROM it (toolkit.sim.variants)
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -126,7 +127,7 @@ class StoreMismatch(SimError):
     """The store was made with other run folders (an older ascend-deploy kept them under the sim root)."""
 
 
-def _podman(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+def podman_run(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*store.podman(), *args], capture_output=True, text=True)
     if done.returncode != 0 and "database configuration mismatch" in done.stderr:
         raise StoreMismatch(done.stderr.strip().splitlines()[-1], hint="`make host-env` imports the image again")
@@ -136,7 +137,7 @@ def _podman(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
 def have_image(store: Store, image: str = SIM_IMAGE) -> bool:
     """Whether the store holds `image` (exit 1: it does not); any other failure is the engine's, named."""
     args = ("image", "exists", image)
-    done = _podman(store, *args)
+    done = podman_run(store, *args)
     if done.returncode not in (0, 1):
         raise EnvProblem(
             "the simulator's image store",
@@ -151,7 +152,7 @@ def have_image(store: Store, image: str = SIM_IMAGE) -> bool:
 def image_id(store: Store, image: str = SIM_IMAGE, recipe: str | None = None) -> str | None:
     """The image's id; None when absent or (given `recipe`) built from another recipe."""
     fmt = '{{.Id}} {{index .Config.Labels "' + RECIPE_LABEL + '"}}'
-    done = _podman(store, "image", "inspect", "--format", fmt, image)
+    done = podman_run(store, "image", "inspect", "--format", fmt, image)
     if done.returncode != 0 or not done.stdout.strip():
         return None
     found, _, label = done.stdout.strip().partition(" ")
@@ -195,7 +196,11 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
         return found
     if image_id(store):
         progress("the simulator image is out of date: rebuilding it")
-        _podman(store, "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3")
+        listed = podman_run(store, "images", "--filter", f"label={VARIANT_LABEL}", "--format", "{{.Id}}")
+        variants = listed.stdout.split()
+        if variants:  # its children: the base cannot go while they stay
+            podman_run(store, "rmi", "-f", *sorted(set(variants)))
+        podman_run(store, "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3")
     venv = venv.resolve()
     python_home = Path(os.path.realpath(venv / "bin" / "python")).parent.parent
     stage = store.root / "images" / "stage"
@@ -228,7 +233,7 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
             hint="fix what podman says and run `make host-env` again (free disk space under "
             f"{store.graph.parent}; `make system-deps` for a missing engine)",
         )
-    _podman(store, "tag", SIM_IMAGE, SIM_IMAGE + "-a3")
+    podman_run(store, "tag", SIM_IMAGE, SIM_IMAGE + "-a3")
     return image_id(store) or ""
 
 

@@ -64,6 +64,7 @@ def deploy_record(ctx: StepContext) -> Iterator[Op]:
         "plan": doc,
         "inventory": applied,
         "hbm_before": hbm_before(cur, ctx.shared.hbm_before),
+        **ctx.shared.record_extra,
     }
     new = (
         record.replaced_by(entry, at)

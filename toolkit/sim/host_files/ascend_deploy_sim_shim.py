@@ -8,7 +8,10 @@ It makes vLLM's CPU platform behave like an Ascend platform towards Ray and acro
 - the CPU shared-memory group name is keyed by hostname, so ranks on different simulated hosts
   never try to share /dev/shm and fall back to gloo over TCP: TP/PP traffic really crosses hosts;
 - a vLLM worker holds its simulated NPU (an open fd on /usr/local/Ascend/sim/dev/davinciN), so the
-  simulated `npu-smi info` lists it in the process table, as on a real host.
+  simulated `npu-smi info` lists it in the process table, as on a real host;
+- an image variant (`ASCEND_SIM_VARIANT`, set by `ascend-deploy sim image-variant` in an image's
+  environment) makes that image's vLLM slower by a fixed time per engine step (`slow:MS`: a release
+  that regressed) or its server exit at start (`exit-at-start`: a release that fails on this host).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib.machinery
 import os
 import socket
 import sys
+import time
 from typing import Any, Callable
 
 _HELD: list[Any] = []
@@ -68,7 +72,43 @@ def _patch_worker(module: Any) -> None:
     cls.init_device = init_device
 
 
+VARIANT = os.environ.get("ASCEND_SIM_VARIANT", "")
+
+
+def _patch_runner(module: Any) -> None:
+    """`slow:MS`: every engine step (one model forward on every rank) takes MS longer."""
+    if not VARIANT.startswith("slow:"):
+        return
+    delay = int(VARIANT.split(":", 1)[1]) / 1000.0
+    cls = module.CPUModelRunner
+    original = cls.execute_model
+
+    def execute_model(self: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(delay)
+        return original(self, *args, **kwargs)
+
+    cls.execute_model = execute_model
+
+
+def _patch_serve(module: Any) -> None:
+    """`exit-at-start`: `vllm serve` stops before it loads anything, as a release that does not run here."""
+    if VARIANT != "exit-at-start":
+        return
+
+    def cmd(args: Any) -> None:
+        sys.stderr.write(
+            "RuntimeError: this image's vLLM cannot start on this host "
+            "(simulated image variant ASCEND_SIM_VARIANT=exit-at-start)\n"
+        )
+        sys.stderr.flush()
+        raise SystemExit(1)
+
+    module.ServeSubcommand.cmd = staticmethod(cmd)
+
+
 PATCHES: dict[str, Callable[[Any], None]] = {
+    "vllm.v1.worker.cpu_model_runner": _patch_runner,
+    "vllm.entrypoints.cli.serve": _patch_serve,
     "vllm.platforms.cpu": _patch_platform,
     "vllm.distributed.device_communicators.cpu_communicator": _patch_communicator,
     "vllm.v1.worker.cpu_worker": _patch_worker,
