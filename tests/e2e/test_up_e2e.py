@@ -25,6 +25,7 @@ from toolkit.planner.plan import ray_temp_dir
 
 NAME = "e2e"
 TP2 = ["--set", "serve.tensor_parallel_size=2"]
+MARKER = ["--set", "env.ASCEND_DEPLOY_E2E_MARKER=upgraded"]  # an environment change `upgrade` applies
 #: the CPU build's later pipeline stages need the warm-up run that eager mode skips (it allocates their
 #: intermediate tensors): PP cases serve in graph mode on the simulated hosts
 PP2 = [
@@ -187,18 +188,25 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     assert code == 1 and report["ok"] is False, report
     assert dead["reachable"] and dead["vllm_pid"] is None and dead["health"] != 200 and dead["ray_node"] is True, dead
 
-    # a serve change (more sequences, and now an API key) on top of the dead server: only vLLM
-    # restarts, Ray stays, and the orphaned engine is ended
-    serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY"]
-    code, changed, err = run(lab, "up", held_inv, *serve, key=True)
-    assert code == 0 and changed["ok"], (json.dumps(changed)[:3000], err[-3000:])
+    # `upgrade` on the hosts' own Python, on top of the dead server: a serve change (more sequences, and
+    # now an API key) and an environment change; Ray restarts with the new environment, the orphaned
+    # engine is ended, the new deployment serves and stays (no gate); the record says how it came
+    serve = [*TP2, "--set", "serve.max_num_seqs=32", "--set", "serve.api_key_env=E2E_KEY", *MARKER]
+    code, upgraded, err = run(lab, "upgrade", held_inv, *serve, key=True)
+    assert code == 0 and upgraded["outcome"] == "upgraded", (json.dumps(upgraded)[:3000], err[-3000:])
+    assert list(upgraded["kinds"]) == ["environment", "flags"] and upgraded["serving"] == "new", upgraded["kinds"]
+    assert "vllm --max-num-seqs: 256 -> 32" in upgraded["changes"], upgraded["changes"]
+    changed = upgraded["applied"]
     st = stages(changed)
-    assert st["vllm"] == "changed" and st["ray-head"] == st["ray-workers"] == "unchanged", st
-    assert [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)] == raylets  # Ray was not restarted
-    assert lab.ssh(1, "pgrep -f '[g]cs_server'").stdout.split() == gcs
+    assert st["env"] == st["ray-head"] == st["ray-workers"] == st["vllm"] == "changed", st
+    assert all(host_pids(lab, i, "[r]aylet/raylet") - raylets[i - 1] for i in (1, 2))  # Ray restarted, with it
+    server = lab.ssh(1, "pgrep -f '[v]llm.entrypoints' | head -1").stdout.strip()
+    assert MARKER[1].split(".", 1)[1] in lab.ssh(1, f"tr '\\0' '\\n' < /proc/{server}/environ").stdout
     engines = lab.ssh(1, "pgrep -f '[E]ngineCore' || true").stdout.split()
     assert engines and not set(orphans) & set(engines), (orphans, engines)  # the orphan was ended, a new one serves
-    assert "--max-num-seqs 32" in changed["plan"]["vllm"]["command"]
+    code, hist, _ = run(lab, "history", inv)
+    assert [(r["via"], r["state"]) for r in hist["rows"][:2]] == [("upgrade", "running"), ("up", "replaced")], hist
+    assert "--max-num-seqs 32" in lab.ssh(1, f"tr '\\0' ' ' < /proc/{server}/cmdline").stdout
     assert all(ask(changed["endpoint"], KEY))
     with pytest.raises(AuthenticationError):
         ask(changed["endpoint"], "wrong-key")
@@ -217,7 +225,7 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
         "600",
         "600",
     ]
-    assert KEY not in json.dumps(changed) and KEY not in err
+    assert KEY not in json.dumps(upgraded) and KEY not in err
     for i in (1, 2):  # every file the tool wrote on a host (env, key, markers, logs, pid, lock) is 0600
         modes = lab.ssh(i, "cd \"$HOME\" && find .ascend-deploy -type f -exec stat -c '%a %n' {} +").stdout.splitlines()
         assert modes and all(m.startswith("600 ") for m in modes), modes
@@ -326,20 +334,6 @@ def test_pp2_ask_and_generate(lab: SimLab, tmp_path: Path) -> None:
         assert (data["plan"]["parallel"]["tp"]["value"], data["plan"]["parallel"]["pp"]["value"]) == (1, 2)
         assert all(ask(data["endpoint"]))
         assert "RayWorker" in lab.ssh(2, "source /usr/local/Ascend/ascend-toolkit/set_env.sh; npu-smi info").stdout
-
-        # `upgrade` on the hosts' own Python: an environment change restarts Ray and vLLM with it, and stays
-        marker = ["--set", "env.ASCEND_DEPLOY_E2E_MARKER=upgraded"]
-        code, up2, err = run(lab, "upgrade", inv, *PP2, *marker)
-        assert code == 0 and up2["outcome"] == "upgraded" and list(up2["kinds"]) == ["environment"], (up2, err[-3000:])
-        assert up2["applied"]["stages"] and up2["serving"] == "new"
-        engine = lab.ssh(1, "pgrep -f '[v]llm.entrypoints' | head -1").stdout.strip()
-        assert "ASCEND_DEPLOY_E2E_MARKER=upgraded" in lab.ssh(1, f"tr '\\0' '\\n' < /proc/{engine}/environ").stdout
-        assert all(ask(data["endpoint"]))
-        code, hist, _ = run(lab, "history", inv)
-        assert [(r["via"], r["state"]) for r in hist["rows"][:2]] == [("upgrade", "running"), ("up", "replaced")]
-        assert hist["rows"][0]["changes"] == [
-            f"{NAME}-{i} env ASCEND_DEPLOY_E2E_MARKER: (none) -> upgraded" for i in (1, 2)
-        ], hist["rows"][0]
 
         code, a, err = run(lab, "ask", inv, *PP2, "def main():", "--max-tokens", "8")
         assert (

@@ -94,7 +94,7 @@ def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) 
     first_up = data["duration"]
     code, none, _ = cli_json(lab, "upgrade", inv)
     assert code == 0 and none["outcome"] == "unchanged", none
-    bench = ["--rates", "inf", "--num-prompts", "16", "--input-len", "32", "--output-len", "16"]
+    bench = ["--rates", "inf", "--num-prompts", "8", "--input-len", "16", "--output-len", "8"]
     code, base, err = cli_json(lab, "bench", inv, *bench, "--out", str(tmp_path))
     assert code == 0 and base["points"][0]["ok"], err[-2000:]
     baseline = str(Path(base["saved"]) / "result.json")

@@ -4,7 +4,10 @@ the steps and sends no operation; `history` reads the record the `up`s wrote."""
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +45,68 @@ def test_upgrade_reads_the_record_and_dry_run_touches_nothing(tmp_path: Path) ->
     rows = api.history(seven, api.Options(), connect=connect).rows
     assert [(r["state"], r["via"]) for r in rows] == [("running", "up"), ("replaced", "up")]
     assert rows[0]["changes"] == ["vllm --max-num-seqs: 256 -> 7"] and rows[1]["changes"] == []
+
+
+class _Staged:
+    problems: list = []
+    views: list = []
+
+
+def _deployed(tmp_path: Path) -> tuple[Any, Cluster, Any]:
+    inv = inventory(tmp_path, MODEL, devices=[0])
+    cluster = Cluster(inv)
+    plan = api.plan(inv)
+    assert run(inv, cluster, plan).ok
+    settle(cluster, inv, plan)
+    connect, _ = cluster.factory()  # after `run`, which makes its own: the fake reads the latest's stdin
+    return inv, cluster, connect
+
+
+def test_ctrl_c_while_applying_restores_the_recorded_plan_and_keeps_the_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interrupt's own path (the e2e presses Ctrl-C for real): the recorded plan is restored on
+    fresh connections under the lock again, the report says where it was interrupted, and the record
+    keeps the attempt, rolled back."""
+    upgrade_mod = importlib.import_module("toolkit.api.rollout")
+
+    inv, cluster, connect = _deployed(tmp_path)
+    restored: list[str] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    def restore(inventory: Any, executor: Any, current: dict[str, Any], report: Any) -> None:
+        restored.append(current["plan_sha256"])
+        report.outcome, report.serving = "rolled-back", "old"
+
+    monkeypatch.setattr(upgrade_mod, "preflight", lambda *a: _Staged())
+    monkeypatch.setattr(upgrade_mod, "apply", interrupted)
+    monkeypatch.setattr(upgrade_mod, "_restore", restore)
+    seven = inventory(tmp_path, MODEL, devices=[0], serve={"max_num_seqs": 7})
+    report = api.upgrade(seven, api.Options(), connect=connect)
+    assert report.outcome == "rolled-back" and not report.ok and report.serving == "old"
+    assert report.failure == {"step": "apply", "message": "interrupted (Ctrl-C): restoring the recorded deployment"}
+    record = json.loads(cluster.hosts["n0"].record or "{}")
+    assert restored == [record["current"]["plan_sha256"]] and record["current"]["restored"]["after"] == report.to_plan
+    (tried,) = [h for h in record["history"] if h["plan_sha256"] == report.to_plan]
+    assert tried["via"] == "upgrade" and tried["upgrade"]["outcome"] == "rolled-back"
+
+
+def test_ctrl_c_twice_stops_the_rollback_too_and_says_what_may_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upgrade_mod = importlib.import_module("toolkit.api.rollout")
+    from toolkit.errors import Interrupted
+
+    inv, cluster, connect = _deployed(tmp_path)
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(upgrade_mod, "preflight", lambda *a: _Staged())
+    monkeypatch.setattr(upgrade_mod, "apply", interrupted)  # the apply, then the rollback's own apply
+    seven = inventory(tmp_path, MODEL, devices=[0], serve={"max_num_seqs": 7})
+    with pytest.raises(Interrupted, match="interrupted twice: the rollback was stopped too") as info:
+        api.upgrade(seven, api.Options(), connect=connect)
+    assert "ascend-deploy status" in (info.value.hint or "")

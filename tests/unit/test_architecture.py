@@ -174,3 +174,14 @@ def test_no_module_holds_more_than_one_room() -> None:
         if (n := len(path.read_text().splitlines())) > 550
     }
     assert not long, long
+
+
+def test_no_name_of_the_api_facade_is_also_one_of_its_modules() -> None:
+    """`api.upgrade` is a function; a module toolkit/api/upgrade.py, once imported, would replace it on
+    the package (an import binds the submodule there) and `api.upgrade(...)` would call a module."""
+    import pkgutil
+
+    import toolkit.api as facade
+
+    modules = {m.name for m in pkgutil.iter_modules(facade.__path__)}
+    assert not modules & set(facade.__all__), modules & set(facade.__all__)

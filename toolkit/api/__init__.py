@@ -46,11 +46,11 @@ _EXPORTS = {
     "BenchReport": "reports",
     "BenchSettings": "benchmark",
     "bench": "benchmark",
-    "Gate": "upgrade",
-    "UpgradeReport": "upgrade",
-    "upgrade": "upgrade",
-    "HistoryReport": "history",
-    "history": "history",
+    "Gate": "rollout",
+    "UpgradeReport": "rollout",
+    "upgrade": "rollout",
+    "HistoryReport": "recorded",
+    "history": "recorded",
 }
 __all__ = sorted(_EXPORTS)
 

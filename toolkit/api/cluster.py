@@ -14,10 +14,10 @@ from toolkit.engine.executor import EventSink, no_events
 
 if TYPE_CHECKING:
     from toolkit.api.benchmark import BenchSettings
-    from toolkit.api.history import HistoryReport
     from toolkit.api.images import ImageLoadReport, ImageStatusReport
+    from toolkit.api.recorded import HistoryReport
     from toolkit.api.reports import BenchReport, DownReport, GenerateReport, LogsReport, StatusReport, UpReport
-    from toolkit.api.upgrade import Gate, UpgradeReport
+    from toolkit.api.rollout import Gate, UpgradeReport
     from toolkit.api.watch import WatchEvent
     from toolkit.api.weights import WeightsStatusReport, WeightsSyncReport
     from toolkit.checks.report import CheckNetReport
@@ -77,13 +77,13 @@ class Cluster:
         return up(self.inventory, self.opts, skip_preflight=skip_preflight, record=record, **self._io())
 
     def upgrade(self, *, gate: Gate | None = None, dry_run: bool = False) -> UpgradeReport:
-        """The inventory's plan onto the running deployment; rolled back on failure (see api.upgrade)."""
-        from toolkit.api.upgrade import upgrade
+        """The inventory's plan onto the running deployment; rolled back on failure (see api.rollout)."""
+        from toolkit.api.rollout import upgrade
 
         return upgrade(self.inventory, self.opts, gate=gate, dry_run=dry_run, **self._io())
 
     def history(self) -> HistoryReport:
-        from toolkit.api.history import history
+        from toolkit.api.recorded import history
 
         return history(self.inventory, self.opts, **self._io())
 

@@ -1,6 +1,6 @@
 """What an upgrade changes and the steps it takes, without I/O: the differences between the recorded
 plan and the new one, sorted into the kinds an operator reads first (image, runtime profile, flags,
-environment, layout), and the ordered steps `upgrade --dry-run` prints. `api.upgrade` runs them."""
+environment, layout), and the ordered steps `upgrade --dry-run` prints. `api.rollout` runs them."""
 
 from __future__ import annotations
 

@@ -102,6 +102,9 @@ def _summary(report: UpReport | None) -> dict[str, Any] | None:
         "duration": round(report.duration, 2),
         "stages": [plain(s) for s in report.stages],
         "phases": report.phases,
+        "endpoint": report.endpoint,
+        "answers": report.answers,
+        "examples": report.examples_when_serving,  # how a client connects (the key by its variable, never its value)
     }
 
 
