@@ -134,7 +134,7 @@ def main() -> None:
         cli("down", inv)
         cluster.down(opts)
         remove_variants(SIM_ROOT)
-    report(args, downtimes, ups, rollback)
+    write_report(args, downtimes, ups, rollback)
 
 
 def measure_rollback(inv: str, endpoint: str) -> tuple[float, dict]:
@@ -153,7 +153,9 @@ def measure_rollback(inv: str, endpoint: str) -> tuple[float, dict]:
     return gap, report
 
 
-def report(args: argparse.Namespace, downtimes: list[float], ups: list[float], rollback: tuple[float, dict]) -> None:
+def write_report(
+    args: argparse.Namespace, downtimes: list[float], ups: list[float], rollback: tuple[float, dict]
+) -> None:
     d, u = statistics.median(downtimes), statistics.median(ups)
     gap, rb = rollback
     (verdict,) = rb["gate"]["verdicts"]
@@ -172,9 +174,9 @@ def report(args: argparse.Namespace, downtimes: list[float], ups: list[float], r
         "",
         f"- every run: downtime {', '.join(f'{x:.1f}' for x in downtimes)} s; up from stopped "
         f"{', '.join(f'{x:.1f}' for x in ups)} s.",
-        "- Why the downtime is below a start from stopped: `upgrade` checks the new image on every host, the "
-        "weights and the new plan's preflight while the old deployment still serves; the outage is the old "
-        "container's stop and the new one's start only.",
+        "- Where the outage goes: the old container's stop (vLLM's graceful shutdown) and the new one's start to "
+        "ready; the new image on every host, the weights and the new plan's preflight are checked before, while "
+        "the old deployment still serves (a start from stopped spends that time on its preflight instead).",
         "",
         "## A rollback (simulated, labelled)",
         "",
