@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 from _report import CLI, cli, library_floor, machine, publish  # noqa: E402
+from _ssh import Ssh  # noqa: E402
 
 from toolkit.sim import cluster  # noqa: E402
 from toolkit.sim.cluster import SimOptions  # noqa: E402
@@ -38,26 +39,6 @@ from toolkit.sim.layout import default_root  # noqa: E402
 
 SIM_ROOT = default_root(ROOT)
 NAME = "benchdp"
-
-
-class Ssh:
-    """Warm multiplexed OpenSSH connections to the hosts (what the baseline script uses)."""
-
-    def __init__(self, ctl: str, key: str, known: Path) -> None:
-        self.base = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes"]
-        self.base += ["-o", f"ControlPath={ctl}/%h"]
-        self.opened: list[str] = []
-
-    def open(self, address: str) -> None:
-        subprocess.run([*self.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-fN", f"root@{address}"])
-        self.opened.append(address)
-
-    def run(self, address: str, script: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.base, f"root@{address}", script], capture_output=True, text=True)
-
-    def close(self) -> None:
-        for address in self.opened:
-            subprocess.run([*self.base, "-O", "exit", f"root@{address}"], capture_output=True)
 
 
 def baseline_scripts(inv_path: Path, nics: dict[str, str]) -> list[tuple[str, str]]:

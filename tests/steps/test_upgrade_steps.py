@@ -110,3 +110,26 @@ def test_ctrl_c_twice_stops_the_rollback_too_and_says_what_may_run(
     with pytest.raises(Interrupted, match="interrupted twice: the rollback was stopped too") as info:
         api.upgrade(seven, api.Options(), connect=connect)
     assert "ascend-deploy status" in (info.value.hint or "")
+
+
+def test_a_rollback_that_fails_too_says_what_runs_now_host_by_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upgrade_mod = importlib.import_module("toolkit.api.rollout")
+    inv, cluster, connect = _deployed(tmp_path)
+
+    def failed_start(inventory: Any, executor: Any, up_report: Any, *args: Any, **kwargs: Any) -> None:
+        up_report.failed_stage = "ready"  # the new server never answered
+
+    def restore(inventory: Any, executor: Any, current: dict[str, Any], report: Any) -> None:
+        report.outcome = "rollback-failed"
+
+    monkeypatch.setattr(upgrade_mod, "preflight", lambda *a: _Staged())
+    monkeypatch.setattr(upgrade_mod, "apply", failed_start)
+    monkeypatch.setattr(upgrade_mod, "_restore", restore)
+    seven = inventory(tmp_path, MODEL, devices=[0], serve={"max_num_seqs": 7})
+    report = api.upgrade(seven, api.Options(), connect=connect)
+    assert report.outcome == "rollback-failed" and not report.ok
+    assert report.failure == {"step": "apply", "stage": "ready", "message": "stage ready failed"}
+    assert [line.split(":")[0] for line in report.running_now[:2]] == ["n0", "n1"], report.running_now
+    assert "Ray running" in report.running_now[0] and "/health" in report.running_now[0], report.running_now

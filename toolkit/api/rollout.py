@@ -70,6 +70,7 @@ class UpgradeReport:
     restored: UpReport | None = None
     timings: dict[str, float] = field(default_factory=dict)  # stage_s, apply_s, gate_s, rollback_s
     serving: str | None = None  # "new", "old" or None (nothing verified)
+    running_now: list[str] = field(default_factory=list)  # the rollback failed too: `status`, host by host
     notes: list[str] = field(default_factory=list)
     duration: float = 0.0
 
@@ -167,7 +168,30 @@ def upgrade(
         except (Interrupted, KeyboardInterrupt):
             report.failure = {"step": step, "message": "interrupted (Ctrl-C): restoring the recorded deployment"}
             _after_interrupt(inventory, opts, emit, connect, current, report, attempt, new_doc)
+    if report.outcome == "rollback-failed":
+        report.running_now = _what_runs(inventory, opts, connect)
     return _done(report, started)
+
+
+def _what_runs(inventory: Inventory, opts: Options, connect: ConnectFn | None) -> list[str]:
+    """After a rollback that failed too: `status` against the recorded deployment, one line per host."""
+    from toolkit.api.inspect import status
+    from toolkit.errors import ToolkitError
+
+    try:
+        found = status(inventory, opts, connect=connect)
+    except ToolkitError as exc:
+        return [f"status could not be read: {exc}"]
+    lines = []
+    for h in found.hosts:
+        if not h["reachable"]:
+            lines.append(f"{h['host']}: unreachable ({h.get('error')})")
+            continue
+        procs = ", ".join(f"{p['name']} pid {p['pid'] or '-'}" for p in h.get("processes", [])) or "nothing planned"
+        ray = f"Ray {'running' if h.get('ray_running') else 'not running'}"
+        health = f", /health {h['health']}" if h.get("role") == "head" else ""
+        lines.append(f"{h['host']}: {ray}; {procs}{health}")
+    return lines + [f"{f.get('host')} [{f.get('check')}]: {f.get('observed')}" for f in found.findings]
 
 
 def _done(report: UpgradeReport, started: float) -> UpgradeReport:

@@ -51,6 +51,10 @@ def render_upgrade(report: Any) -> None:
     timings = ", ".join(f"{k.removesuffix('_s')} {v:g} s" for k, v in report.timings.items())
     if timings:
         out.print(Text(f"timings: {timings}", style="dim"))
+    if report.running_now:
+        err.print(Text("what runs now:", style="bold red"))
+        for line in report.running_now:
+            err.print(f"  {escape(line)}")
     notes_block(report.notes)
     words, style = OUTCOME_WORDS.get(report.outcome, (report.outcome, "bold"))
     out.print(Text(f"{words} ({report.duration:.1f}s)", style=style))
