@@ -139,6 +139,21 @@ def _in_host(host: SimHost, *argv: str) -> None:
         raise BadInput(f"{host.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
 
 
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+    """Until each process has exited (gone, or a zombie: its listening socket is closed either way), so
+    that a connection right after the fault is refused, not reset by a dying sshd."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.02)
+
+
 def _sshd_pids(host: SimHost) -> list[int]:
     return netns.sshd_pids([host.netns])[host.netns]
 
@@ -228,11 +243,13 @@ def inject(
     elif kind == "optical-absent":
         _set_card(paths, state, host, card, optical="absent")
     elif kind == "host-down":
-        for pid in _sshd_pids(host):
+        killed = _sshd_pids(host)
+        for pid in killed:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        _wait_gone(killed)
     elif kind == "slow":
         ms = _int_value(kind, value, 2000)
         if not 0 <= ms <= 600_000:
