@@ -7,6 +7,7 @@ gate, and a client that sends a request every 0.5 s from before the first upgrad
 - an image whose server exits at start is rolled back before the gate, its log tail in the report;
 - Ctrl-C in the middle of an upgrade rolls back;
 - `history` shows each of them; every upgrade's downtime is measured by the client and printed.
+(Nothing to change, `--dry-run` and Ctrl-C twice: tests/steps/test_upgrade_steps.py, on the fake cluster.)
 
 One cluster and one sequence: each case starts from what the one before left running."""
 
@@ -65,15 +66,15 @@ class Client:
             self.stop.wait(max(0.0, 0.5 - (time.monotonic() - sent)))
 
     def downtime(self, since: float, until: float) -> float:
-        """From the last good answer before the first failure sent in [since, until] to the first good
-        answer after the last one (0 if none failed)."""
+        """The longest outage seen in [since, until]: the longest time between two good answers with a
+        failed request sent between them (0 if none failed). A rollback after a gate has two outages
+        (the new deployment served while the gate measured it): the longer one counts."""
+        good = sorted(t for t, ok in self.results if ok)
         failed = [t for t, ok in self.results if since <= t <= until and not ok]
         if not failed:
             return 0.0
-        before = max((t for t, ok in self.results if ok and t < failed[0]), default=since)
-        after = min((t for t, ok in self.results if ok and t > failed[-1]), default=None)
-        assert after is not None, "no good answer after the upgrade"
-        return after - before
+        assert good and good[-1] > failed[-1], "no good answer after the upgrade"
+        return max(b - a for a, b in zip(good, good[1:]) if any(a < f < b for f in failed))
 
     def answers_after(self, moment: float) -> bool:
         return any(ok for t, ok in self.results if t >= moment)
@@ -92,8 +93,6 @@ def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) 
     code, data, err = cli_json(lab, "up", inv, "--skip-preflight")  # each upgrade below runs the preflight
     assert code == 0, err[-3000:]
     first_up = data["duration"]
-    code, none, _ = cli_json(lab, "upgrade", inv)
-    assert code == 0 and none["outcome"] == "unchanged", none
     bench = ["--rates", "inf", "--num-prompts", "8", "--input-len", "16", "--output-len", "8"]
     code, base, err = cli_json(lab, "bench", inv, *bench, "--out", str(tmp_path))
     assert code == 0 and base["points"][0]["ok"], err[-2000:]
@@ -106,12 +105,6 @@ def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) 
     assert code == 1 and refused["outcome"] == "refused", (refused, err[-2000:])
     assert [(p["host"], p["check"]) for p in refused["refusals"]] == [(f"{NAME}-1", "image")], refused["refusals"]
     assert "image load" in refused["refusals"][0]["hint"]
-
-    # --dry-run: the differences and the steps, nothing touched
-    code, dry, _ = cli_json(lab, "upgrade", inv, "--set", f"container.image={GOOD}", *gate, "--dry-run")
-    assert code == 0 and dry["outcome"] == "planned" and list(dry["kinds"]) == ["image"], dry
-    assert dry["changes"] == [f"container.image: {SIM_IMAGE} -> {GOOD}"]
-    assert [s["name"] for s in dry["steps"]] == ["record", "stage", "apply", "ready", "gate", "rollback"]
 
     client = Client(data["endpoint"])
     client.thread.start()
