@@ -71,6 +71,13 @@ def identity(plan: Plan) -> dict[str, Any]:
 VOLATILE = ("cluster", "tool")
 
 
+def identity_differences(
+    baseline: dict[str, Any], ident: dict[str, Any], ignored: tuple[str, ...]
+) -> dict[str, tuple[Any, Any]]:
+    """Key -> (the baseline's value, this plan's) where they differ, but for `ignored` keys."""
+    return {k: (baseline.get(k), v) for k, v in ident.items() if k not in ignored and baseline.get(k) != v}
+
+
 def read_baseline(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[Point]]:
     """(identity, settings, points) of a result saved by `bench`."""
     try:
@@ -159,7 +166,7 @@ def bench(
         ident = identity(plan)
         report = BenchReport(str(inventory.path), ident, settings_dict(settings), slo=settings.slo)
         if base is not None:
-            differs = {k: (base[0].get(k), v) for k, v in ident.items() if k not in VOLATILE and base[0].get(k) != v}
+            differs = identity_differences(base[0], ident, VOLATILE)
             if differs and not settings.compare_anyway:
                 raise BadInput(
                     f"--baseline {settings.baseline} is a result of another plan: "

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from toolkit.api.benchmark import VOLATILE, BenchSettings, identity, measure_loads, read_baseline
+from toolkit.api.benchmark import (
+    VOLATILE,
+    BenchSettings,
+    identity,
+    identity_differences,
+    measure_loads,
+    read_baseline,
+)
 from toolkit.api.context import ConnectFn, Options, make_executor, plan_for, read_model_config, require_all_hosts
 from toolkit.api.deploy import apply, preflight
 from toolkit.api.deployed import read_record
@@ -144,6 +151,7 @@ def upgrade(
         report.changes = differences(current["plan"], new_doc)
         report.kinds = change_kinds(current["plan"], new_doc)
         settings = _gate_settings(gate, base, new_plan) if gate is not None and base is not None else None
+        base_points = base[2] if base is not None else []
         if dry_run:
             report.outcome = "planned"
             return _done(report, started)
@@ -155,17 +163,17 @@ def upgrade(
             report.notes.append("nothing was stopped: the old deployment still serves")
             return _done(report, started)
         attempt: dict[str, Any] = {"from": report.from_plan, "to": report.to_plan, "started": now()}
-        step = "apply"
         try:
             with _locked(executor, inventory, "upgrade"):
-                step = _apply_and_gate(inventory, executor, report, new_plan, settings, gate)
+                _apply_and_gate(inventory, executor, report, new_plan, settings, base_points)
                 if report.failure is not None:
-                    step = "rollback"
                     _restore(inventory, executor, current, report)
                 else:
                     report.outcome = "upgraded"
                 _annotate(executor, inventory, report, attempt, new_doc, current)
         except (Interrupted, KeyboardInterrupt):
+            # where it was: a failure already named means the rollback ran; a new deployment serving, the gate
+            step = "rollback" if report.failure is not None else "gate" if report.serving == "new" else "apply"
             report.failure = {"step": step, "message": "interrupted (Ctrl-C): restoring the recorded deployment"}
             _after_interrupt(inventory, opts, emit, connect, current, report, attempt, new_doc)
     if report.outcome == "rollback-failed":
@@ -214,7 +222,7 @@ def _gate_settings(gate: Gate, base: tuple[dict[str, Any], dict[str, Any], list[
     """The baseline's own load points and dataset, refused before anything stops when the baseline is
     of another model, hardware or layout (a runtime or tool change is what an upgrade compares)."""
     ident, settings, points = base
-    differs = {k: (ident.get(k), v) for k, v in identity(plan).items() if k not in UPGRADABLE and ident.get(k) != v}
+    differs = identity_differences(ident, identity(plan), UPGRADABLE)
     if differs:
         raise BadInput(
             f"--gate {gate.baseline} is a result of another deployment: "
@@ -267,28 +275,28 @@ def _apply_and_gate(
     report: UpgradeReport,
     plan: Plan,
     settings: BenchSettings | None,
-    gate: Gate | None,
-) -> str:
-    """`up`'s stages for the new plan, then the gate; `report.failure` says what failed. Returns the step
-    it was in (for an interrupt)."""
+    base_points: list[Any],
+) -> None:
+    """`up`'s stages for the new plan, then the gate (`settings`: the baseline's loads, its ratio and
+    latency rule; `base_points`: its measured points); `report.failure` says what failed."""
     report.applied = UpReport(report.inventory, plan)
     extra = {"via": "upgrade", "from": report.from_plan}
     apply(inventory, executor, report.applied, Options(), skip_preflight=True, record_extra=extra)
     report.timings["apply_s"] = round(report.applied.duration, 2)
     if not report.applied.ok:
         report.failure = {"step": "apply", **_stage_failure(report.applied)}
-        return "apply"
+        return
     report.serving = "new"
-    if settings is None or gate is None:
-        return "apply"
+    if settings is None:
+        return
     t = time.monotonic()
     bench = BenchReport(report.inventory, identity(plan), {})
     measure_loads(inventory, executor, plan, settings, bench)
-    verdicts = compare(bench.points, read_baseline(gate.baseline)[2], min_ratio=gate.min_ratio, latency=gate.latency)
+    verdicts = compare(bench.points, base_points, min_ratio=settings.min_ratio, latency=settings.latency)
     passed = bench.failure is None and bool(verdicts) and all(v.passed for v in verdicts)
     report.gate = {
-        "baseline": str(gate.baseline),
-        "min_ratio": gate.min_ratio,
+        "baseline": str(settings.baseline),
+        "min_ratio": settings.min_ratio,
         "passed": passed,
         "failure": bench.failure,
         "verdicts": [plain(v) for v in verdicts],
@@ -299,12 +307,11 @@ def _apply_and_gate(
         worst = min(verdicts, key=lambda v: v.ratio) if verdicts else None
         message = (
             f"the gate failed: {worst.label} {worst.what} {worst.measured:.1f} against the baseline's "
-            f"{worst.baseline:.1f} ({worst.ratio:.2f}x, at least {gate.min_ratio:g} required)"
+            f"{worst.baseline:.1f} ({worst.ratio:.2f}x, at least {settings.min_ratio:g} required)"
             if worst is not None and not worst.passed
             else f"the gate failed: {bench.failure or 'no point could be compared with the baseline'}"
         )
         report.failure = {"step": "gate", "message": message}
-    return "gate"
 
 
 def _stage_failure(up: UpReport) -> dict[str, Any]:

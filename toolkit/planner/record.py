@@ -69,21 +69,22 @@ _REPEATS = ("command", "argv", "ray_command", "ray_argv", "server_command", "ser
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The dotted paths (see `_flat`) whose values differ, in the plans' order, without the command
     lines that only repeat them."""
-    a, b = _flat(running_view(old)), _flat(running_view(new))
-    return [
-        key
-        for key in [*a, *(k for k in b if k not in a)]
-        if key.rsplit(".", 1)[-1].split("[")[0] not in _REPEATS and a.get(key, _ABSENT) != b.get(key, _ABSENT)
-    ]
+    return [key for key, _, _ in _changed(old, new)]
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What `new` runs differently from `old`, one line each (`vllm.args[--max-num-seqs]: 256 -> 7`),
     in the plans' order; the command lines that only repeat a difference are left out."""
+    return [f"{_label(key)}: {_shown(a)} -> {_shown(b)}" for key, a, b in _changed(old, new)]
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(path, old value, new value) of every difference (`_ABSENT` where a side has none)."""
     a, b = _flat(running_view(old)), _flat(running_view(new))
     return [
-        f"{_label(key)}: {_shown(a.get(key, _ABSENT))} -> {_shown(b.get(key, _ABSENT))}"
-        for key in changed_keys(old, new)
+        (key, a.get(key, _ABSENT), b.get(key, _ABSENT))
+        for key in [*a, *(k for k in b if k not in a)]
+        if key.rsplit(".", 1)[-1].split("[")[0] not in _REPEATS and a.get(key, _ABSENT) != b.get(key, _ABSENT)
     ]
 
 

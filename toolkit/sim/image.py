@@ -196,10 +196,7 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
         return found
     if image_id(store):
         progress("the simulator image is out of date: rebuilding it")
-        listed = podman_run(store, "images", "--filter", f"label={VARIANT_LABEL}", "--format", "{{.Id}}")
-        variants = listed.stdout.split()
-        if variants:  # its children: the base cannot go while they stay
-            podman_run(store, "rmi", "-f", *sorted(set(variants)))
+        remove_variants_from(store)  # its children: the base cannot go while they stay
         podman_run(store, "rmi", "-f", SIM_IMAGE, SIM_IMAGE + "-a3")
     venv = venv.resolve()
     python_home = Path(os.path.realpath(venv / "bin" / "python")).parent.parent
@@ -235,6 +232,15 @@ def _build(store: Store, venv: Path, toolkit_tree: Callable[[Path], None], progr
         )
     podman_run(store, "tag", SIM_IMAGE, SIM_IMAGE + "-a3")
     return image_id(store) or ""
+
+
+def remove_variants_from(store: Store) -> list[str]:
+    """Remove every image made FROM the simulator's image (`toolkit.sim.variants`) from an opened store."""
+    listed = podman_run(store, "images", "--filter", f"label={VARIANT_LABEL}", "--format", "{{.Id}}")
+    ids = sorted(set(listed.stdout.split())) if listed.returncode == 0 else []
+    if ids:
+        podman_run(store, "rmi", "-f", *ids)
+    return ids
 
 
 def _import_tar(store: Store, tar: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:

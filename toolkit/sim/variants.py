@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from toolkit.errors import BadInput, EnvProblem
-from toolkit.sim.image import VARIANT_LABEL, Store, have_image, image_id, opened, podman_run
+from toolkit.sim.image import VARIANT_LABEL, Store, have_image, image_id, opened, podman_run, remove_variants_from
 from toolkit.sim.plugins.sim_runtime import SIM_IMAGE
 
 KINDS = ("good", "slow", "exit-at-start")
@@ -46,10 +46,5 @@ def make_variant(root: Path, kind: str, tag: str, *, slow_ms: int = 200) -> str:
 
 def remove_variants(root: Path) -> list[str]:
     """Remove every variant from the shared store (before the base image is rebuilt, or after a test)."""
-    store = Store(root)
-    with opened(store):
-        done = podman_run(store, "images", "--filter", f"label={VARIANT_LABEL}", "--format", "{{.Id}}")
-        ids = sorted(set(done.stdout.split())) if done.returncode == 0 else []
-        if ids:
-            podman_run(store, "rmi", "-f", *ids)
-        return ids
+    with opened(Store(root)) as store:
+        return remove_variants_from(store)
