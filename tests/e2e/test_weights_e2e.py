@@ -121,10 +121,12 @@ def test_sync_resume_rerun_route_around_and_refusals(lab: SimLab, tmp_path: Path
     manifests = {lab.ssh(i, f"cat {MODEL}/.ascend-deploy-manifest.json").stdout for i in (1, 2, 3, 4)}
     assert len(manifests) == 1 and json.loads(manifests.pop())["complete"] is True
 
-    # a re-run compares manifests and sends nothing
+    # a re-run compares manifests and sends nothing (the folder given relative to the working directory)
     started = time.monotonic()
-    code, again, err = cli_json(lab, "weights", "sync", str(lab.inventory), "--from-local", str(source))
+    relative = os.path.relpath(source, lab.inventory.parent)
+    code, again, err = cli_json(lab, "weights", "sync", str(lab.inventory), "--from-local", relative)
     assert code == 0 and {h["result"] for h in again["hosts"].values()} == {"unchanged"}, again
+    assert again["source"] == f"{source.resolve()} (this machine)"
     assert time.monotonic() - started < 15
     code, status, _ = cli_json(lab, "weights", "status", str(lab.inventory))
     assert code == 0 and status["same_everywhere"] is True
@@ -160,5 +162,24 @@ def test_sync_resume_rerun_route_around_and_refusals(lab: SimLab, tmp_path: Path
     assert host_sums(lab, 4) == sums and host_sums(lab, 2) == sums
     code, healed, _ = cli_json(lab, "weights", "sync", str(lab.inventory))  # host 3 is back: completed
     assert code == 0 and healed["hosts"]["wts-3"]["result"] == "complete" and host_sums(lab, 3) == sums
+
+    # a plain folder on a host as the source (--from HOST:DIR): host 2 holds the checkpoint beside its
+    # model.path, without a manifest: it is hashed there (the hashes kept in that folder), host 2's own
+    # model.path is filled from it (no byte on the network for itself) and host 4's lost shard is sent
+    staging = "/tmp/staging/ckpt"
+    lab.ssh(2, f"mkdir -p /tmp/staging && mv {MODEL} {staging} && rm {staging}/.ascend-deploy-manifest.json")
+    lab.ssh(4, f"rm {MODEL}/{shard}")
+    code, nested, _ = cli_json(lab, "weights", "sync", str(lab.inventory), "--from", "wts-2:/tmp/models")
+    assert code == 2 and "are nested" in nested["error"]["message"], nested
+    code, staged, err = cli_json(lab, "weights", "sync", str(lab.inventory), "--from", f"wts-2:{staging}")
+    assert code == 0 and staged["source"] == f"wts-2:{staging}", (staged, err[-2000:])
+    results = {h: r["result"] for h, r in staged["hosts"].items()}
+    assert results == {"wts-1": "unchanged", "wts-2": "complete", "wts-3": "unchanged", "wts-4": "complete"}
+    assert staged["hosts"]["wts-2"]["pass_parent"] == f"its own {staging}"
+    assert host_sums(lab, 2) == host_sums(lab, 4) == sums
+    assert lab.ssh(2, f"ls -A {staging}").stdout.split().count(".ascend-deploy-source.json") == 1
+    code, status, _ = cli_json(lab, "weights", "status", str(lab.inventory))
+    assert code == 0 and status["same_everywhere"] is True
+
     # nothing listens after a run
     assert all(":41" not in lab.ssh(i, "ss -ltnH").stdout.split("\n")[0] for i in (1, 2, 3, 4))

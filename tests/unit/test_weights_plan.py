@@ -83,6 +83,61 @@ def test_a_host_source_feeds_a_tree_and_the_refusals_come_first() -> None:
     assert "h2" in replaced.targets and [r.host for r in replaced.refusals] == ["h3"]
 
 
+def test_a_source_reading_another_folder_fills_its_own_model_path_without_the_network() -> None:
+    """--from HOST:DIR: the source host's model.path is a receiver like the others (its files counted in
+    the stream and the disk check), but it is the root of the tree, never a child."""
+    states = {"h1": folder(parts={"b.safetensors": 500}), "h2": folder(parts={"b.safetensors": 800}), "h3": done()}
+    t = plan_transfer(MANIFEST, states, ["h1", "h2", "h3"], source_host="h1", fill_source=True)
+    assert t.source_fills == "h1" and t.targets == ["h2"] and t.receivers == ["h1", "h2"] and t.unchanged == ["h3"]
+    assert t.children == {"": ["h2"]} and "h1" not in t.parent
+    assert ("b.safetensors", 500) in [(f["name"], f["offset"]) for f in t.stream]  # h1's shorter part counts
+    assert t.needs["h1"] == 10 + 1000 + 1500
+    # a source whose model.path is complete writes nothing; one without the disk is refused
+    assert (
+        plan_transfer(MANIFEST, {**states, "h1": done()}, ["h1", "h2"], source_host="h1", fill_source=True).source_fills
+        is None
+    )
+    small = plan_transfer(
+        MANIFEST, {**states, "h1": folder(free=100)}, ["h1", "h2"], source_host="h1", fill_source=True
+    )
+    assert [r.host for r in small.refusals] == ["h1"]
+    # without fill_source (the source reads its own model.path) it is no receiver
+    assert plan_transfer(MANIFEST, states, ["h1", "h2"], source_host="h1").receivers == ["h2"]
+
+
+def test_the_folder_hasher_runs_shipped_as_on_a_host(tmp_path: Path) -> None:
+    """The hasher a plain folder on a host runs (sent on stdin, as the relay is) answers the manifest
+    the local source computes, keeps its hashes in the folder, and fails with a FAIL line on no folder."""
+    import sys
+
+    from toolkit.facts import weights as facts
+    from toolkit.launch import manifest_program, relay_program, shipped
+
+    header = json.dumps({"__metadata__": {}}).encode()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "w.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\1" * 3000)
+    (tmp_path / "m" / ".w2.safetensors.adpart").write_bytes(b"x")
+
+    def shipped_run(root: Path) -> subprocess.CompletedProcess[bytes]:
+        cmd = [sys.executable, "-c", shipped.BOOTSTRAP]
+        return subprocess.run(cmd, input=shipped.payload(manifest_program, {"root": str(root)}), capture_output=True)
+
+    out = shipped_run(tmp_path / "m")
+    result = json.loads(out.stdout.decode().splitlines()[-1].split(" ", 1)[1])
+    assert out.returncode == 0 and (tmp_path / "m" / ".ascend-deploy-source.json").exists()
+    (tmp_path / "m" / ".ascend-deploy-source.json").unlink()
+    local, headers = local_manifest(tmp_path / "m")
+    assert result == {"manifest": local, "headers": headers} and headers == {"w.safetensors": None}
+    assert [f["name"] for f in local["files"]] == ["config.json", "w.safetensors"]  # no part file
+    gone = shipped_run(tmp_path / "nothing")
+    assert gone.returncode == 2 and gone.stdout.decode().startswith("FAIL ")
+    # the shipped programs name the hidden files as the host fact does
+    for program in (manifest_program, relay_program):
+        assert (program.MANIFEST, program.PART) == (facts.MANIFEST, facts.PART)
+    assert manifest_program.SOURCE_CACHE == facts.SOURCE_CACHE
+
+
 def test_a_source_that_is_no_checkpoint_is_refused() -> None:
     bare = {"files": [{"name": "tokenizer.json", "size": 1, "sha256": "x"}]}
     found = checkpoint_refusals("src", bare, {"m.safetensors": "header length 0 out of range"})

@@ -6,6 +6,7 @@ pass around a host that failed."""
 from __future__ import annotations
 
 import json
+import posixpath
 import secrets
 import threading
 import time
@@ -16,18 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, ran
-from toolkit.api.weights_source import headers_command, local_manifest, local_stream, parse_headers
+from toolkit.api.weights_source import headers_command, host_manifest, local_manifest, local_stream, parse_headers
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Event, EventKind, EventSink, Executor, no_events
 from toolkit.errors import BadInput, HostError
 from toolkit.facts import Raw
 from toolkit.facts.weights import WeightsDir, parse_weights, weights_command
-from toolkit.launch import relay_program
+from toolkit.launch import relay_program, shipped
 from toolkit.planner.weights import Refusal, Transfer, checkpoint_refusals, plan_transfer
 from toolkit.serial import plain
-from toolkit.transport.shell import q
 
-PROGRAM = Path(relay_program.__file__).read_bytes()
 #: the run's port on every host (each binds its own cluster address), below HCCL's 60000
 PORT_RANGE = (41000, 59000)
 PASSES = 2
@@ -111,12 +110,9 @@ def sync(
             manifest, headers = local_manifest(folder)
             where = f"{folder} (this machine)"
         else:
-            source_host, source_root, manifest = pick_source(inventory, reachable, from_host, path)
-            names = [f["name"] for f in manifest["files"] if f["name"].endswith(".safetensors")]
-            src = next(h for h in hosts if h.name == source_host)
-            out = executor.session(src).run(headers_command(source_root, names), timeout=120, check=False, setup=False)
-            headers = parse_headers(out.stdout, names)
+            source_host, source_root, manifest, headers = host_source(executor, reachable, from_host, path, emit)
             where = f"{source_host}:{source_root}"
+        fill = source_root is not None and source_root != path
         refusals = checkpoint_refusals(where, manifest, headers)
         refusals += [
             Refusal(
@@ -129,7 +125,9 @@ def sync(
             if not isinstance(e, WeightsDir)
         ]
         order = [h.name for h in hosts]
-        transfer = plan_transfer(manifest, reachable, order, source_host=source_host, fanout=fanout, replace=replace)
+        transfer = plan_transfer(
+            manifest, reachable, order, source_host=source_host, fanout=fanout, replace=replace, fill_source=fill
+        )
         refusals += transfer.refusals
         if refusals:
             raise WeightsRefused(refusals)
@@ -141,14 +139,14 @@ def sync(
             report.hosts[h] = {"result": "unchanged", "bytes": 0, "seconds": 0.0}
         broken: set[str] = set()  # hosts lost over SSH: left out of the next pass
         for attempt in range(1, PASSES + 1):
-            if not transfer.targets:
+            if not transfer.receivers:
                 break
             report.passes = attempt
             results = run_pass(executor, hosts, transfer, source_host, source_root, folder, path, emit)
             report.hosts.update(results)
             broken |= {n for n, r in results.items() if r.get("unreachable")}
             retry = [n for n, r in results.items() if r["result"] != "complete" and n not in broken]
-            if not retry or attempt == PASSES:
+            if not retry or attempt == PASSES or source_host in broken:
                 break
             # a second pass around the hosts that were lost: the others resume from their part files,
             # a lost host's successors fed by its predecessor
@@ -162,34 +160,73 @@ def sync(
                 source_host=source_host,
                 fanout=fanout,
                 replace=replace,
+                fill_source=fill,
             )
         report.duration = time.monotonic() - started
         return report
 
 
-def pick_source(
-    inventory: Inventory, states: dict[str, WeightsDir], asked: str | None, path: str
-) -> tuple[str, str, dict[str, Any]]:
-    """`--from HOST[:PATH]`, or the first host whose manifest is complete and whose files are all there."""
+def host_source(
+    executor: Executor, states: dict[str, WeightsDir], asked: str | None, path: str, emit: EventSink
+) -> tuple[str, str, dict[str, Any], dict[str, str | None]]:
+    """`--from HOST[:PATH]`: (host, folder, manifest, safetensors header problems). At model.path (or
+    without --from: the first host with a complete, verified copy) the host's manifest is the source's;
+    another folder uses the manifest a sync left there when it is complete and verified, else it is
+    hashed on that host (once: the hashes are kept in the folder)."""
     host, _, root = (asked or "").partition(":")
-    root = root or path
-    if root != path:  # another folder on that host
-        raise BadInput(f"--from {asked}: only model.path ({path}) can be read as a host source for now")
-    if host:
-        if host not in states:
-            raise BadInput(f"--from {asked}: {host} is not a reachable host of the inventory")
-        candidates = [host]
-    else:
-        candidates = list(states)
+    root = posixpath.normpath(root) if root else path
+    if host and host not in states:
+        raise BadInput(f"--from {asked}: {host} is not a reachable host of the inventory")
+    if root == path:
+        name, manifest = complete_copy(states, [host] if host else list(states), path)
+        return name, root, manifest, check_headers(executor, name, root, manifest)
+    if not host:
+        raise BadInput(f"--from {asked}: name the host that holds {root}", hint=f"--from HOST:{root}")
+    if not root.startswith("/"):
+        raise BadInput(f"--from {asked}: {root} is not an absolute path on {host}")
+    if (root + "/").startswith(path + "/") or (path + "/").startswith(root + "/"):
+        raise BadInput(
+            f"--from {asked}: {root} and model.path {path} are nested: the sync would read what it writes",
+            hint="stage the checkpoint in a folder beside model.path",
+        )
+    src = next(h for h in executor.hosts if h.name == host)
+    there = read_states(executor, root, [src])[host]
+    if not isinstance(there, WeightsDir):
+        raise there
+    if not there.exists:
+        raise BadInput(f"--from {asked}: {root} does not exist on {host}", hint="check the path on that host")
+    m = there.manifest
+    if m and m.get("complete") and len(there.verified()) == len(m["files"]):
+        manifest = {"format": 1, "files": m["files"], "complete": True}
+        return host, root, manifest, check_headers(executor, host, root, manifest)
+    total = sum(there.files.values())
+
+    def hashed(n: int) -> None:
+        emit(Event(EventKind.PROGRESS, host, "weights", f"hashing {root}: {n >> 20}/{total >> 20} MiB"))
+
+    manifest, headers = host_manifest(executor.session(src, "weights-source"), host, root, total, hashed)
+    return host, root, manifest, headers
+
+
+def complete_copy(states: dict[str, WeightsDir], candidates: list[str], path: str) -> tuple[str, dict[str, Any]]:
+    """The first candidate whose manifest at model.path is complete and whose files are all there."""
     for name in candidates:
         st = states[name]
         m = st.manifest
         if m and m.get("complete") and len(st.verified()) == len(m["files"]):
-            return name, root, {"format": 1, "files": m["files"], "complete": True}
+            return name, {"format": 1, "files": m["files"], "complete": True}
     raise BadInput(
         "no host holds a complete, verified copy of the checkpoint at " + path,
-        hint="give one: --from-local DIR (a folder on this machine), or sync it once from there",
+        hint="give one: --from-local DIR (a folder on this machine), --from HOST:DIR (a folder on a host), "
+        "or sync it once from there",
     )
+
+
+def check_headers(executor: Executor, host: str, root: str, manifest: dict[str, Any]) -> dict[str, str | None]:
+    names = [f["name"] for f in manifest["files"] if f["name"].endswith(".safetensors")]
+    src = next(h for h in executor.hosts if h.name == host)
+    out = executor.session(src).run(headers_command(root, names), timeout=120, check=False, setup=False)
+    return parse_headers(out.stdout, names)
 
 
 def storage_warnings(states: dict[str, WeightsDir]) -> list[str]:
@@ -231,24 +268,26 @@ def run_pass(
             return address[source_host] if source_host else None
         return address[parent]
 
+    every = [f["name"] for f in t.manifest["files"]]
+
     def config(node: str) -> dict[str, Any]:
         key = node if node != source_host else ""
         return {
             "role": "send" if node == source_host else "recv",
-            "root": source_root if node == source_host else path,
+            "root": path,  # what this host writes: its model.path (the source: where it lacks files)
+            "src": source_root if node == source_host else None,
             "token": token,
             "listen": address[node],
             "port": port,
             "parent": upstream(node),
             "children": [[address[c], port] for c in t.children.get(key, [])],
             "files": t.stream,
-            "have": [f["name"] for f in t.manifest["files"]] if node == source_host else t.have.get(node, []),
+            "have": t.have.get(node, every if node == source_host else []),
             "manifest": t.manifest,
         }
 
     def one(node: str) -> None:
-        cfg = config(node)
-        head = f"{len(PROGRAM)}\n".encode() + PROGRAM + json.dumps(cfg).encode() + b"\n"
+        head = shipped.payload(relay_program, config(node))
         feeds = folder if t.parent.get(node) == "" else None  # the root fed by this machine
         started = time.monotonic()
         state: dict[str, Any] = {"bytes": 0, "ok": [], "bad": [], "lost": [], "fail": None, "done": None}
@@ -295,7 +334,7 @@ def run_pass(
         error = None
         try:
             res = executor.session(by_name[node], "weights").run(
-                f"python3 -u -c {q(relay_program.BOOTSTRAP)}",
+                shipped.COMMAND,
                 stdin=chunks,
                 on_output=on_output,
                 timeout=timeout,
@@ -308,7 +347,7 @@ def run_pass(
             error = e.message
         seconds = time.monotonic() - started
         got = int(state["done"].split()[-1]) if state["done"] else state["bytes"]
-        if node == source_host:
+        if node == source_host and t.source_fills != node:
             return
         complete = state["done"] is not None and state["done"].startswith("ok") and not state["bad"]
         with lock:
@@ -322,7 +361,7 @@ def run_pass(
                 "lost": state["lost"],
                 "error": error or state["fail"] or (None if complete else "ended before DONE"),
                 "unreachable": error is not None,
-                "pass_parent": t.parent.get(node) or "source",
+                "pass_parent": t.parent.get(node) or (f"its own {source_root}" if node == source_host else "source"),
             }
 
     pool = ThreadPoolExecutor(max_workers=len(nodes))

@@ -1,85 +1,29 @@
 """The source of a `weights sync`: a folder on the control machine (its manifest computed once and
-kept in the folder, reused while sizes and modification times are unchanged) or a host that holds a
-complete verified copy; and the safetensors headers checked before a byte moves."""
+kept in the folder, reused while sizes and modification times are unchanged: `launch/manifest_program`,
+which a folder on a host runs too) or a host that holds a complete verified copy; and the safetensors
+headers checked before a byte moves."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import struct
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from toolkit.facts.weights import MANIFEST, PART, SOURCE_CACHE
+from toolkit.engine.executor import Session
+from toolkit.errors import HostError
+from toolkit.launch import manifest_program, shipped
 from toolkit.transport.shell import q
 
-#: a safetensors header is a little-endian u64 length, then that much JSON (the format's own limit: 100 MB)
-HEADER_LIMIT = 100_000_000
 CHUNK = 1 << 20
-
-
-def header_problem(first: bytes, read_more: Any) -> str | None:
-    if len(first) < 8:
-        return "shorter than its 8-byte header length"
-    (n,) = struct.unpack("<Q", first[:8])
-    if n == 0 or n > HEADER_LIMIT:
-        return f"header length {n} out of range"
-    try:
-        doc = json.loads(read_more(n))
-    except (ValueError, UnicodeDecodeError) as e:
-        return f"header is not JSON: {e}"
-    return None if isinstance(doc, dict) else "header is not a JSON object"
-
-
-def local_files(folder: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".ascend-deploy"))
-        for name in sorted(filenames):
-            if name.startswith((MANIFEST, SOURCE_CACHE)) or name.endswith(PART):
-                continue
-            out.append(str((Path(dirpath) / name).relative_to(folder)))
-    return out
+#: the slowest hashing a host's disk is given time for (bytes/s): the bound of the hasher's run
+HASH_RATE = 50 << 20
 
 
 def local_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """The folder's manifest (hashing only the files changed since the one kept there) and each
+    """The folder's manifest (hashing only the files changed since the hashes kept there) and each
     safetensors file's header problem (None: it parses)."""
-    cache_path = folder / SOURCE_CACHE
-    cached: dict[str, Any] = {}
-    try:
-        doc = json.loads(cache_path.read_text())
-        cached = {f["name"]: f for f in doc.get("files", []) if "mtime_ns" in f}
-    except (OSError, ValueError):
-        pass
-    files, headers = [], {}
-    for name in local_files(folder):
-        path = folder / name
-        st = path.stat()
-        old = cached.get(name)
-        if old is not None and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
-            digest = old["sha256"]
-        else:
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                while block := f.read(CHUNK):
-                    h.update(block)
-            digest = h.hexdigest()
-        files.append({"name": name, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
-        if name.endswith(".safetensors"):
-            with path.open("rb") as f:
-                headers[name] = header_problem(f.read(8), f.read)
-    manifest = {"format": 1, "files": files, "complete": True}
-    try:
-        tmp = cache_path.with_name(cache_path.name + ".tmp")
-        tmp.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp, cache_path)
-    except OSError:
-        pass  # a read-only source folder: the hashes are computed again next time
-    return {"format": 1, "files": [{k: f[k] for k in ("name", "size", "sha256")} for f in files], "complete": True}, (
-        headers
-    )
+    found = manifest_program.folder_manifest(str(folder))
+    return found["manifest"], found["headers"]
 
 
 def local_stream(folder: Path, stream: list[dict[str, Any]], sent: Any) -> Iterator[bytes]:
@@ -120,3 +64,40 @@ def parse_headers(text: str, names: list[str]) -> dict[str, str | None]:
         if mine:
             found[n] = None if mine[-1] == f"{n} ok" else mine[-1][len(n) + 1 :]
     return found
+
+
+def host_manifest(
+    session: Session, host: str, root: str, total: int, progress: Callable[[int], None]
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """A plain folder on a host as a source: the folder hasher run there (hashes kept in the folder, so a
+    second run reads only what changed), `progress(bytes hashed)` while it reads."""
+    found: dict[str, Any] = {}
+
+    def on_output(stream: str, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if stream != "stdout":
+            return
+        if word == "HASH" and rest.isdigit():
+            progress(int(rest))
+        elif word == "RESULT":
+            found.update(json.loads(rest))
+        elif word == "FAIL":
+            found["fail"] = rest
+
+    res = session.run(
+        shipped.COMMAND,
+        stdin=[shipped.payload(manifest_program, {"root": root})],
+        on_output=on_output,
+        timeout=600 + total / HASH_RATE,
+        check=False,
+        setup=False,
+    )
+    if "manifest" not in found:
+        why = found.get("fail") or (res.stderr.strip().splitlines() or [f"exit {res.exit_code}"])[-1]
+        raise HostError(
+            host,
+            f"could not hash {root} as a weights source: {why}",
+            hint="check that the folder is readable by the SSH user and python3 runs on the host",
+            stage="weights-source",
+        )
+    return found["manifest"], found["headers"]

@@ -44,7 +44,9 @@ def weights_sync(
     from_host: Annotated[
         Optional[str],
         typer.Option(
-            "--from", help="A host that holds it (default: the first host whose manifest is complete and verified)."
+            "--from",
+            help="HOST: a host whose model.path holds a complete, verified copy (default: the first such host); "
+            "HOST:DIR: a checkpoint folder on that host (hashed there once), whose own model.path is filled too.",
         ),
     ] = None,
     fanout: Annotated[

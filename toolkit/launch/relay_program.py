@@ -7,7 +7,8 @@ streams the files of the run in the order of its configuration: every chunk goes
 first, then to this host's disk (a hidden part file), hashed as it is written. A file whose SHA-256
 equals the manifest's is renamed into place and added to the host's manifest; a part file stays for
 the next run to resume from. The data of the root comes from stdin (a folder on the control machine)
-or from this host's own disk (role "send": a host that already holds the checkpoint).
+or from this host's own disk (role "send": a host that already holds the checkpoint, in `root` or in
+another folder `src`, whose files this host writes into `root` as well where `have` lacks them).
 
 Output, one line each: LISTEN, PROG bytes, FILE ok|bad name, LOST child why, FAIL why, DONE ok|bad bytes.
 """
@@ -106,7 +107,7 @@ def relay(cfg: dict[str, Any], stdin: IO[bytes]) -> int:
     for f in cfg["files"]:
         name, size, offset = f["name"], int(f["size"]), int(f["offset"])
         write = name not in have
-        disk = open(os.path.join(root, name), "rb") if source is None else None
+        disk = open(os.path.join(cfg.get("src") or root, name), "rb") if source is None else None
         if disk is not None:
             disk.seek(offset)
         out, digest = None, hashlib.sha256()
@@ -183,12 +184,5 @@ def relay(cfg: dict[str, Any], stdin: IO[bytes]) -> int:
     return 0 if ok else 1
 
 
-if __name__ == "relay":  # run by the bootstrap below, with CFG and STDIN set
+if __name__ == "__shipped__":  # run by launch/shipped.py's bootstrap, with CFG and STDIN set
     sys.exit(relay(CFG, STDIN))  # type: ignore[name-defined]  # noqa: F821
-
-#: what the SSH session runs: it reads the program and its configuration from stdin, then (the root
-#: fed by the control machine) the data
-BOOTSTRAP = (
-    "import sys,json; i=sys.stdin.buffer; n=int(i.readline()); src=i.read(n); cfg=json.loads(i.readline()); "
-    "exec(compile(src, 'relay', 'exec'), {'__name__': 'relay', 'CFG': cfg, 'STDIN': i})"
-)

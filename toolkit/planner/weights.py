@@ -34,6 +34,13 @@ class Transfer:
     parent: dict[str, str] = field(default_factory=dict)  # target -> its parent node ("" = the source)
     unchanged: list[str] = field(default_factory=list)  # hosts that hold the whole checkpoint already
     refusals: list[Refusal] = field(default_factory=list)
+    #: the source host reads another folder and fills its own model.path too (have/needs keyed by it)
+    source_fills: str | None = None
+
+    @property
+    def receivers(self) -> list[str]:
+        """Every host that writes something: the tree's targets and a source that fills its own copy."""
+        return ([self.source_fills] if self.source_fills else []) + self.targets
 
     @property
     def stream_bytes(self) -> int:
@@ -88,12 +95,16 @@ def plan_transfer(
     source_host: str | None = None,
     fanout: int = 1,
     replace: bool = False,
+    fill_source: bool = False,
 ) -> Transfer:
-    """`states`: every reachable host's folder (the source host's included); `order`: the inventory's."""
+    """`states`: every reachable host's folder (the source host's model.path included); `order`: the
+    inventory's; `fill_source`: the source host reads another folder of its own, and its model.path is
+    a receiver like any other (it writes what it reads, no byte on the network for itself)."""
     want = entries(manifest)
     t = Transfer(manifest, [])
     for host in order:
-        if host == source_host or host not in states:
+        own = host == source_host
+        if (own and not fill_source) or host not in states:
             continue
         st = states[host]
         held = {name: (e["size"], e["sha256"]) for name, e in st.verified().items()}
@@ -113,7 +124,10 @@ def plan_transfer(
                 )
             )
             continue
-        t.targets.append(host)
+        if own:
+            t.source_fills = host
+        else:
+            t.targets.append(host)
         t.have[host] = have
         need = 0
         for name, (size, _sha) in want.items():
@@ -131,7 +145,7 @@ def plan_transfer(
                 )
             )
     for f in manifest.get("files") or []:
-        needing = [h for h in t.targets if f["name"] not in t.have[h]]
+        needing = [h for h in t.receivers if f["name"] not in t.have[h]]
         if not needing:
             continue
         size = int(f["size"])
