@@ -51,7 +51,7 @@ host-env: venv
 TEST_WORKERS ?= 2
 test: system-deps venv host-env
 	$(VENV)/bin/python -m compileall -q toolkit plugins
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The README's first command: everything a new user needs to see the tool work, on one box.
 AD := $(VENV)/bin/ascend-deploy
