@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,36 @@ def test_the_folder_hasher_runs_shipped_as_on_a_host(tmp_path: Path) -> None:
     for program in (manifest_program, relay_program):
         assert (program.MANIFEST, program.PART) == (facts.MANIFEST, facts.PART)
     assert manifest_program.SOURCE_CACHE == facts.SOURCE_CACHE
+
+
+def test_a_folder_on_a_host_is_hashed_there_with_progress_and_a_failure_names_the_host(tmp_path: Path) -> None:
+    """host_manifest runs the shipped hasher through a session (here a local bash, as sshd would run
+    it): the manifest and headers come back from its RESULT line, HASH lines reach the progress
+    callback, and a folder that is not there is a HostError naming the host and the folder."""
+    from types import SimpleNamespace
+
+    from toolkit.api.weights_source import host_manifest
+    from toolkit.errors import HostError
+
+    class LocalSession:
+        def run(self, command: str, *, stdin: list[bytes], on_output: Any, **_: Any) -> SimpleNamespace:
+            r = subprocess.run(["bash", "-c", command], input=b"".join(stdin), capture_output=True)
+            for line in r.stdout.decode().splitlines():
+                on_output("stdout", line)
+            return SimpleNamespace(stderr=r.stderr.decode(), exit_code=r.returncode)
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "w.bin").write_bytes(os.urandom(3 << 20))
+    seen: list[int] = []
+    manifest, headers = host_manifest(LocalSession(), "h1", str(tmp_path / "m"), 3 << 20, seen.append)  # type: ignore[arg-type]
+    assert [f["name"] for f in manifest["files"]] == ["config.json", "w.bin"] and headers == {}
+    assert manifest == local_manifest(tmp_path / "m")[0]
+    assert seen and 0 < seen[0] <= 3 << 20  # the first block read is reported at once, later ones every 0.5 s
+    with pytest.raises(HostError) as e:
+        host_manifest(LocalSession(), "h1", str(tmp_path / "none"), 0, seen.append)  # type: ignore[arg-type]
+    assert e.value.host == "h1" and f"could not hash {tmp_path / 'none'}" in e.value.message
+    assert "is not a folder" in e.value.message
 
 
 def test_a_source_that_is_no_checkpoint_is_refused() -> None:

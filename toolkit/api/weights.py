@@ -306,21 +306,19 @@ def run_pass(
                 )
             )
 
-        def on_output(stream: str, line: str) -> None:
-            word, _, rest = line.partition(" ")
-            if stream != "stdout":
-                return
-            if word == "PROG" and rest.isdigit():
-                progress(int(rest))
-            elif word == "FILE":
-                verdict, _, name = rest.partition(" ")
-                state["ok" if verdict == "ok" else "bad"].append(name.split(" ")[0])
-            elif word == "LOST":
-                state["lost"].append(rest)
-            elif word == "FAIL":
-                state["fail"] = rest
-            elif word == "DONE":
-                state["done"] = rest
+        def file_done(rest: str) -> None:
+            verdict, _, name = rest.partition(" ")
+            state["ok" if verdict == "ok" else "bad"].append(name.split(" ")[0])
+
+        on_output = shipped.on_lines(
+            {
+                "PROG": lambda rest: progress(int(rest)) if rest.isdigit() else None,
+                "FILE": file_done,
+                "LOST": state["lost"].append,
+                "FAIL": lambda rest: state.update(fail=rest),
+                "DONE": lambda rest: state.update(done=rest),
+            }
+        )
 
         sent = [0]
 

@@ -72,18 +72,13 @@ def host_manifest(
     """A plain folder on a host as a source: the folder hasher run there (hashes kept in the folder, so a
     second run reads only what changed), `progress(bytes hashed)` while it reads."""
     found: dict[str, Any] = {}
-
-    def on_output(stream: str, line: str) -> None:
-        word, _, rest = line.partition(" ")
-        if stream != "stdout":
-            return
-        if word == "HASH" and rest.isdigit():
-            progress(int(rest))
-        elif word == "RESULT":
-            found.update(json.loads(rest))
-        elif word == "FAIL":
-            found["fail"] = rest
-
+    on_output = shipped.on_lines(
+        {
+            "HASH": lambda rest: progress(int(rest)) if rest.isdigit() else None,
+            "RESULT": lambda rest: found.update(json.loads(rest)),
+            "FAIL": lambda rest: found.update(fail=rest),
+        }
+    )
     res = session.run(
         shipped.COMMAND,
         stdin=[shipped.payload(manifest_program, {"root": root})],

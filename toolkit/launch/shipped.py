@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from toolkit.transport.shell import q
 
@@ -29,3 +29,16 @@ def payload(program: ModuleType, cfg: dict[str, Any]) -> bytes:
     text = Path(str(program.__file__)).read_bytes()
     name = program.__name__.rpartition(".")[2]
     return f"{len(text)}\n".encode() + text + json.dumps({"program": name, **cfg}).encode() + b"\n"
+
+
+def on_lines(handlers: dict[str, Callable[[str], None]]) -> Callable[[str, str], None]:
+    """An `on_output` for a shipped program's stdout, whose lines are `WORD rest`: each word's handler
+    gets the rest (other words, and stderr, are ignored)."""
+
+    def on_output(stream: str, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        handler = handlers.get(word) if stream == "stdout" else None
+        if handler is not None:
+            handler(rest)
+
+    return on_output
