@@ -171,6 +171,8 @@ def test_sync_resume_rerun_route_around_and_refusals(lab: SimLab, tmp_path: Path
     lab.ssh(4, f"rm {MODEL}/{shard}")
     code, nested, _ = cli_json(lab, "weights", "sync", str(lab.inventory), "--from", "wts-2:/tmp/models")
     assert code == 2 and "are nested" in nested["error"]["message"], nested
+    code, missing, _ = cli_json(lab, "weights", "sync", str(lab.inventory), "--from", "wts-2:/tmp/nothing")
+    assert code == 2 and "/tmp/nothing does not exist on wts-2" in missing["error"]["message"], missing
     code, staged, err = cli_json(lab, "weights", "sync", str(lab.inventory), "--from", f"wts-2:{staging}")
     assert code == 0 and staged["source"] == f"wts-2:{staging}", (staged, err[-2000:])
     results = {h: r["result"] for h, r in staged["hosts"].items()}

@@ -169,6 +169,25 @@ def test_a_folder_on_a_host_is_hashed_there_with_progress_and_a_failure_names_th
     assert "is not a folder" in e.value.message
 
 
+def test_a_host_folder_source_is_refused_before_any_command_when_it_cannot_be_one() -> None:
+    """--from HOST:DIR is checked before the host is asked anything: a host outside the inventory, no
+    host, a relative folder, a folder inside model.path or holding it."""
+    from toolkit.api.weights import host_source
+    from toolkit.errors import BadInput
+
+    states = {"h1": done(), "h2": folder()}
+    for asked, words in (
+        ("h9:/data/x", "h9 is not a reachable host"),
+        (":/data/x", "name the host that holds /data/x"),
+        ("h2:data/x", "data/x is not an absolute path on h2"),
+        ("h2:/m/sub", "are nested"),
+        ("h2:/", "are nested"),
+    ):
+        with pytest.raises(BadInput) as e:
+            host_source(None, states, asked, "/m", lambda _e: None)  # type: ignore[arg-type]
+        assert words in e.value.message, (asked, e.value.message)
+
+
 def test_a_source_that_is_no_checkpoint_is_refused() -> None:
     bare = {"files": [{"name": "tokenizer.json", "size": 1, "sha256": "x"}]}
     found = checkpoint_refusals("src", bare, {"m.safetensors": "header length 0 out of range"})

@@ -184,7 +184,7 @@ def host_source(
         raise BadInput(f"--from {asked}: name the host that holds {root}", hint=f"--from HOST:{root}")
     if not root.startswith("/"):
         raise BadInput(f"--from {asked}: {root} is not an absolute path on {host}")
-    if (root + "/").startswith(path + "/") or (path + "/").startswith(root + "/"):
+    if posixpath.commonpath([root, path]) in (root, path):
         raise BadInput(
             f"--from {asked}: {root} and model.path {path} are nested: the sync would read what it writes",
             hint="stage the checkpoint in a folder beside model.path",
