@@ -601,3 +601,23 @@ def test_down_waits_for_hbm_back_to_its_level_before_up(setup: tuple[Any, Cluste
     with Executor(inv.hosts, connect=connect) as ex:
         fine = run_playbook(book, inv, ex, shared=Shared(plan=plan, hbm_before=within))
     assert fine.ok and fine.stages[0].hosts["n1"].data["clean"]
+
+
+def test_generate_refuses_a_running_server_before_its_env_and_ray_stages(setup: tuple[Any, Cluster, Any]) -> None:
+    """A server runs with other settings than the inventory's (here another environment variable, as
+    after `upgrade --set env...`): without --stop-server, `generate` stops at its first stage, before
+    the env and Ray stages that would restart Ray and the server with it; nothing runs on any host."""
+    inv, cluster, plan = setup
+    run(inv, cluster, plan)
+    settle(cluster, inv, plan)
+    connect, _ = fake_factory(cluster)
+    before = {name: len(h.ops) for name, h in cluster.hosts.items()}
+    changed = api.Options(overrides=["env.GENERATE_MARKER=1"])
+    report = api.generate(
+        api.load(inv.path, changed), changed, [{"prompt": "x"}], None, on_result=lambda r: None, connect=connect
+    )
+    assert not report.run.ok and [s.name for s in report.run.stages if s.hosts][0] == "server-check"
+    error = report.run.stages[0].hosts["n0"].error
+    assert error is not None and "holds the devices" in error.message and "--stop-server" in (error.hint or "")
+    assert {name: len(h.ops) for name, h in cluster.hosts.items()} == before  # no env written, no Ray restarted
+    assert not cluster.unknown

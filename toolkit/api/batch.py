@@ -44,6 +44,8 @@ def generate(
     skip = set()
     if not stop_server:
         skip.add("stop-server")
+    else:
+        skip.add("server-check")  # the server is stopped after the Ray stages, on purpose
     with make_executor(inventory, opts, emit=emit, connect=connect) as executor:
         plan = plan_for(inventory, executor)
         refusal = launch_for(plan).launcher.batch_unsupported
@@ -60,7 +62,7 @@ def generate(
                 plan=plan, api_key=key, prompts=prompts, sampling=sampling, on_result=counted, timeout=timeout
             ),
         )
-    stage = next(s for s in run.stages if s.step == "generate_run")
-    head = stage.hosts.get(plan.head.name)
+    stage = next((s for s in run.stages if s.step == "generate_run"), None)  # None: an earlier stage failed
+    head = stage.hosts.get(plan.head.name) if stage else None
     summary = dict(head.data.get("summary", {})) if head else {}
     return GenerateReport(str(inventory.path), plan, run, count, summary, duration=time.monotonic() - started)

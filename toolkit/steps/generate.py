@@ -96,11 +96,7 @@ def generate_command(plan: Plan, sampling: dict[str, Any], schema: Any, batch: i
     )
 
 
-@step("generate_run", read_only=True, needs_plan=True)
-def generate_run(ctx: StepContext) -> Iterator[Op]:
-    """Run the offline batch on the head; refuse while a vLLM server holds the devices."""
-    plan = the_plan(ctx)
-    p = Paths.of(ctx.inventory.name)
+def refuse_while_serving(ctx: StepContext) -> None:
     state = ctx.facts([state_fact(ctx.inventory.name)])["deploy_state"]
     running = ([state.vllm_pid] if state.vllm_pid else []) + list(state.stray_vllm_pids)
     if running:
@@ -109,6 +105,24 @@ def generate_run(ctx: StepContext) -> Iterator[Op]:
             f"a vLLM server (pid {', '.join(map(str, running))}) holds the devices",
             hint="re-run with --stop-server to stop it first (`ascend-deploy up` starts it again)",
         )
+
+
+@step("server_free", read_only=True)
+def server_free(ctx: StepContext) -> Iterator[Op]:
+    """Before `generate` touches the environment or Ray: a running server refuses the batch (without
+    --stop-server). Asked first, because the Ray stages of a plan that differs from what runs (another
+    environment, e.g. after an `upgrade --set env...`) would restart Ray and the server with it."""
+    refuse_while_serving(ctx)
+    yield from ()
+
+
+@step("generate_run", read_only=True, needs_plan=True)
+def generate_run(ctx: StepContext) -> Iterator[Op]:
+    """Run the offline batch on the head; refuse while a vLLM server holds the devices (asked again:
+    one may have started since the first stage)."""
+    plan = the_plan(ctx)
+    p = Paths.of(ctx.inventory.name)
+    refuse_while_serving(ctx)
     on_result = ctx.shared.on_result or (lambda record: None)
     summary: dict[str, Any] = {}
     total = len(ctx.shared.prompts)
