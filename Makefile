@@ -24,9 +24,9 @@ help:
 # Debian packages: OpenSSH server (one sshd per simulated host), iproute2 and util-linux
 # (namespaces), bash-builtins (the simulated hccn_tool sleeps and unlocks without forking),
 # podman + runc (the simulated hosts' container engine: `sim up --container`).
-DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl podman runc rsync
+DEBS := openssh-server openssh-client iproute2 util-linux procps bash-builtins curl podman runc rsync iptables
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v rsync >/dev/null; then \
+	@if [ ! -x /usr/sbin/sshd ] || [ ! -e /usr/lib/bash/sleep ] || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null || ! command -v curl >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v rsync >/dev/null || ! command -v iptables >/dev/null; then \
 		echo "installing $(DEBS)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \

@@ -319,6 +319,18 @@ def test_fault_host_down_and_back(sim: SimLab) -> None:
     assert sim.ssh(3, "hostname").stdout.strip() == f"{sim.name}-3"
 
 
+def test_fault_isolated_and_back(sim: SimLab) -> None:
+    """A cut network refuses nothing: a connection to the host times out; the other hosts answer."""
+    sim.fault(3, "isolated")
+    try:
+        res = sim.ssh(3, "true")  # ConnectTimeout=5
+        assert res.returncode == 255 and "timed out" in res.stderr, res.stderr
+        assert sim.ssh(2, "true").returncode == 0
+    finally:
+        faults.clear(sim.opts, f"{sim.name}-3")
+    assert sim.ssh(3, "hostname").stdout.strip() == f"{sim.name}-3"
+
+
 def test_fault_clear_restores_everything(sim: SimLab) -> None:
     sim.fault(1, "link-down", card=1)
     sim.fault(1, "no-ip", card=2)
@@ -366,6 +378,8 @@ def test_sim_fault_cli_says_what_it_did(sim: SimLab) -> None:
     from toolkit.sim.faults import DONE, KINDS
 
     assert set(DONE) == set(KINDS) and not any("VALUE" in text or " K " in text for text in DONE.values())
+    helped = " ".join(cli("sim", "fault", "--help").stdout.replace("│", " ").split())
+    assert [k for k in KINDS if k not in helped] == []  # --help names every kind
 
 
 @pytest.mark.parametrize(

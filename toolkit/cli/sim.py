@@ -219,8 +219,9 @@ def sim_fault(
     """Inject a fault into a simulated host, or clear faults.
 
     Kinds: link-down, net-health, ping-loss, card-unhealthy, no-ip, tls-mismatch, optical-absent,
-    host-down, slow, missing-model, version-skew, unreachable (--peer), npu-held (--card; --value S: it
-    lets go after S seconds)."""
+    host-down (sshd stops), isolated (every packet dropped), slow, missing-model, version-skew,
+    unreachable (--peer), npu-held (--card; --value S: it lets go after S seconds), hbm-late (--card;
+    --value S), low-ram (--value MiB), small-shm (--value size), old-driver (--value version)."""
     from toolkit.cli import render
     from toolkit.errors import BadInput
     from toolkit.sim import faults

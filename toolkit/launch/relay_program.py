@@ -23,6 +23,7 @@ import time
 from typing import IO, Any
 
 CHUNK = 1 << 20
+DEAD_PEER_S = 20
 MANIFEST = ".ascend-deploy-manifest.json"
 PART = ".adpart"
 
@@ -47,11 +48,24 @@ def write_manifest(root: str, manifest: dict[str, Any], verified: dict[str, dict
     os.replace(tmp, os.path.join(root, MANIFEST))
 
 
+def dead_peer_bound(sock: socket.socket) -> None:
+    """A peer whose link died (no ACK, nothing refused) is a lost connection after DEAD_PEER_S: TCP
+    keepalive probes while idle, TCP_USER_TIMEOUT for what is not acknowledged (as the SSH sessions
+    of toolkit/transport/ssh.py; Linux options, skipped where missing)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 3), ("TCP_KEEPCNT", 5)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_S * 1000)
+
+
 def connect(addr: str, port: int, token: bytes, wait: float) -> socket.socket:
     deadline = time.monotonic() + wait
     while True:
         try:
             s = socket.create_connection((addr, port), timeout=30)
+            dead_peer_bound(s)
             s.sendall(b"ADR1 " + token + b"\n")
             return s
         except OSError:
@@ -80,6 +94,7 @@ def accept(cfg: dict[str, Any], token: bytes) -> IO[bytes]:
                 line += got
             if peer[0] == cfg["parent"] and hmac.compare_digest(line, b"ADR1 " + token + b"\n"):
                 conn.settimeout(float(cfg.get("idle_timeout", 300)))
+                dead_peer_bound(conn)
                 return conn.makefile("rb")
             say("REFUSED", peer[0])
             conn.close()

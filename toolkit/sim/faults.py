@@ -51,6 +51,8 @@ KINDS = {
     "tls-mismatch": "card K's TLS switch is 1 while the others are 0",
     "optical-absent": "card K's optical module is not present",
     "host-down": "the host's sshd stops",
+    "isolated": "every packet to and from the host is dropped (a pulled cable, a dead switch port): its connections "
+    "hang, nothing is refused",
     "slow": "every simulated tool on the host answers VALUE ms late (default 2000)",
     "missing-model": "the model directory vanishes on that host",
     "version-skew": "the host reports another vLLM (VALUE, default 0.9.1) and CANN (8.2.RC1)",
@@ -64,6 +66,9 @@ KINDS = {
     "small-shm": "the host's /dev/shm shrinks to VALUE (default 64m)",
     "old-driver": "the host's driver reports version VALUE (default 23.0.3, older than the CANN supports)",
 }
+#: `isolated`: the host's netns drops every packet but its loopback's, both ways (iptables rules,
+#: inserted and deleted as they are)
+ISOLATE = (("INPUT", "!", "-i", "lo", "-j", "DROP"), ("OUTPUT", "!", "-o", "lo", "-j", "DROP"))
 #: the foreign process `npu-held` starts (its argv0, so `clear` finds it and nothing else)
 HOLDER = "ascend-sim-npu-holder"
 SKEW_CANN = "8.2.RC1"
@@ -77,6 +82,7 @@ DONE = {
     "tls-mismatch": "card {card}'s TLS switch is 1 while the other cards' are 0",
     "optical-absent": "card {card}'s optical module is not present",
     "host-down": "{host}'s sshd was stopped",
+    "isolated": "every packet to and from {host} is dropped",
     "slow": "every simulated tool on {host} answers {value} ms late",
     "missing-model": "the model directory {value} is gone on {host}",
     "version-skew": "{host} reports vLLM {value} and CANN " + SKEW_CANN,
@@ -135,6 +141,13 @@ def _in_host(host: SimHost, *argv: str) -> None:
     proc = subprocess.run(
         ["nsenter", "-t", str(host.pid1), "-m", "-u", "-n", "-p", "--", *argv], capture_output=True, text=True
     )
+    if proc.returncode != 0:
+        raise BadInput(f"{host.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
+
+
+def _netns(host: SimHost, *argv: str) -> None:
+    """Run a command of this machine in the host's network namespace only (its own files: iptables)."""
+    proc = subprocess.run(["ip", "netns", "exec", host.netns, *argv], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BadInput(f"{host.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
 
@@ -250,6 +263,9 @@ def inject(
             except ProcessLookupError:
                 pass
         _wait_gone(killed)
+    elif kind == "isolated":
+        for rule in ISOLATE:
+            _netns(host, "iptables", "-w", "-I", *rule)
     elif kind == "slow":
         ms = _int_value(kind, value, 2000)
         if not 0 <= ms <= 600_000:
@@ -388,6 +404,9 @@ def clear(opts: SimOptions, host_name: str | None = None) -> list[dict[str, Any]
             _driver(paths, host, DRIVER_VERSION)
         if "npu-held" in kinds:
             _in_host(host, "bash", "-c", f"pkill -f '^{HOLDER}' || true")
+        if "isolated" in kinds:
+            for rule in ISOLATE:
+                _netns(host, "iptables", "-w", "-D", *rule)
         for fault in cleared:
             if fault["host"] == host.name and fault["kind"] == "unreachable":
                 subprocess.run(

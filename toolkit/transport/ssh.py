@@ -86,7 +86,28 @@ def _dial(host: str, port: int, timeout: float) -> socket.socket:
     command round trip and per key-exchange step (docs/timing-history.md)."""
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    dead_peer_bound(sock)
     return sock
+
+
+#: how long a host may stay silent at the TCP level (no ACK of our data or of a keepalive probe)
+#: before its connection counts as lost: a pulled cable or a dead switch port otherwise leaves a
+#: command waiting for its whole timeout (a `weights sync` session: hours), since nothing is refused
+DEAD_PEER_S = 20
+KEEPALIVE = (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 3), ("TCP_KEEPCNT", 5))
+
+
+def dead_peer_bound(sock: socket.socket) -> None:
+    """TCP keepalive probes while the connection is idle, and TCP_USER_TIMEOUT for data and probes
+    not acknowledged: a peer whose kernel stops answering is a lost connection after DEAD_PEER_S.
+    A live host, however loaded, acknowledges from its kernel; the options are Linux's (skipped
+    where the platform lacks them)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE:
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_S * 1000)
 
 
 class SSHConnection:
