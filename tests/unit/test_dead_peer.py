@@ -30,3 +30,16 @@ def test_the_relay_and_the_ssh_sessions_share_one_bound() -> None:
     assert relay_program.DEAD_PEER_S == ssh.DEAD_PEER_S
     idle, interval, count = (v for _, v in ssh.KEEPALIVE)
     assert idle + interval * count <= ssh.DEAD_PEER_S  # the probes give up within the user timeout
+
+
+def test_a_relay_waits_for_a_live_child_as_long_as_a_child_waits_for_its_parent() -> None:
+    """The child socket's send timeout is the run's idle limit (a child re-hashing a long part file
+    reads nothing meanwhile), not the 30 s of the connect: a dead child is the dead-peer bound's."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        host, port = listener.getsockname()
+        sock = relay_program.connect(host, port, b"t" * 32, 5.0, 300.0)
+        with sock, listener.accept()[0] as peer:
+            assert peer.recv(64) == b"ADR1 " + b"t" * 32 + b"\n"
+            assert sock.gettimeout() == 300.0
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == ssh.DEAD_PEER_S * 1000

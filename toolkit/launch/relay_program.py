@@ -60,13 +60,16 @@ def dead_peer_bound(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_S * 1000)
 
 
-def connect(addr: str, port: int, token: bytes, wait: float) -> socket.socket:
+def connect(addr: str, port: int, token: bytes, wait: float, idle: float) -> socket.socket:
     deadline = time.monotonic() + wait
     while True:
         try:
             s = socket.create_connection((addr, port), timeout=30)
             dead_peer_bound(s)
             s.sendall(b"ADR1 " + token + b"\n")
+            # a live child that does not read (re-hashing a long part file first) is waited for as long
+            # as a child waits for its parent; a dead one is found by dead_peer_bound within its bound
+            s.settimeout(idle)
             return s
         except OSError:
             if time.monotonic() > deadline:
@@ -113,9 +116,10 @@ def relay(cfg: dict[str, Any], stdin: IO[bytes]) -> int:
     if cfg["role"] == "recv":
         source = accept(cfg, token) if cfg.get("parent") else stdin
     children = []
+    wait, idle = float(cfg.get("connect_timeout", 60)), float(cfg.get("idle_timeout", 300))
     for addr, port in cfg["children"]:
         try:
-            children.append((addr, connect(addr, int(port), token, float(cfg.get("connect_timeout", 60)))))
+            children.append((addr, connect(addr, int(port), token, wait, idle)))
         except OSError as e:
             say("LOST", addr, "connect:", e)
     total, last, ok = 0, 0.0, True
