@@ -188,6 +188,14 @@ def test_a_host_folder_source_is_refused_before_any_command_when_it_cannot_be_on
         assert words in e.value.message, (asked, e.value.message)
 
 
+def test_a_folder_with_a_complete_verified_manifest_is_read_without_hashing() -> None:
+    assert done().complete_manifest() == MANIFEST
+    short = folder(MANIFEST, {"config.json": 10, "a.safetensors": 1000})  # b.safetensors missing
+    assert short.complete_manifest() is None
+    assert folder({**MANIFEST, "complete": False}, done().files).complete_manifest() is None
+    assert folder(None, done().files).complete_manifest() is None
+
+
 def test_a_source_that_is_no_checkpoint_is_refused() -> None:
     bare = {"files": [{"name": "tokenizer.json", "size": 1, "sha256": "x"}]}
     found = checkpoint_refusals("src", bare, {"m.safetensors": "header length 0 out of range"})

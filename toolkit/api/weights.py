@@ -195,10 +195,9 @@ def host_source(
         raise there
     if not there.exists:
         raise BadInput(f"--from {asked}: {root} does not exist on {host}", hint="check the path on that host")
-    m = there.manifest
-    if m and m.get("complete") and len(there.verified()) == len(m["files"]):
-        manifest = {"format": 1, "files": m["files"], "complete": True}
-        return host, root, manifest, check_headers(executor, host, root, manifest)
+    kept = there.complete_manifest()
+    if kept is not None:
+        return host, root, kept, check_headers(executor, host, root, kept)
     total = sum(there.files.values())
 
     def hashed(n: int) -> None:
@@ -211,10 +210,9 @@ def host_source(
 def complete_copy(states: dict[str, WeightsDir], candidates: list[str], path: str) -> tuple[str, dict[str, Any]]:
     """The first candidate whose manifest at model.path is complete and whose files are all there."""
     for name in candidates:
-        st = states[name]
-        m = st.manifest
-        if m and m.get("complete") and len(st.verified()) == len(m["files"]):
-            return name, {"format": 1, "files": m["files"], "complete": True}
+        manifest = states[name].complete_manifest()
+        if manifest is not None:
+            return name, manifest
     raise BadInput(
         "no host holds a complete, verified copy of the checkpoint at " + path,
         hint="give one: --from-local DIR (a folder on this machine), --from HOST:DIR (a folder on a host), "

@@ -39,6 +39,14 @@ class WeightsDir:
             if isinstance(e, dict) and self.files.get(str(e.get("name"))) == e.get("size") and e.get("sha256")
         }
 
+    def complete_manifest(self) -> dict[str, Any] | None:
+        """The manifest, as a sync source's, when it is complete and every file it lists is on disk
+        with its size (None otherwise): a folder that can be read from without hashing."""
+        m = self.manifest
+        if m and m.get("complete") and len(self.verified()) == len(m["files"]):
+            return {"format": 1, "files": m["files"], "complete": True}
+        return None
+
     @property
     def shared_storage(self) -> bool:
         return (self.fstype or "").lower() in SHARED_FS
