@@ -141,6 +141,28 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     gcs = lab.ssh(1, f"cat {ray_temp_dir(NAME)}/session_latest/logs/gcs_server.out").stdout
     assert gcs.count("Registering job") >= 2 and "type=SYSTEM_ERROR" not in gcs, gcs[-3000:]
 
+    # the RAM the running deployment holds is available to a start that replaces it (check-net, an
+    # upgrade's staging preflight): with the head's MemAvailable cut to 7.5% of its RAM, below the 10%
+    # headroom alone (above Ray's own 95% memory monitor, which would kill the engine's worker), the
+    # host-memory check passes only because what the deployment holds there is counted
+    from toolkit.facts import Raw
+    from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
+    from toolkit.sim import faults
+
+    held_mib = parse_deployment_rss_mib(Raw(lab.ssh(1, RSS_COMMAND).stdout, 0))
+    total_mib = int(lab.ssh(1, "awk '/^MemTotal/ {print $2}' /proc/meminfo").stdout) // 1024
+    weights_mib = int(lab.ssh(1, f"du -sm --apparent-size {SYNCED}").stdout.split()[0])
+    cut = int(total_mib * 0.075)
+    assert held_mib > total_mib * 0.025 + weights_mib + 256, (held_mib, total_mib)  # vLLM, its engine, Ray
+    lab.fault(1, "low-ram", value=str(cut))
+    try:
+        code, net, err = run(lab, "check-net", inv, *TP2)
+    finally:
+        faults.clear(lab.opts)
+    head = next(h for h in net["hosts"] if h["name"] == f"{NAME}-1")
+    assert head["memory_available_mib"] == cut and head["deployment_rss_mib"] > held_mib // 2, (head, err[-2000:])
+    assert [p for p in net["problems"] if p["check"] == "host-memory"] == [], net["problems"]
+
     raylets = [host_pids(lab, i, "[r]aylet/raylet") for i in (1, 2)]
     code, again, err = run(lab, "up", inv, *TP2)
     assert code == 0 and again["changed"] is False, err[-2000:]

@@ -44,3 +44,40 @@ def test_ray_alone_is_not_vllm() -> None:
 
 def test_an_engine_counts_for_ray_stop_too() -> None:
     assert state(worker_pids=(300,)).ray_pids == (300,)
+
+
+HOLD_64_MIB = "b = bytes([1]) * (64 << 20); print(1, flush=True); input()"
+
+
+def test_the_ram_a_deployment_holds_is_read_from_ps_for_real() -> None:
+    """RSS_COMMAND in a local bash, with a process named as vLLM's engine holding 64 MiB: its resident
+    memory counts; this machine's other processes (not vLLM, not Ray) do not."""
+    import subprocess
+    import sys
+
+    from toolkit.facts import Raw
+    from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
+
+    before = parse_deployment_rss_mib(
+        Raw(subprocess.run(["bash", "-c", RSS_COMMAND], capture_output=True, text=True).stdout, 0)
+    )
+    holder = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f'exec -a "VLLM::EngineCore" {sys.executable} -c "{HOLD_64_MIB}"',
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "1"  # the memory is touched
+        out = subprocess.run(["bash", "-c", RSS_COMMAND], capture_output=True, text=True).stdout
+        assert "VLLM::EngineCore" in out
+        assert parse_deployment_rss_mib(Raw(out, 0)) - before >= 64
+    finally:
+        holder.kill()
+        holder.wait()
+    assert parse_deployment_rss_mib(Raw("  1234 /usr/bin/python3 train.py\n  2048 ray::IDLE\n", 0)) == 0
+    assert parse_deployment_rss_mib(Raw(" 4096 /x/raylet/raylet --node\n 8192 vllm serve /m\nbad line\n", 0)) == 12

@@ -69,6 +69,18 @@ def test_host_memory_counts_the_share_of_the_checkpoint_each_host_reads(tmp_path
     assert "140.00 GiB in 37 file(s)" in problem.expected
     roomy = view(inv, "n1", model=model, mem_available_mib=150 * 1024, memory_mib=256 * 1024)
     assert host_memory_problems(needs, roomy) == []
+    # the RAM a running deployment holds comes back when it is replaced (an upgrade's staging preflight)
+    serving = view(
+        inv, "n1", model=model, mem_available_mib=60 * 1024, memory_mib=256 * 1024, deployment_rss_mib=40 * 1024
+    )
+    assert host_memory_problems(needs, serving) == []
+    busier = view(
+        inv, "n1", model=model, mem_available_mib=30 * 1024, memory_mib=256 * 1024, deployment_rss_mib=10 * 1024
+    )
+    (problem,) = host_memory_problems(needs, busier)
+    assert (
+        problem.observed == "40.00 GiB of RAM available (of 256.00 GiB), 10.00 GiB of it held by the running deployment"
+    )
     prefetch = api.plan(
         inventory(
             tmp_path, "Qwen2.5-72B-Instruct", hosts=2, serve={"extra_args": ["--safetensors-load-strategy", "prefetch"]}

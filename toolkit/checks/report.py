@@ -68,6 +68,7 @@ def host_summary(view: HostView) -> dict[str, Any]:
         },
         "model": plain(data.get("model")),
         "memory_available_mib": data.get("mem_available_mib"),
+        "deployment_rss_mib": data.get("deployment_rss_mib"),
         "shm": plain(data.get("shm")),
         "probes": plain(data.get("probes")),
         "clock_offset_s": data.get("clock_offset_s"),

@@ -25,7 +25,10 @@ def host_memory_problems(needs: PlanNeeds, v: HostView) -> list[Problem]:
     if demand is None or not demand.weight_share or model is None or model.weights_bytes is None or available is None:
         return []
     need = model.weights_bytes * demand.weight_share
-    have = available * (1 << 20)
+    # what a running deployment (vLLM, Ray) holds comes back when the start replaces it (an upgrade's
+    # staging, a re-run of `up`), and nothing loads when it stays: counted as available
+    held = (v.facts.get("deployment_rss_mib") or 0) * (1 << 20)
+    have = available * (1 << 20) + held
     total = (v.facts.get("memory_mib") or 0) * (1 << 20)
     if need <= have - total * RAM_HEADROOM:
         return []
@@ -34,7 +37,9 @@ def host_memory_problems(needs: PlanNeeds, v: HostView) -> list[Problem]:
             v.host.name,
             None,
             "host-memory",
-            f"{_gib(have)} of RAM available" + (f" (of {_gib(total)})" if total else ""),
+            f"{_gib(have)} of RAM available"
+            + (f" (of {_gib(total)})" if total else "")
+            + (f", {_gib(held)} of it held by the running deployment" if held else ""),
             f"at least {_gib(need + total * RAM_HEADROOM)}: {_gib(need)} of weights ({demand.weight_why}, of "
             f"{_gib(model.weights_bytes)} in {model.weight_files} file(s)) + {RAM_HEADROOM:.0%} headroom",
             "free memory on the host (other jobs, page cache of other models: `free -g`, `ps aux --sort=-rss`), "

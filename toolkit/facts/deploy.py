@@ -205,6 +205,21 @@ def is_deployment_process(args: str) -> bool:
     return bool(_VLLM.search(args) or _WORKER.search(args) or _RAYLET.search(args) or _GCS.search(args))
 
 
+#: every process's resident memory (kB) and command line: what a running deployment holds of RAM
+RSS_COMMAND = "ps -eo rss=,args= 2>/dev/null | cut -c1-400"
+
+
+def parse_deployment_rss_mib(raw: Raw) -> int:
+    """The RAM (MiB) the host's deployment processes (vLLM, Ray; any user, in a container too) hold:
+    a start that replaces them has it back before it loads."""
+    kib = 0
+    for line in raw.stdout.splitlines():
+        rss, _, args = line.strip().partition(" ")
+        if rss.isdigit() and is_deployment_process(args):
+            kib += int(rss)
+    return kib // 1024
+
+
 def parse_state(raw: Raw) -> DeployState:
     """Process files and processes from `state_command`'s output (lines `hash NAME VALUE`, `pid NAME
     PID`, `sha HEX PATH`, `proc PID ETIMES ARGS`). A pid file's process counts only while it runs (the

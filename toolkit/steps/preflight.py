@@ -11,6 +11,7 @@ from toolkit.checks import pings
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
+from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
 from toolkit.facts.hccn import device_script, hccn_conf_command, parse_devices, parse_hccn_conf
 from toolkit.facts.host import HOST_FACTS, df_command, parse_df, parse_mem_available_mib
 from toolkit.facts.model import model_command, parse_model
@@ -51,6 +52,7 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         npu_smi_fact(),
         Fact("npu_holders", HOLDERS_COMMAND, parse_holders),
         Fact("mem_available_mib", "cat /proc/meminfo", parse_mem_available_mib),
+        Fact("deployment_rss_mib", RSS_COMMAND, parse_deployment_rss_mib),
         Fact("shm", df_command("/dev/shm"), parse_df("/dev/shm")),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
