@@ -35,10 +35,12 @@ STARTUPS = pytest.StashKey[Path]()
 
 
 #: the modules that take minutes, longest first (worker seconds in the full suite on 2 cores, 2026-12-07:
-#: up ~440, faults ~430, dp ~400, container ~310, upgrade ~280). `make test` hands whole modules to its
-#: two workers in collection order (`--dist loadfile --no-loadscope-reorder`; xdist's default reorder puts
-#: the modules with the most tests first, so these few-test modules came last and one worker ran two of
-#: them while the other idled): longest first, the many short modules fill both workers' ends.
+#: up ~440, faults ~430, dp ~380, container ~330, upgrade ~230). `make test` hands whole modules to its
+#: two workers in collection order (`--dist loadfile --no-loadscope-reorder`; xdist's default reorder
+#: puts the modules with the most tests first, so these few-test modules came last and one worker ran
+#: two of them while the other idled): longest first, the many short modules fill both workers' ends.
+#: A worker takes its next module when two tests of its current one are left, so a module's long test
+#: comes first in it (test_dp_e2e).
 SLOW_FIRST = ("test_up_e2e", "test_faults_e2e", "test_dp_e2e", "test_container_e2e", "test_upgrade_e2e")
 TIER_ORDER = ("e2e", "integration", "steps", "facts", "unit")
 

@@ -57,60 +57,8 @@ def down_leaves_nothing(lab: SimLab) -> None:
         assert "No running processes found in NPU 0" in npu and "No running processes found in NPU 1" in npu
 
 
-def test_preflight_names_a_taken_rpc_port_and_a_killed_worker_rank_fails_up(lab: SimLab) -> None:
-    inv = str(lab.inventory)
-    lab.ssh(2, "setsid nohup python3 -m http.server 13345 >/dev/null 2>&1 < /dev/null &")
-    try:
-        wait_for("the port taker", lambda: "13345" in lab.ssh(2, "ss -H -ltn").stdout, timeout=30)
-        code, data, err = run(lab, "up", inv, *DP)
-        assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
-        found = [p for p in data["preflight"]["problems"] if p["check"] == "ports"]
-        assert [(p["host"], p["expected"]) for p in found] == [(f"{NAME}-2", "port 13345 free")]
-        assert "http.server" in found[0]["observed"] and "serve.data_parallel_rpc_port" in found[0]["hint"]
-        assert not rank_started(lab, 1) and not rank_started(lab, 2)  # nothing started
-    finally:
-        lab.ssh(2, "pkill -f '[h]ttp.server 13345' || true")
-
-    proc = start(lab, "up", inv, *DP, "--skip-preflight")
-    try:
-        wait_for("the worker's rank", lambda: rank_started(lab, 2) or proc.poll() is not None, timeout=120)
-        assert proc.poll() is None, proc.communicate()
-        lab.ssh(2, "pkill -KILL -f '[v]llm serve'")  # the rank dies while the cluster starts
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    data = json.loads(out)
-    assert proc.returncode == 1 and data["failed_stage"] == "ready", err[-2000:]
-    ready = next(s for s in data["run"]["stages"] if s["name"] == "ready")
-    worker = ready["hosts"][f"{NAME}-2"]["error"]
-    assert "rank exited while the cluster started" in worker["message"] and worker["details"], worker
-    assert f"the vLLM rank on {NAME}-2 exited" in ready["hosts"][f"{NAME}-1"]["error"]["message"]
-    down_leaves_nothing(lab)  # the head's rank and the orphaned engine on the worker too
-
-
-def test_generate_refuses_a_dp_plan_with_the_reason(lab: SimLab, tmp_path: Path) -> None:
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("Hello\n")
-    r = cli("generate", str(lab.inventory), *DP, "--prompts", str(prompts), cwd=lab.inventory.parent)
-    assert r.returncode == 2 and "generate on launcher dp" in r.stderr and "independent LLM per rank" in r.stderr
-    assert not rank_started(lab, 1) and not rank_started(lab, 2)
-
-
-def test_ctrl_c_during_dp_start_then_down_cleans_every_host(lab: SimLab) -> None:
-    proc = start(lab, "up", str(lab.inventory), *DP, "--skip-preflight")
-    try:
-        wait_for("both ranks", lambda: rank_started(lab, 1) or proc.poll() is not None, timeout=120)
-        assert proc.poll() is None and rank_started(lab, 2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
-    down_leaves_nothing(lab)
-
-
+# the long test first: with loadfile, a worker takes its next module when two tests of this one are
+# left (tests/conftest.py SLOW_FIRST); run last, it let this worker also take the upgrade e2e
 def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_path: Path) -> None:
     inv = str(lab.inventory)
     code, data, err = run(lab, "up", inv, *DP)
@@ -212,6 +160,60 @@ def test_dp_up_chat_spread_over_ranks_status_logs_noop_down(lab: SimLab, tmp_pat
     )
     assert [(f["host"], f["check"]) for f in broken["findings"]] == [(f"{NAME}-2", "ranks-down")], broken["findings"]
     assert "DP rank(s) 2, 3 planned here do not run" in broken["findings"][0]["observed"]
+    down_leaves_nothing(lab)
+
+
+def test_preflight_names_a_taken_rpc_port_and_a_killed_worker_rank_fails_up(lab: SimLab) -> None:
+    inv = str(lab.inventory)
+    lab.ssh(2, "setsid nohup python3 -m http.server 13345 >/dev/null 2>&1 < /dev/null &")
+    try:
+        wait_for("the port taker", lambda: "13345" in lab.ssh(2, "ss -H -ltn").stdout, timeout=30)
+        code, data, err = run(lab, "up", inv, *DP)
+        assert code == 1 and data["failed_stage"] == "preflight", err[-2000:]
+        found = [p for p in data["preflight"]["problems"] if p["check"] == "ports"]
+        assert [(p["host"], p["expected"]) for p in found] == [(f"{NAME}-2", "port 13345 free")]
+        assert "http.server" in found[0]["observed"] and "serve.data_parallel_rpc_port" in found[0]["hint"]
+        assert not rank_started(lab, 1) and not rank_started(lab, 2)  # nothing started
+    finally:
+        lab.ssh(2, "pkill -f '[h]ttp.server 13345' || true")
+
+    proc = start(lab, "up", inv, *DP, "--skip-preflight")
+    try:
+        wait_for("the worker's rank", lambda: rank_started(lab, 2) or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, proc.communicate()
+        lab.ssh(2, "pkill -KILL -f '[v]llm serve'")  # the rank dies while the cluster starts
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    data = json.loads(out)
+    assert proc.returncode == 1 and data["failed_stage"] == "ready", err[-2000:]
+    ready = next(s for s in data["run"]["stages"] if s["name"] == "ready")
+    worker = ready["hosts"][f"{NAME}-2"]["error"]
+    assert "rank exited while the cluster started" in worker["message"] and worker["details"], worker
+    assert f"the vLLM rank on {NAME}-2 exited" in ready["hosts"][f"{NAME}-1"]["error"]["message"]
+    down_leaves_nothing(lab)  # the head's rank and the orphaned engine on the worker too
+
+
+def test_generate_refuses_a_dp_plan_with_the_reason(lab: SimLab, tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Hello\n")
+    r = cli("generate", str(lab.inventory), *DP, "--prompts", str(prompts), cwd=lab.inventory.parent)
+    assert r.returncode == 2 and "generate on launcher dp" in r.stderr and "independent LLM per rank" in r.stderr
+    assert not rank_started(lab, 1) and not rank_started(lab, 2)
+
+
+def test_ctrl_c_during_dp_start_then_down_cleans_every_host(lab: SimLab) -> None:
+    proc = start(lab, "up", str(lab.inventory), *DP, "--skip-preflight")
+    try:
+        wait_for("both ranks", lambda: rank_started(lab, 1) or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None and rank_started(lab, 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
     down_leaves_nothing(lab)
 
 
