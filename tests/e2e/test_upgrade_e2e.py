@@ -31,8 +31,11 @@ from toolkit.sim.variants import make_variant, remove_variants
 NAME = "upg"
 GOOD, SLOW, BROKEN = (f"localhost/ascend-sim/vllm-ascend:{t}" for t in ("next", "slow", "broken"))
 #: the gate's ratio here: the simulated hosts share 2 cores with the rest of the suite, so a good image
-#: measures anywhere from 0.7x to 1.4x its baseline; the slow one (100 ms more per step) below 0.1x
-MIN_RATIO = "0.5"
+#: measured from 0.7x to 1.9x of its baseline (1.9x: the baseline taken beside another test's engine
+#: start, the gate in a quiet moment; the other way round, below 0.5x, is the likely cause of a CI failure with
+#: 0.5 required); the slow one (200 ms more per step) measures about 0.02x (0.05x with 100 ms)
+MIN_RATIO = "0.2"
+SLOW_MS = 200
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def upgrade(lab: SimLab, image: str, *extra: str) -> tuple[int, dict[str, Any], 
 def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) -> None:
     inv = str(lab.inventory)
     for kind, tag in (("good", GOOD), ("slow", SLOW), ("exit-at-start", BROKEN)):
-        make_variant(SIM_ROOT, kind, tag, slow_ms=100)
+        make_variant(SIM_ROOT, kind, tag, slow_ms=SLOW_MS)
     code, data, err = cli_json(lab, "up", inv, "--skip-preflight")  # each upgrade below runs the preflight
     assert code == 0, err[-3000:]
     first_up = data["duration"]
@@ -112,12 +115,14 @@ def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) 
         wait_for("the client's first answer", lambda: client.answers_after(0), 60)
         # a good image: the gate passes, it stays
         code, good, err, t0, t1 = upgrade(lab, GOOD, *gate)
-        assert code == 0 and good["outcome"] == "upgraded" and good["gate"]["passed"], (good, err[-3000:])
+        why = {k: good.get(k) for k in ("outcome", "failure", "gate", "timings", "notes")}
+        assert code == 0 and good["outcome"] == "upgraded" and good["gate"]["passed"], json.dumps(why)[:6000]
         assert good["serving"] == "new" and good["timings"]["apply_s"] > 0
         wait_for("an answer after the upgrade", lambda: client.answers_after(t1), 30)
         outage = client.downtime(t0, t1)
         assert outage > 0  # the containers were replaced: the client saw it
-        print(f"good upgrade: downtime {outage:.1f} s (up from stopped took {first_up:.1f} s)")
+        ratio = min(v["ratio"] for v in good["gate"]["verdicts"])
+        print(f"good upgrade: downtime {outage:.1f} s (up from stopped took {first_up:.1f} s), gate {ratio:.2f}x")
 
         # a slow image: the gate fails, the good one is restored, the same baseline passes again
         code, slow, err, t0, t1 = upgrade(lab, SLOW, *gate)
