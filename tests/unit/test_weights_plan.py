@@ -8,11 +8,13 @@ import os
 import struct
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from toolkit.api.weights_source import local_manifest, parse_headers
+from toolkit.api.weights_source import host_headers, local_manifest
+from toolkit.errors import HostError
 from toolkit.facts import Raw
 from toolkit.facts.weights import WeightsDir, parse_weights, weights_command
 from toolkit.planner.weights import checkpoint_refusals, plan_transfer
@@ -139,21 +141,21 @@ def test_the_folder_hasher_runs_shipped_as_on_a_host(tmp_path: Path) -> None:
     assert manifest_program.SOURCE_CACHE == facts.SOURCE_CACHE
 
 
+class LocalSession:
+    """A session that runs its command in a local bash, as sshd would on a host."""
+
+    def run(self, command: str, *, stdin: list[bytes], on_output: Any, **_: Any) -> SimpleNamespace:
+        r = subprocess.run(["bash", "-c", command], input=b"".join(stdin), capture_output=True)
+        for line in r.stdout.decode().splitlines():
+            on_output("stdout", line)
+        return SimpleNamespace(stderr=r.stderr.decode(), exit_code=r.returncode)
+
+
 def test_a_folder_on_a_host_is_hashed_there_with_progress_and_a_failure_names_the_host(tmp_path: Path) -> None:
     """host_manifest runs the shipped hasher through a session (here a local bash, as sshd would run
     it): the manifest and headers come back from its RESULT line, HASH lines reach the progress
     callback, and a folder that is not there is a HostError naming the host and the folder."""
-    from types import SimpleNamespace
-
     from toolkit.api.weights_source import host_manifest
-    from toolkit.errors import HostError
-
-    class LocalSession:
-        def run(self, command: str, *, stdin: list[bytes], on_output: Any, **_: Any) -> SimpleNamespace:
-            r = subprocess.run(["bash", "-c", command], input=b"".join(stdin), capture_output=True)
-            for line in r.stdout.decode().splitlines():
-                on_output("stdout", line)
-            return SimpleNamespace(stderr=r.stderr.decode(), exit_code=r.returncode)
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
@@ -240,11 +242,15 @@ def test_the_local_manifest_is_kept_and_reused_and_headers_are_checked(tmp_path:
     os.utime(tmp_path / "config.json", ns=(1, 1))
     again, _ = local_manifest(tmp_path)
     assert again["files"][1]["sha256"] != manifest["files"][1]["sha256"]
-    assert parse_headers("a.safetensors ok\nb.safetensors bad header\n", ["a.safetensors", "b.safetensors", "c"]) == {
-        "a.safetensors": None,
-        "b.safetensors": "bad header",
-        "c": "not checked (no answer)",
-    }
+    # a host's model.path with a complete manifest: the same program checks only the headers, shipped
+    found = host_headers(
+        LocalSession(), "h1", str(tmp_path), ["good.safetensors", "bad.safetensors", "gone.safetensors"]
+    )  # type: ignore[arg-type]
+    assert found["good.safetensors"] is None and found["bad.safetensors"] == headers["bad.safetensors"]
+    assert (found["gone.safetensors"] or "").startswith("unreadable: No such file")
+    with pytest.raises(HostError) as e:
+        host_headers(LocalSession(), "h1", str(tmp_path / "none"), ["x.safetensors"])  # type: ignore[arg-type]
+    assert e.value.host == "h1" and "could not read the safetensors headers" in e.value.message
 
 
 def test_check_net_names_a_host_whose_checkpoint_differs_from_the_others(tmp_path: Path) -> None:

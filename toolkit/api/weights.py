@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.api.context import ConnectFn, Options, make_executor, ran
-from toolkit.api.weights_source import headers_command, host_manifest, local_manifest, local_stream, parse_headers
+from toolkit.api.weights_source import host_headers, host_manifest, local_manifest, local_stream
 from toolkit.config.inventory import Inventory
 from toolkit.engine.executor import Event, EventKind, EventSink, Executor, no_events
 from toolkit.errors import BadInput, HostError
@@ -223,8 +223,7 @@ def complete_copy(states: dict[str, WeightsDir], candidates: list[str], path: st
 def check_headers(executor: Executor, host: str, root: str, manifest: dict[str, Any]) -> dict[str, str | None]:
     names = [f["name"] for f in manifest["files"] if f["name"].endswith(".safetensors")]
     src = next(h for h in executor.hosts if h.name == host)
-    out = executor.session(src).run(headers_command(root, names), timeout=120, check=False, setup=False)
-    return parse_headers(out.stdout, names)
+    return host_headers(executor.session(src, "weights-source"), host, root, names)
 
 
 def storage_warnings(states: dict[str, WeightsDir]) -> list[str]:

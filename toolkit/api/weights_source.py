@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterator
 from toolkit.engine.executor import Session
 from toolkit.errors import HostError
 from toolkit.launch import manifest_program, shipped
-from toolkit.transport.shell import q
 
 CHUNK = 1 << 20
 #: the slowest hashing a host's disk is given time for (bytes/s): the bound of the hasher's run
@@ -41,36 +40,34 @@ def local_stream(folder: Path, stream: list[dict[str, Any]], sent: Any) -> Itera
                 sent(len(block))
 
 
-_HEADERS_PY = (
-    "import json,struct,sys\n"
-    "for n in json.loads(sys.argv[2]):\n"
-    "    try:\n"
-    "        f=open(sys.argv[1]+'/'+n,'rb'); b=f.read(8); m=struct.unpack('<Q',b)[0] if len(b)==8 else 0\n"
-    "        ok=0<m<=100000000 and isinstance(json.loads(f.read(m)),dict)\n"
-    "        print(n, 'ok' if ok else 'bad header')\n"
-    "    except Exception as e: print(n, 'bad', type(e).__name__)\n"
-)
-
-
-def headers_command(root: str, names: list[str]) -> str:
-    return f"python3 -c {q(_HEADERS_PY)} {q(root)} {q(json.dumps(names))}"
-
-
-def parse_headers(text: str, names: list[str]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {n: "not checked (no answer)" for n in names}
-    lines = text.splitlines()
-    for n in names:
-        mine = [ln for ln in lines if ln.startswith(n + " ")]
-        if mine:
-            found[n] = None if mine[-1] == f"{n} ok" else mine[-1][len(n) + 1 :]
-    return found
-
-
 def host_manifest(
     session: Session, host: str, root: str, total: int, progress: Callable[[int], None]
 ) -> tuple[dict[str, Any], dict[str, str | None]]:
     """A plain folder on a host as a source: the folder hasher run there (hashes kept in the folder, so a
     second run reads only what changed), `progress(bytes hashed)` while it reads."""
+    found = _hasher(
+        session, host, root, {}, 600 + total / HASH_RATE, progress, f"could not hash {root} as a weights source"
+    )
+    return found["manifest"], found["headers"]
+
+
+def host_headers(session: Session, host: str, root: str, names: list[str]) -> dict[str, str | None]:
+    """The safetensors header check of a source whose hashes are known (a host's model.path with a
+    complete, verified manifest): the same shipped program, only the headers read."""
+    why = f"could not read the safetensors headers in {root}"
+    return dict(_hasher(session, host, root, {"headers": names}, 120, lambda _n: None, why)["headers"])
+
+
+def _hasher(
+    session: Session,
+    host: str,
+    root: str,
+    cfg: dict[str, Any],
+    timeout: float,
+    progress: Callable[[int], None],
+    failed: str,
+) -> dict[str, Any]:
+    """The folder hasher shipped to `host` for `root`: its RESULT, or a HostError naming the host."""
     found: dict[str, Any] = {}
     on_output = shipped.on_lines(
         {
@@ -81,18 +78,18 @@ def host_manifest(
     )
     res = session.run(
         shipped.COMMAND,
-        stdin=[shipped.payload(manifest_program, {"root": root})],
+        stdin=[shipped.payload(manifest_program, {"root": root, **cfg})],
         on_output=on_output,
-        timeout=600 + total / HASH_RATE,
+        timeout=timeout,
         check=False,
         setup=False,
     )
-    if "manifest" not in found:
+    if "headers" not in found:
         why = found.get("fail") or (res.stderr.strip().splitlines() or [f"exit {res.exit_code}"])[-1]
         raise HostError(
             host,
-            f"could not hash {root} as a weights source: {why}",
+            f"{failed}: {why}",
             hint="check that the folder is readable by the SSH user and python3 runs on the host",
             stage="weights-source",
         )
-    return found["manifest"], found["headers"]
+    return found

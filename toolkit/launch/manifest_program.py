@@ -4,7 +4,8 @@ machine (imported) or on a host (shipped by `launch/shipped.py`, stdlib only). T
 the folder (`.ascend-deploy-source.json`, never a host's manifest: a folder can be both) with each
 file's size and modification time, so a second run hashes only what changed.
 
-Shipped, it prints `HASH bytes` lines while it reads and one `RESULT {json}` line at the end."""
+Shipped, it prints `HASH bytes` lines while it reads and one `RESULT {json}` line at the end; with
+`headers` in its configuration it checks only those files' headers (no hashing)."""
 
 import hashlib
 import json
@@ -57,7 +58,7 @@ def folder_manifest(folder: str, progress: "Callable[[int], None] | None" = None
             cached = {e["name"]: e for e in json.load(f).get("files", []) if "mtime_ns" in e}
     except (OSError, ValueError, AttributeError):
         pass
-    files, headers, done = [], {}, 0
+    files, done = [], 0
     for name in folder_files(folder):
         path = os.path.join(folder, name)
         st = os.stat(path)
@@ -74,9 +75,6 @@ def folder_manifest(folder: str, progress: "Callable[[int], None] | None" = None
                         progress(done)
             digest = h.hexdigest()
         files.append({"name": name, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
-        if name.endswith(".safetensors"):
-            with open(path, "rb") as f:
-                headers[name] = header_problem(f.read(8), f.read)
     try:
         tmp = cache_path + ".tmp"
         with open(tmp, "w") as f:
@@ -85,7 +83,21 @@ def folder_manifest(folder: str, progress: "Callable[[int], None] | None" = None
     except OSError:
         pass  # a read-only folder: the hashes are computed again next time
     manifest = {"format": 1, "files": [{k: e[k] for k in ("name", "size", "sha256")} for e in files], "complete": True}
+    headers = folder_headers(folder, [e["name"] for e in files if e["name"].endswith(".safetensors")])
     return {"manifest": manifest, "headers": headers}
+
+
+def folder_headers(folder: str, names: "list[str]") -> "dict[str, str | None]":
+    """Each named safetensors file's header problem (None: it parses). Alone (`cfg["headers"]`), for a
+    source whose hashes are already known: a host's model.path with a complete, verified manifest."""
+    out: "dict[str, str | None]" = {}
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                out[name] = header_problem(f.read(8), f.read)
+        except OSError as e:
+            out[name] = "unreadable: " + (e.strerror or str(e))
+    return out
 
 
 def main(cfg: "dict[str, Any]") -> int:
@@ -100,6 +112,9 @@ def main(cfg: "dict[str, Any]") -> int:
     if not os.path.isdir(cfg["root"]):
         print("FAIL", cfg["root"], "is not a folder", flush=True)
         return 2
+    if "headers" in cfg:
+        print("RESULT", json.dumps({"headers": folder_headers(cfg["root"], cfg["headers"])}), flush=True)
+        return 0
     print("RESULT", json.dumps(folder_manifest(cfg["root"], progress)), flush=True)
     return 0
 
