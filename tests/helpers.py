@@ -459,6 +459,21 @@ def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2) ->
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
+def interrupt_when(
+    proc: subprocess.Popen[str], what: str, ready: Any, timeout: float, *, sig: int = signal.SIGINT, wait: float = 60
+) -> tuple[str, str]:
+    """Ctrl-C at a chosen moment: wait (bounded) until `ready()` while the command still runs, signal
+    it, and return what it printed (stdout, stderr); it is killed on the way out whatever happened."""
+    try:
+        wait_for(what, lambda: ready() or proc.poll() is not None, timeout)
+        assert proc.poll() is None, f"the command ended (exit {proc.returncode}) before {what}"
+        proc.send_signal(sig)
+        return proc.communicate(timeout=wait)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def held_inventory(lab: Any, tmp_path: Path, **defaults: Any) -> Path:
     """The lab's inventory with the HOLD setup line (a no-op while no hold file exists)."""
     import yaml

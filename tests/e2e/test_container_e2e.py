@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from openai import OpenAI
 
-from tests.helpers import SIM_ROOT, cli, cli_json, start, vllm_running, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, interrupt_when, start, vllm_running
 from tests.simlab import SimLab, running_cluster
 from toolkit.api.files import read_image_archive
 from toolkit.sim.image import save_tarball
@@ -110,18 +109,12 @@ def test_tp2_in_containers_up_noop_serve_change_ctrl_c_down_then_dp_ranks(lab: S
     # a container setting changes: `up` recreates the containers; Ctrl-C while vLLM starts in them,
     # then `down` leaves no container and no process
     proc = start(lab, "up", inv, *serve, "--set", "container.shm_size=2g")
-    try:
-        wait_for(
-            "vLLM starting in the new container",
-            lambda: (containers(lab, 1) not in ([], first[0]) and vllm_running(lab)) or proc.poll() is not None,
-            300,
-        )
-        assert proc.poll() is None, "up ended before the signal"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = interrupt_when(
+        proc,
+        "vLLM starting in the new container",
+        lambda: containers(lab, 1) not in ([], first[0]) and vllm_running(lab),
+        300,
+    )
     assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
     code, down, err = run(lab, "down", inv)
     assert code == 0 and all(h["clean"] for h in down["hosts"].values()), (down, err[-2000:])

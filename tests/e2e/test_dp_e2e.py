@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import tarfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 from openai import OpenAI
 
-from tests.helpers import SIM_ROOT, cli, cli_json, start, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, interrupt_when, start, wait_for
 from tests.simlab import SimLab, running_cluster
 
 NAME = "dpe"
@@ -205,14 +204,7 @@ def test_generate_refuses_a_dp_plan_with_the_reason(lab: SimLab, tmp_path: Path)
 
 def test_ctrl_c_during_dp_start_then_down_cleans_every_host(lab: SimLab) -> None:
     proc = start(lab, "up", str(lab.inventory), *DP, "--skip-preflight")
-    try:
-        wait_for("both ranks", lambda: rank_started(lab, 1) or proc.poll() is not None, timeout=120)
-        assert proc.poll() is None and rank_started(lab, 2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = interrupt_when(proc, "both ranks", lambda: rank_started(lab, 1) and rank_started(lab, 2), 120)
     assert proc.returncode == 130 and json.loads(out)["error"]["kind"] == "interrupted", err[-2000:]
     down_leaves_nothing(lab)
 
@@ -258,23 +250,15 @@ def bench_against_the_running_server(lab: SimLab, inv: str, tmp_path: Path) -> N
     # 2000 at once (rate inf) its API server is too busy to answer status for most of the run
     many = ["--concurrency", "16", "--num-prompts", "2000", "--output-len", "64"]
     proc = start(lab, "bench", inv, *DP, *many, *small[6:])
-    try:
-        seen: list[dict] = []
+    seen: list[dict] = []
 
-        def busy() -> bool:
-            code, status, _ = run(lab, "status", inv, *DP, "--metrics")
-            load = status.get("metrics") or []
-            seen[:] = load
-            return bool(load) and load[0]["running"] + load[0]["waiting"] > 0
+    def busy() -> bool:
+        code, status, _ = run(lab, "status", inv, *DP, "--metrics")
+        load = status.get("metrics") or []
+        seen[:] = load
+        return bool(load) and load[0]["running"] + load[0]["waiting"] > 0
 
-        wait_for(
-            "the concurrent benchmark's requests in status --metrics", lambda: busy() or proc.poll() is not None, 180
-        )
-        assert proc.poll() is None and seen[0]["engines"] == 4 and seen[0]["kv_cache_usage"] is not None, seen
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = interrupt_when(proc, "the concurrent benchmark's requests in status --metrics", busy, 180)
+    assert seen[0]["engines"] == 4 and seen[0]["kv_cache_usage"] is not None, seen  # read while it ran
     assert proc.returncode == 130, err[-2000:]
     wait_for("the benchmark on the head to stop", lambda: not pids(lab, 1, "[v]llm bench serve"), timeout=30)

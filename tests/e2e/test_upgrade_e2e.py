@@ -14,7 +14,6 @@ One cluster and one sequence: each case starts from what the one before left run
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 from openai import OpenAI
 
-from tests.helpers import SIM_ROOT, cli, cli_json, start, wait_for
+from tests.helpers import SIM_ROOT, cli, cli_json, interrupt_when, start, wait_for
 from tests.simlab import SimLab, running_cluster
 from toolkit.sim.plugins.sim_runtime import SIM_IMAGE
 from toolkit.sim.variants import make_variant, remove_variants
@@ -146,18 +145,13 @@ def test_upgrade_gate_rollbacks_ctrl_c_and_history(lab: SimLab, tmp_path: Path) 
         # Ctrl-C while the new deployment starts: rolled back (the good image serves again)
         proc = start(lab, "upgrade", inv, "--set", f"container.image={SIM_IMAGE}")
         t0 = time.monotonic()
-        try:
-            wait_for(
-                "the new container starting",
-                lambda: SIM_IMAGE in lab.ssh(1, "podman ps --format '{{.Image}}'").stdout or proc.poll() is not None,
-                300,
-            )
-            assert proc.poll() is None, "the upgrade ended before the signal"
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=600)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        out, err = interrupt_when(
+            proc,
+            "the new container starting",
+            lambda: SIM_IMAGE in lab.ssh(1, "podman ps --format '{{.Image}}'").stdout,
+            300,
+            wait=600,
+        )
         t1 = time.monotonic()
         stopped = json.loads(out)
         print("Ctrl-C report:", json.dumps({k: stopped.get(k) for k in ("outcome", "failure", "timings", "notes")}))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.helpers import ROOT, SIM_ROOT, cli_json, wait_for
+from tests.helpers import ROOT, SIM_ROOT, cli_json, interrupt_when, wait_for
 from tests.simlab import SimLab, running_cluster
 from toolkit.sim.layout import NETNS_PREFIX
 
@@ -104,9 +103,7 @@ def test_sync_resume_rerun_route_around_and_refusals(lab: SimLab, tmp_path: Path
     shape(lab, "80mbit")
     try:
         proc = start(lab, "--from-local", str(source))
-        wait_for("bytes on the last host", lambda: parts(lab, 4) + len(host_sums(lab, 4)) > 0, timeout=60)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        interrupt_when(proc, "bytes on the last host", lambda: parts(lab, 4) + len(host_sums(lab, 4)) > 0, 60)
         assert proc.returncode == 130
         # the first host is fed over SSH (unshaped here): the last one of the chain has the least
         kept = parts(lab, 4) + sum(os.path.getsize(source / n) for n in host_sums(lab, 4))
