@@ -146,10 +146,10 @@ def test_tp2_up_chat_status_noop_serve_change_down(lab: SimLab, tmp_path: Path) 
     # headroom alone (above Ray's own 95% memory monitor, which would kill the engine's worker), the
     # host-memory check passes only because what the deployment holds there is counted
     from toolkit.facts import Raw
-    from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
+    from toolkit.facts.deploy import PS_COMMAND, parse_deployment_rss_mib
     from toolkit.sim import faults
 
-    held_mib = parse_deployment_rss_mib(Raw(lab.ssh(1, RSS_COMMAND).stdout, 0))
+    held_mib = parse_deployment_rss_mib(Raw(lab.ssh(1, PS_COMMAND).stdout, 0))
     total_mib = int(lab.ssh(1, "awk '/^MemTotal/ {print $2}' /proc/meminfo").stdout) // 1024
     weights_mib = int(lab.ssh(1, f"du -sm --apparent-size {SYNCED}").stdout.split()[0])
     cut = int(total_mib * 0.075)

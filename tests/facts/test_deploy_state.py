@@ -50,16 +50,17 @@ HOLD_64_MIB = "b = bytes([1]) * (64 << 20); print(1, flush=True); input()"
 
 
 def test_the_ram_a_deployment_holds_is_read_from_ps_for_real() -> None:
-    """RSS_COMMAND in a local bash, with a process named as vLLM's engine holding 64 MiB: its resident
-    memory counts; this machine's other processes (not vLLM, not Ray) do not."""
+    """PS_COMMAND in a local bash, with a process named as vLLM's engine holding 64 MiB: its resident
+    memory counts; this machine's other processes (not vLLM, not Ray) do not. The same output names
+    each pid's command (npu-smi's holders)."""
     import subprocess
     import sys
 
     from toolkit.facts import Raw
-    from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
+    from toolkit.facts.deploy import PS_COMMAND, parse_commands, parse_deployment_rss_mib
 
     before = parse_deployment_rss_mib(
-        Raw(subprocess.run(["bash", "-c", RSS_COMMAND], capture_output=True, text=True).stdout, 0)
+        Raw(subprocess.run(["bash", "-c", PS_COMMAND], capture_output=True, text=True).stdout, 0)
     )
     holder = subprocess.Popen(
         [
@@ -73,11 +74,14 @@ def test_the_ram_a_deployment_holds_is_read_from_ps_for_real() -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "1"  # the memory is touched
-        out = subprocess.run(["bash", "-c", RSS_COMMAND], capture_output=True, text=True).stdout
+        out = subprocess.run(["bash", "-c", PS_COMMAND], capture_output=True, text=True).stdout
         assert "VLLM::EngineCore" in out
         assert parse_deployment_rss_mib(Raw(out, 0)) - before >= 64
+        assert parse_commands(Raw(out, 0))[holder.pid].startswith("VLLM::EngineCore -c")
     finally:
         holder.kill()
         holder.wait()
-    assert parse_deployment_rss_mib(Raw("  1234 /usr/bin/python3 train.py\n  2048 ray::IDLE\n", 0)) == 0
-    assert parse_deployment_rss_mib(Raw(" 4096 /x/raylet/raylet --node\n 8192 vllm serve /m\nbad line\n", 0)) == 12
+    assert parse_deployment_rss_mib(Raw("  7 1234 /usr/bin/python3 train.py\n  8 2048 ray::IDLE\n", 0)) == 0
+    table = Raw(" 9 4096 /x/raylet/raylet --node\n 10 8192 vllm serve /m\nbad line\n 11 0\n", 0)
+    assert parse_deployment_rss_mib(table) == 12
+    assert parse_commands(table) == {9: "/x/raylet/raylet --node", 10: "vllm serve /m", 11: ""}

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from toolkit.facts import Fact, Raw, batch_script, split_batch
+from toolkit.facts import Fact, Raw, batch_script, raws, split_batch
 from toolkit.facts.host import (
     parse_cpu_model,
     parse_ip_addr,
@@ -124,6 +124,23 @@ def test_batch_background_facts_run_alongside_the_others() -> None:
         ).stdout
     parts = split_batch(out, "n1")
     assert parts["waits"] == Raw("", 0) and parts["creates"] == Raw("made\n", 0)
+
+
+def test_a_command_two_facts_share_runs_once_and_each_parses_it(tmp_path: Path) -> None:
+    """`npu-smi info -l` read as the card count and as the card list: one run, two parsers (on a real
+    host each npu-smi call takes a second or more)."""
+    counter = tmp_path / "runs"
+    command = f"echo run >> {counter}; echo 'Total Count : 8'"
+    facts = [
+        Fact("count", command, lambda r: r.stdout.split(":")[1].strip()),
+        Fact("other", "echo other", lambda r: r.stdout.strip()),
+        Fact("lines", command, lambda r: len(r.stdout.splitlines())),
+    ]
+    out = subprocess.run(["bash", "-c", batch_script(facts, "n2")], capture_output=True, text=True).stdout
+    assert counter.read_text() == "run\n" and out.count("@@n2@@ rc=") == 2
+    found = raws(facts, out, "n2")
+    assert found["count"] == found["lines"] == Raw("Total Count : 8\n", 0) and found["other"].stdout == "other\n"
+    assert raws(facts, "", "n2")["lines"] == Raw("", 255)  # no output: each fact failed, none missing
 
 
 def test_batch_truncated_output_leaves_missing_facts_absent() -> None:

@@ -12,7 +12,7 @@ from toolkit.facts import Raw
 from toolkit.facts.hccn import COMMANDS, DeviceFacts, parse_command, parse_devices
 from toolkit.facts.model import parse_model
 from toolkit.facts.net import parse_probes, parse_routes
-from toolkit.facts.npu import HOLDERS_COMMAND, parse_holders, parse_info_list, parse_npu_smi_info
+from toolkit.facts.npu import holders, parse_info_list, parse_npu_smi_info
 
 GOLDEN = Path(__file__).parent / "golden"
 SIM_GOLDEN = Path(__file__).parents[1] / "integration" / "golden"
@@ -225,21 +225,10 @@ def test_latency_command_samples_again_only_while_the_host_is_busy(tmp_path: Pat
     assert lat is not None and lat.samples == LATENCY_SAMPLES and lat.runnable >= 1
 
 
-def test_npu_holders_come_from_the_process_table_with_their_commands(tmp_path) -> None:
-    """The holders command reads npu-smi's process table (here the captured A3 output through a stand-in
-    npu-smi) and asks ps for each pid's command line; a pid that is gone reads as '?'."""
-    import os
-    import subprocess
-
-    fake = tmp_path / "npu-smi"
-    fake.write_text(f"#!/bin/sh\ncat {GOLDEN / 'npu-smi-info.a3-busy'}\n")
-    fake.chmod(0o755)
-    out = subprocess.run(
-        ["bash", "-c", HOLDERS_COMMAND],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
-    )
-    holders = parse_holders(Raw(out.stdout, out.returncode))
-    assert list(holders) == [51]  # the one process in the captured table
-    assert parse_holders(Raw("51 python3 -m vllm serve /m\n52\n", 0)) == {51: "python3 -m vllm serve /m", 52: "?"}
+def test_npu_holders_are_npu_smis_processes_with_their_commands() -> None:
+    """The pids of npu-smi's process table (the captured A3 output) named by the host's process list;
+    a pid the list lacks (gone, or hidden from this user) reads as '?'."""
+    info = parse_npu_smi_info(Raw((GOLDEN / "npu-smi-info.a3-busy").read_text(), 0))
+    assert info is not None and [p.pid for p in info.processes] == [51]  # the one process in the captured table
+    assert holders(info, {51: "python3 -m vllm serve /m", 60: "bash"}) == {51: "python3 -m vllm serve /m"}
+    assert holders(info, {}) == {51: "?"} and holders(None, {51: "x"}) == {}

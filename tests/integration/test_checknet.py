@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import cli
 from tests.simlab import SimLab
+from toolkit.sim.faults import HOLDER
 
 
 def check_net(sim: SimLab, *args: str) -> tuple[int, dict]:
@@ -54,7 +55,7 @@ FAULTS = [
     (3, ("slow", {"value": "1200"}), (3, None, "tool-latency"), "hccn_tool answers in"),
     (2, ("missing-model", {}), (2, None, "model"), "does not exist"),
     (3, ("version-skew", {"value": "0.9.1"}), (3, None, "versions"), "cann 8.2.RC1 (others 8.0.RC2 on"),
-    (1, ("npu-held", {"card": 5}), (1, 5, "npu-memory"), "NPU 5 is held by pid"),
+    (1, ("npu-held", {"card": 5}), (1, 5, "npu-memory"), "NPU 5 is held by pid"),  # and its command: below
     (2, ("low-ram", {"value": "200"}), (2, None, "host-memory"), "0.20 GiB of RAM available"),
     (3, ("small-shm", {"value": "16m"}), (3, None, "shm"), "/dev/shm is 0.02 GiB"),
     (1, ("old-driver", {}), (1, None, "driver"), "driver 23.0.3 (/usr/local/Ascend/driver/version.info) with CANN"),
@@ -80,6 +81,8 @@ def test_each_fault_is_exactly_one_precise_problem(
     problem = data["problems"][0]
     assert words.replace("{name}", sim.name) in problem["observed"]
     assert problem["expected"] and problem["hint"]
+    if kind == "npu-held":  # the holder named by its command line, read from the host's process list
+        assert re.search(rf"held by pid \d+ \({HOLDER}\b", problem["observed"]), problem["observed"]
     if kind == "slow":  # the table is the same report; every tool call of this case costs a second
         return
     table = cli("check-net", str(sim.inventory), *planned, timeout=300)

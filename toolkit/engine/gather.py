@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from toolkit.engine.executor import Session
 from toolkit.errors import CommandFailed
-from toolkit.facts import Fact, Raw, batch_script, split_batch
+from toolkit.facts import Fact, batch_script, raws, split_batch
 
 
 def needs_setup(facts: Iterable[Fact[Any]]) -> bool:
@@ -19,9 +19,9 @@ def gather(session: Session, facts: list[Fact[Any]], *, timeout: float | None = 
     """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
     nonce = secrets.token_hex(6)
     result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))
-    raw = split_batch(result.stdout, nonce)
-    if not raw and not result.ok:
+    if not split_batch(result.stdout, nonce) and not result.ok:
         raise CommandFailed(
             session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result
         )
-    return {fact.name: fact.parse(raw.get(fact.name, Raw("", 255))) for fact in facts}
+    raw = raws(facts, result.stdout, nonce)
+    return {fact.name: fact.parse(raw[fact.name]) for fact in facts}

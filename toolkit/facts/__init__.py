@@ -30,14 +30,24 @@ class Fact(Generic[T]):
     background: bool = False  # slow: runs concurrently with the batch's other facts
 
 
+def distinct(facts: Iterable[Fact[Any]]) -> list[Fact[Any]]:
+    """The facts that run: of several with the same command (one output, parsed two ways: `npu-smi
+    info -l` for the card count and the card list), the first; `raws` hands each the output."""
+    first: dict[str, Fact[Any]] = {}
+    for fact in facts:
+        first.setdefault(fact.command, fact)
+    return list(first.values())
+
+
 def batch_script(facts: Iterable[Fact[Any]], nonce: str) -> str:
-    """One shell script that prints every fact's output between unique markers.
+    """One shell script that prints every fact's output between unique markers (a command that
+    several facts share, once).
 
     The output is collected on the host and written once: printed as it comes it reaches the
     controller as ~100 small SSH packets per host, and paramiko's per-packet Python work would
     be most of check-net's controller CPU (docs/timing-history.md).
     A timeout loses nothing the caller could use: a timed-out run raises, partial or not."""
-    facts = list(facts)
+    facts = distinct(facts)
     slow = [f for f in facts if f.background]
     parts = ["__facts=$("]
     if slow:  # started first, each into its own file in a private folder, printed after the rest
@@ -87,3 +97,12 @@ def sections(stdout: str, nonce: str) -> Iterator[tuple[str, str, int]]:
 def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
     """Split a batch script's output back into per-fact raw outputs."""
     return {tag: Raw(text, code) for tag, text, code in sections(stdout, nonce)}
+
+
+def raws(facts: Iterable[Fact[Any]], stdout: str, nonce: str) -> dict[str, Raw]:
+    """Each fact's raw output from a batch script's output, by fact name (a fact whose command ran
+    under another fact's name gets that output; a missing section is a failed command)."""
+    facts = list(facts)
+    ran = {f.command: f.name for f in distinct(facts)}
+    found = split_batch(stdout, nonce)
+    return {f.name: found.get(ran[f.command], Raw("", 255)) for f in facts}

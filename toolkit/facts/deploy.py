@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from toolkit.facts import Fact, Raw
 from toolkit.transport.shell import q
@@ -205,19 +205,27 @@ def is_deployment_process(args: str) -> bool:
     return bool(_VLLM.search(args) or _WORKER.search(args) or _RAYLET.search(args) or _GCS.search(args))
 
 
-#: every process's resident memory (kB) and command line: what a running deployment holds of RAM
-RSS_COMMAND = "ps -eo rss=,args= 2>/dev/null | cut -c1-400"
+#: every process's pid, resident memory (kB) and command line: what a running deployment holds of RAM,
+#: and who holds a device npu-smi lists a process on (one `ps` for both: two facts parse it)
+PS_COMMAND = "ps -eo pid=,rss=,args= 2>/dev/null | cut -c1-400"
+
+
+def _ps_rows(raw: Raw) -> Iterator[tuple[int, int, str]]:
+    for line in raw.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            yield int(parts[0]), int(parts[1]), parts[2] if len(parts) > 2 else ""
 
 
 def parse_deployment_rss_mib(raw: Raw) -> int:
     """The RAM (MiB) the host's deployment processes (vLLM, Ray; any user, in a container too) hold:
     a start that replaces them has it back before it loads."""
-    kib = 0
-    for line in raw.stdout.splitlines():
-        rss, _, args = line.strip().partition(" ")
-        if rss.isdigit() and is_deployment_process(args):
-            kib += int(rss)
-    return kib // 1024
+    return sum(rss for _pid, rss, args in _ps_rows(raw) if is_deployment_process(args)) // 1024
+
+
+def parse_commands(raw: Raw) -> dict[int, str]:
+    """pid -> command line of every process (`PS_COMMAND`)."""
+    return {pid: args for pid, _rss, args in _ps_rows(raw)}
 
 
 def parse_state(raw: Raw) -> DeployState:

@@ -170,22 +170,12 @@ def parse_npu_smi_info(raw: Raw) -> NpuInfo | None:
     return NpuInfo(tuple(chips), tuple(processes), a3)
 
 
-#: the pids in `npu-smi info`'s process table, each with its command line (`ps`), one per line
-HOLDERS_COMMAND = (
-    "npu-smi info 2>/dev/null | awk -F'|' '/Process id/ {t=1; next} t && NF >= 6 "
-    '{p=$3; gsub(/ /, "", p); if (p ~ /^[0-9]+$/) print p}\' | sort -u | '
-    'while read -r p; do a=$(ps -o args= -p "$p" 2>/dev/null | cut -c1-300); echo "$p ${a:-?}"; done'
-)
-
-
-def parse_holders(raw: Raw) -> dict[int, str]:
-    """pid -> command line of every process npu-smi lists on a device ("?" when it is gone or hidden)."""
-    out: dict[int, str] = {}
-    for line in raw.stdout.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if pid.isdigit():
-            out[int(pid)] = args.strip() or "?"
-    return out
+def holders(info: NpuInfo | None, commands: dict[int, str]) -> dict[int, str]:
+    """pid -> command line of every process npu-smi lists on a device, from the host's process list
+    (`facts.deploy.parse_commands`; "?" when the process is gone or hidden from this user)."""
+    if info is None:
+        return {}
+    return {p.pid: commands.get(p.pid) or "?" for p in info.processes}
 
 
 def npu_smi_fact() -> Fact[NpuInfo | None]:

@@ -11,12 +11,12 @@ from toolkit.checks import pings
 from toolkit.config.inventory import Inventory, ResolvedHost
 from toolkit.engine.registry import Op, StepContext, step
 from toolkit.facts import Fact, Raw
-from toolkit.facts.deploy import RSS_COMMAND, parse_deployment_rss_mib
+from toolkit.facts.deploy import PS_COMMAND, parse_commands, parse_deployment_rss_mib
 from toolkit.facts.hccn import device_script, hccn_conf_command, parse_devices, parse_hccn_conf
 from toolkit.facts.host import HOST_FACTS, df_command, parse_df, parse_mem_available_mib
 from toolkit.facts.model import model_command, parse_model
 from toolkit.facts.net import latency_command, parse_latency, parse_probes, parse_routes, probe_command, route_command
-from toolkit.facts.npu import HOLDERS_COMMAND, npu_smi_fact, parse_holders, parse_info_list
+from toolkit.facts.npu import holders, npu_smi_fact, parse_info_list
 from toolkit.facts.ports import listeners_command, parse_listeners
 from toolkit.facts.weights import parse_weights, weights_command
 
@@ -50,9 +50,9 @@ def preflight_fact_list(inv: Inventory, host: ResolvedHost, nonce: str) -> list[
         ),  # first: before the device reads load the host
         *HOST_FACTS,
         npu_smi_fact(),
-        Fact("npu_holders", HOLDERS_COMMAND, parse_holders),
+        Fact("process_commands", PS_COMMAND, parse_commands),  # -> npu_holders, then dropped
         Fact("mem_available_mib", "cat /proc/meminfo", parse_mem_available_mib),
-        Fact("deployment_rss_mib", RSS_COMMAND, parse_deployment_rss_mib),
+        Fact("deployment_rss_mib", PS_COMMAND, parse_deployment_rss_mib),
         Fact("shm", df_command("/dev/shm"), parse_df("/dev/shm")),
         Fact("npu_list", "npu-smi info -l", parse_info_list),
         Fact("devices", device_script(devices, nonce), lambda raw: parse_devices(raw, nonce, devices)),
@@ -73,6 +73,7 @@ def preflight_facts(ctx: StepContext) -> Iterator[Op]:
     """Read npu-smi, every hccn_tool check per device, NICs, routes, reachability, versions, model, clock."""
     clock = read_clock(ctx)  # first, while the host is idle: the round trip bounds the error
     values = ctx.facts(preflight_fact_list(ctx.inventory, ctx.host, secrets.token_hex(5)))
+    values["npu_holders"] = holders(values.get("npu_smi"), values.pop("process_commands", None) or {})
     values.update(clock)
     ctx.data.update(values)
     return iter(())
