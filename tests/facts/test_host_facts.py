@@ -127,8 +127,7 @@ def test_batch_background_facts_run_alongside_the_others() -> None:
 
 
 def test_a_command_two_facts_share_runs_once_and_each_parses_it(tmp_path: Path) -> None:
-    """`npu-smi info -l` read as the card count and as the card list: one run, two parsers (on a real
-    host each npu-smi call takes a second or more)."""
+    """`npu-smi info -l` read as the card count and as the card list: one run, two parsers."""
     counter = tmp_path / "runs"
     command = f"echo run >> {counter}; echo 'Total Count : 8'"
     facts = [
