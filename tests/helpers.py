@@ -449,23 +449,33 @@ def start(lab: Any, *args: str, env: dict[str, str] | None = None) -> subprocess
     )
 
 
-def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2) -> None:
-    """Poll `check` until it is true, or fail naming `what` (a bounded wait, never a bare sleep)."""
+def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.2, most: float = 1.0) -> None:
+    """Poll `check` until it is true, or fail naming `what` (a bounded wait, never a bare sleep). The
+    interval grows from `every` to `most`: most checks are an SSH connection to a simulated host, and
+    at 5 a second through a minute-long wait they took CPU from the start they waited for."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(every)
+        every = min(every * 1.5, max(most, every))
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def interrupt_when(
-    proc: subprocess.Popen[str], what: str, ready: Any, timeout: float, *, sig: int = signal.SIGINT, wait: float = 60
+    proc: subprocess.Popen[str],
+    what: str,
+    ready: Any,
+    timeout: float,
+    *,
+    sig: int = signal.SIGINT,
+    wait: float = 60,
+    most: float = 1.0,
 ) -> tuple[str, str]:
     """Ctrl-C at a chosen moment: wait (bounded) until `ready()` while the command still runs, signal
     it, and return what it printed (stdout, stderr); it is killed on the way out whatever happened."""
     try:
-        wait_for(what, lambda: ready() or proc.poll() is not None, timeout)
+        wait_for(what, lambda: ready() or proc.poll() is not None, timeout, most=most)
         assert proc.poll() is None, f"the command ended (exit {proc.returncode}) before {what}"
         proc.send_signal(sig)
         return proc.communicate(timeout=wait)

@@ -77,6 +77,31 @@ class Sshd:
             return 0
         return self.log.read_text(errors="replace").count("Accepted publickey")
 
+    def runs(self, needle: str) -> bool:
+        """A process of one of this server's sessions has `needle` in its command line: a command the
+        test started is on the host (and not some other test's process of the same name)."""
+        if self.proc is None:
+            return False
+        parents: dict[int, int] = {}
+        found: list[int] = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                args = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+            if needle in args:
+                found.append(int(entry))
+        for pid in found:
+            while pid > 1 and pid != self.proc.pid:
+                pid = parents.get(pid, 0)
+            if pid == self.proc.pid:
+                return True
+        return False
+
     def start(self, authorized_keys: Path) -> None:
         require_sshd()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)

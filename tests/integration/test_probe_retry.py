@@ -5,6 +5,7 @@ catches up times out twice and says so."""
 
 from __future__ import annotations
 
+import select
 import socket
 import subprocess
 import threading
@@ -28,7 +29,10 @@ def stalled_listener(accept_after: float | None) -> tuple[socket.socket, list[so
         c.setblocking(False)
         c.connect_ex(server.getsockname())
         fillers.append(c)
-    time.sleep(0.2)
+    # the queue is full once the first filler's handshake completed (it is writable) and the second's
+    # SYN is dropped (it stays unwritable): a bounded wait for the first, then the probe can start
+    _, writable, _ = select.select([], fillers[:1], [], 5)
+    assert writable, "the first filler never connected"
     if accept_after is not None:
 
         def drain() -> None:

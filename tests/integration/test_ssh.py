@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import SshLab, cli
+from tests.helpers import SshLab, cli, wait_for
 from tests.sshd import free_port, keygen
 from toolkit import api
 from toolkit.config.loader import load_inventory
@@ -317,11 +317,8 @@ def test_sigint_stops_promptly_and_says_what_was_running(
         text=True,
         env={**os.environ, "HOME": str(home)},
     )
-    deadline = time.monotonic() + 20
-    while h.handshakes() == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert h.handshakes() > before, "never connected"
-    time.sleep(0.3)  # let the command start on the host
+    wait_for("the setup line running on the host", lambda: h.runs("sleep 60") or proc.poll() is not None, 20)
+    assert h.handshakes() > before and proc.poll() is None
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
@@ -566,10 +563,7 @@ def test_closing_ends_the_connection_and_its_reader_thread_at_once(ssh_lab: SshL
         target=lambda: outcome.update(group=ex.map(lambda s: s.run("sleep 60", setup=False), [host]))
     )
     runner.start()
-    deadline = time.monotonic() + 10
-    while not ex.running and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # the command is on the host
+    wait_for("the command on the host", lambda: bool(ex.running) and ssh_lab.hosts[0].runs("sleep 60"), 10, every=0.01)
     closed_at = time.monotonic()
     ex.close()
     runner.join(5)
