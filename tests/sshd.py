@@ -80,25 +80,15 @@ class Sshd:
     def runs(self, needle: str) -> bool:
         """A process of one of this server's sessions has `needle` in its command line: a command the
         test started is on the host (and not some other test's process of the same name)."""
-        if self.proc is None:
-            return False
-        parents: dict[int, int] = {}
-        found: list[int] = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
+        todo = [self.proc.pid] if self.proc is not None else []
+        while todo:
+            pid = todo.pop()
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                args = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
                 continue
-            parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
             if needle in args:
-                found.append(int(entry))
-        for pid in found:
-            while pid > 1 and pid != self.proc.pid:
-                pid = parents.get(pid, 0)
-            if pid == self.proc.pid:
                 return True
         return False
 

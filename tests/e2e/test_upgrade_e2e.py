@@ -31,8 +31,8 @@ NAME = "upg"
 GOOD, SLOW, BROKEN = (f"localhost/ascend-sim/vllm-ascend:{t}" for t in ("next", "slow", "broken"))
 #: the gate's ratio here: the simulated hosts share 2 cores with the rest of the suite, so a good image
 #: measured from 0.7x to 1.9x of its baseline (1.9x: the baseline taken beside another test's engine
-#: start, the gate in a quiet moment; the other way round, below 0.5x, is the likely cause of a CI failure with
-#: 0.5 required); the slow one (200 ms more per step) measures about 0.02x (0.05x with 100 ms)
+#: start, the gate in a quiet moment; the other way round, below 0.5x, is the likely cause of a CI
+#: failure with 0.5 required); the slow one (200 ms more per step) measures about 0.02x (0.05x with 100 ms)
 MIN_RATIO = "0.2"
 SLOW_MS = 200
 

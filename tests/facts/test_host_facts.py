@@ -137,9 +137,9 @@ def test_a_command_two_facts_share_runs_once_and_each_parses_it(tmp_path: Path) 
     ]
     out = subprocess.run(["bash", "-c", batch_script(facts, "n2")], capture_output=True, text=True).stdout
     assert counter.read_text() == "run\n" and out.count("@@n2@@ rc=") == 2
-    found = raws(facts, out, "n2")
+    found = raws(facts, split_batch(out, "n2"))
     assert found["count"] == found["lines"] == Raw("Total Count : 8\n", 0) and found["other"].stdout == "other\n"
-    assert raws(facts, "", "n2")["lines"] == Raw("", 255)  # no output: each fact failed, none missing
+    assert raws(facts, {})["lines"] == Raw("", 255)  # no output: each fact failed, none missing
 
 
 def test_batch_truncated_output_leaves_missing_facts_absent() -> None:

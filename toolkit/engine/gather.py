@@ -19,9 +19,10 @@ def gather(session: Session, facts: list[Fact[Any]], *, timeout: float | None = 
     """Run `facts` on one host in one round trip and parse each; missing output parses as failed."""
     nonce = secrets.token_hex(6)
     result = session.run(batch_script(facts, nonce), timeout=timeout, check=False, setup=needs_setup(facts))
-    if not split_batch(result.stdout, nonce) and not result.ok:
+    found = split_batch(result.stdout, nonce)
+    if not found and not result.ok:
         raise CommandFailed(
             session.name, f"gathering facts failed (exit {result.exit_code}): {result.tail(3)}", result=result
         )
-    raw = raws(facts, result.stdout, nonce)
+    raw = raws(facts, found)
     return {fact.name: fact.parse(raw[fact.name]) for fact in facts}

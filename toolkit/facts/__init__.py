@@ -99,10 +99,9 @@ def split_batch(stdout: str, nonce: str) -> dict[str, Raw]:
     return {tag: Raw(text, code) for tag, text, code in sections(stdout, nonce)}
 
 
-def raws(facts: Iterable[Fact[Any]], stdout: str, nonce: str) -> dict[str, Raw]:
-    """Each fact's raw output from a batch script's output, by fact name (a fact whose command ran
-    under another fact's name gets that output; a missing section is a failed command)."""
+def raws(facts: Iterable[Fact[Any]], found: dict[str, Raw]) -> dict[str, Raw]:
+    """Each fact's raw output from a batch's sections (`split_batch`), by fact name (a fact whose
+    command ran under another fact's name gets that output; a missing section is a failed command)."""
     facts = list(facts)
     ran = {f.command: f.name for f in distinct(facts)}
-    found = split_batch(stdout, nonce)
     return {f.name: found.get(ran[f.command], Raw("", 255)) for f in facts}
